@@ -1,0 +1,1 @@
+//! Local Security Hub emulator.

@@ -1,0 +1,5 @@
+//! sechub-triage: bulk triage for AWS Security Hub.
+pub mod cli;
+pub mod arn;
+pub mod model;
+pub mod emulator;

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(sechub_triage::cli::main());
+}

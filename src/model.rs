@@ -1,0 +1,135 @@
+//! Core value types shared by every pipeline stage.
+//!
+//! Nothing here knows about files, HTTP or the SDK: these are the nouns the
+//! stages pass to each other.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The identity of one finding, exactly as `BatchUpdateFindings` takes it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FindingKey {
+    /// The finding's `Id` (ASFF) / `finding_info.uid` (OCSF).
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// The finding's `ProductArn` (ASFF) / `metadata.product.uid` (OCSF, `::product/` form).
+    #[serde(rename = "ProductArn")]
+    pub product_arn: String,
+}
+
+impl FindingKey {
+    /// Builds a key from its two parts.
+    pub fn new(id: impl Into<String>, product_arn: impl Into<String>) -> Self {
+        FindingKey {
+            id: id.into(),
+            product_arn: product_arn.into(),
+        }
+    }
+}
+
+impl fmt::Display for FindingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.id, self.product_arn)
+    }
+}
+
+/// Where an input record came from, precise enough for a user to find it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// The input's name as the user gave it (`-` for standard input).
+    pub file: Arc<str>,
+    /// 1-based data record number within the file, not counting a header
+    /// (the n-th finding the file holds). Unique per file.
+    pub row: u64,
+    /// Format-specific detail: `line 17` for text formats (the line the record
+    /// starts on), `row group 3, row 12` for Parquet. `None` when there is
+    /// nothing more useful than the row number.
+    pub detail: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.detail {
+            Some(d) => write!(f, "{}: row {} ({})", self.file, self.row, d),
+            None => write!(f, "{}: row {}", self.file, self.row),
+        }
+    }
+}
+
+/// One record read from an input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceRecord {
+    /// Where the record is.
+    pub location: Location,
+    /// The finding it names.
+    pub key: FindingKey,
+}
+
+/// A record that cannot be used, with the reason. It is reported in the
+/// results as `invalid` and the run goes on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvalidRecord {
+    /// Where the record is.
+    pub location: Location,
+    /// The column (or JSON path) at fault, when one is.
+    pub column: Option<String>,
+    /// What was wrong, as a lowercase sentence fragment.
+    pub reason: String,
+    /// Whatever identifiers could be read, so that the results still name them.
+    pub key: Option<FindingKey>,
+}
+
+/// What a reader yields for each record of its input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceItem {
+    /// A usable record.
+    Record(SourceRecord),
+    /// A record rejected as invalid.
+    Invalid(InvalidRecord),
+}
+
+/// The final outcome of one input record. Every input record ends in exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// The service reported the finding as processed.
+    Updated,
+    /// The finding was not updated: a permanent error, or retries exhausted.
+    Failed,
+    /// The record was rejected before any call (bad identifiers, bad row).
+    Invalid,
+    /// The same finding appeared earlier in the input; it was sent once.
+    Duplicate,
+    /// The run was aborted (access denied, bad credentials) before this finding was done.
+    NotAttempted,
+}
+
+impl OutcomeKind {
+    /// All kinds, in the order summaries print them.
+    pub const ALL: [OutcomeKind; 5] = [
+        OutcomeKind::Updated,
+        OutcomeKind::Failed,
+        OutcomeKind::Invalid,
+        OutcomeKind::Duplicate,
+        OutcomeKind::NotAttempted,
+    ];
+
+    /// The snake_case name used in results files and JSON summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Updated => "updated",
+            OutcomeKind::Failed => "failed",
+            OutcomeKind::Invalid => "invalid",
+            OutcomeKind::Duplicate => "duplicate",
+            OutcomeKind::NotAttempted => "not_attempted",
+        }
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
