@@ -2,4 +2,5 @@
 pub mod cli;
 pub mod arn;
 pub mod model;
+pub mod source;
 pub mod emulator;

@@ -1,0 +1,315 @@
+//! The CSV reader: a header row naming the identifier columns, then one
+//! finding per record.
+//!
+//! Streams with `csv::Reader` and one reused `ByteRecord`, so memory does
+//! not grow with the file; only the two identifier cells are decoded (as
+//! UTF-8) per record, the other columns are never looked at. Quoted fields
+//! may span lines. It does not guess a header for header-less files: the
+//! identifier columns must be named.
+
+use csv::ByteRecord;
+
+use super::error::{SourceError, SourceErrorKind};
+use super::ident::{self, Cell, Ident, IdentColumns};
+use super::input::{InputInfo, Stream};
+use super::{RecordIter, SourceOptions};
+use crate::model::{Location, SourceItem};
+
+/// Guesses the delimiter from the header line: the most frequent of `,`,
+/// tab, `;` and `|` outside quotes, `,` when none occurs.
+pub(crate) fn sniff_delimiter(head: &[u8]) -> u8 {
+    const CANDIDATES: [u8; 4] = [b',', b'\t', b';', b'|'];
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for &b in head {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            _ if !quoted => {
+                if let Some(i) = CANDIDATES.iter().position(|&c| c == b) {
+                    counts[i] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    // max_by_key returns the last maximum; iterate reversed so ties go to
+    // the earlier (more common) candidate.
+    let best = (0..CANDIDATES.len())
+        .rev()
+        .max_by_key(|&i| counts[i])
+        .unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        CANDIDATES[best]
+    }
+}
+
+/// Reads the header and returns the record iterator.
+pub(crate) fn open(
+    stream: Stream,
+    head: &[u8],
+    delimiter: u8,
+    info: InputInfo,
+    opts: &SourceOptions,
+) -> Result<RecordIter, SourceError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .buffer_capacity(64 * 1024)
+        .from_reader(stream);
+    let header = match rdr.byte_headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(csv_error(&info, e, 1)),
+    };
+    let names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = if i == 0 {
+                h.strip_prefix(b"\xef\xbb\xbf").unwrap_or(h)
+            } else {
+                h
+            };
+            String::from_utf8_lossy(h).into_owned()
+        })
+        .collect();
+    if names.iter().all(|n| n.trim().is_empty()) && rdr.is_done() {
+        return Err(SourceError::new(&info.name, SourceErrorKind::NoHeader));
+    }
+    let hint = missing_hint(&names, head, delimiter);
+    let column = |which: Ident, user: Option<&str>| {
+        ident::find_column(&names, which, user).ok_or_else(|| {
+            SourceError::new(
+                &info.name,
+                ident::missing_column(which, &names, user, &hint),
+            )
+            .at("line 1")
+        })
+    };
+    let id_idx = column(Ident::Id, opts.id_column.as_deref())?;
+    let arn_idx = column(Ident::ProductArn, opts.product_arn_column.as_deref())?;
+    let cols = IdentColumns {
+        id: names[id_idx].trim().into(),
+        product_arn: names[arn_idx].trim().into(),
+    };
+    Ok(Box::new(CsvRecords {
+        rdr,
+        info,
+        cols,
+        id_idx,
+        arn_idx,
+        record: ByteRecord::new(),
+        row: 0,
+        done: false,
+    }))
+}
+
+/// Advice for a header without identifier columns, from what it looks like.
+fn missing_hint(names: &[String], head: &[u8], delimiter: u8) -> String {
+    let first = names.first().map(|n| n.trim()).unwrap_or("");
+    if first.starts_with('{') || first.starts_with('[') {
+        return "; the file looks like JSON: pass --format json".into();
+    }
+    if names.iter().any(|n| n.trim_start().starts_with("arn:")) {
+        return "; the first row looks like data, not a header: add a header row such as Id,ProductArn".into();
+    }
+    if names.len() == 1 {
+        let sniffed = sniff_delimiter(head);
+        let shown = |d: u8| {
+            if d == b'\t' {
+                "tab".to_owned()
+            } else {
+                (d as char).to_string()
+            }
+        };
+        return format!(
+            "; the header has one column when split on {:?}{}: pass --delimiter if the file uses another separator",
+            shown(delimiter),
+            if sniffed != delimiter {
+                format!(" (it looks {:?}-separated)", shown(sniffed))
+            } else {
+                String::new()
+            }
+        );
+    }
+    String::new()
+}
+
+fn csv_error(info: &InputInfo, e: csv::Error, line: u64) -> SourceError {
+    let detail = e.to_string().to_lowercase();
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => info.io_error(io).at(format!("line {line}")),
+        // With ByteRecord and flexible rows csv-core reports no syntax
+        // errors; this arm is for whatever a future csv version adds.
+        _ => SourceError::new(
+            &info.name,
+            SourceErrorKind::Malformed {
+                format: "CSV",
+                detail,
+            },
+        )
+        .at(format!("line {line}")),
+    }
+}
+
+struct CsvRecords {
+    rdr: csv::Reader<Stream>,
+    info: InputInfo,
+    cols: IdentColumns,
+    id_idx: usize,
+    arn_idx: usize,
+    record: ByteRecord,
+    /// Data records read so far (the header is not counted).
+    row: u64,
+    done: bool,
+}
+
+impl CsvRecords {
+    /// The line a record starts on. csv's position is where it began
+    /// parsing, which can be before the `\n` of a CRLF pair or before blank
+    /// lines it skips; count those from the bytes themselves.
+    fn start_line(&self, start: &csv::Position) -> u64 {
+        let meter = self.rdr.get_ref();
+        let mut line = start.line();
+        let mut at = start.byte();
+        while let Some(b) = meter.byte_at(at) {
+            match b {
+                b'\n' => line += 1,
+                b'\r' => {}
+                _ => break,
+            }
+            at += 1;
+        }
+        line
+    }
+
+    /// An unterminated quote makes csv-core read everything up to the end of
+    /// the file into one field, silently swallowing the rows after it. It is
+    /// recognisable: the record ends exactly at the end of the stream, spans
+    /// lines, and the file holds an odd number of `"` bytes (quotes in
+    /// well-formed CSV come in pairs).
+    fn is_unterminated(&self) -> bool {
+        let meter = self.rdr.get_ref();
+        meter.at_eof()
+            && meter.quotes_odd()
+            && self.rdr.position().byte() == meter.consumed()
+            && self
+                .record
+                .iter()
+                .any(|f| f.contains(&b'\n') || f.contains(&b'\r'))
+    }
+}
+
+impl Iterator for CsvRecords {
+    type Item = Result<SourceItem, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let start = self.rdr.position().clone();
+        self.rdr.get_mut().mark(start.byte());
+        match self.rdr.read_byte_record(&mut self.record) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => {
+                self.done = true;
+                return Some(Err(csv_error(&self.info, e, start.line())));
+            }
+        }
+        self.row += 1;
+        let line = self.start_line(&start);
+        if self.is_unterminated() {
+            self.done = true;
+            return Some(Err(SourceError::new(
+                &self.info.name,
+                SourceErrorKind::Malformed {
+                    format: "CSV",
+                    detail: format!(
+                        "unterminated quote in the record starting on line {line}: it runs to the end of the file, \
+                         so the rows after it cannot be read; close the quote (a \" inside a quoted field is written \"\")"
+                    ),
+                },
+            )
+            .at(format!("line {line}"))));
+        }
+        let id = self
+            .record
+            .get(self.id_idx)
+            .map_or(Cell::Missing, Cell::from_bytes);
+        let arn = self
+            .record
+            .get(self.arn_idx)
+            .map_or(Cell::Missing, Cell::from_bytes);
+        let location = Location {
+            file: self.info.name.clone(),
+            row: self.row,
+            detail: Some(format!("line {line}")),
+        };
+        Some(Ok(ident::check(
+            id,
+            arn,
+            &self.cols,
+            location,
+            self.info.any_arn,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Read};
+
+    use super::super::input::{Compression, Metered};
+    use super::*;
+
+    fn info() -> InputInfo {
+        InputInfo {
+            name: "t.csv".into(),
+            compression: Compression::None,
+            any_arn: false,
+        }
+    }
+
+    fn open_with_limit(data: &'static [u8], limit: u64) -> Result<RecordIter, SourceError> {
+        let stream: Box<dyn Read + Send> = Box::new(Cursor::new(data));
+        open(
+            Metered::new(stream, limit),
+            data,
+            b',',
+            info(),
+            &SourceOptions::default(),
+        )
+    }
+
+    #[test]
+    fn delimiter_sniffing() {
+        assert_eq!(sniff_delimiter(b"Id,ProductArn,Title\n"), b',');
+        assert_eq!(sniff_delimiter(b"Id\tProductArn\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"\"a,b\";\"c\";d\n"), b';');
+        assert_eq!(sniff_delimiter(b"Id|ProductArn"), b'|');
+        assert_eq!(sniff_delimiter(b"Id"), b',');
+    }
+
+    #[test]
+    fn oversized_record_is_fatal() {
+        // The limit is tiny here; in production it is 64 MiB.
+        static DATA: &[u8] = b"Id,ProductArn\n\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\
+            aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,x\n";
+        // The meter counts whole reads from the underlying stream, so the
+        // limit is exceeded on the first read past the header.
+        let mut it = open_with_limit(DATA, 20).unwrap();
+        let err = it.next().unwrap().unwrap_err();
+        assert!(
+            matches!(err.kind(), SourceErrorKind::RecordTooLarge { limit: 20 }),
+            "{err}"
+        );
+        assert!(it.next().is_none());
+    }
+}

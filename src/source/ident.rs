@@ -1,0 +1,461 @@
+//! Finding-identifier rules shared by every reader: which columns hold the
+//! identifiers, and whether a record's identifiers are usable.
+//!
+//! Every reader funnels each record through [`check`], so that CSV, Parquet
+//! and JSON reject exactly the same values with exactly the same reasons.
+//! This module does no I/O.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::arn::{parse_product_arn, to_v1_product_arn};
+use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
+
+use super::error::SourceErrorKind;
+
+/// Limit on `Id` from the ASFF documentation (reference §2.3).
+pub const MAX_ID_CHARS: usize = 512;
+/// Limits on `ProductArn` from the ASFF documentation (reference §2.3).
+pub const MIN_PRODUCT_ARN_CHARS: usize = 12;
+/// Upper limit on `ProductArn` (reference §2.3).
+pub const MAX_PRODUCT_ARN_CHARS: usize = 2048;
+/// Identifiers kept in an invalid record are cut to this many characters so
+/// that a megabyte-long cell does not end up in the results file.
+const MAX_KEPT_CHARS: usize = 1024;
+
+/// Normalised names of columns that hold the finding Id, in order of
+/// preference: ASFF `Id`, snake_case `finding_id`, OCSF 1.1 `finding_info.uid`,
+/// OCSF 1.0 `finding.uid` (reference §9).
+const ID_NAMES: &[&str] = &["id", "findingid", "findinginfouid", "findinguid"];
+/// Normalised names of columns that hold the product ARN.
+const ARN_NAMES: &[&str] = &["productarn", "metadataproductuid"];
+
+/// Which of the two identifiers a column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ident {
+    Id,
+    ProductArn,
+}
+
+impl Ident {
+    fn what(self) -> &'static str {
+        match self {
+            Ident::Id => "finding Id",
+            Ident::ProductArn => "product ARN",
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Ident::Id => "--id-column",
+            Ident::ProductArn => "--product-arn-column",
+        }
+    }
+
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Ident::Id => ID_NAMES,
+            Ident::ProductArn => ARN_NAMES,
+        }
+    }
+}
+
+/// Lower-cases a column name and drops the separators exports disagree on
+/// (`_`, `-`, `.`, spaces, a BOM), so `Product_Arn`, `productarn` and
+/// `metadata.product.uid`/`metadata_product_uid` compare as intended.
+pub(crate) fn normalize(name: &str) -> String {
+    name.trim_start_matches('\u{feff}')
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' ' | '\t'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Finds the column holding `which` among `names` (column names or dotted
+/// paths). A user-given name wins and is matched exactly, then ignoring case,
+/// then normalised; otherwise the well-known names are tried in order of
+/// preference. Returns the index into `names`.
+pub(crate) fn find_column(names: &[String], which: Ident, user: Option<&str>) -> Option<usize> {
+    if let Some(user) = user {
+        let user_norm = normalize(user);
+        return names
+            .iter()
+            .position(|n| n == user)
+            .or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(user)))
+            .or_else(|| names.iter().position(|n| normalize(n) == user_norm));
+    }
+    let normalized: Vec<String> = names.iter().map(|n| normalize(n)).collect();
+    which
+        .names()
+        .iter()
+        .find_map(|want| normalized.iter().position(|n| n == want))
+}
+
+/// The fatal error for a missing identifier column, listing what was found.
+pub(crate) fn missing_column(
+    which: Ident,
+    names: &[String],
+    user: Option<&str>,
+    extra_hint: &str,
+) -> SourceErrorKind {
+    const MAX_LISTED: usize = 40;
+    let mut found: Vec<&str> = names.iter().take(MAX_LISTED).map(String::as_str).collect();
+    if found.is_empty() {
+        found.push("none");
+    }
+    let mut found = found.join(", ");
+    if names.len() > MAX_LISTED {
+        found.push_str(&format!(" and {} more", names.len() - MAX_LISTED));
+    }
+    let mut hint = String::new();
+    if let Some(user) = user {
+        hint.push_str(&format!(
+            "; the column named by {} ({user:?}) does not exist",
+            which.flag()
+        ));
+    }
+    hint.push_str(extra_hint);
+    SourceErrorKind::MissingColumn {
+        what: which.what(),
+        found,
+        flag: which.flag(),
+        hint,
+    }
+}
+
+/// One identifier as a reader found it in a record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Cell<'a> {
+    /// No such field in this record (short CSV row, absent JSON key, null).
+    Missing,
+    /// Text.
+    Text(&'a str),
+    /// Bytes that are not UTF-8; `valid_up_to` is the offset of the first bad byte.
+    NotUtf8 { valid_up_to: usize },
+    /// A value of another type (a JSON number or object, ...), named.
+    #[allow(dead_code)] // used by the JSON reader (next commit)
+    NotText(&'static str),
+}
+
+impl<'a> Cell<'a> {
+    /// Interprets raw bytes (a CSV field, a Parquet binary value).
+    pub(crate) fn from_bytes(bytes: &'a [u8]) -> Cell<'a> {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Cell::Text(s),
+            Err(e) => Cell::NotUtf8 {
+                valid_up_to: e.valid_up_to(),
+            },
+        }
+    }
+
+    fn text(self) -> Option<&'a str> {
+        match self {
+            Cell::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// How to report a bad identifier: the column (or JSON path) names as the
+/// input spells them.
+#[derive(Clone, Debug)]
+pub(crate) struct IdentColumns {
+    pub id: Arc<str>,
+    pub product_arn: Arc<str>,
+}
+
+/// Checks one record's identifiers and turns them into a [`SourceItem`].
+///
+/// Rules (the same for every format, reference §2.3): the Id must contain a
+/// non-whitespace character, no line break, and at most 512 characters; the
+/// product ARN 12–2048 characters, and unless `any_arn` (`--region` given)
+/// must parse as a Security Hub product ARN. `::productv2/` ARNs are turned
+/// into the `::product/` form first. Values are otherwise taken exactly as
+/// written: an Id is free text and trimming it could name another finding.
+pub(crate) fn check(
+    id: Cell<'_>,
+    arn: Cell<'_>,
+    cols: &IdentColumns,
+    location: Location,
+    any_arn: bool,
+) -> SourceItem {
+    // The product ARN cannot legitimately contain whitespace, so surrounding
+    // blanks (common in hand-edited CSV) are dropped from it, never from the Id.
+    let arn = match arn {
+        Cell::Text(s) => Cell::Text(s.trim()),
+        other => other,
+    };
+    let problem = check_id(id)
+        .map(|reason| (&cols.id, reason))
+        .or_else(|| check_arn(arn, any_arn).map(|reason| (&cols.product_arn, reason)));
+    match problem {
+        None => {
+            // Both are Text here: check_* return a reason for anything else.
+            let id = id.text().unwrap_or_default();
+            let arn = to_v1_product_arn(arn.text().unwrap_or_default());
+            SourceItem::Record(SourceRecord {
+                location,
+                key: FindingKey::new(id, arn.into_owned()),
+            })
+        }
+        Some((column, reason)) => {
+            let (id, arn) = (id.text(), arn.text());
+            let key = (id.is_some() || arn.is_some()).then(|| {
+                FindingKey::new(
+                    shorten(id.unwrap_or_default()),
+                    shorten(&to_v1_product_arn(arn.unwrap_or_default())),
+                )
+            });
+            SourceItem::Invalid(InvalidRecord {
+                location,
+                column: Some(column.to_string()),
+                reason,
+                key,
+            })
+        }
+    }
+}
+
+fn check_id(id: Cell<'_>) -> Option<String> {
+    let s = match common_problem(id, "finding Id") {
+        Ok(s) => s,
+        Err(reason) => return Some(reason),
+    };
+    if s.trim().is_empty() {
+        return Some("finding Id has no non-whitespace character".into());
+    }
+    // Count characters only when the byte length could exceed the limit.
+    if s.len() > MAX_ID_CHARS {
+        let chars = s.chars().count();
+        if chars > MAX_ID_CHARS {
+            return Some(format!(
+                "finding Id is {chars} characters long (at most {MAX_ID_CHARS} allowed)"
+            ));
+        }
+    }
+    None
+}
+
+fn check_arn(arn: Cell<'_>, any_arn: bool) -> Option<String> {
+    let s = match common_problem(arn, "product ARN") {
+        Ok(s) => s,
+        Err(reason) => return Some(reason),
+    };
+    let s: Cow<'_, str> = to_v1_product_arn(s);
+    let chars = if s.len() > MAX_PRODUCT_ARN_CHARS || s.len() < MIN_PRODUCT_ARN_CHARS {
+        s.chars().count()
+    } else {
+        s.len()
+    };
+    if !(MIN_PRODUCT_ARN_CHARS..=MAX_PRODUCT_ARN_CHARS).contains(&chars) {
+        return Some(format!(
+            "product ARN is {chars} characters long ({MIN_PRODUCT_ARN_CHARS}-{MAX_PRODUCT_ARN_CHARS} allowed)"
+        ));
+    }
+    if any_arn {
+        return None;
+    }
+    parse_product_arn(&s).err().map(|e| e.to_string())
+}
+
+/// Problems that apply to both identifiers: absent, empty, not text, line breaks.
+fn common_problem<'a>(cell: Cell<'a>, what: &str) -> Result<&'a str, String> {
+    match cell {
+        Cell::Missing => Err(format!("no {what} in this record")),
+        Cell::NotUtf8 { valid_up_to } => Err(format!(
+            "{what} is not valid UTF-8 (bad byte at offset {valid_up_to})"
+        )),
+        Cell::NotText(kind) => Err(format!("{what} is {kind}, not text")),
+        Cell::Text("") => Err(format!("empty {what}")),
+        Cell::Text(s) if s.contains(['\n', '\r']) => Err(format!(
+            "{what} contains a line break (in CSV, often an unterminated quote earlier in the row)"
+        )),
+        Cell::Text(s) => Ok(s),
+    }
+}
+
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(MAX_KEPT_CHARS) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GD: &str = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
+
+    fn cols() -> IdentColumns {
+        IdentColumns {
+            id: "Id".into(),
+            product_arn: "ProductArn".into(),
+        }
+    }
+
+    fn loc() -> Location {
+        Location {
+            file: "f".into(),
+            row: 1,
+            detail: None,
+        }
+    }
+
+    fn invalid(item: SourceItem) -> InvalidRecord {
+        match item {
+            SourceItem::Invalid(i) => i,
+            SourceItem::Record(r) => panic!("expected invalid, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_and_converts_productv2() {
+        let item = check(
+            Cell::Text("f-1"),
+            Cell::Text(" arn:aws:securityhub:eu-west-1::productv2/aws/guardduty "),
+            &cols(),
+            loc(),
+            false,
+        );
+        let SourceItem::Record(r) = item else {
+            panic!("{item:?}")
+        };
+        assert_eq!(
+            r.key,
+            FindingKey::new(
+                "f-1",
+                "arn:aws:securityhub:eu-west-1::product/aws/guardduty"
+            )
+        );
+    }
+
+    #[test]
+    fn id_rules() {
+        let i = invalid(check(
+            Cell::Text("  "),
+            Cell::Text(GD),
+            &cols(),
+            loc(),
+            false,
+        ));
+        assert_eq!(i.column.as_deref(), Some("Id"));
+        assert!(i.reason.contains("non-whitespace"), "{}", i.reason);
+        assert_eq!(i.key, Some(FindingKey::new("  ", GD)));
+
+        let long = "x".repeat(513);
+        let i = invalid(check(
+            Cell::Text(&long),
+            Cell::Text(GD),
+            &cols(),
+            loc(),
+            false,
+        ));
+        assert!(i.reason.contains("513 characters"), "{}", i.reason);
+        // 512 multi-byte characters are fine even though they are > 512 bytes.
+        let ok = "é".repeat(512);
+        assert!(matches!(
+            check(Cell::Text(&ok), Cell::Text(GD), &cols(), loc(), false),
+            SourceItem::Record(_)
+        ));
+
+        let i = invalid(check(Cell::Missing, Cell::Text(GD), &cols(), loc(), false));
+        assert_eq!(i.reason, "no finding Id in this record");
+        let i = invalid(check(Cell::Text(""), Cell::Text(GD), &cols(), loc(), false));
+        assert_eq!(i.reason, "empty finding Id");
+        let i = invalid(check(
+            Cell::NotUtf8 { valid_up_to: 3 },
+            Cell::Text(GD),
+            &cols(),
+            loc(),
+            false,
+        ));
+        assert!(i.reason.contains("UTF-8"));
+        let i = invalid(check(
+            Cell::Text("a\nb"),
+            Cell::Text(GD),
+            &cols(),
+            loc(),
+            false,
+        ));
+        assert!(i.reason.contains("line break"));
+    }
+
+    #[test]
+    fn arn_rules() {
+        let i = invalid(check(
+            Cell::Text("a"),
+            Cell::Text("arn:x"),
+            &cols(),
+            loc(),
+            false,
+        ));
+        assert_eq!(i.column.as_deref(), Some("ProductArn"));
+        assert!(i.reason.contains("5 characters"), "{}", i.reason);
+
+        let i = invalid(check(
+            Cell::Text("a"),
+            Cell::Text("arn:aws:guardduty:us-east-1:1:detector/x"),
+            &cols(),
+            loc(),
+            false,
+        ));
+        assert_eq!(
+            i.reason,
+            crate::arn::ArnError::WrongService("guardduty".into()).to_string()
+        );
+        // With --region, any ARN of a sane length is accepted.
+        assert!(matches!(
+            check(
+                Cell::Text("a"),
+                Cell::Text("arn:aws:guardduty:us-east-1:1:detector/x"),
+                &cols(),
+                loc(),
+                true
+            ),
+            SourceItem::Record(_)
+        ));
+        let i = invalid(check(
+            Cell::Text("a"),
+            Cell::NotText("a number"),
+            &cols(),
+            loc(),
+            false,
+        ));
+        assert_eq!(i.reason, "product ARN is a number, not text");
+    }
+
+    #[test]
+    fn huge_cells_are_shortened_in_invalid_keys() {
+        let big = "y".repeat(5_000_000);
+        let i = invalid(check(
+            Cell::Text(&big),
+            Cell::Text(GD),
+            &cols(),
+            loc(),
+            false,
+        ));
+        assert!(i.key.unwrap().id.len() < 2_000);
+    }
+
+    #[test]
+    fn column_matching() {
+        let names: Vec<String> = ["Title", " Product_Arn", "\u{feff}ID", "GeneratorId"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(find_column(&names, Ident::Id, None), Some(2));
+        assert_eq!(find_column(&names, Ident::ProductArn, None), Some(1));
+        assert_eq!(find_column(&names, Ident::Id, Some("generatorid")), Some(3));
+        assert_eq!(find_column(&names, Ident::Id, Some("nope")), None);
+
+        let ocsf: Vec<String> = ["finding_info.uid", "metadata.product.uid", "finding.uid"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // OCSF 1.1 is preferred over the older finding.uid.
+        assert_eq!(find_column(&ocsf, Ident::Id, None), Some(0));
+        assert_eq!(find_column(&ocsf, Ident::ProductArn, None), Some(1));
+    }
+}

@@ -1,0 +1,258 @@
+//! Streaming input readers: turn exported finding lists (CSV, Parquet, JSON
+//! flavours, optionally gzip/zstd-compressed) into one [`SourceItem`] per
+//! finding record.
+//!
+//! Reading is blocking and streaming: memory stays flat however large the
+//! input (except Parquet read from standard input or from a compressed file,
+//! which needs random access and is buffered whole). Every record is checked
+//! by the same identifier rules (see `ident`), so a bad Id is rejected the
+//! same way in every format.
+//!
+//! This module does not deduplicate, chunk, or call Security Hub: that is the
+//! engine's job. It does not read per-row decision columns either; the column
+//! plans of the readers are where such extra columns would be projected.
+
+mod csv;
+mod error;
+mod ident;
+mod input;
+mod json;
+mod parquet;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub use self::error::{SourceError, SourceErrorKind};
+pub use self::ident::{MAX_ID_CHARS, MAX_PRODUCT_ARN_CHARS, MIN_PRODUCT_ARN_CHARS};
+pub use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
+
+/// An input format. `Json` covers every JSON flavour (the `get-findings`
+/// document, JSON Lines, EventBridge events, Firehose concatenated records,
+/// a bare array), told apart by sniffing the content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Comma- (or otherwise) separated values with a header row.
+    Csv,
+    /// Apache Parquet, flat or with OCSF nested struct columns.
+    Parquet,
+    /// Any of the JSON flavours.
+    Json,
+}
+
+impl Format {
+    /// The lowercase name used by `--format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+            Format::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error of [`Format::from_str`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {0:?}: expected csv, tsv, parquet, json, jsonl or ndjson")]
+pub struct ParseFormatError(String);
+
+impl FromStr for Format {
+    type Err = ParseFormatError;
+
+    /// Accepts `csv`/`tsv`, `parquet`, `json`/`jsonl`/`ndjson`, ignoring case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" | "tsv" => Ok(Format::Csv),
+            "parquet" => Ok(Format::Parquet),
+            "json" | "jsonl" | "ndjson" => Ok(Format::Json),
+            _ => Err(ParseFormatError(s.to_owned())),
+        }
+    }
+}
+
+/// How to read the inputs; every field is optional and defaults to detection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceOptions {
+    /// `--format`: overrides detection by extension and content.
+    pub format: Option<Format>,
+    /// `--delimiter` (CSV). Without it: tab for `.tsv`, otherwise sniffed
+    /// from the header line among `,` `\t` `;` `|`, defaulting to `,`.
+    pub delimiter: Option<u8>,
+    /// `--id-column`: CSV/Parquet column name, or dotted path for nested
+    /// columns (Parquet structs, JSON objects).
+    pub id_column: Option<String>,
+    /// `--product-arn-column`, like `id_column`.
+    pub product_arn_column: Option<String>,
+    /// `--region`: when set, a ProductArn that is not a Security Hub product
+    /// ARN is accepted (the caller knows which Region to call).
+    pub region: Option<String>,
+}
+
+/// One input: a file, or standard input.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum InputSpec {
+    /// A file path.
+    Path(PathBuf),
+    /// Standard input (`-` on the command line).
+    Stdin,
+}
+
+impl InputSpec {
+    /// `-` means standard input; anything else is a path.
+    pub fn parse(s: &str) -> Self {
+        if s == "-" {
+            InputSpec::Stdin
+        } else {
+            InputSpec::Path(PathBuf::from(s))
+        }
+    }
+
+    /// The name used in locations and messages: the path as given, or `-`.
+    pub fn display_name(&self) -> Arc<str> {
+        match self {
+            InputSpec::Path(p) => Arc::from(p.to_string_lossy().as_ref()),
+            InputSpec::Stdin => Arc::from("-"),
+        }
+    }
+}
+
+/// A reader of one input: yields items until the input ends or a fatal error.
+pub(crate) type RecordIter = Box<dyn Iterator<Item = Result<SourceItem, SourceError>> + Send>;
+
+/// Opens every input in order and yields one item per finding record.
+///
+/// Blocking I/O: run it on its own thread. The first input is opened (and
+/// its header or schema checked) here, and every named file must exist, so
+/// that mistakes surface before anything is sent. Fatal problems later on
+/// (a truncated file, a missing column in the third file) are `Err` items,
+/// after which the iterator ends. Per-record problems are
+/// `Ok(SourceItem::Invalid)` and reading goes on.
+pub fn open(inputs: &[InputSpec], opts: &SourceOptions) -> Result<Source, SourceError> {
+    if inputs.is_empty() {
+        return Err(SourceError::general(SourceErrorKind::NoInput));
+    }
+    if inputs.iter().filter(|i| **i == InputSpec::Stdin).count() > 1 {
+        return Err(SourceError::general(SourceErrorKind::StdinTwice));
+    }
+    for spec in inputs {
+        if let InputSpec::Path(path) = spec {
+            input::check_exists(path, &spec.display_name())?;
+        }
+    }
+    let mut pending: VecDeque<InputSpec> = inputs.iter().cloned().collect();
+    let first = pending
+        .pop_front()
+        .map(|spec| input::open_input(&spec, opts));
+    let current = match first {
+        Some(result) => Some(result?),
+        None => None,
+    };
+    Ok(Source {
+        pending,
+        opts: opts.clone(),
+        current,
+        finished: false,
+    })
+}
+
+/// The stream of records of all inputs, in order. See [`open`].
+pub struct Source {
+    pending: VecDeque<InputSpec>,
+    opts: SourceOptions,
+    current: Option<RecordIter>,
+    finished: bool,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("pending", &self.pending)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Iterator for Source {
+    type Item = Result<SourceItem, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            if let Some(current) = &mut self.current {
+                match current.next() {
+                    Some(Ok(item)) => return Some(Ok(item)),
+                    Some(Err(e)) => {
+                        self.finished = true;
+                        self.current = None;
+                        return Some(Err(e));
+                    }
+                    None => self.current = None,
+                }
+            }
+            let Some(spec) = self.pending.pop_front() else {
+                self.finished = true;
+                return None;
+            };
+            match input::open_input(&spec, &self.opts) {
+                Ok(reader) => self.current = Some(reader),
+                Err(e) => {
+                    self.finished = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl std::iter::FusedIterator for Source {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn source_is_send_and_errors_are_send_sync() {
+        assert_send::<Source>();
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<SourceError>();
+    }
+
+    #[test]
+    fn input_spec_parsing() {
+        assert_eq!(InputSpec::parse("-"), InputSpec::Stdin);
+        assert_eq!(InputSpec::parse("a.csv"), InputSpec::Path("a.csv".into()));
+        assert_eq!(&*InputSpec::Stdin.display_name(), "-");
+        assert_eq!(&*InputSpec::parse("dir/a.csv").display_name(), "dir/a.csv");
+    }
+
+    #[test]
+    fn format_names() {
+        assert_eq!("NDJSON".parse::<Format>(), Ok(Format::Json));
+        assert_eq!("tsv".parse::<Format>(), Ok(Format::Csv));
+        assert!("xml".parse::<Format>().is_err());
+    }
+
+    #[test]
+    fn open_rejects_empty_and_double_stdin() {
+        let e = open(&[], &SourceOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), &SourceErrorKind::NoInput);
+        let e = open(
+            &[InputSpec::Stdin, InputSpec::Stdin],
+            &SourceOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), &SourceErrorKind::StdinTwice);
+    }
+}
