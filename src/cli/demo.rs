@@ -1,0 +1,163 @@
+//! `sechub-triage demo`: the whole engine against an in-process emulator
+//! seeded with the bundled samples, with a little fault injection, so that a
+//! new user sees throttling, retries and per-finding accounting work with no
+//! AWS account.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_config::BehaviorVersion;
+use aws_credential_types::Credentials;
+use clap::Args;
+
+use super::{DecisionArgs, InputArgs, Job, OutputArgs, PacingArgs, exit_status, open_input, print_summary};
+use crate::emulator::{EmulatorConfig, EmulatorState, FaultConfig};
+use crate::model::{FindingKey, OutcomeKind};
+use crate::submission::{AwsSettings, Submitter};
+
+/// Options of `sechub-triage demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Directory holding findings.json and findings.csv [default: ./samples,
+    /// else the samples the binary was built with].
+    #[arg(long, value_name = "DIR")]
+    pub samples: Option<PathBuf>,
+    /// Run without injected faults.
+    #[arg(long)]
+    pub no_faults: bool,
+    /// Also list this many identifiers that do not exist (reported as FindingNotFound).
+    #[arg(long, default_value_t = 5)]
+    pub missing: usize,
+    #[command(flatten)]
+    pub decision: DecisionArgs,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn samples_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    let local = PathBuf::from("samples");
+    if local.join("findings.json").is_file() {
+        return Ok(local);
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    if built.join("findings.json").is_file() {
+        return Ok(built);
+    }
+    anyhow::bail!("cannot find the samples: run from the project directory or give --samples DIR")
+}
+
+/// Runs the demo; returns the exit status `update` would have returned.
+pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
+    let dir = samples_dir(args.samples.as_deref())?;
+    let json_path = dir.join("findings.json");
+    let csv_path = dir.join("findings.csv");
+
+    let mut config = EmulatorConfig::default();
+    if !args.no_faults {
+        config.faults = FaultConfig {
+            concurrent_update_error: 0.03,
+            internal_failure: 0.02,
+            http_500: 0.05,
+            drop_connection: 0.03,
+            latency: Duration::from_millis(30),
+            latency_jitter: Duration::from_millis(40),
+            ..FaultConfig::default()
+        };
+    }
+    let state = EmulatorState::new(config);
+    let seeded = seed_from_asff(&state, &json_path)?;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::emulator::serve(listener, state.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+    eprintln!(
+        "demo: emulator on http://{addr} with {seeded} findings from {}; faults {}",
+        json_path.display(),
+        if args.no_faults { "off" } else { "on" }
+    );
+
+    if args.decision.note.is_none() && args.decision.workflow.is_none() && args.decision.cli_input_json.is_none() {
+        args.decision.workflow = Some("Status=SUPPRESSED".into());
+        args.decision.note = Some("Text=\"Suppressed by the sechub-triage demo\",UpdatedBy=sechub-triage-demo".into());
+    }
+    let (decision, mut extra) = args.decision.build()?;
+    for i in 0..args.missing {
+        extra.push(FindingKey::new(
+            format!("demo-missing-finding-{i}"),
+            "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+        ));
+    }
+    let engine = args.pacing.engine_config(None)?;
+    let input = open_input(&[csv_path.display().to_string()], extra, &InputArgs::default(), None)?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDSECHUBTRIAGEDEMO",
+            "demo-secret-not-a-real-key",
+            None,
+            None,
+            "sechub-triage-demo",
+        ))
+        .load()
+        .await;
+    let submitter = Submitter::from_sdk_config(
+        sdk,
+        &AwsSettings {
+            endpoint_url: Some(format!("http://{addr}")),
+            request_timeout: Some(Duration::from_secs(10)),
+            ..AwsSettings::default()
+        },
+    );
+    let summary = super::run_job(Job {
+        engine,
+        decision,
+        input,
+        submitter,
+        output: args.output.clone(),
+    })
+    .await?;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+
+    print_summary(&summary, args.output.output)?;
+    let counters = state.counters();
+    if args.output.output == super::OutputFormat::Text {
+        println!("emulator saw:      {}", counters.one_line_summary());
+        println!(
+            "accounting:        {} records = {} updated + {} failed + {} invalid + {} duplicate + {} not attempted",
+            summary.records,
+            summary.count(OutcomeKind::Updated),
+            summary.count(OutcomeKind::Failed),
+            summary.count(OutcomeKind::Invalid),
+            summary.count(OutcomeKind::Duplicate),
+            summary.count(OutcomeKind::NotAttempted),
+        );
+    }
+    Ok(exit_status(&summary))
+}
+
+/// Loads `{"Findings":[...]}` (as `aws securityhub get-findings` prints it).
+fn seed_from_asff(state: &EmulatorState, path: &Path) -> anyhow::Result<usize> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let doc: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(file))
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let findings = doc
+        .get("Findings")
+        .and_then(|f| f.as_array())
+        .with_context(|| format!("{} has no \"Findings\" array", path.display()))?;
+    for (i, f) in findings.iter().enumerate() {
+        state
+            .insert_finding(f.clone())
+            .map_err(|e| anyhow::anyhow!("{}: Findings[{i}]: {e}", path.display()))?;
+    }
+    Ok(findings.len())
+}

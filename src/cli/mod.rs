@@ -1,0 +1,456 @@
+//! Command-line front end: parses flags into validated settings, builds the
+//! engine's parts, renders events and the summary, maps results to exit
+//! statuses. No triage logic lives here.
+
+pub mod exit;
+mod progress;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::decision::{Decision, DecisionField, parse_cli_input_json, parse_flag};
+use crate::engine::{self, EngineConfig, Input};
+use crate::events::{EventSink, NullSink};
+use crate::limits::RateConfig;
+use crate::model::{FindingKey, Location, OutcomeKind, SourceItem, SourceRecord};
+use crate::reporting::{OutcomeSink, ResultsWriter, RunSummary};
+use crate::source::{self, InputSpec, SourceOptions};
+use crate::submission::{AwsSettings, Submitter};
+
+mod demo;
+
+/// Bulk triage for AWS Security Hub.
+#[derive(Parser, Debug)]
+#[command(name = "sechub-triage", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Apply one triage decision to every finding of one or more exported lists.
+    Update(Box<UpdateArgs>),
+    /// Run `update` over the bundled samples against an in-process emulator
+    /// with some fault injection: the whole engine, no AWS account needed.
+    Demo(Box<demo::DemoArgs>),
+    /// Run the local Security Hub emulator.
+    Emulator(Box<crate::emulator::cli::EmulatorArgs>),
+}
+
+/// The nine `BatchUpdateFindings` fields, with the AWS CLI's flag names and
+/// syntax (shorthand or JSON, or `file://PATH`).
+#[derive(Args, Debug, Default, Clone)]
+pub struct DecisionArgs {
+    /// Note to set, e.g. `Text="Known issue",UpdatedBy=secops` or JSON.
+    #[arg(long, value_name = "NOTE", help_heading = "Decision")]
+    pub note: Option<String>,
+    /// Severity, e.g. `Label=LOW` or `{"Label":"LOW"}`.
+    #[arg(long, value_name = "SEVERITY", help_heading = "Decision")]
+    pub severity: Option<String>,
+    /// UNKNOWN, TRUE_POSITIVE, FALSE_POSITIVE or BENIGN_POSITIVE.
+    #[arg(long, value_name = "STATE", help_heading = "Decision")]
+    pub verification_state: Option<String>,
+    /// 0 to 100.
+    #[arg(long, value_name = "N", help_heading = "Decision")]
+    pub confidence: Option<String>,
+    /// 0 to 100.
+    #[arg(long, value_name = "N", help_heading = "Decision")]
+    pub criticality: Option<String>,
+    /// Finding types (`namespace/category/classifier`), several values or a JSON list.
+    #[arg(long, value_name = "TYPE", num_args = 1.., help_heading = "Decision")]
+    pub types: Vec<String>,
+    /// `key=value,key2=value2` or a JSON object.
+    #[arg(long, value_name = "MAP", help_heading = "Decision")]
+    pub user_defined_fields: Option<String>,
+    /// Workflow, e.g. `Status=SUPPRESSED` or `{"Status":"SUPPRESSED"}`.
+    #[arg(long, value_name = "WORKFLOW", help_heading = "Decision")]
+    pub workflow: Option<String>,
+    /// Related findings: `Id=..,ProductArn=..` (several) or a JSON list.
+    #[arg(long, value_name = "FINDING", num_args = 1.., help_heading = "Decision")]
+    pub related_findings: Vec<String>,
+    /// The AWS CLI's JSON document for batch-update-findings (string or
+    /// file://PATH); its FindingIdentifiers join the input. Flags win over it.
+    #[arg(long, value_name = "JSON", help_heading = "Decision")]
+    pub cli_input_json: Option<String>,
+}
+
+impl DecisionArgs {
+    /// Builds and validates the decision; also returns identifiers from
+    /// `--cli-input-json`.
+    pub fn build(&self) -> anyhow::Result<(Decision, Vec<FindingKey>)> {
+        let mut decision = Decision::default();
+        let mut ids = Vec::new();
+        if let Some(doc) = &self.cli_input_json {
+            let input = parse_cli_input_json(doc)?;
+            decision = input.decision;
+            ids = input.finding_identifiers;
+        }
+        let single = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
+        let fields = [
+            (DecisionField::Note, single(&self.note)),
+            (DecisionField::Severity, single(&self.severity)),
+            (DecisionField::VerificationState, single(&self.verification_state)),
+            (DecisionField::Confidence, single(&self.confidence)),
+            (DecisionField::Criticality, single(&self.criticality)),
+            (DecisionField::Types, (!self.types.is_empty()).then(|| self.types.clone())),
+            (DecisionField::UserDefinedFields, single(&self.user_defined_fields)),
+            (DecisionField::Workflow, single(&self.workflow)),
+            (
+                DecisionField::RelatedFindings,
+                (!self.related_findings.is_empty()).then(|| self.related_findings.clone()),
+            ),
+        ];
+        for (field, values) in fields {
+            if let Some(values) = values {
+                decision.merge_from(parse_flag(field, &values)?);
+            }
+        }
+        decision.validate()?;
+        Ok((decision, ids))
+    }
+}
+
+/// How to read the inputs.
+#[derive(Args, Debug, Default, Clone)]
+pub struct InputArgs {
+    /// Column holding the finding Id (found by header name otherwise).
+    #[arg(long, value_name = "NAME", help_heading = "Input")]
+    pub id_column: Option<String>,
+    /// Column holding the ProductArn (found by header name otherwise).
+    #[arg(long, value_name = "NAME", help_heading = "Input")]
+    pub product_arn_column: Option<String>,
+    /// Input format (detected from the name and content otherwise).
+    #[arg(long, value_enum, help_heading = "Input")]
+    pub format: Option<FormatArg>,
+    /// CSV field delimiter (one character, e.g. ';' or '\t').
+    #[arg(long, value_name = "CHAR", value_parser = parse_delimiter, help_heading = "Input")]
+    pub delimiter: Option<u8>,
+}
+
+/// `--format` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// get-findings output, JSON Lines, EventBridge events, Firehose records.
+    Json,
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    let unescaped = match s {
+        "\\t" | "tab" => "\t",
+        other => other,
+    };
+    match unescaped.as_bytes() {
+        [b] if b.is_ascii() => Ok(*b),
+        _ => Err(format!("{s:?} is not a single ASCII character")),
+    }
+}
+
+/// Where and as whom to call Security Hub.
+#[derive(Args, Debug, Default, Clone)]
+pub struct AwsArgs {
+    /// Send every finding to this Region (e.g. the aggregation Region)
+    /// instead of the Region of its ProductArn.
+    #[arg(long, value_name = "REGION", help_heading = "AWS")]
+    pub region: Option<String>,
+    /// Named profile from the shared AWS config files.
+    #[arg(long, value_name = "NAME", help_heading = "AWS")]
+    pub profile: Option<String>,
+    /// Custom endpoint (the emulator, a VPC endpoint).
+    #[arg(long, value_name = "URL", help_heading = "AWS")]
+    pub endpoint_url: Option<String>,
+    /// Per-request timeout.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "AWS")]
+    pub request_timeout: Duration,
+}
+
+/// Pacing and retries.
+#[derive(Args, Debug, Clone)]
+pub struct PacingArgs {
+    /// Requests per second per Region (the documented quota is 10).
+    #[arg(long, default_value_t = 10.0, help_heading = "Pacing")]
+    pub rate: f64,
+    /// Burst per Region (the documented quota is 30).
+    #[arg(long, default_value_t = 30, help_heading = "Pacing")]
+    pub burst: u32,
+    /// Requests in flight per Region [default: burst + 2 s of rate].
+    #[arg(long, help_heading = "Pacing")]
+    pub concurrency: Option<usize>,
+    /// Attempts per finding for retryable errors before giving up.
+    #[arg(long, default_value_t = engine::DEFAULT_MAX_ATTEMPTS, help_heading = "Pacing")]
+    pub max_attempts: u32,
+}
+
+impl PacingArgs {
+    fn engine_config(&self, region: Option<String>) -> anyhow::Result<EngineConfig> {
+        if !(self.rate.is_finite() && self.rate >= 0.01) {
+            bail!("--rate must be at least 0.01 requests per second, got {}", self.rate);
+        }
+        if self.burst == 0 {
+            bail!("--burst must be at least 1");
+        }
+        if self.concurrency == Some(0) {
+            bail!("--concurrency must be at least 1");
+        }
+        if self.max_attempts == 0 {
+            bail!("--max-attempts must be at least 1");
+        }
+        let rate = RateConfig {
+            rate: self.rate,
+            burst: self.burst,
+        };
+        Ok(EngineConfig {
+            rate,
+            concurrency: self.concurrency.unwrap_or_else(|| engine::default_concurrency(rate)),
+            max_attempts: self.max_attempts,
+            region_override: region,
+            ..EngineConfig::default()
+        })
+    }
+}
+
+/// Outputs.
+#[derive(Args, Debug, Default, Clone)]
+pub struct OutputArgs {
+    /// Write one row per input record (CSV, or JSON Lines if the name ends in .jsonl).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub results: Option<PathBuf>,
+    /// Write the findings that were not updated, in a form `update` reads back.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub failed: Option<PathBuf>,
+    /// Summary format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, help_heading = "Output")]
+    pub output: OutputFormat,
+    /// Never draw a progress bar (it is drawn only when stderr is a terminal).
+    #[arg(long, help_heading = "Output")]
+    pub no_progress: bool,
+}
+
+/// `--output` values.
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// `sechub-triage update`.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Finding lists (CSV, Parquet, JSON; `-` for standard input).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub decision: DecisionArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Entry point: returns the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::SUCCESS };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sechub-triage: cannot start the async runtime: {e}");
+            return exit::USAGE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Update(args) => update(*args).await,
+            Command::Demo(args) => demo::run(*args).await,
+            Command::Emulator(args) => crate::emulator::cli::run(*args).await.map(|()| exit::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return exit::SUCCESS;
+            }
+            eprintln!("sechub-triage: error: {e:#}");
+            exit::USAGE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Everything `update` and `demo` share once the inputs and client exist.
+pub(crate) struct Job {
+    pub engine: EngineConfig,
+    pub decision: Decision,
+    pub input: Input,
+    pub submitter: Submitter,
+    pub output: OutputArgs,
+}
+
+/// Opens the inputs (plus identifiers from `--cli-input-json`) as one stream.
+pub(crate) fn open_input(
+    inputs: &[String],
+    extra: Vec<FindingKey>,
+    args: &InputArgs,
+    region: Option<String>,
+) -> anyhow::Result<Input> {
+    if inputs.is_empty() && extra.is_empty() {
+        bail!("no input: name one or more finding lists (or - for standard input), or give FindingIdentifiers in --cli-input-json");
+    }
+    let opts = SourceOptions {
+        format: args.format.map(|f| match f {
+            FormatArg::Csv => source::Format::Csv,
+            FormatArg::Parquet => source::Format::Parquet,
+            FormatArg::Json => source::Format::Json,
+        }),
+        delimiter: args.delimiter,
+        id_column: args.id_column.clone(),
+        product_arn_column: args.product_arn_column.clone(),
+        region,
+    };
+    let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
+    let file: Arc<str> = "--cli-input-json".into();
+    let from_json = extra.into_iter().enumerate().map(move |(i, key)| {
+        Ok(SourceItem::Record(SourceRecord {
+            location: Location {
+                file: file.clone(),
+                row: i as u64 + 1,
+                detail: Some(format!("FindingIdentifiers[{i}]")),
+            },
+            key,
+        }))
+    });
+    if specs.is_empty() {
+        return Ok(Box::new(from_json));
+    }
+    let files = source::open(&specs, &opts).map_err(anyhow::Error::new)?;
+    Ok(Box::new(from_json.chain(files.map(|r| r.map_err(|e| Box::new(e) as engine::InputError)))))
+}
+
+async fn update(args: UpdateArgs) -> anyhow::Result<i32> {
+    let (decision, extra) = args.decision.build()?;
+    let engine = args.pacing.engine_config(args.aws.region.clone())?;
+    let input = open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
+    let submitter = Submitter::from_env(&AwsSettings {
+        profile: args.aws.profile.clone(),
+        endpoint_url: args.aws.endpoint_url.clone(),
+        request_timeout: Some(args.aws.request_timeout),
+    })
+    .await;
+    let summary = run_job(Job {
+        engine,
+        decision,
+        input,
+        submitter,
+        output: args.output.clone(),
+    })
+    .await?;
+    print_summary(&summary, args.output.output)?;
+    Ok(exit_status(&summary))
+}
+
+/// Runs the engine with the outputs a job asked for.
+pub(crate) async fn run_job(job: Job) -> anyhow::Result<RunSummary> {
+    let mut sinks: Vec<Box<dyn OutcomeSink>> = Vec::new();
+    if let Some(path) = &job.output.results {
+        sinks.push(Box::new(ResultsWriter::create(path)?));
+    }
+    if let Some(path) = &job.output.failed {
+        sinks.push(Box::new(ResultsWriter::create_failed(path)?));
+    }
+    let progress = if job.output.no_progress {
+        None
+    } else {
+        progress::Progress::stderr_if_terminal().map(Arc::new)
+    };
+    let events: Arc<dyn EventSink> = match &progress {
+        Some(p) => p.clone(),
+        None => Arc::new(NullSink),
+    };
+    let summary = engine::run(
+        &job.engine,
+        job.input,
+        Arc::new(job.decision),
+        Arc::new(job.submitter),
+        Box::new(Fanout(sinks)),
+        events,
+    )
+    .await
+    .context("the run stopped")?;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    Ok(summary)
+}
+
+/// Forwards outcomes to several sinks.
+struct Fanout(Vec<Box<dyn OutcomeSink>>);
+
+impl OutcomeSink for Fanout {
+    fn record(&mut self, o: &crate::reporting::Outcome) -> std::io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.record(o))
+    }
+    fn checkpoint(&mut self) -> std::io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.checkpoint())
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.finish())
+    }
+}
+
+pub(crate) fn print_summary(summary: &RunSummary, format: OutputFormat) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Text => out.write_all(summary.to_text().as_bytes())?,
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, summary)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Maps a finished run to the documented exit status.
+pub fn exit_status(summary: &RunSummary) -> i32 {
+    if summary.aborted.is_some() {
+        exit::ABORTED
+    } else if summary.input_error.is_some() {
+        exit::USAGE
+    } else if summary.count(OutcomeKind::Failed) > 0
+        || summary.count(OutcomeKind::Invalid) > 0
+        || summary.count(OutcomeKind::NotAttempted) > 0
+    {
+        exit::PARTIAL
+    } else {
+        exit::SUCCESS
+    }
+}

@@ -1,0 +1,937 @@
+//! The engine: from a stream of input records to one outcome per record.
+//!
+//! Stages and where they run:
+//! 1. **Reading** (a dedicated OS thread): pulls [`SourceItem`]s from the
+//!    input iterator (blocking I/O), drops duplicate identifiers (a 64-bit
+//!    fingerprint per finding, see [`DedupIndex`]) and feeds a bounded channel,
+//!    so backpressure reaches the file.
+//! 2. **Dispatching** (one async task, [`run`]): owns every finding in memory.
+//!    Findings are queued per Region (taken from the ProductArn, or
+//!    `--region`); each Region has its own [`RegionLimiter`] and queues.
+//!    Chunks of at most 100 distinct findings are formed only when a request
+//!    can leave *now* (a concurrency slot is free and the limiter granted a
+//!    token), so retried findings that became ready meanwhile are rebatched
+//!    with fresh ones instead of travelling as tiny requests.
+//! 3. **Requests** (one spawned task each): [`Submitter::send`], then the
+//!    result goes back to the dispatcher, which classifies every finding
+//!    ([`crate::retry`]) and either records its final outcome or schedules
+//!    it again after a backoff. Nothing sleeps holding a slot: backoffs are
+//!    entries in a timer heap, not sleeping tasks.
+//!
+//! Invariants (tested): a finding is in exactly one place at a time (a queue,
+//! the timer heap, or one request), so it is never in two requests in flight
+//! at once; every record read ends in exactly one outcome.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::mpsc;
+
+use crate::decision::Decision;
+use crate::events::{Event, EventSink};
+use crate::limits::{RateConfig, RegionLimiter};
+use crate::model::{FindingKey, InvalidRecord, Location, OutcomeKind, SourceItem, SourceRecord};
+use crate::reporting::{Outcome, OutcomeSink, RunSummary, Tally};
+use crate::retry::{Backoff, Disposition, RetryClass, classify_call, classify_unprocessed};
+use crate::submission::{BatchResult, CallError, Submitter};
+
+/// The most identifiers `BatchUpdateFindings` takes in one call.
+pub const MAX_CHUNK: usize = 100;
+/// Default attempts per finding before a retryable error becomes final.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+/// Default throttled responses a finding may see before it is given up.
+pub const DEFAULT_MAX_THROTTLED: u32 = 50;
+/// Default number of findings held in memory (queued, waiting or in flight).
+pub const DEFAULT_READ_AHEAD: usize = 20_000;
+/// How long a partial chunk may wait for more findings before it is sent.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(50);
+
+/// Errors from the input, as the engine sees them.
+pub type InputError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// The input: any iterator of records (run on its own thread).
+pub type Input = Box<dyn Iterator<Item = Result<SourceItem, InputError>> + Send + 'static>;
+
+/// How the engine paces and retries.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Quota per Region.
+    pub rate: RateConfig,
+    /// Requests in flight per Region at most.
+    pub concurrency: usize,
+    /// Attempts per finding for retryable errors.
+    pub max_attempts: u32,
+    /// Throttled responses per finding before giving up on it.
+    pub max_throttled: u32,
+    /// Findings held in memory at once.
+    pub read_ahead: usize,
+    /// Backoff curves.
+    pub backoff: Backoff,
+    /// Send everything to this Region (the aggregation Region case).
+    pub region_override: Option<String>,
+    /// Seed for backoff jitter (reproducible runs); random when `None`.
+    pub seed: Option<u64>,
+    /// Partial-chunk linger.
+    pub linger: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let rate = RateConfig::DOCUMENTED;
+        EngineConfig {
+            rate,
+            concurrency: default_concurrency(rate),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_throttled: DEFAULT_MAX_THROTTLED,
+            read_ahead: DEFAULT_READ_AHEAD,
+            backoff: Backoff::default(),
+            region_override: None,
+            seed: None,
+            linger: DEFAULT_LINGER,
+        }
+    }
+}
+
+/// Enough requests in flight that the quota, not latency, is the limit: the
+/// whole burst at once, plus two seconds of the sustained rate.
+pub fn default_concurrency(rate: RateConfig) -> usize {
+    (rate.burst as usize + (rate.rate * 2.0).ceil() as usize).clamp(1, 1000)
+}
+
+/// Why a run could not happen at all.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Writing an outcome failed; the run stops because outcomes would be lost.
+    #[error("cannot record outcomes")]
+    Output(#[source] std::io::Error),
+}
+
+/// Identifies duplicate findings in the input with a 64-bit fingerprint of
+/// (Id, ProductArn): 8 bytes per finding plus the hash table's slack. Two
+/// different findings share a fingerprint with probability about n²/2⁶⁵
+/// (≈3·10⁻⁶ for ten million findings); such a finding would be reported as
+/// a duplicate, never silently dropped.
+#[derive(Default)]
+pub struct DedupIndex {
+    seen: HashSet<u64, std::hash::BuildHasherDefault<IdentityHasher>>,
+}
+
+impl DedupIndex {
+    /// Records `key`; false if it was seen before.
+    pub fn insert(&mut self, key: &FindingKey) -> bool {
+        let mut h = DefaultHasher::new();
+        key.id.hash(&mut h);
+        key.product_arn.hash(&mut h);
+        self.seen.insert(h.finish())
+    }
+
+    /// Findings seen.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// No finding seen yet.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// The fingerprints are already SipHash outputs: hash them no further.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// What the reading thread sends to the dispatcher.
+enum ReaderMsg {
+    Record(SourceRecord),
+    Duplicate(SourceRecord),
+    Invalid(InvalidRecord),
+    Error(InputError),
+}
+
+/// One finding on its way through the pipeline.
+struct Item {
+    location: Location,
+    key: FindingKey,
+    /// Requests that carried it.
+    attempts: u32,
+    /// Retryable failures so far (throttles not included).
+    failures: u32,
+    /// Throttled responses so far.
+    throttles: u32,
+}
+
+struct RegionState {
+    name: Arc<str>,
+    limiter: RegionLimiter,
+    fresh: VecDeque<Item>,
+    ready: VecDeque<Item>,
+    /// Chunks that must travel exactly as they are (halves of a request
+    /// rejected as invalid, lone resends).
+    pinned: VecDeque<Vec<Item>>,
+    in_flight: usize,
+    /// Since when findings have been waiting for a partial chunk to fill.
+    waiting_since: Option<Instant>,
+}
+
+impl RegionState {
+    fn available(&self) -> usize {
+        self.fresh.len() + self.ready.len()
+    }
+
+    fn has_work(&self) -> bool {
+        !self.pinned.is_empty() || self.available() > 0
+    }
+
+    fn take_chunk(&mut self) -> Vec<Item> {
+        if let Some(chunk) = self.pinned.pop_front() {
+            return chunk;
+        }
+        let mut chunk = Vec::with_capacity(MAX_CHUNK.min(self.available()));
+        while chunk.len() < MAX_CHUNK {
+            match self.ready.pop_front().or_else(|| self.fresh.pop_front()) {
+                Some(item) => chunk.push(item),
+                None => break,
+            }
+        }
+        self.waiting_since = if self.available() > 0 {
+            Some(Instant::now())
+        } else {
+            None
+        };
+        chunk
+    }
+}
+
+struct Delayed {
+    at: Instant,
+    seq: u64,
+    region: usize,
+    item: Item,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+struct Completion {
+    region: usize,
+    sent_at: Instant,
+    items: Vec<Item>,
+    result: Result<BatchResult, CallError>,
+}
+
+/// Runs a whole job: reads `input`, applies `decision` to every finding, and
+/// records one outcome per record into `sink`. Returns the totals.
+pub async fn run(
+    config: &EngineConfig,
+    input: Input,
+    decision: Arc<Decision>,
+    submitter: Arc<Submitter>,
+    sink: Box<dyn OutcomeSink>,
+    events: Arc<dyn EventSink>,
+) -> Result<RunSummary, EngineError> {
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel::<Vec<ReaderMsg>>(64);
+    let reader = std::thread::Builder::new()
+        .name("sechub-triage-reader".into())
+        .spawn(move || read_input(input, tx))
+        .map_err(EngineError::Output)?;
+
+    let mut d = Dispatcher {
+        config: config.clone(),
+        decision,
+        submitter,
+        events,
+        tally: Tally::new(vec![sink]),
+        regions: Vec::new(),
+        region_index: HashMap::new(),
+        delayed: BinaryHeap::new(),
+        seq: 0,
+        held: 0,
+        records_read: 0,
+        input_done: false,
+        aborted: None,
+        rng: match config.seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        },
+        requests: 0,
+        throttled: 0,
+        retries: 0,
+    };
+    let result = d.run_loop(rx).await;
+    // The reader ends by itself once the channel is dropped (it was, with `rx`).
+    let _ = reader.join();
+    result?;
+    d.tally.finish().map_err(EngineError::Output)?;
+    let mut summary = d.tally.into_summary();
+    summary.requests = d.requests;
+    summary.throttled = d.throttled;
+    summary.retries = d.retries;
+    summary.elapsed = started.elapsed();
+    summary.findings_per_second =
+        summary.count(OutcomeKind::Updated) as f64 / summary.elapsed.as_secs_f64().max(1e-9);
+    summary.aborted = d.aborted;
+    Ok(summary)
+}
+
+/// Runs on the reading thread: dedup and batching of messages.
+fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>) {
+    const BATCH: usize = 256;
+    let mut dedup = DedupIndex::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    for item in input {
+        let msg = match item {
+            Ok(SourceItem::Record(r)) => {
+                if dedup.insert(&r.key) {
+                    ReaderMsg::Record(r)
+                } else {
+                    ReaderMsg::Duplicate(r)
+                }
+            }
+            Ok(SourceItem::Invalid(i)) => ReaderMsg::Invalid(i),
+            Err(e) => {
+                batch.push(ReaderMsg::Error(e));
+                break;
+            }
+        };
+        batch.push(msg);
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.blocking_send(full).is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
+}
+
+struct Dispatcher {
+    config: EngineConfig,
+    decision: Arc<Decision>,
+    submitter: Arc<Submitter>,
+    events: Arc<dyn EventSink>,
+    tally: Tally,
+    regions: Vec<RegionState>,
+    region_index: HashMap<Arc<str>, usize>,
+    delayed: BinaryHeap<Reverse<Delayed>>,
+    seq: u64,
+    /// Findings in queues, timers or requests.
+    held: usize,
+    records_read: u64,
+    input_done: bool,
+    aborted: Option<String>,
+    rng: StdRng,
+    requests: u64,
+    throttled: u64,
+    retries: u64,
+}
+
+impl Dispatcher {
+    async fn run_loop(&mut self, mut rx: mpsc::Receiver<Vec<ReaderMsg>>) -> Result<(), EngineError> {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+        let mut pending_batches: VecDeque<ReaderMsg> = VecDeque::new();
+        let mut channel_open = true;
+        loop {
+            // Take in input while there is room.
+            while self.held < self.config.read_ahead {
+                if let Some(msg) = pending_batches.pop_front() {
+                    self.accept(msg)?;
+                    continue;
+                }
+                if !channel_open {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(batch) => pending_batches.extend(batch),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        channel_open = false;
+                    }
+                }
+            }
+            if !channel_open && pending_batches.is_empty() && !self.input_done {
+                self.input_done = true;
+                self.events.emit(&Event::InputFinished {
+                    records: self.records_read,
+                });
+            }
+
+            let now = Instant::now();
+            self.release_due(now);
+            let next_wake = self.dispatch(now, &done_tx);
+
+            if self.input_done && self.held == 0 {
+                return Ok(());
+            }
+            let want_input = channel_open && pending_batches.is_empty() && self.held < self.config.read_ahead;
+            tokio::select! {
+                Some(c) = done_rx.recv() => {
+                    self.complete(c)?;
+                    // Drain what else finished, then checkpoint once.
+                    while let Ok(c) = done_rx.try_recv() {
+                        self.complete(c)?;
+                    }
+                    self.tally.checkpoint().map_err(EngineError::Output)?;
+                }
+                batch = rx.recv(), if want_input => match batch {
+                    Some(b) => pending_batches.extend(b),
+                    None => channel_open = false,
+                },
+                _ = sleep_until(next_wake), if next_wake.is_some() => {}
+            }
+        }
+    }
+
+    /// Takes one message from the reader.
+    fn accept(&mut self, msg: ReaderMsg) -> Result<(), EngineError> {
+        match msg {
+            ReaderMsg::Record(r) => {
+                self.count_read();
+                let region = match &self.config.region_override {
+                    Some(r) => r.clone(),
+                    None => match crate::arn::region_of(&r.key.product_arn) {
+                        Some(region) => region.to_owned(),
+                        None => {
+                            // Readers validate ARNs; this is a second line of defence.
+                            return self.record(Outcome {
+                                location: r.location,
+                                key: Some(r.key),
+                                region: None,
+                                kind: OutcomeKind::Invalid,
+                                code: Some("ProductArn".into()),
+                                message: Some(
+                                    "ProductArn is not a Security Hub product ARN, so its Region is unknown (give --region)"
+                                        .into(),
+                                ),
+                                attempts: 0,
+                            });
+                        }
+                    },
+                };
+                let idx = self.region(&region);
+                let item = Item {
+                    location: r.location,
+                    key: r.key,
+                    attempts: 0,
+                    failures: 0,
+                    throttles: 0,
+                };
+                if let Some(reason) = self.aborted.clone() {
+                    // Never held: record directly.
+                    let region = Some(self.regions[idx].name.clone());
+                    return self.record(Outcome {
+                        location: item.location,
+                        key: Some(item.key),
+                        region,
+                        kind: OutcomeKind::NotAttempted,
+                        code: None,
+                        message: Some(reason),
+                        attempts: 0,
+                    });
+                }
+                let rs = &mut self.regions[idx];
+                if rs.available() == 0 {
+                    rs.waiting_since = Some(Instant::now());
+                }
+                rs.fresh.push_back(item);
+                self.held += 1;
+            }
+            ReaderMsg::Duplicate(r) => {
+                self.count_read();
+                self.record(Outcome {
+                    location: r.location,
+                    key: Some(r.key),
+                    region: None,
+                    kind: OutcomeKind::Duplicate,
+                    code: None,
+                    message: Some("same Id and ProductArn as an earlier record; sent once".into()),
+                    attempts: 0,
+                })?;
+            }
+            ReaderMsg::Invalid(i) => {
+                self.count_read();
+                self.record(Outcome {
+                    location: i.location,
+                    key: i.key,
+                    region: None,
+                    kind: OutcomeKind::Invalid,
+                    code: i.column,
+                    message: Some(i.reason),
+                    attempts: 0,
+                })?;
+            }
+            ReaderMsg::Error(e) => {
+                let text = error_chain(&*e);
+                self.tally.summary_mut().input_error = Some(text.clone());
+                self.events.emit(&Event::Aborting {
+                    reason: format!("input error: {text}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn count_read(&mut self) {
+        self.records_read += 1;
+        if self.records_read % 1000 == 0 {
+            self.events.emit(&Event::InputRead {
+                records: self.records_read,
+            });
+        }
+    }
+
+    fn region(&mut self, name: &str) -> usize {
+        if let Some(i) = self.region_index.get(name) {
+            return *i;
+        }
+        let name: Arc<str> = name.into();
+        let idx = self.regions.len();
+        self.regions.push(RegionState {
+            name: name.clone(),
+            limiter: RegionLimiter::new(self.config.rate),
+            fresh: VecDeque::new(),
+            ready: VecDeque::new(),
+            pinned: VecDeque::new(),
+            in_flight: 0,
+            waiting_since: None,
+        });
+        self.region_index.insert(name, idx);
+        idx
+    }
+
+    /// Moves findings whose backoff has elapsed back to their Region's queue.
+    fn release_due(&mut self, now: Instant) {
+        while self.delayed.peek().is_some_and(|d| d.0.at <= now) {
+            let Some(Reverse(d)) = self.delayed.pop() else { break };
+            let rs = &mut self.regions[d.region];
+            if rs.available() == 0 {
+                rs.waiting_since = Some(now);
+            }
+            rs.ready.push_back(d.item);
+        }
+    }
+
+    /// Sends every request that may leave now; returns when to look again.
+    fn dispatch(&mut self, now: Instant, done: &mpsc::UnboundedSender<Completion>) -> Option<Instant> {
+        let mut wake = self.delayed.peek().map(|d| d.0.at);
+        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        if self.aborted.is_some() {
+            return wake;
+        }
+        // With the input still coming and room to read, a partial chunk waits
+        // (up to the linger) so that requests leave full.
+        let more_input_coming = !self.input_done && self.held < self.config.read_ahead;
+        for idx in 0..self.regions.len() {
+            loop {
+                let rs = &mut self.regions[idx];
+                if rs.in_flight >= self.config.concurrency || !rs.has_work() {
+                    break;
+                }
+                if rs.pinned.is_empty() && rs.available() < MAX_CHUNK && more_input_coming {
+                    let since = rs.waiting_since.unwrap_or(now);
+                    let due = since + self.config.linger;
+                    if due > now {
+                        at(due);
+                        break;
+                    }
+                }
+                if let Err(wait) = rs.limiter.try_acquire(now) {
+                    at(now + wait);
+                    break;
+                }
+                let chunk = rs.take_chunk();
+                rs.in_flight += 1;
+                self.send(idx, chunk, done);
+            }
+        }
+        wake
+    }
+
+    fn send(&mut self, region: usize, mut items: Vec<Item>, done: &mpsc::UnboundedSender<Completion>) {
+        self.requests += 1;
+        for it in &mut items {
+            if it.attempts > 0 {
+                self.retries += 1;
+            }
+            it.attempts += 1;
+        }
+        let name = self.regions[region].name.clone();
+        self.events.emit(&Event::RequestSent {
+            region: name.clone(),
+            findings: items.len(),
+        });
+        let submitter = self.submitter.clone();
+        let decision = self.decision.clone();
+        let done = done.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let keys: Vec<FindingKey> = items.iter().map(|i| i.key.clone()).collect();
+            let started = Instant::now();
+            let result = submitter.send(&name, &decision, &keys).await;
+            events.emit(&Event::RequestFinished {
+                region: name,
+                findings: keys.len(),
+                latency: started.elapsed(),
+                error: result.as_ref().err().map(|e| e.code.clone()),
+            });
+            // The dispatcher outlives every request it spawned.
+            let _ = done.send(Completion {
+                region,
+                sent_at: started,
+                items,
+                result,
+            });
+        });
+    }
+
+    /// Handles a finished request.
+    fn complete(&mut self, c: Completion) -> Result<(), EngineError> {
+        let region = c.region;
+        self.regions[region].in_flight -= 1;
+        match c.result {
+            Ok(result) => {
+                self.regions[region].limiter.on_success();
+                self.complete_ok(region, c.items, result)
+            }
+            Err(err) => self.complete_err(region, c.sent_at, c.items, err),
+        }
+    }
+
+    fn complete_ok(&mut self, region: usize, items: Vec<Item>, result: BatchResult) -> Result<(), EngineError> {
+        let processed: HashSet<&FindingKey> = result.processed.iter().collect();
+        let unprocessed: HashMap<&FindingKey, (&str, &str)> = result
+            .unprocessed
+            .iter()
+            .map(|(k, c, m)| (k, (c.as_str(), m.as_str())))
+            .collect();
+        for (_, code, _) in &result.unprocessed {
+            *self
+                .tally
+                .summary_mut()
+                .unprocessed_by_code
+                .entry(code.clone())
+                .or_default() += 1;
+        }
+        for item in items {
+            if let Some((code, message)) = unprocessed.get(&item.key) {
+                let (code, message) = (code.to_string(), message.to_string());
+                match classify_unprocessed(&code) {
+                    Disposition::Retry(class) => self.retry(region, item, class, code, message)?,
+                    Disposition::ResendAlone => self.resend_alone(region, item, code, message)?,
+                    _ => self.fail(region, item, code, message)?,
+                }
+            } else if processed.contains(&item.key) {
+                let name = self.regions[region].name.clone();
+                self.finish_item(item, &name, OutcomeKind::Updated, None, None)?;
+            } else {
+                // Neither processed nor unprocessed: the service said nothing
+                // about it, so it may or may not be updated. Send it again.
+                let msg = "the response did not mention this finding".to_owned();
+                self.retry(region, item, RetryClass::Transient, "MissingFromResponse".into(), msg)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_err(
+        &mut self,
+        region: usize,
+        sent_at: Instant,
+        items: Vec<Item>,
+        err: CallError,
+    ) -> Result<(), EngineError> {
+        let disposition = classify_call(&err.failure);
+        let detail = match &err.request_id {
+            Some(id) => format!("{} (request id {id})", err.message),
+            None => err.message.clone(),
+        };
+        match disposition {
+            Disposition::Retry(RetryClass::Throttle) => {
+                self.throttled += 1;
+                let rs = &mut self.regions[region];
+                if rs.limiter.on_throttled(sent_at, Instant::now()) {
+                    self.events.emit(&Event::Throttled {
+                        region: rs.name.clone(),
+                        rate: rs.limiter.current_rate(),
+                    });
+                }
+                for mut item in items {
+                    item.throttles += 1;
+                    if item.throttles > self.config.max_throttled {
+                        self.fail(region, item, err.code.clone(), format!("still throttled after {} attempts: {detail}", self.config.max_throttled))?;
+                    } else {
+                        let delay = self.config.backoff.delay(RetryClass::Throttle, item.throttles, &mut self.rng);
+                        self.schedule(region, item, delay)?;
+                    }
+                }
+            }
+            Disposition::Retry(class) => {
+                for item in items {
+                    self.retry(region, item, class, err.code.clone(), detail.clone())?;
+                }
+            }
+            Disposition::Split => {
+                if items.len() > 1 && self.aborted.is_none() {
+                    let mut first = items;
+                    let second = first.split_off(first.len() / 2);
+                    let rs = &mut self.regions[region];
+                    rs.pinned.push_front(second);
+                    rs.pinned.push_front(first);
+                } else {
+                    for item in items {
+                        self.fail(region, item, err.code.clone(), detail.clone())?;
+                    }
+                }
+            }
+            Disposition::Permanent | Disposition::ResendAlone => {
+                for item in items {
+                    self.fail(region, item, err.code.clone(), detail.clone())?;
+                }
+            }
+            Disposition::Abort => {
+                for item in items {
+                    self.fail(region, item, err.code.clone(), detail.clone())?;
+                }
+                self.abort(format!("{}: {detail}", err.code))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Schedules a retry, or records the final failure if attempts are used up.
+    fn retry(&mut self, region: usize, mut item: Item, class: RetryClass, code: String, message: String) -> Result<(), EngineError> {
+        item.failures += 1;
+        if item.failures >= self.config.max_attempts {
+            let message = format!("{message} (gave up after {} attempts)", item.attempts);
+            return self.fail(region, item, code, message);
+        }
+        let delay = self.config.backoff.delay(class, item.failures, &mut self.rng);
+        self.schedule(region, item, delay)
+    }
+
+    fn resend_alone(&mut self, region: usize, mut item: Item, code: String, message: String) -> Result<(), EngineError> {
+        item.failures += 1;
+        if item.failures >= self.config.max_attempts {
+            return self.fail(region, item, code, message);
+        }
+        if self.aborted.is_some() {
+            return self.schedule(region, item, Duration::ZERO);
+        }
+        self.regions[region].pinned.push_back(vec![item]);
+        Ok(())
+    }
+
+    fn schedule(&mut self, region: usize, item: Item, delay: Duration) -> Result<(), EngineError> {
+        if let Some(reason) = self.aborted.clone() {
+            let name = self.regions[region].name.clone();
+            return self.finish_item(item, &name, OutcomeKind::NotAttempted, None, Some(reason));
+        }
+        self.seq += 1;
+        self.delayed.push(Reverse(Delayed {
+            at: Instant::now() + delay,
+            seq: self.seq,
+            region,
+            item,
+        }));
+        Ok(())
+    }
+
+    fn fail(&mut self, region: usize, item: Item, code: String, message: String) -> Result<(), EngineError> {
+        let name = self.regions[region].name.clone();
+        self.finish_item(item, &name, OutcomeKind::Failed, Some(code), Some(message))
+    }
+
+    /// Stops the run: everything not in flight is recorded as not attempted.
+    fn abort(&mut self, reason: String) -> Result<(), EngineError> {
+        if self.aborted.is_some() {
+            return Ok(());
+        }
+        self.events.emit(&Event::Aborting { reason: reason.clone() });
+        self.aborted = Some(reason.clone());
+        let reason = format!("run aborted: {reason}");
+        let mut leftovers = Vec::new();
+        for (idx, rs) in self.regions.iter_mut().enumerate() {
+            leftovers.extend(rs.fresh.drain(..).map(|i| (idx, i)));
+            leftovers.extend(rs.ready.drain(..).map(|i| (idx, i)));
+            for chunk in rs.pinned.drain(..) {
+                leftovers.extend(chunk.into_iter().map(|i| (idx, i)));
+            }
+        }
+        leftovers.extend(self.delayed.drain().map(|Reverse(d)| (d.region, d.item)));
+        for (idx, item) in leftovers {
+            let name = self.regions[idx].name.clone();
+            self.finish_item(item, &name, OutcomeKind::NotAttempted, None, Some(reason.clone()))?;
+        }
+        self.aborted = Some(reason);
+        Ok(())
+    }
+
+    /// Records the final outcome of a finding that was held (queued, waiting
+    /// or in flight).
+    fn finish_item(
+        &mut self,
+        item: Item,
+        region: &Arc<str>,
+        kind: OutcomeKind,
+        code: Option<String>,
+        message: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.held -= 1;
+        self.record(Outcome {
+            location: item.location,
+            key: Some(item.key),
+            region: Some(region.clone()),
+            kind,
+            code,
+            message,
+            attempts: item.attempts,
+        })
+    }
+
+    fn record(&mut self, outcome: Outcome) -> Result<(), EngineError> {
+        self.events.emit(&Event::FindingsFinished {
+            kind: outcome.kind,
+            count: 1,
+        });
+        self.tally.record(&outcome).map_err(EngineError::Output)
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        cur = e.source();
+    }
+    s
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn item(i: usize) -> Item {
+        Item {
+            location: Location {
+                file: "t".into(),
+                row: i as u64 + 1,
+                detail: None,
+            },
+            key: FindingKey::new(format!("f{i}"), "arn:aws:securityhub:us-east-1::product/aws/guardduty"),
+            attempts: 0,
+            failures: 0,
+            throttles: 0,
+        }
+    }
+
+    fn region() -> RegionState {
+        RegionState {
+            name: "us-east-1".into(),
+            limiter: RegionLimiter::new(RateConfig::DOCUMENTED),
+            fresh: VecDeque::new(),
+            ready: VecDeque::new(),
+            pinned: VecDeque::new(),
+            in_flight: 0,
+            waiting_since: None,
+        }
+    }
+
+    #[test]
+    fn dedup_index_reports_repeats_only() {
+        let mut d = DedupIndex::default();
+        let a = FindingKey::new("a", "p");
+        assert!(d.insert(&a));
+        assert!(!d.insert(&a));
+        assert!(d.insert(&FindingKey::new("a", "q")));
+        // The boundary between Id and ProductArn matters.
+        assert!(d.insert(&FindingKey::new("ab", "c")));
+        assert!(d.insert(&FindingKey::new("a", "bc")));
+        assert_eq!(d.len(), 4);
+    }
+
+    #[test]
+    fn pinned_chunks_travel_as_they_are_and_first() {
+        let mut r = region();
+        r.fresh.extend((0..150).map(item));
+        r.pinned.push_back(vec![item(1000), item(1001), item(1002)]);
+        let c = r.take_chunk();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].key.id, "f1000");
+        assert_eq!(r.take_chunk().len(), 100);
+        assert_eq!(r.take_chunk().len(), 50);
+        assert!(!r.has_work());
+    }
+
+    proptest! {
+        /// Chunks never exceed 100, never repeat a finding, take retries
+        /// before fresh findings, and together hold every finding once.
+        #[test]
+        fn chunking_invariants(fresh in 0usize..450, ready in 0usize..250) {
+            let mut r = region();
+            r.fresh.extend((0..fresh).map(item));
+            r.ready.extend((10_000..10_000 + ready).map(item));
+            let mut all = Vec::new();
+            let mut chunks = 0;
+            while r.has_work() {
+                let c = r.take_chunk();
+                prop_assert!(!c.is_empty() && c.len() <= MAX_CHUNK);
+                let distinct: HashSet<_> = c.iter().map(|i| &i.key).collect();
+                prop_assert_eq!(distinct.len(), c.len());
+                all.extend(c.into_iter().map(|i| i.location.row));
+                chunks += 1;
+            }
+            prop_assert_eq!(chunks, (fresh + ready).div_ceil(MAX_CHUNK));
+            // Retries (rows > 10,000) come first.
+            let first_fresh = all.iter().position(|r| *r <= 10_000).unwrap_or(all.len());
+            prop_assert!(all[first_fresh..].iter().all(|r| *r <= 10_000));
+            all.sort_unstable();
+            all.dedup();
+            prop_assert_eq!(all.len(), fresh + ready);
+        }
+    }
+}

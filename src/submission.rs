@@ -1,0 +1,287 @@
+//! The only place that calls `aws-sdk-securityhub`.
+//!
+//! [`Submitter`] holds one SDK client per Region, all built from one
+//! `aws-config` chain with the SDK's own retries switched off: the engine's
+//! retry queue owns every retry, so a chunk never costs hidden attempts
+//! (each of which would spend quota). [`Submitter::send`] turns the SDK's
+//! answer into plain data: per-finding results on success
+//! ([`BatchResult`]), or a [`CallError`] carrying just what
+//! [`crate::retry::classify_call`] needs plus a message for humans.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_securityhub::Client;
+use aws_sdk_securityhub::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_securityhub::operation::RequestId;
+use aws_sdk_securityhub::operation::batch_update_findings::BatchUpdateFindingsError;
+use aws_sdk_securityhub::types::AwsSecurityFindingIdentifier;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+use crate::decision::Decision;
+use crate::model::FindingKey;
+use crate::retry::{CallFailure, Transport};
+
+/// How to reach Security Hub.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    /// `--profile`: a named profile of the shared config files.
+    pub profile: Option<String>,
+    /// `--endpoint-url`: send every request there (the emulator, a VPC endpoint).
+    pub endpoint_url: Option<String>,
+    /// Per-attempt timeout; a request slower than this is retried.
+    pub request_timeout: Option<Duration>,
+}
+
+/// The service's answer to one successful `BatchUpdateFindings` call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchResult {
+    /// Findings reported as processed.
+    pub processed: Vec<FindingKey>,
+    /// Findings reported as not processed, with `ErrorCode` and `ErrorMessage`.
+    pub unprocessed: Vec<(FindingKey, String, String)>,
+    /// The request id, for logs.
+    pub request_id: Option<String>,
+}
+
+/// A failed call: classification facts and a message safe to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallError {
+    /// What [`crate::retry::classify_call`] looks at.
+    pub failure: CallFailure,
+    /// The error code to record for findings that end on this error.
+    pub code: String,
+    /// A human-readable description (never contains credentials).
+    pub message: String,
+    /// The request id, when the service answered.
+    pub request_id: Option<String>,
+}
+
+/// Default per-attempt timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends `BatchUpdateFindings` requests, one client per Region.
+pub struct Submitter {
+    base: SdkConfig,
+    endpoint_url: Option<String>,
+    request_timeout: Duration,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+impl Submitter {
+    /// Loads the standard `aws-config` chain (environment, profiles, SSO, web
+    /// identity, instance roles) with retries disabled.
+    pub async fn from_env(settings: &AwsSettings) -> Self {
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled());
+        if let Some(p) = &settings.profile {
+            loader = loader.profile_name(p);
+        }
+        let base = loader.load().await;
+        Self::from_sdk_config(base, settings)
+    }
+
+    /// Uses an already-built SDK configuration (tests, the demo). Retries are
+    /// disabled on every client regardless of what `base` says.
+    pub fn from_sdk_config(base: SdkConfig, settings: &AwsSettings) -> Self {
+        Submitter {
+            endpoint_url: settings.endpoint_url.clone().or_else(|| base.endpoint_url().map(str::to_owned)),
+            request_timeout: settings.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+            base,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `region`, built on first use.
+    fn client(&self, region: &str) -> Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let mut b = aws_sdk_securityhub::config::Builder::from(&self.base)
+                    .region(Region::new(region.to_owned()))
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .operation_attempt_timeout(self.request_timeout)
+                            .connect_timeout(Duration::from_secs(10))
+                            .build(),
+                    );
+                if let Some(url) = &self.endpoint_url {
+                    b = b.endpoint_url(url);
+                }
+                Client::from_conf(b.build())
+            })
+            .clone()
+    }
+
+    /// Sends one `BatchUpdateFindings` request for `keys` to `region`.
+    pub async fn send(
+        &self,
+        region: &str,
+        decision: &Decision,
+        keys: &[FindingKey],
+    ) -> Result<BatchResult, CallError> {
+        let ids = keys
+            .iter()
+            .map(|k| {
+                AwsSecurityFindingIdentifier::builder()
+                    .id(&k.id)
+                    .product_arn(&k.product_arn)
+                    .build()
+            })
+            .collect();
+        let request = self
+            .client(region)
+            .batch_update_findings()
+            .set_finding_identifiers(Some(ids));
+        let request = decision.apply(request);
+        match request.send().await {
+            Ok(out) => {
+                let key_of = |i: Option<&AwsSecurityFindingIdentifier>| {
+                    let i = i?;
+                    Some(FindingKey::new(i.id()?, i.product_arn()?))
+                };
+                Ok(BatchResult {
+                    processed: out
+                        .processed_findings()
+                        .iter()
+                        .filter_map(|i| key_of(Some(i)))
+                        .collect(),
+                    unprocessed: out
+                        .unprocessed_findings()
+                        .iter()
+                        .filter_map(|u| {
+                            Some((
+                                key_of(u.finding_identifier())?,
+                                u.error_code().unwrap_or_default().to_owned(),
+                                u.error_message().unwrap_or_default().to_owned(),
+                            ))
+                        })
+                        .collect(),
+                    request_id: out.request_id().map(str::to_owned),
+                })
+            }
+            Err(e) => Err(call_error(e)),
+        }
+    }
+}
+
+/// Reduces an SDK error to what the engine needs.
+fn call_error(err: SdkError<BatchUpdateFindingsError, HttpResponse>) -> CallError {
+    match &err {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let code = se.err().code().map(str::to_owned);
+            let message = se
+                .err()
+                .message()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("HTTP {status} with no message"));
+            CallError {
+                code: code.clone().unwrap_or_else(|| format!("HTTP{status}")),
+                failure: CallFailure {
+                    status: Some(status),
+                    code,
+                    transport: None,
+                },
+                message,
+                request_id: se.err().request_id().map(str::to_owned),
+            }
+        }
+        SdkError::ResponseError(re) => {
+            // A response came but could not be read (cut off, not JSON).
+            let status = re.raw().status().as_u16();
+            let transport = if (200..300).contains(&status) {
+                Some(Transport::Io)
+            } else {
+                None
+            };
+            CallError {
+                failure: CallFailure {
+                    status: Some(status),
+                    code: None,
+                    transport,
+                },
+                code: "ResponseError".into(),
+                message: format!("unreadable response (HTTP {status}): {}", chain(&err)),
+                request_id: None,
+            }
+        }
+        SdkError::TimeoutError(_) => transport_error(Transport::Timeout, "Timeout", &err),
+        SdkError::DispatchFailure(df) => {
+            if has_credentials_error(&err) {
+                transport_error(Transport::Credentials, "CredentialsError", &err)
+            } else if df.is_timeout() {
+                transport_error(Transport::Timeout, "Timeout", &err)
+            } else if df.is_user() {
+                transport_error(Transport::Other, "DispatchFailure", &err)
+            } else {
+                transport_error(Transport::Io, "ConnectionError", &err)
+            }
+        }
+        _ => {
+            if has_credentials_error(&err) {
+                transport_error(Transport::Credentials, "CredentialsError", &err)
+            } else {
+                transport_error(Transport::Other, "RequestConstructionError", &err)
+            }
+        }
+    }
+}
+
+fn transport_error(
+    t: Transport,
+    code: &str,
+    err: &(dyn std::error::Error + 'static),
+) -> CallError {
+    CallError {
+        failure: CallFailure {
+            status: None,
+            code: None,
+            transport: Some(t),
+        },
+        code: code.into(),
+        message: chain(err),
+        request_id: None,
+    }
+}
+
+/// The error and its sources, joined: the SDK's top-level Display alone is
+/// often just "dispatch failure".
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let msg = e.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = e.source();
+    }
+    s
+}
+
+fn has_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        let text = e.to_string();
+        if text.contains("no credentials") || text.contains("NoMatchingAuthScheme") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// Shared handle type used by the engine.
+pub type SharedSubmitter = Arc<Submitter>;

@@ -1,0 +1,585 @@
+//! End-to-end tests of the engine: the real `sechub-triage` binary (or the
+//! library's `engine::run`) against the emulator on 127.0.0.1, through the
+//! real SDK client over HTTP. Every test checks that each input record ends
+//! in exactly one outcome and that our counts agree with what the emulator saw.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sechub_triage::emulator::{Bucket, EmulatorConfig, EmulatorState, FaultConfig, Operation, SyntheticSpec};
+use sechub_triage::model::FindingKey;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
+
+struct Emu {
+    addr: SocketAddr,
+    state: EmulatorState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Emu {
+    fn start(config: EmulatorConfig) -> Emu {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = EmulatorState::new(config);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let st = state.clone();
+        rt.spawn(async move {
+            sechub_triage::emulator::serve(listener, st, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Emu {
+            addr,
+            state,
+            stop: Some(tx),
+            rt,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The binary with credentials that exist only here and no access to any
+/// real configuration.
+fn triage(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", "AKIDENGINETEST")
+        .env("AWS_SECRET_ACCESS_KEY", "engine-test-secret-XYZZY")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"));
+    c
+}
+
+fn write_csv(path: &Path, header: &str, rows: &[String]) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(f, "{header}").unwrap();
+    for r in rows {
+        writeln!(f, "{r}").unwrap();
+    }
+}
+
+fn csv_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Reads a results CSV into one map per row.
+fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect()
+        })
+        .collect()
+}
+
+fn missing_key(i: usize) -> FindingKey {
+    FindingKey::new(
+        format!("arn:aws:securityhub:us-east-1:123456789012:security-control/IAM.1/finding/missing-{i:05}"),
+        "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+    )
+}
+
+/// The issue's main scenario: 20,000 findings with every kind of fault,
+/// throttling at the documented quota, missing findings, duplicates and
+/// invalid rows, through the real binary.
+#[test]
+fn twenty_thousand_findings_under_faults_all_accounted_for() {
+    let mut config = EmulatorConfig::default(); // throttling on: 10/s burst 30
+    config.random_seed = 2026;
+    config.faults = FaultConfig {
+        concurrent_update_error: 0.02,
+        internal_failure: 0.01,
+        http_500: 0.03,
+        drop_connection: 0.02,
+        latency: Duration::from_millis(5),
+        latency_jitter: Duration::from_millis(20),
+        ..FaultConfig::default()
+    };
+    let emu = Emu::start(config);
+    // One Region, so that the emulator's per-second request counts are the
+    // counts of one quota bucket (Region routing is covered by other tests).
+    let existing = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 20_000,
+        seed: 7,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    assert_eq!(existing.len(), 20_000);
+    let missing: Vec<FindingKey> = (0..150).map(missing_key).collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows: Vec<String> = Vec::new();
+    for k in &existing {
+        rows.push(format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)));
+    }
+    for k in &missing {
+        rows.push(format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)));
+    }
+    // 40 duplicates of existing findings, spread over the file.
+    for i in 0..40 {
+        let k = &existing[i * 211];
+        rows.push(format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)));
+    }
+    // Invalid rows: blank Id, a ProductArn that is not a product ARN.
+    rows.push(format!(",{}", csv_quote(&existing[0].product_arn)));
+    rows.push("some-finding,arn:aws:guardduty:us-east-1:123456789012:detector/x".into());
+    let total_rows = rows.len();
+    // Shuffle deterministically so duplicates and misses are interleaved.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|i| (i.wrapping_mul(2654435761) % 1_000_003, *i));
+    let rows: Vec<String> = order.into_iter().map(|i| rows[i].clone()).collect();
+    let input = dir.path().join("findings.csv");
+    write_csv(&input, "Id,ProductArn", &rows);
+    let results = dir.path().join("results.csv");
+    let failed = dir.path().join("failed.csv");
+
+    let out = triage(dir.path())
+        .args(["update", input.to_str().unwrap()])
+        .args(["--workflow", "Status=SUPPRESSED"])
+        .args(["--note", "Text=\"Accepted risk, see SEC-42\",UpdatedBy=secops-nightly"])
+        .args(["--endpoint-url", &emu.url()])
+        .args(["--results", results.to_str().unwrap()])
+        .args(["--failed", failed.to_str().unwrap()])
+        .args(["--output", "json", "--no-progress"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit status (2: some findings not updated)\nstdout: {stdout}\nstderr: {stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).expect("JSON summary");
+
+    // Results: exactly one row per input row.
+    let res = read_results(&results);
+    assert_eq!(res.len(), total_rows);
+    let rows_seen: HashSet<u64> = res.iter().map(|r| r["row"].parse().unwrap()).collect();
+    assert_eq!(rows_seen.len(), total_rows, "every row number exactly once");
+    assert_eq!(rows_seen.iter().max(), Some(&(total_rows as u64)));
+    let mut by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &res {
+        *by_outcome.entry(r["outcome"].as_str()).or_default() += 1;
+    }
+    assert_eq!(by_outcome.get("updated"), Some(&20_000), "{by_outcome:?}");
+    assert_eq!(by_outcome.get("failed"), Some(&150), "{by_outcome:?}");
+    assert_eq!(by_outcome.get("duplicate"), Some(&40), "{by_outcome:?}");
+    assert_eq!(by_outcome.get("invalid"), Some(&2), "{by_outcome:?}");
+    assert_eq!(by_outcome.values().sum::<usize>(), total_rows);
+    for r in res.iter().filter(|r| r["outcome"] == "failed") {
+        assert_eq!(r["error_code"], "FindingNotFound", "{r:?}");
+        assert!(r["Id"].contains("/finding/missing-"), "{r:?}");
+    }
+
+    // The summary says the same.
+    assert_eq!(summary["records"], total_rows as u64);
+    assert_eq!(summary["outcomes"]["updated"], 20_000);
+    assert_eq!(summary["outcomes"]["failed"], 150);
+    assert_eq!(summary["outcomes"]["duplicate"], 40);
+    assert_eq!(summary["outcomes"]["invalid"], 2);
+    assert_eq!(summary["errors_by_code"]["FindingNotFound"], 150);
+
+    // Every existing finding carries exactly the decision, and was applied once.
+    for k in &existing {
+        let f = emu.state.finding(k).expect("finding still there");
+        assert_eq!(f["Workflow"]["Status"], "SUPPRESSED", "{k}");
+        assert_eq!(f["Note"]["Text"], "Accepted risk, see SEC-42", "{k}");
+        assert_eq!(f["Note"]["UpdatedBy"], "secops-nightly", "{k}");
+        assert_eq!(emu.state.update_count(k), 1, "{k} updated more than once");
+    }
+
+    // The emulator's counters agree with ours.
+    let c = emu.state.counters();
+    assert_eq!(c.requests_for(Operation::BatchUpdateFindings), summary["requests"].as_u64().unwrap(), "every request we counted arrived once: the SDK retried nothing on its own");
+    assert_eq!(c.finding_outcome("Processed"), 20_000);
+    assert_eq!(c.finding_outcome("FindingNotFound"), 150);
+    assert_eq!(c.finding_outcome("DuplicatedFindingIdentifier"), 0, "no identifier twice in a request");
+    assert_eq!(c.throttled, summary["throttled"].as_u64().unwrap());
+    assert_eq!(c.error_code("InvalidInputException"), 0, "no request over 100 identifiers or otherwise invalid");
+    // Faults really happened and were retried (otherwise this test proves little).
+    assert!(c.finding_outcome("ConcurrentUpdateError") > 50, "{:?}", c.finding_outcomes);
+    assert!(c.finding_outcome("InternalFailure") > 20, "{:?}", c.finding_outcomes);
+    assert!(c.error_code("InternalException") > 0, "{:?}", c.error_codes);
+    assert!(summary["retries"].as_u64().unwrap() > 0);
+
+    // Pacing: never more than the token bucket allows in any second.
+    let per_sec = &c.requests_per_second[&Operation::BatchUpdateFindings];
+    let max = per_sec.iter().copied().max().unwrap_or(0);
+    assert!(max <= 30 + 10, "at most burst + rate per second, saw {max}: {per_sec:?}");
+    assert!(
+        c.throttled * 20 <= c.requests_for(Operation::BatchUpdateFindings),
+        "throttled {} of {} requests: the client limiter should keep us under the quota",
+        c.throttled,
+        c.requests_for(Operation::BatchUpdateFindings)
+    );
+
+    // The failed file lists exactly the missing findings and reads back as input.
+    let failed_rows = read_results(&failed);
+    let failed_ids: HashSet<&str> = failed_rows.iter().map(|r| r["Id"].as_str()).collect();
+    let missing_ids: HashSet<&str> = missing.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(failed_ids, missing_ids);
+
+    // No secret in any output.
+    for text in [stdout.as_ref(), stderr.as_ref(), &std::fs::read_to_string(&results).unwrap()] {
+        assert!(!text.contains("engine-test-secret-XYZZY"));
+    }
+}
+
+/// Access denied stops the run after the first wave of requests, with exit
+/// status 3, and every record still gets an outcome.
+#[test]
+fn access_denied_aborts_with_status_3_and_accounts_for_everything() {
+    let mut config = EmulatorConfig::default();
+    config.faults.access_denied = true;
+    let emu = Emu::start(config);
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 5_000,
+        seed: 3,
+        ..SyntheticSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let rows: Vec<String> = keys.iter().map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))).collect();
+    write_csv(&input, "Id,ProductArn", &rows);
+    let results = dir.path().join("results.jsonl");
+    let started = Instant::now();
+    let out = triage(dir.path())
+        .args(["update", input.to_str().unwrap(), "--workflow", "Status=RESOLVED"])
+        // One request in flight per Region, so the first answer stops the run.
+        .args(["--rate", "5", "--burst", "1", "--concurrency", "1"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .args(["--results", results.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("AccessDeniedException"), "{stdout}");
+    // A hang guard, not a performance assertion: 5,000 findings would take
+    // 50 requests (over 2 s at the quota) if the run did not stop.
+    assert!(started.elapsed() < Duration::from_secs(120));
+    let c = emu.state.counters();
+    let sent = c.requests_for(Operation::BatchUpdateFindings);
+    let regions: HashSet<&str> = keys.iter().map(|k| k.product_arn.split(':').nth(3).unwrap()).collect();
+    assert!(
+        sent as usize <= regions.len(),
+        "stopped after the first request of each Region ({} Regions), sent {sent}",
+        regions.len()
+    );
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5_000);
+    let failed = lines.iter().filter(|l| l["outcome"] == "failed").count();
+    let not_attempted = lines.iter().filter(|l| l["outcome"] == "not_attempted").count();
+    assert_eq!(failed + not_attempted, 5_000);
+    assert!(failed > 0 && failed as u64 <= sent * 100);
+    assert!(lines.iter().filter(|l| l["outcome"] == "failed").all(|l| l["error_code"] == "AccessDeniedException"));
+    for k in &keys {
+        assert_eq!(emu.state.update_count(k), 0);
+    }
+}
+
+/// The real quota is lower than configured: the adaptive pace finds it
+/// without a storm of 429s, and everything is still updated.
+#[test]
+fn adapts_to_a_quota_lower_than_configured() {
+    let mut config = EmulatorConfig::default();
+    config.throttle.batch_update = Bucket::new(3.0, 3);
+    let emu = Emu::start(config);
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 4_000,
+        seed: 11,
+        regions: vec!["eu-west-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let rows: Vec<String> = keys.iter().map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))).collect();
+    write_csv(&input, "Id,ProductArn", &rows);
+    let out = triage(dir.path())
+        .args(["update", input.to_str().unwrap(), "--confidence", "80"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress", "--output", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["outcomes"]["updated"], 4_000);
+    let c = emu.state.counters();
+    let requests = c.requests_for(Operation::BatchUpdateFindings);
+    // 4,000 findings need 40 successful requests per Region. Without
+    // adaptation, a client pacing at 10/s against 3/s would see about
+    // 7 of every 10 requests throttled; adaptive pacing keeps 429s to a
+    // minority of all requests.
+    let successes = c.outcome(Operation::BatchUpdateFindings, "200");
+    assert!(c.throttled < successes, "throttled {} vs {} successful (of {requests})", c.throttled, successes);
+    for k in &keys {
+        assert_eq!(emu.state.finding(k).unwrap()["Confidence"], 80);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Library-level tests: engine::run with inputs built in the test.
+
+use sechub_triage::decision::Decision;
+use sechub_triage::engine::{self, EngineConfig, Input};
+use sechub_triage::events::NullSink;
+use sechub_triage::model::{Location, OutcomeKind, SourceItem, SourceRecord};
+use sechub_triage::reporting::{Outcome, OutcomeSink, RunSummary};
+use sechub_triage::submission::{AwsSettings, Submitter};
+
+#[derive(Clone, Default)]
+struct Collect(Arc<std::sync::Mutex<Vec<Outcome>>>);
+
+impl OutcomeSink for Collect {
+    fn record(&mut self, o: &Outcome) -> std::io::Result<()> {
+        self.0.lock().unwrap().push(o.clone());
+        Ok(())
+    }
+}
+
+fn submitter(emu: &Emu) -> Submitter {
+    let sdk = emu.rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new("AKIDLIB", "lib-secret", None, None, "test"))
+            .load(),
+    );
+    Submitter::from_sdk_config(
+        sdk,
+        &AwsSettings {
+            endpoint_url: Some(emu.url()),
+            request_timeout: Some(Duration::from_secs(20)),
+            ..AwsSettings::default()
+        },
+    )
+}
+
+fn records(keys: &[FindingKey]) -> Input {
+    let file: Arc<str> = "test-input".into();
+    let items: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Ok(SourceItem::Record(SourceRecord {
+                location: Location {
+                    file: file.clone(),
+                    row: i as u64 + 1,
+                    detail: None,
+                },
+                key: k.clone(),
+            }))
+        })
+        .collect();
+    Box::new(items.into_iter())
+}
+
+fn run_engine(emu: &Emu, config: &EngineConfig, input: Input, decision: Decision) -> (RunSummary, Vec<Outcome>) {
+    let sink = Collect::default();
+    let summary = emu
+        .rt
+        .block_on(engine::run(
+            config,
+            input,
+            Arc::new(decision),
+            Arc::new(submitter(emu)),
+            Box::new(sink.clone()),
+            Arc::new(NullSink),
+        ))
+        .unwrap();
+    let outcomes = sink.0.lock().unwrap().clone();
+    (summary, outcomes)
+}
+
+fn suppress() -> Decision {
+    sechub_triage::decision::parse_flag(
+        sechub_triage::decision::DecisionField::Workflow,
+        &["Status=SUPPRESSED".to_owned()],
+    )
+    .unwrap()
+}
+
+/// A request rejected as a whole (`InvalidInputException`) is split until
+/// the offending finding is isolated; everything else is updated.
+#[test]
+fn whole_request_invalid_input_is_narrowed_to_the_bad_finding() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let mut keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 250,
+        seed: 5,
+        ..SyntheticSpec::default()
+    });
+    // Route everything to one Region so all findings share chunks.
+    let region = keys[0].product_arn.split(':').nth(3).unwrap().to_owned();
+    keys.retain(|k| k.product_arn.split(':').nth(3) == Some(region.as_str()));
+    let n = keys.len();
+    // An Id over the ASFF limit of 512 characters makes the service reject the request.
+    let bad = FindingKey::new("x".repeat(600), keys[0].product_arn.clone());
+    keys.insert(n / 2, bad.clone());
+    let config = EngineConfig::default();
+    let (summary, outcomes) = run_engine(&emu, &config, records(&keys), suppress());
+    assert_eq!(outcomes.len(), keys.len());
+    assert_eq!(summary.count(OutcomeKind::Updated) as usize, n);
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.kind == OutcomeKind::Failed).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].key.as_ref(), Some(&bad));
+    assert_eq!(failed[0].code.as_deref(), Some("InvalidInputException"));
+    let c = emu.state.counters();
+    // ceil(n/100) full requests, plus two halves per level of splitting (log2 100 < 7).
+    let requests = c.requests_for(Operation::BatchUpdateFindings);
+    assert!(requests <= (n as u64).div_ceil(100) + 2 * 7, "{requests} requests");
+}
+
+/// Conflicts injected by the service are retried until they go through.
+#[test]
+fn concurrent_update_errors_are_retried_to_success() {
+    let mut config = EmulatorConfig::unthrottled();
+    config.random_seed = 99;
+    config.faults.concurrent_update_error = 0.3;
+    config.faults.internal_failure = 0.1;
+    let emu = Emu::start(config);
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 1_000,
+        seed: 8,
+        ..SyntheticSpec::default()
+    });
+    let mut engine_config = EngineConfig::default();
+    engine_config.max_attempts = 30;
+    let (summary, outcomes) = run_engine(&emu, &engine_config, records(&keys), suppress());
+    assert_eq!(outcomes.len(), 1_000);
+    assert_eq!(summary.count(OutcomeKind::Updated), 1_000, "{summary:?}");
+    assert!(summary.unprocessed_by_code["ConcurrentUpdateError"] > 200);
+    assert!(outcomes.iter().any(|o| o.attempts > 1));
+    let c = emu.state.counters();
+    assert_eq!(c.finding_outcome("Processed"), 1_000);
+    // Retried findings were rebatched, not sent one by one: far fewer
+    // requests than retried findings.
+    let requests = c.requests_for(Operation::BatchUpdateFindings);
+    assert!(requests < 10 + summary.retries / 10, "{requests} requests for {} retries", summary.retries);
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Row {
+        Existing(usize),
+        Missing(usize),
+        Invalid,
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        prop_oneof![
+            8 => (0usize..300).prop_map(Row::Existing),
+            1 => (0usize..50).prop_map(Row::Missing),
+            1 => Just(Row::Invalid),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, .. ProptestConfig::default() })]
+
+        /// Whatever the input and the faults: every record ends in exactly
+        /// one outcome; no request carries more than 100 identifiers or
+        /// one identifier twice; no finding is in two requests at once
+        /// (the emulator detects real conflicts, and none is injected here).
+        #[test]
+        fn every_record_ends_in_exactly_one_outcome(
+            rows in proptest::collection::vec(row(), 0..700),
+            seed in any::<u64>(),
+            p500 in 0.0f64..0.2,
+            pdrop in 0.0f64..0.1,
+            pinternal in 0.0f64..0.2,
+        ) {
+            let mut config = EmulatorConfig::unthrottled();
+            config.random_seed = seed;
+            config.faults.http_500 = p500;
+            config.faults.drop_connection = pdrop;
+            config.faults.internal_failure = pinternal;
+            config.faults.latency_jitter = Duration::from_millis(3);
+            let emu = Emu::start(config);
+            let pool = emu.state.seed_synthetic(&SyntheticSpec { count: 300, seed: 1, ..SyntheticSpec::default() });
+            let file: Arc<str> = "prop".into();
+            let items: Vec<Result<SourceItem, engine::InputError>> = rows.iter().enumerate().map(|(i, r)| {
+                let location = Location { file: file.clone(), row: i as u64 + 1, detail: None };
+                Ok(match r {
+                    Row::Existing(j) => SourceItem::Record(SourceRecord { location, key: pool[*j].clone() }),
+                    Row::Missing(j) => SourceItem::Record(SourceRecord { location, key: missing_key(*j) }),
+                    Row::Invalid => SourceItem::Invalid(sechub_triage::model::InvalidRecord {
+                        location, column: Some("Id".into()), reason: "empty".into(), key: None,
+                    }),
+                })
+            }).collect();
+            let mut engine_config = EngineConfig::default();
+            engine_config.max_attempts = 40;
+            engine_config.seed = Some(seed);
+            engine_config.backoff.cap = Duration::from_millis(200);
+            let (summary, outcomes) = run_engine(&emu, &engine_config, Box::new(items.into_iter()), suppress());
+
+            // One outcome per record, rows 1..=n each once.
+            prop_assert_eq!(outcomes.len(), rows.len());
+            let mut seen: Vec<u64> = outcomes.iter().map(|o| o.location.row).collect();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (1..=rows.len() as u64).collect::<Vec<_>>());
+            prop_assert_eq!(summary.records as usize, rows.len());
+            prop_assert_eq!(summary.outcomes.values().sum::<u64>() as usize, rows.len());
+
+            // Each distinct existing finding updated once; each distinct
+            // missing one failed once; the rest are duplicates or invalid.
+            let mut first = HashSet::new();
+            for (r, o) in rows.iter().zip({
+                let mut v = outcomes.clone();
+                v.sort_by_key(|o| o.location.row);
+                v
+            }) {
+                let want = match r {
+                    Row::Invalid => OutcomeKind::Invalid,
+                    Row::Existing(j) if first.insert(pool[*j].clone()) => OutcomeKind::Updated,
+                    Row::Missing(j) if first.insert(missing_key(*j)) => OutcomeKind::Failed,
+                    _ => OutcomeKind::Duplicate,
+                };
+                prop_assert_eq!(o.kind, want, "row {:?}: {:?}", r, o);
+                if want == OutcomeKind::Failed {
+                    prop_assert_eq!(o.code.as_deref(), Some("FindingNotFound"));
+                }
+            }
+            let c = emu.state.counters();
+            prop_assert_eq!(c.finding_outcome("ConcurrentUpdateError"), 0);
+            prop_assert_eq!(c.finding_outcome("DuplicatedFindingIdentifier"), 0);
+            prop_assert_eq!(c.error_code("InvalidInputException"), 0);
+            prop_assert_eq!(c.requests_for(Operation::BatchUpdateFindings), summary.requests);
+        }
+    }
+}
