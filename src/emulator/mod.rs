@@ -1,1 +1,46 @@
-//! Local Security Hub emulator.
+//! A local, wire-faithful emulator of the three AWS Security Hub operations
+//! the triage engine needs (`BatchUpdateFindings`, `BatchImportFindings`,
+//! `GetFindings`), for tests and demos.
+//!
+//! It speaks restJson1 over HTTP/1.1 exactly as reference §1–§6 describes, so
+//! the real `aws-sdk-securityhub` client and boto3 can talk to it unchanged
+//! (point them at `http://127.0.0.1:PORT`). It throttles like the service,
+//! injects faults on demand (reproducibly, from a seed), detects real
+//! concurrent updates of one finding, and exposes counters for assertions
+//! under `/_emulator/` (a prefix the real API never uses).
+//!
+//! It does not verify SigV4 signatures (it only reads the access key and
+//! Region from the `Authorization` header), does not implement the other
+//! Security Hub operations, and keeps everything in memory.
+//!
+//! Layout: [`EmulatorState`] (store, counters, live configuration; no HTTP
+//! types) is shared by [`serve`] (the hyper service) and by tests, which can
+//! seed and inspect it directly.
+
+mod admin;
+mod asff;
+pub mod cli;
+mod config;
+mod counters;
+mod faults;
+mod filters;
+mod http;
+mod ops;
+mod rng;
+mod state;
+mod store;
+mod synth;
+mod throttle;
+mod validate;
+
+pub use config::{
+    Bucket, ConfigError, DuplicatePolicy, EmulatorConfig, FaultConfig, RegionScope, Semantics,
+    ThrottleCode, ThrottleConfig, UdfPolicy,
+};
+pub use counters::{Counters, Operation};
+pub use http::serve;
+pub use state::EmulatorState;
+pub use synth::{
+    SAMPLE_COUNT, SAMPLE_SEED, SyntheticSpec, render_sample_csv, render_sample_json,
+    write_keys_csv, write_samples,
+};

@@ -1,0 +1,380 @@
+//! The three operations, run against the state once a request has passed
+//! authentication and throttling: validation, conflict holds, injected
+//! latency and faults, the store call, and the response document.
+//!
+//! Returns an [`ApiReply`]; turning it into HTTP is the HTTP module's job.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::asff::{now_timestamp, partition_of_region};
+use super::config::{DuplicatePolicy, RegionScope, Semantics};
+use super::faults::RequestFault;
+use super::filters::FindingFilter;
+use super::state::{EmulatorState, Live};
+use super::store::{CONCURRENT_UPDATE, DUPLICATED, Hold, NOT_FOUND, Slot, Store};
+use super::validate::{parse_batch_import, parse_batch_update, parse_get_findings};
+use crate::model::FindingKey;
+
+/// Who is calling, from the SigV4 `Authorization` header.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub access_key: String,
+    pub region: String,
+}
+
+/// A modelled (or API Gateway) error: HTTP status, `x-amzn-ErrorType`, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(crate) fn invalid_input(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 400,
+            code: "InvalidInputException",
+            message: message.into(),
+        }
+    }
+}
+
+/// What an operation produced.
+#[derive(Debug)]
+pub(crate) enum ApiReply {
+    /// HTTP 200 with this JSON body.
+    Ok(Vec<u8>),
+    /// An error response.
+    Err(ApiError),
+    /// Close the connection without answering.
+    Drop,
+}
+
+fn json_reply<T: Serialize>(v: &T) -> ApiReply {
+    match serde_json::to_vec(v) {
+        Ok(b) => ApiReply::Ok(b),
+        Err(e) => ApiReply::Err(ApiError {
+            status: 500,
+            code: "InternalException",
+            message: format!("could not encode the response: {e}"),
+        }),
+    }
+}
+
+/// Whether a caller in `caller_region` may see a finding of `finding_region`.
+fn visible(sem: &Semantics, caller_region: &str, finding_region: &str) -> bool {
+    match sem.region_scope {
+        RegionScope::Any => true,
+        RegionScope::Strict => {
+            finding_region == caller_region
+                || (sem.home_region.as_deref() == Some(caller_region)
+                    && partition_of_region(finding_region) == partition_of_region(caller_region))
+        }
+    }
+}
+
+/// Sleeps the injected latency, then draws a request-level fault. Holds
+/// taken before this stay held during the sleep, which is what makes
+/// overlapping requests conflict.
+async fn delay_and_fault(state: &EmulatorState, live: &Live) -> Option<ApiReply> {
+    let delay = state.inner.rng.latency(&live.faults);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match state.inner.rng.request_fault(&live.faults)? {
+        RequestFault::Internal => Some(ApiReply::Err(ApiError {
+            status: 500,
+            code: "InternalException",
+            message: "Internal service failure".to_owned(),
+        })),
+        RequestFault::Unavailable => Some(ApiReply::Err(ApiError {
+            status: 503,
+            code: "ServiceUnavailableException",
+            message: "Service Unavailable".to_owned(),
+        })),
+        RequestFault::Drop => Some(ApiReply::Drop),
+    }
+}
+
+/// Releases held findings when the request ends, however it ends (including
+/// the client going away during the injected latency).
+struct Holds<'a> {
+    store: &'a Store,
+    slots: Vec<(usize, Slot)>,
+}
+
+impl Drop for Holds<'_> {
+    fn drop(&mut self) {
+        for (_, slot) in self.slots.drain(..) {
+            self.store.release(slot);
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Unprocessed<'a> {
+    finding_identifier: &'a FindingKey,
+    error_code: &'static str,
+    error_message: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BatchUpdateResponse<'a> {
+    processed_findings: Vec<&'a FindingKey>,
+    unprocessed_findings: Vec<Unprocessed<'a>>,
+}
+
+/// `BatchUpdateFindings`.
+pub(crate) async fn batch_update(
+    state: &EmulatorState,
+    live: &Live,
+    caller: &Caller,
+    body: &[u8],
+) -> ApiReply {
+    let req = match parse_batch_update(body, &live.semantics) {
+        Ok(r) => r,
+        Err(e) => return ApiReply::Err(ApiError::invalid_input(e.0)),
+    };
+    let ids = &req.identifiers;
+    let mut outcome: Vec<Option<(&'static str, &'static str)>> = vec![None; ids.len()];
+
+    // Duplicates are per-finding outcomes, decided before touching the store.
+    let mut first: HashMap<&FindingKey, usize> = HashMap::with_capacity(ids.len());
+    for (i, k) in ids.iter().enumerate() {
+        if let Some(&j) = first.get(k) {
+            outcome[i] = Some(DUPLICATED);
+            if live.semantics.duplicates == DuplicatePolicy::AllRejected {
+                outcome[j] = Some(DUPLICATED);
+            }
+        } else {
+            first.insert(k, i);
+        }
+    }
+
+    let store = &state.inner.store;
+    let see = |r: &str| visible(&live.semantics, &caller.region, r);
+    let mut holds = Holds {
+        store,
+        slots: Vec::with_capacity(ids.len()),
+    };
+    for (i, k) in ids.iter().enumerate() {
+        if outcome[i].is_some() {
+            continue;
+        }
+        match store.hold(k, &see) {
+            Hold::NotFound => outcome[i] = Some(NOT_FOUND),
+            // Another request in flight holds it: a real conflict.
+            Hold::Busy => outcome[i] = Some(CONCURRENT_UPDATE),
+            Hold::Held(slot) => holds.slots.push((i, slot)),
+        }
+    }
+
+    if let Some(reply) = delay_and_fault(state, live).await {
+        return reply; // `holds` releases everything unapplied
+    }
+
+    let faults = state
+        .inner
+        .rng
+        .finding_faults(&live.faults, holds.slots.len());
+    let now = now_timestamp();
+    for (&(i, slot), fault) in holds.slots.iter().zip(faults) {
+        outcome[i] = match fault {
+            Some(f) => Some(f),
+            None => store
+                .apply(slot, &req.fields, live.semantics.user_defined_fields, &now)
+                .err(),
+        };
+    }
+    drop(holds);
+
+    let mut resp = BatchUpdateResponse {
+        processed_findings: Vec::new(),
+        unprocessed_findings: Vec::new(),
+    };
+    let mut tally: HashMap<&'static str, u64> = HashMap::new();
+    for (k, o) in ids.iter().zip(&outcome) {
+        match o {
+            None => {
+                resp.processed_findings.push(k);
+                *tally.entry("Processed").or_default() += 1;
+            }
+            Some((code, message)) => {
+                resp.unprocessed_findings.push(Unprocessed {
+                    finding_identifier: k,
+                    error_code: code,
+                    error_message: message,
+                });
+                *tally.entry(code).or_default() += 1;
+            }
+        }
+    }
+    state.inner.counters.finding_outcomes(tally);
+    json_reply(&resp)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImportFailed {
+    id: String,
+    error_code: &'static str,
+    error_message: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BatchImportResponse {
+    failed_count: u64,
+    success_count: u64,
+    failed_findings: Vec<ImportFailed>,
+}
+
+/// `BatchImportFindings`.
+pub(crate) async fn batch_import(
+    state: &EmulatorState,
+    live: &Live,
+    caller: &Caller,
+    body: &[u8],
+) -> ApiReply {
+    let items = match parse_batch_import(body) {
+        Ok(r) => r,
+        Err(e) => return ApiReply::Err(ApiError::invalid_input(e.0)),
+    };
+    if let Some(reply) = delay_and_fault(state, live).await {
+        return reply;
+    }
+    let mut resp = BatchImportResponse {
+        failed_count: 0,
+        success_count: 0,
+        failed_findings: Vec::new(),
+    };
+    let mut tally: HashMap<&'static str, u64> = HashMap::new();
+    for item in items {
+        match item {
+            Ok(f) => {
+                let o = state.inner.store.import(f, &caller.region);
+                *tally.entry(o.as_str()).or_default() += 1;
+                resp.success_count += 1;
+            }
+            Err(fail) => {
+                *tally.entry(fail.code).or_default() += 1;
+                resp.failed_count += 1;
+                resp.failed_findings.push(ImportFailed {
+                    id: fail.id,
+                    error_code: fail.code,
+                    error_message: fail.message,
+                });
+            }
+        }
+    }
+    state.inner.counters.import_outcomes(tally);
+    json_reply(&resp)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetFindingsResponse {
+    findings: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+fn encode_token(generation: u64, seq: u64) -> String {
+    format!("sechub-emulator-{generation:x}-{seq:x}")
+}
+
+fn decode_token(token: &str, generation: u64) -> Result<u64, ApiError> {
+    let bad = || ApiError::invalid_input("NextToken: the token is invalid or has expired");
+    let rest = token.strip_prefix("sechub-emulator-").ok_or_else(bad)?;
+    let (g, s) = rest.split_once('-').ok_or_else(bad)?;
+    let g = u64::from_str_radix(g, 16).map_err(|_| bad())?;
+    let s = u64::from_str_radix(s, 16).map_err(|_| bad())?;
+    // A token from before a reset would point into a different store.
+    if g != generation {
+        return Err(bad());
+    }
+    Ok(s)
+}
+
+/// `GetFindings`.
+pub(crate) async fn get_findings(
+    state: &EmulatorState,
+    live: &Live,
+    caller: &Caller,
+    body: &[u8],
+) -> ApiReply {
+    let req = match parse_get_findings(body) {
+        Ok(r) => r,
+        Err(e) => return ApiReply::Err(ApiError::invalid_input(e.0)),
+    };
+    let filter = match FindingFilter::compile(req.filters) {
+        Ok(f) => f,
+        Err(e) => return ApiReply::Err(ApiError::invalid_input(e.0)),
+    };
+    let store = &state.inner.store;
+    let generation = store.generation();
+    let after = match req
+        .next_token
+        .as_deref()
+        .map(|t| decode_token(t, generation))
+    {
+        None => None,
+        Some(Ok(seq)) => Some(seq),
+        Some(Err(e)) => return ApiReply::Err(e),
+    };
+    if let Some(reply) = delay_and_fault(state, live).await {
+        return reply;
+    }
+    let (page, next) = store.page(after, req.max_results, &|v| {
+        visible(&live.semantics, &caller.region, v.region) && filter.matches(v)
+    });
+    json_reply(&GetFindingsResponse {
+        findings: page.iter().map(|s| s.render()).collect(),
+        next_token: next.map(|seq| encode_token(generation, seq)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_visibility() {
+        let strict = Semantics::default();
+        assert!(visible(&strict, "us-east-1", "us-east-1"));
+        assert!(!visible(&strict, "us-east-1", "us-west-2"));
+        let home = Semantics {
+            home_region: Some("us-east-1".into()),
+            ..Semantics::default()
+        };
+        assert!(visible(&home, "us-east-1", "eu-west-1"));
+        assert!(!visible(&home, "us-east-1", "cn-north-1"));
+        assert!(!visible(&home, "eu-west-1", "us-east-1"));
+        let any = Semantics {
+            region_scope: RegionScope::Any,
+            ..Semantics::default()
+        };
+        assert!(visible(&any, "us-east-1", "cn-north-1"));
+    }
+
+    #[test]
+    fn tokens_round_trip_within_a_generation() {
+        assert_eq!(decode_token(&encode_token(3, 77), 3), Ok(77));
+        assert!(decode_token(&encode_token(3, 77), 4).is_err());
+        for bad in [
+            "",
+            "x",
+            "sechub-emulator-",
+            "sechub-emulator-1",
+            "sechub-emulator-zz-1",
+        ] {
+            assert!(decode_token(bad, 1).is_err(), "{bad}");
+        }
+    }
+}
