@@ -134,7 +134,6 @@ pub(crate) enum Cell<'a> {
     /// Bytes that are not UTF-8; `valid_up_to` is the offset of the first bad byte.
     NotUtf8 { valid_up_to: usize },
     /// A value of another type (a JSON number or object, ...), named.
-    #[allow(dead_code)] // used by the JSON reader (next commit)
     NotText(&'static str),
 }
 

@@ -351,7 +351,10 @@ pub(crate) fn open_input(
                 opts,
             )
         }
-        Format::Json => super::json::open(Metered::new(stream, MAX_RECORD_BYTES), info, opts),
+        // The JSON scanner bounds each element itself.
+        Format::Json => {
+            super::json::open(Metered::new(stream, u64::MAX), info, opts, MAX_RECORD_BYTES)
+        }
     }
 }
 

@@ -1,19 +1,916 @@
-//! The JSON reader (not yet implemented).
+//! The JSON reader, for every JSON flavour findings are exported in:
+//!
+//! - the output of `aws securityhub get-findings` (`{"Findings":[...]}`,
+//!   also GetFindingsV2's OCSF list), streamed element by element;
+//! - JSON Lines of ASFF or OCSF findings (the V2 export job's `OCSF_JSON`);
+//! - EventBridge "Security Hub Findings - Imported" events (`detail.findings[]`);
+//! - Firehose's concatenated records with no delimiter between them;
+//! - a bare array of findings (`get-findings --query Findings`).
+//!
+//! A small hand-written scanner walks the structure and cuts out one
+//! element at a time (only its bytes are buffered, so a gigabyte
+//! `get-findings` file is never loaded whole); each element is then
+//! deserialized into a struct that holds only the identifier fields, serde
+//! skipping the rest. The scanner checks structure only; anything it lets
+//! through that is not valid JSON is caught by serde and reported as an
+//! invalid record, and reading goes on.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{BufRead, BufReader};
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use super::error::{SourceError, SourceErrorKind};
+use super::ident::{self, Cell, IdentColumns};
 use super::input::{InputInfo, Stream};
 use super::{RecordIter, SourceOptions};
+use crate::model::{InvalidRecord, Location, SourceItem};
 
+/// Opens a JSON input. `limit` bounds the size of one element.
 pub(crate) fn open(
-    _stream: Stream,
+    stream: Stream,
     info: InputInfo,
-    _opts: &SourceOptions,
+    opts: &SourceOptions,
+    limit: u64,
 ) -> Result<RecordIter, SourceError> {
-    Err(SourceError::new(
-        &info.name,
-        SourceErrorKind::Malformed {
-            format: "JSON",
-            detail: "json input is not supported yet".into(),
+    let custom =
+        (opts.id_column.is_some() || opts.product_arn_column.is_some()).then(|| CustomPaths {
+            id: opts.id_column.as_deref().map(split_path),
+            arn: opts.product_arn_column.as_deref().map(split_path),
+            cols: IdentColumns {
+                id: opts.id_column.as_deref().unwrap_or("Id").into(),
+                product_arn: opts
+                    .product_arn_column
+                    .as_deref()
+                    .unwrap_or("ProductArn")
+                    .into(),
+            },
+        });
+    Ok(Box::new(JsonRecords {
+        scanner: Scanner {
+            reader: BufReader::with_capacity(64 * 1024, stream),
+            line: 1,
+            limit,
+            at_start: true,
         },
-    ))
+        state: State::Top,
+        buf: Vec::new(),
+        pending: VecDeque::new(),
+        info,
+        custom,
+        row: 0,
+        done: false,
+        columns: Columns::new(),
+    }))
+}
+
+fn split_path(p: &str) -> Vec<String> {
+    p.split('.').map(str::to_owned).collect()
+}
+
+/// A structural problem the scanner met.
+enum ScanError {
+    Io(std::io::Error),
+    /// The input ended inside a value that started on this line.
+    Truncated(u64),
+    TooLarge,
+    /// Bytes that cannot start or continue the expected structure.
+    Unexpected {
+        line: u64,
+        found: String,
+        expected: &'static str,
+    },
+}
+
+impl From<std::io::Error> for ScanError {
+    fn from(e: std::io::Error) -> Self {
+        ScanError::Io(e)
+    }
+}
+
+struct Scanner<R> {
+    reader: R,
+    /// The 1-based line of the next unconsumed byte.
+    line: u64,
+    limit: u64,
+    at_start: bool,
+}
+
+impl<R: BufRead> Scanner<R> {
+    /// Skips whitespace (and a leading BOM) and peeks at the next byte.
+    fn skip_ws(&mut self) -> Result<Option<u8>, ScanError> {
+        if self.at_start {
+            self.at_start = false;
+            let buf = self.reader.fill_buf()?;
+            if buf.starts_with(b"\xef\xbb\xbf") {
+                self.reader.consume(3);
+            }
+        }
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            let skip = buf
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(buf.len());
+            self.line += buf[..skip].iter().filter(|&&b| b == b'\n').count() as u64;
+            let next = buf.get(skip).copied();
+            self.reader.consume(skip);
+            if next.is_some() {
+                return Ok(next);
+            }
+        }
+    }
+
+    fn bump(&mut self) {
+        self.reader.consume(1);
+    }
+
+    fn unexpected(&self, found: u8, expected: &'static str) -> ScanError {
+        let found = if found.is_ascii_graphic() {
+            format!("{:?}", found as char)
+        } else {
+            format!("byte 0x{found:02x}")
+        };
+        ScanError::Unexpected {
+            line: self.line,
+            found,
+            expected,
+        }
+    }
+
+    /// Appends one complete JSON value (the next byte starts it) to `out`.
+    /// Only structure is tracked: strings, escapes, nesting.
+    fn capture(&mut self, out: &mut Vec<u8>) -> Result<(), ScanError> {
+        let start_line = self.line;
+        let start_len = out.len();
+        let first = match self.reader.fill_buf()?.first() {
+            Some(&b) => b,
+            None => return Err(ScanError::Truncated(start_line)),
+        };
+        let scalar = !matches!(first, b'{' | b'[' | b'"');
+        let mut depth = 0usize;
+        let mut in_string = false;
+        let mut escaped = false;
+        let mut started = false;
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                if scalar && started {
+                    return Ok(());
+                }
+                return Err(ScanError::Truncated(start_line));
+            }
+            let mut end = None;
+            let mut newlines = 0u64;
+            for (i, &b) in buf.iter().enumerate() {
+                if scalar {
+                    // A number or literal ends at the first byte that
+                    // cannot be part of it; serde judges the rest.
+                    if matches!(
+                        b,
+                        b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n' | b'{' | b'[' | b'"'
+                    ) {
+                        end = Some(i);
+                        break;
+                    }
+                    continue;
+                }
+                if b == b'\n' {
+                    newlines += 1;
+                }
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                    } else if b == b'\\' {
+                        escaped = true;
+                    } else if b == b'"' {
+                        in_string = false;
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let take = end.unwrap_or(buf.len());
+            out.extend_from_slice(&buf[..take]);
+            self.reader.consume(take);
+            self.line += newlines;
+            started = true;
+            if (out.len() - start_len) as u64 > self.limit {
+                return Err(ScanError::TooLarge);
+            }
+            if end.is_some() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Skips to just past the next line break (to resynchronise after a
+    /// malformed line of JSON Lines).
+    fn skip_line(&mut self) -> Result<(), ScanError> {
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                self.reader.consume(i + 1);
+                self.line += 1;
+                return Ok(());
+            }
+            let n = buf.len();
+            self.reader.consume(n);
+        }
+    }
+}
+
+/// Where the scanner is in the document structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Between top-level values.
+    Top,
+    /// Inside an array of findings; `wrapper` when it is the `Findings`
+    /// member of a `get-findings` object (whose other members follow).
+    InArray { wrapper: bool, need_comma: bool },
+    /// Inside a `get-findings` object, after its `Findings` array.
+    AfterArray,
+}
+
+/// What [`JsonRecords::next_element`] produced.
+enum Element {
+    /// A value to decode is in `buf`; it starts on this line.
+    Value(u64),
+    /// A malformed line was skipped.
+    Skipped { line: u64, reason: String },
+}
+
+/// The identifier paths a user named with `--id-column`/`--product-arn-column`.
+struct CustomPaths {
+    id: Option<Vec<String>>,
+    arn: Option<Vec<String>>,
+    cols: IdentColumns,
+}
+
+/// Column names used in invalid records, per flavour.
+struct Columns {
+    asff: IdentColumns,
+    ocsf: IdentColumns,
+    ocsf_v1: IdentColumns,
+    lower: IdentColumns,
+}
+
+impl Columns {
+    fn new() -> Self {
+        let cols = |id: &str, arn: &str| IdentColumns {
+            id: id.into(),
+            product_arn: arn.into(),
+        };
+        Columns {
+            asff: cols("Id", "ProductArn"),
+            ocsf: cols("finding_info.uid", "metadata.product.uid"),
+            ocsf_v1: cols("finding.uid", "metadata.product.uid"),
+            lower: cols("id", "productarn"),
+        }
+    }
+}
+
+struct JsonRecords {
+    scanner: Scanner<BufReader<Stream>>,
+    state: State,
+    /// The current element's bytes (reused).
+    buf: Vec<u8>,
+    /// Items decoded but not yet returned (an event can hold several findings).
+    pending: VecDeque<SourceItem>,
+    info: InputInfo,
+    custom: Option<CustomPaths>,
+    row: u64,
+    done: bool,
+    columns: Columns,
+}
+
+impl JsonRecords {
+    fn fatal(&self, e: ScanError) -> SourceError {
+        let malformed = |detail: String| SourceErrorKind::Malformed {
+            format: "JSON",
+            detail,
+        };
+        match e {
+            ScanError::Io(io) => self.info.io_error(io),
+            ScanError::TooLarge => SourceError::new(
+                &self.info.name,
+                SourceErrorKind::RecordTooLarge {
+                    limit: self.scanner.limit,
+                },
+            )
+            .at(format!("line {}", self.scanner.line)),
+            ScanError::Truncated(line) => SourceError::new(
+                &self.info.name,
+                malformed(format!(
+                    "the input ends inside the value that starts on line {line}: the file is truncated or a bracket is unbalanced"
+                )),
+            )
+            .at(format!("line {line}")),
+            ScanError::Unexpected { line, found, expected } => SourceError::new(
+                &self.info.name,
+                malformed(format!("found {found} where {expected} was expected")),
+            )
+            .at(format!("line {line}")),
+        }
+    }
+
+    /// Walks the structure to the next element to decode.
+    fn next_element(&mut self) -> Result<Option<Element>, ScanError> {
+        let s = &mut self.scanner;
+        loop {
+            match self.state {
+                State::Top => {
+                    let Some(b) = s.skip_ws()? else {
+                        return Ok(None);
+                    };
+                    let line = s.line;
+                    match b {
+                        b'[' => {
+                            s.bump();
+                            self.state = State::InArray {
+                                wrapper: false,
+                                need_comma: false,
+                            };
+                        }
+                        b'{' => {
+                            self.buf.clear();
+                            match read_object_head(s, &mut self.buf) {
+                                Ok(true) => {
+                                    self.state = State::InArray {
+                                        wrapper: true,
+                                        need_comma: false,
+                                    };
+                                }
+                                Ok(false) => return Ok(Some(Element::Value(line))),
+                                // A malformed JSON Lines record: report it,
+                                // skip its line and go on with the next.
+                                Err(ScanError::Unexpected {
+                                    found, expected, ..
+                                }) => {
+                                    s.skip_line()?;
+                                    return Ok(Some(Element::Skipped {
+                                        line,
+                                        reason: format!(
+                                            "malformed JSON: found {found} where {expected} was expected"
+                                        ),
+                                    }));
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                            self.buf.clear();
+                            s.capture(&mut self.buf)?;
+                            return Ok(Some(Element::Value(line)));
+                        }
+                        other => return Err(s.unexpected(other, "a JSON object or array")),
+                    }
+                }
+                State::InArray {
+                    wrapper,
+                    need_comma,
+                } => {
+                    let Some(b) = s.skip_ws()? else {
+                        return Err(ScanError::Truncated(s.line));
+                    };
+                    match b {
+                        b']' => {
+                            s.bump();
+                            self.state = if wrapper {
+                                State::AfterArray
+                            } else {
+                                State::Top
+                            };
+                        }
+                        b',' if need_comma => {
+                            s.bump();
+                            self.state = State::InArray {
+                                wrapper,
+                                need_comma: false,
+                            };
+                        }
+                        b',' => return Err(s.unexpected(b, "an array element")),
+                        _ if need_comma => return Err(s.unexpected(b, "',' or ']'")),
+                        _ => {
+                            let line = s.line;
+                            self.buf.clear();
+                            s.capture(&mut self.buf)?;
+                            self.state = State::InArray {
+                                wrapper,
+                                need_comma: true,
+                            };
+                            return Ok(Some(Element::Value(line)));
+                        }
+                    }
+                }
+                State::AfterArray => {
+                    let Some(b) = s.skip_ws()? else {
+                        return Err(ScanError::Truncated(s.line));
+                    };
+                    match b {
+                        b'}' => {
+                            s.bump();
+                            self.state = State::Top;
+                        }
+                        b',' => {
+                            s.bump();
+                            // Another member (NextToken, ...): skip it, unless
+                            // it is a second Findings array.
+                            self.buf.clear();
+                            if read_member(s, &mut self.buf)? {
+                                self.state = State::InArray {
+                                    wrapper: true,
+                                    need_comma: false,
+                                };
+                            }
+                        }
+                        other => return Err(s.unexpected(other, "',' or '}'")),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes the element in `buf` into items.
+    fn decode(&mut self, line: u64) {
+        let location = |row| Location {
+            file: self.info.name.clone(),
+            row,
+            detail: Some(format!("line {line}")),
+        };
+        let any_arn = self.info.any_arn;
+        if let Some(custom) = &self.custom {
+            let value: Value = match serde_json::from_slice(&self.buf) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.row += 1;
+                    self.pending
+                        .push_back(invalid(location(self.row), None, json_reason(&e)));
+                    return;
+                }
+            };
+            let findings: Vec<&Value> = match value.pointer("/detail/findings") {
+                Some(Value::Array(f)) => f.iter().collect(),
+                _ => vec![&value],
+            };
+            for finding in findings {
+                self.row += 1;
+                let id = match &custom.id {
+                    Some(path) => cell_at(finding, path),
+                    None => first_cell(
+                        finding,
+                        &[&["Id"], &["finding_info", "uid"], &["finding", "uid"]],
+                    ),
+                };
+                let arn = match &custom.arn {
+                    Some(path) => cell_at(finding, path),
+                    None => {
+                        first_cell(finding, &[&["ProductArn"], &["metadata", "product", "uid"]])
+                    }
+                };
+                self.pending.push_back(ident::check(
+                    id,
+                    arn,
+                    &custom.cols,
+                    location(self.row),
+                    any_arn,
+                ));
+            }
+            return;
+        }
+        let element: Finding<'_> = match serde_json::from_slice(&self.buf) {
+            Ok(f) => f,
+            Err(e) => {
+                self.row += 1;
+                self.pending
+                    .push_back(invalid(location(self.row), None, json_reason(&e)));
+                return;
+            }
+        };
+        match element.detail {
+            Some(Detail {
+                findings: Some(findings),
+            }) => {
+                if findings.is_empty() {
+                    self.row += 1;
+                    self.pending.push_back(invalid(
+                        location(self.row),
+                        Some("detail.findings"),
+                        "the event's detail.findings is empty".into(),
+                    ));
+                }
+                for finding in &findings {
+                    self.row += 1;
+                    let item = finding.check(&self.columns, location(self.row), any_arn);
+                    self.pending.push_back(item);
+                }
+            }
+            _ => {
+                self.row += 1;
+                let item = element.check(&self.columns, location(self.row), any_arn);
+                self.pending.push_back(item);
+            }
+        }
+    }
+}
+
+fn invalid(location: Location, column: Option<&str>, reason: String) -> SourceItem {
+    SourceItem::Invalid(InvalidRecord {
+        location,
+        column: column.map(str::to_owned),
+        reason,
+        key: None,
+    })
+}
+
+fn json_reason(e: &serde_json::Error) -> String {
+    // serde_json's line/column are relative to the element, which would
+    // mislead; its message without them is enough.
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    match e.classify() {
+        serde_json::error::Category::Data => format!("not a finding object ({msg})"),
+        _ => format!("malformed JSON: {msg}"),
+    }
+}
+
+/// Reads the head of a top-level object into `buf`. Returns `true` if a
+/// `Findings` array member was reached (its `[` consumed: the object is a
+/// `get-findings` wrapper), `false` once the whole object is in `buf`.
+fn read_object_head<R: BufRead>(s: &mut Scanner<R>, buf: &mut Vec<u8>) -> Result<bool, ScanError> {
+    let start_line = s.line;
+    s.bump();
+    buf.push(b'{');
+    loop {
+        match s.skip_ws()? {
+            None => return Err(ScanError::Truncated(start_line)),
+            Some(b'}') => {
+                s.bump();
+                buf.push(b'}');
+                return Ok(false);
+            }
+            Some(b'"') => {}
+            Some(other) => return Err(s.unexpected(other, "a member name")),
+        }
+        let key_start = buf.len();
+        s.capture(buf)?;
+        let is_findings = &buf[key_start..] == b"\"Findings\"";
+        match s.skip_ws()? {
+            Some(b':') => {
+                s.bump();
+                buf.push(b':');
+            }
+            Some(other) => return Err(s.unexpected(other, "':'")),
+            None => return Err(ScanError::Truncated(start_line)),
+        }
+        match s.skip_ws()? {
+            Some(b'[') if is_findings => {
+                s.bump();
+                return Ok(true);
+            }
+            Some(_) => s.capture(buf)?,
+            None => return Err(ScanError::Truncated(start_line)),
+        }
+        if buf.len() as u64 > s.limit {
+            return Err(ScanError::TooLarge);
+        }
+        match s.skip_ws()? {
+            Some(b',') => {
+                s.bump();
+                buf.push(b',');
+            }
+            Some(b'}') => {
+                s.bump();
+                buf.push(b'}');
+                return Ok(false);
+            }
+            Some(other) => return Err(s.unexpected(other, "',' or '}'")),
+            None => return Err(ScanError::Truncated(start_line)),
+        }
+    }
+}
+
+/// Reads one `"name": value` member, discarding it, unless it is another
+/// `Findings` array (returns `true` with its `[` consumed).
+fn read_member<R: BufRead>(s: &mut Scanner<R>, scratch: &mut Vec<u8>) -> Result<bool, ScanError> {
+    match s.skip_ws()? {
+        Some(b'"') => {}
+        Some(other) => return Err(s.unexpected(other, "a member name")),
+        None => return Err(ScanError::Truncated(s.line)),
+    }
+    s.capture(scratch)?;
+    let is_findings = scratch.as_slice() == b"\"Findings\"";
+    match s.skip_ws()? {
+        Some(b':') => s.bump(),
+        Some(other) => return Err(s.unexpected(other, "':'")),
+        None => return Err(ScanError::Truncated(s.line)),
+    }
+    match s.skip_ws()? {
+        Some(b'[') if is_findings => {
+            s.bump();
+            Ok(true)
+        }
+        Some(_) => {
+            scratch.clear();
+            s.capture(scratch)?;
+            Ok(false)
+        }
+        None => Err(ScanError::Truncated(s.line)),
+    }
+}
+
+impl Iterator for JsonRecords {
+    type Item = Result<SourceItem, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(Ok(item));
+            }
+            if self.done {
+                return None;
+            }
+            match self.next_element() {
+                Ok(Some(Element::Value(line))) => self.decode(line),
+                Ok(Some(Element::Skipped { line, reason })) => {
+                    self.row += 1;
+                    let location = Location {
+                        file: self.info.name.clone(),
+                        row: self.row,
+                        detail: Some(format!("line {line}")),
+                    };
+                    return Some(Ok(invalid(location, None, reason)));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(self.fatal(e)));
+                }
+            }
+        }
+    }
+}
+
+/// An identifier value: text (borrowed when it has no escapes) or the name
+/// of the JSON type found instead.
+enum Text<'a> {
+    Str(Cow<'a, str>),
+    Other(&'static str),
+}
+
+impl<'a> Text<'a> {
+    fn cell(this: &'a Option<Text<'_>>) -> Cell<'a> {
+        match this {
+            None => Cell::Missing,
+            Some(Text::Str(s)) => Cell::Text(s),
+            Some(Text::Other(kind)) => Cell::NotText(kind),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Text::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Text::Other("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Text::Other("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Text::Other("a number"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Text::Other("an object"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Text::Other("an array"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// The identifier fields of an ASFF finding, an OCSF finding, or an
+/// EventBridge event; serde skips every other field.
+#[derive(Deserialize)]
+struct Finding<'a> {
+    #[serde(rename = "Id", borrow)]
+    id: Option<Text<'a>>,
+    #[serde(rename = "ProductArn", borrow)]
+    product_arn: Option<Text<'a>>,
+    /// Athena/Glue lower-case names (reference §9). Not an alias of `Id`:
+    /// an EventBridge event has its own top-level `id`.
+    #[serde(rename = "id", borrow)]
+    id_lower: Option<Text<'a>>,
+    #[serde(rename = "productarn", alias = "product_arn", borrow)]
+    product_arn_lower: Option<Text<'a>>,
+    #[serde(borrow)]
+    finding_info: Option<Uid<'a>>,
+    #[serde(borrow)]
+    finding: Option<Uid<'a>>,
+    #[serde(borrow)]
+    metadata: Option<Metadata<'a>>,
+    #[serde(borrow)]
+    detail: Option<Detail<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Uid<'a> {
+    #[serde(borrow)]
+    uid: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow)]
+    product: Option<Uid<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Detail<'a> {
+    #[serde(borrow)]
+    findings: Option<Vec<Finding<'a>>>,
+}
+
+impl Finding<'_> {
+    fn check(&self, columns: &Columns, location: Location, any_arn: bool) -> SourceItem {
+        if self.id.is_some() || self.product_arn.is_some() {
+            return ident::check(
+                Text::cell(&self.id),
+                Text::cell(&self.product_arn),
+                &columns.asff,
+                location,
+                any_arn,
+            );
+        }
+        let arn = self.metadata.as_ref().and_then(|m| m.product.as_ref());
+        let arn = arn.map_or(Cell::Missing, |p| Text::cell(&p.uid));
+        if let Some(info) = &self.finding_info {
+            return ident::check(Text::cell(&info.uid), arn, &columns.ocsf, location, any_arn);
+        }
+        if let Some(finding) = &self.finding {
+            return ident::check(
+                Text::cell(&finding.uid),
+                arn,
+                &columns.ocsf_v1,
+                location,
+                any_arn,
+            );
+        }
+        if self.metadata.is_some() {
+            return ident::check(Cell::Missing, arn, &columns.ocsf, location, any_arn);
+        }
+        if self.id_lower.is_some() || self.product_arn_lower.is_some() {
+            return ident::check(
+                Text::cell(&self.id_lower),
+                Text::cell(&self.product_arn_lower),
+                &columns.lower,
+                location,
+                any_arn,
+            );
+        }
+        invalid(
+            location,
+            None,
+            "no finding identifiers: expected Id and ProductArn (ASFF), finding_info.uid and \
+             metadata.product.uid (OCSF), or an EventBridge event with detail.findings"
+                .into(),
+        )
+    }
+}
+
+fn cell_at<'a>(value: &'a Value, path: &[String]) -> Cell<'a> {
+    let mut v = value;
+    for part in path {
+        let Value::Object(map) = v else {
+            return Cell::Missing;
+        };
+        // Exact name first, then ignoring case (Athena lower-cases names).
+        match map.get(part.as_str()).or_else(|| {
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(part))
+                .map(|(_, v)| v)
+        }) {
+            Some(next) => v = next,
+            None => return Cell::Missing,
+        }
+    }
+    match v {
+        Value::String(s) => Cell::Text(s),
+        Value::Null => Cell::Missing,
+        Value::Bool(_) => Cell::NotText("a boolean"),
+        Value::Number(_) => Cell::NotText("a number"),
+        Value::Array(_) => Cell::NotText("an array"),
+        Value::Object(_) => Cell::NotText("an object"),
+    }
+}
+
+fn first_cell<'a>(value: &'a Value, paths: &[&[&str]]) -> Cell<'a> {
+    for path in paths {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let cell = cell_at(value, &path);
+        if !matches!(cell, Cell::Missing) {
+            return cell;
+        }
+    }
+    Cell::Missing
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Read};
+
+    use super::super::input::{Compression, Metered};
+    use super::*;
+
+    fn run(data: &'static [u8], limit: u64) -> Vec<Result<SourceItem, SourceError>> {
+        let stream: Box<dyn Read + Send> = Box::new(Cursor::new(data));
+        let info = InputInfo {
+            name: "t.json".into(),
+            compression: Compression::None,
+            any_arn: false,
+        };
+        open(
+            Metered::new(stream, u64::MAX),
+            info,
+            &SourceOptions::default(),
+            limit,
+        )
+        .unwrap()
+        .collect()
+    }
+
+    #[test]
+    fn element_larger_than_the_limit_is_fatal() {
+        let items = run(
+            br#"{"Findings":[{"Id":"a","ProductArn":"arn:aws:securityhub:us-east-1::product/aws/guardduty","Pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}]}"#,
+            100,
+        );
+        assert_eq!(items.len(), 1);
+        let err = items[0].as_ref().unwrap_err();
+        assert!(
+            matches!(err.kind(), SourceErrorKind::RecordTooLarge { limit: 100 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scalar_elements_are_invalid() {
+        let items = run(b"[1, \"x\", true]", 1000);
+        assert_eq!(items.len(), 3);
+        for item in items {
+            let SourceItem::Invalid(i) = item.unwrap() else {
+                panic!()
+            };
+            assert!(i.reason.starts_with("not a finding object"), "{}", i.reason);
+        }
+    }
 }
