@@ -49,8 +49,10 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 pub const DEFAULT_MAX_THROTTLED: u32 = 50;
 /// Default number of findings held in memory (queued, waiting or in flight).
 pub const DEFAULT_READ_AHEAD: usize = 20_000;
-/// How long a partial chunk may wait for more findings before it is sent.
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(50);
+/// How long a partial chunk may wait for more findings (fresh ones from the
+/// input, or retries coming out of their backoff) before it is sent: a
+/// request is the scarce resource, so it should leave full.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(250);
 
 /// Errors from the input, as the engine sees them.
 pub type InputError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -188,6 +190,8 @@ struct RegionState {
     /// rejected as invalid, lone resends).
     pinned: VecDeque<Vec<Item>>,
     in_flight: usize,
+    /// Findings of this Region in the timer heap.
+    delayed: usize,
     /// Since when findings have been waiting for a partial chunk to fill.
     waiting_since: Option<Instant>,
 }
@@ -362,7 +366,10 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    async fn run_loop(&mut self, mut rx: mpsc::Receiver<Vec<ReaderMsg>>) -> Result<(), EngineError> {
+    async fn run_loop(
+        &mut self,
+        mut rx: mpsc::Receiver<Vec<ReaderMsg>>,
+    ) -> Result<(), EngineError> {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
         let mut pending_batches: VecDeque<ReaderMsg> = VecDeque::new();
         let mut channel_open = true;
@@ -398,7 +405,8 @@ impl Dispatcher {
             if self.input_done && self.held == 0 {
                 return Ok(());
             }
-            let want_input = channel_open && pending_batches.is_empty() && self.held < self.config.read_ahead;
+            let want_input =
+                channel_open && pending_batches.is_empty() && self.held < self.config.read_ahead;
             tokio::select! {
                 Some(c) = done_rx.recv() => {
                     self.complete(c)?;
@@ -528,6 +536,7 @@ impl Dispatcher {
             ready: VecDeque::new(),
             pinned: VecDeque::new(),
             in_flight: 0,
+            delayed: 0,
             waiting_since: None,
         });
         self.region_index.insert(name, idx);
@@ -537,8 +546,11 @@ impl Dispatcher {
     /// Moves findings whose backoff has elapsed back to their Region's queue.
     fn release_due(&mut self, now: Instant) {
         while self.delayed.peek().is_some_and(|d| d.0.at <= now) {
-            let Some(Reverse(d)) = self.delayed.pop() else { break };
+            let Some(Reverse(d)) = self.delayed.pop() else {
+                break;
+            };
             let rs = &mut self.regions[d.region];
+            rs.delayed -= 1;
             if rs.available() == 0 {
                 rs.waiting_since = Some(now);
             }
@@ -547,22 +559,29 @@ impl Dispatcher {
     }
 
     /// Sends every request that may leave now; returns when to look again.
-    fn dispatch(&mut self, now: Instant, done: &mpsc::UnboundedSender<Completion>) -> Option<Instant> {
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        done: &mpsc::UnboundedSender<Completion>,
+    ) -> Option<Instant> {
         let mut wake = self.delayed.peek().map(|d| d.0.at);
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
         if self.aborted.is_some() {
             return wake;
         }
-        // With the input still coming and room to read, a partial chunk waits
-        // (up to the linger) so that requests leave full.
-        let more_input_coming = !self.input_done && self.held < self.config.read_ahead;
+        // A partial chunk waits (up to the linger) while more findings may
+        // still join it: fresh ones from the input, or retries from the
+        // timer heap or from requests in flight. Only when nothing can join
+        // does it leave at once.
+        let input_may_come = !self.input_done && self.held < self.config.read_ahead;
         for idx in 0..self.regions.len() {
             loop {
                 let rs = &mut self.regions[idx];
                 if rs.in_flight >= self.config.concurrency || !rs.has_work() {
                     break;
                 }
-                if rs.pinned.is_empty() && rs.available() < MAX_CHUNK && more_input_coming {
+                let more_may_join = input_may_come || rs.in_flight > 0 || rs.delayed > 0;
+                if rs.pinned.is_empty() && rs.available() < MAX_CHUNK && more_may_join {
                     let since = rs.waiting_since.unwrap_or(now);
                     let due = since + self.config.linger;
                     if due > now {
@@ -582,7 +601,12 @@ impl Dispatcher {
         wake
     }
 
-    fn send(&mut self, region: usize, mut items: Vec<Item>, done: &mpsc::UnboundedSender<Completion>) {
+    fn send(
+        &mut self,
+        region: usize,
+        mut items: Vec<Item>,
+        done: &mpsc::UnboundedSender<Completion>,
+    ) {
         self.requests += 1;
         for it in &mut items {
             if it.attempts > 0 {
@@ -632,7 +656,12 @@ impl Dispatcher {
         }
     }
 
-    fn complete_ok(&mut self, region: usize, items: Vec<Item>, result: BatchResult) -> Result<(), EngineError> {
+    fn complete_ok(
+        &mut self,
+        region: usize,
+        items: Vec<Item>,
+        result: BatchResult,
+    ) -> Result<(), EngineError> {
         let processed: HashSet<&FindingKey> = result.processed.iter().collect();
         let unprocessed: HashMap<&FindingKey, (&str, &str)> = result
             .unprocessed
@@ -662,7 +691,13 @@ impl Dispatcher {
                 // Neither processed nor unprocessed: the service said nothing
                 // about it, so it may or may not be updated. Send it again.
                 let msg = "the response did not mention this finding".to_owned();
-                self.retry(region, item, RetryClass::Transient, "MissingFromResponse".into(), msg)?;
+                self.retry(
+                    region,
+                    item,
+                    RetryClass::Transient,
+                    "MissingFromResponse".into(),
+                    msg,
+                )?;
             }
         }
         Ok(())
@@ -693,9 +728,21 @@ impl Dispatcher {
                 for mut item in items {
                     item.throttles += 1;
                     if item.throttles > self.config.max_throttled {
-                        self.fail(region, item, err.code.clone(), format!("still throttled after {} attempts: {detail}", self.config.max_throttled))?;
+                        self.fail(
+                            region,
+                            item,
+                            err.code.clone(),
+                            format!(
+                                "still throttled after {} attempts: {detail}",
+                                self.config.max_throttled
+                            ),
+                        )?;
                     } else {
-                        let delay = self.config.backoff.delay(RetryClass::Throttle, item.throttles, &mut self.rng);
+                        let delay = self.config.backoff.delay(
+                            RetryClass::Throttle,
+                            item.throttles,
+                            &mut self.rng,
+                        );
                         self.schedule(region, item, delay)?;
                     }
                 }
@@ -734,17 +781,33 @@ impl Dispatcher {
     }
 
     /// Schedules a retry, or records the final failure if attempts are used up.
-    fn retry(&mut self, region: usize, mut item: Item, class: RetryClass, code: String, message: String) -> Result<(), EngineError> {
+    fn retry(
+        &mut self,
+        region: usize,
+        mut item: Item,
+        class: RetryClass,
+        code: String,
+        message: String,
+    ) -> Result<(), EngineError> {
         item.failures += 1;
         if item.failures >= self.config.max_attempts {
             let message = format!("{message} (gave up after {} attempts)", item.attempts);
             return self.fail(region, item, code, message);
         }
-        let delay = self.config.backoff.delay(class, item.failures, &mut self.rng);
+        let delay = self
+            .config
+            .backoff
+            .delay(class, item.failures, &mut self.rng);
         self.schedule(region, item, delay)
     }
 
-    fn resend_alone(&mut self, region: usize, mut item: Item, code: String, message: String) -> Result<(), EngineError> {
+    fn resend_alone(
+        &mut self,
+        region: usize,
+        mut item: Item,
+        code: String,
+        message: String,
+    ) -> Result<(), EngineError> {
         item.failures += 1;
         if item.failures >= self.config.max_attempts {
             return self.fail(region, item, code, message);
@@ -762,6 +825,7 @@ impl Dispatcher {
             return self.finish_item(item, &name, OutcomeKind::NotAttempted, None, Some(reason));
         }
         self.seq += 1;
+        self.regions[region].delayed += 1;
         self.delayed.push(Reverse(Delayed {
             at: Instant::now() + delay,
             seq: self.seq,
@@ -771,7 +835,13 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn fail(&mut self, region: usize, item: Item, code: String, message: String) -> Result<(), EngineError> {
+    fn fail(
+        &mut self,
+        region: usize,
+        item: Item,
+        code: String,
+        message: String,
+    ) -> Result<(), EngineError> {
         let name = self.regions[region].name.clone();
         self.finish_item(item, &name, OutcomeKind::Failed, Some(code), Some(message))
     }
@@ -781,7 +851,9 @@ impl Dispatcher {
         if self.aborted.is_some() {
             return Ok(());
         }
-        self.events.emit(&Event::Aborting { reason: reason.clone() });
+        self.events.emit(&Event::Aborting {
+            reason: reason.clone(),
+        });
         self.aborted = Some(reason.clone());
         let reason = format!("run aborted: {reason}");
         let mut leftovers = Vec::new();
@@ -793,9 +865,18 @@ impl Dispatcher {
             }
         }
         leftovers.extend(self.delayed.drain().map(|Reverse(d)| (d.region, d.item)));
+        for rs in &mut self.regions {
+            rs.delayed = 0;
+        }
         for (idx, item) in leftovers {
             let name = self.regions[idx].name.clone();
-            self.finish_item(item, &name, OutcomeKind::NotAttempted, None, Some(reason.clone()))?;
+            self.finish_item(
+                item,
+                &name,
+                OutcomeKind::NotAttempted,
+                None,
+                Some(reason.clone()),
+            )?;
         }
         self.aborted = Some(reason);
         Ok(())
@@ -862,7 +943,10 @@ mod tests {
                 row: i as u64 + 1,
                 detail: None,
             },
-            key: FindingKey::new(format!("f{i}"), "arn:aws:securityhub:us-east-1::product/aws/guardduty"),
+            key: FindingKey::new(
+                format!("f{i}"),
+                "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+            ),
             attempts: 0,
             failures: 0,
             throttles: 0,
@@ -877,6 +961,7 @@ mod tests {
             ready: VecDeque::new(),
             pinned: VecDeque::new(),
             in_flight: 0,
+            delayed: 0,
             waiting_since: None,
         }
     }

@@ -10,6 +10,13 @@
 //!
 //! While the adaptive pace is below the configured rate the burst allowance
 //! is not used either: after a throttle, requests are spaced evenly.
+//!
+//! One token of the burst is kept in reserve. The service's bucket starts
+//! when our first request *arrives*, ours when it is *sent*; a first request
+//! that takes a few milliseconds longer than later ones (a new connection)
+//! shifts the two schedules, and later requests would then reach the service
+//! a little "early" and be throttled. The reserve absorbs a shift of up to
+//! one period (100 ms at 10/s) at the cost of one request's worth of burst.
 //! The limiter never sleeps; [`RegionLimiter::try_acquire`] says "now" or
 //! "not before T", and the engine's single dispatch loop waits.
 
@@ -65,7 +72,9 @@ impl RegionLimiter {
     /// earlier, by configuration validation.
     pub fn new(config: RateConfig) -> Self {
         let period = Duration::from_secs_f64(1.0 / config.rate.max(1.0 / 3600.0));
-        let burst = NonZeroU32::new(config.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        // One token in reserve (see the module docs), when the burst allows it.
+        let burst =
+            NonZeroU32::new(config.burst.saturating_sub(1).max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
             .allow_burst(burst);
@@ -136,9 +145,10 @@ mod tests {
     fn burst_then_refuses() {
         let mut l = RegionLimiter::new(RateConfig {
             rate: 1.0,
-            burst: 3,
+            burst: 4,
         });
         let now = Instant::now();
+        // A burst of 4 with one token in reserve: 3 at once.
         for _ in 0..3 {
             assert!(l.try_acquire(now).is_ok());
         }

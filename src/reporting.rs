@@ -120,8 +120,9 @@ pub struct ResultsWriter {
 impl ResultsWriter {
     /// Creates (truncates) `path`; the layout follows its extension.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let file = File::create(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?;
+        let file = File::create(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
+        })?;
         let writer = match ResultsFormat::for_path(path) {
             ResultsFormat::Csv => RowWriter::Csv(csv::Writer::from_writer(file)),
             ResultsFormat::JsonLines => RowWriter::Json(BufWriter::new(file)),
@@ -282,7 +283,10 @@ impl OutcomeSink for Tally {
     fn record(&mut self, outcome: &Outcome) -> io::Result<()> {
         self.summary.records += 1;
         *self.summary.outcomes.entry(outcome.kind).or_default() += 1;
-        if matches!(outcome.kind, OutcomeKind::Failed | OutcomeKind::Invalid | OutcomeKind::NotAttempted) {
+        if matches!(
+            outcome.kind,
+            OutcomeKind::Failed | OutcomeKind::Invalid | OutcomeKind::NotAttempted
+        ) {
             let code = match (outcome.kind, &outcome.code) {
                 (OutcomeKind::Invalid, _) => "invalid record".to_owned(),
                 (_, Some(c)) => c.clone(),

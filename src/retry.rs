@@ -250,13 +250,28 @@ mod tests {
     #[test]
     fn backoff_grows_exponentially_and_is_capped() {
         let b = Backoff::default();
-        assert_eq!(b.ceiling(RetryClass::Conflict, 1), Duration::from_millis(200));
-        assert_eq!(b.ceiling(RetryClass::Conflict, 2), Duration::from_millis(400));
-        assert_eq!(b.ceiling(RetryClass::Conflict, 4), Duration::from_millis(1600));
-        assert_eq!(b.ceiling(RetryClass::Transient, 1), Duration::from_millis(500));
+        assert_eq!(
+            b.ceiling(RetryClass::Conflict, 1),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            b.ceiling(RetryClass::Conflict, 2),
+            Duration::from_millis(400)
+        );
+        assert_eq!(
+            b.ceiling(RetryClass::Conflict, 4),
+            Duration::from_millis(1600)
+        );
+        assert_eq!(
+            b.ceiling(RetryClass::Transient, 1),
+            Duration::from_millis(500)
+        );
         assert_eq!(b.ceiling(RetryClass::Transient, 30), b.cap);
         assert_eq!(b.ceiling(RetryClass::Throttle, u32::MAX), b.cap);
-        assert_eq!(b.ceiling(RetryClass::Throttle, 0), Duration::from_millis(500));
+        assert_eq!(
+            b.ceiling(RetryClass::Throttle, 0),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

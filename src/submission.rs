@@ -90,7 +90,10 @@ impl Submitter {
     /// disabled on every client regardless of what `base` says.
     pub fn from_sdk_config(base: SdkConfig, settings: &AwsSettings) -> Self {
         Submitter {
-            endpoint_url: settings.endpoint_url.clone().or_else(|| base.endpoint_url().map(str::to_owned)),
+            endpoint_url: settings
+                .endpoint_url
+                .clone()
+                .or_else(|| base.endpoint_url().map(str::to_owned)),
             request_timeout: settings.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
             base,
             clients: Mutex::new(HashMap::new()),
@@ -235,11 +238,7 @@ fn call_error(err: SdkError<BatchUpdateFindingsError, HttpResponse>) -> CallErro
     }
 }
 
-fn transport_error(
-    t: Transport,
-    code: &str,
-    err: &(dyn std::error::Error + 'static),
-) -> CallError {
+fn transport_error(t: Transport, code: &str, err: &(dyn std::error::Error + 'static)) -> CallError {
     CallError {
         failure: CallFailure {
             status: None,

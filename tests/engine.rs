@@ -11,7 +11,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sechub_triage::emulator::{Bucket, EmulatorConfig, EmulatorState, FaultConfig, Operation, SyntheticSpec};
+use sechub_triage::emulator::{
+    Bucket, EmulatorConfig, EmulatorState, FaultConfig, Operation, SyntheticSpec,
+};
 use sechub_triage::model::FindingKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
@@ -32,7 +34,9 @@ impl Emu {
             .unwrap();
         let state = EmulatorState::new(config);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let st = state.clone();
         rt.spawn(async move {
@@ -97,14 +101,20 @@ fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
     r.records()
         .map(|rec| {
             let rec = rec.unwrap();
-            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect()
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
         })
         .collect()
 }
 
 fn missing_key(i: usize) -> FindingKey {
     FindingKey::new(
-        format!("arn:aws:securityhub:us-east-1:123456789012:security-control/IAM.1/finding/missing-{i:05}"),
+        format!(
+            "arn:aws:securityhub:us-east-1:123456789012:security-control/IAM.1/finding/missing-{i:05}"
+        ),
         "arn:aws:securityhub:us-east-1::product/aws/securityhub",
     )
 }
@@ -140,15 +150,27 @@ fn twenty_thousand_findings_under_faults_all_accounted_for() {
     let dir = tempfile::tempdir().unwrap();
     let mut rows: Vec<String> = Vec::new();
     for k in &existing {
-        rows.push(format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)));
+        rows.push(format!(
+            "{},{}",
+            csv_quote(&k.id),
+            csv_quote(&k.product_arn)
+        ));
     }
     for k in &missing {
-        rows.push(format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)));
+        rows.push(format!(
+            "{},{}",
+            csv_quote(&k.id),
+            csv_quote(&k.product_arn)
+        ));
     }
     // 40 duplicates of existing findings, spread over the file.
     for i in 0..40 {
         let k = &existing[i * 211];
-        rows.push(format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)));
+        rows.push(format!(
+            "{},{}",
+            csv_quote(&k.id),
+            csv_quote(&k.product_arn)
+        ));
     }
     // Invalid rows: blank Id, a ProductArn that is not a product ARN.
     rows.push(format!(",{}", csv_quote(&existing[0].product_arn)));
@@ -166,7 +188,10 @@ fn twenty_thousand_findings_under_faults_all_accounted_for() {
     let out = triage(dir.path())
         .args(["update", input.to_str().unwrap()])
         .args(["--workflow", "Status=SUPPRESSED"])
-        .args(["--note", "Text=\"Accepted risk, see SEC-42\",UpdatedBy=secops-nightly"])
+        .args([
+            "--note",
+            "Text=\"Accepted risk, see SEC-42\",UpdatedBy=secops-nightly",
+        ])
         .args(["--endpoint-url", &emu.url()])
         .args(["--results", results.to_str().unwrap()])
         .args(["--failed", failed.to_str().unwrap()])
@@ -175,7 +200,11 @@ fn twenty_thousand_findings_under_faults_all_accounted_for() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "exit status (2: some findings not updated)\nstdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit status (2: some findings not updated)\nstdout: {stdout}\nstderr: {stderr}"
+    );
     let summary: serde_json::Value = serde_json::from_str(&stdout).expect("JSON summary");
 
     // Results: exactly one row per input row.
@@ -217,22 +246,45 @@ fn twenty_thousand_findings_under_faults_all_accounted_for() {
 
     // The emulator's counters agree with ours.
     let c = emu.state.counters();
-    assert_eq!(c.requests_for(Operation::BatchUpdateFindings), summary["requests"].as_u64().unwrap(), "every request we counted arrived once: the SDK retried nothing on its own");
+    assert_eq!(
+        c.requests_for(Operation::BatchUpdateFindings),
+        summary["requests"].as_u64().unwrap(),
+        "every request we counted arrived once: the SDK retried nothing on its own"
+    );
     assert_eq!(c.finding_outcome("Processed"), 20_000);
     assert_eq!(c.finding_outcome("FindingNotFound"), 150);
-    assert_eq!(c.finding_outcome("DuplicatedFindingIdentifier"), 0, "no identifier twice in a request");
+    assert_eq!(
+        c.finding_outcome("DuplicatedFindingIdentifier"),
+        0,
+        "no identifier twice in a request"
+    );
     assert_eq!(c.throttled, summary["throttled"].as_u64().unwrap());
-    assert_eq!(c.error_code("InvalidInputException"), 0, "no request over 100 identifiers or otherwise invalid");
+    assert_eq!(
+        c.error_code("InvalidInputException"),
+        0,
+        "no request over 100 identifiers or otherwise invalid"
+    );
     // Faults really happened and were retried (otherwise this test proves little).
-    assert!(c.finding_outcome("ConcurrentUpdateError") > 50, "{:?}", c.finding_outcomes);
-    assert!(c.finding_outcome("InternalFailure") > 20, "{:?}", c.finding_outcomes);
+    assert!(
+        c.finding_outcome("ConcurrentUpdateError") > 50,
+        "{:?}",
+        c.finding_outcomes
+    );
+    assert!(
+        c.finding_outcome("InternalFailure") > 20,
+        "{:?}",
+        c.finding_outcomes
+    );
     assert!(c.error_code("InternalException") > 0, "{:?}", c.error_codes);
     assert!(summary["retries"].as_u64().unwrap() > 0);
 
     // Pacing: never more than the token bucket allows in any second.
     let per_sec = &c.requests_per_second[&Operation::BatchUpdateFindings];
     let max = per_sec.iter().copied().max().unwrap_or(0);
-    assert!(max <= 30 + 10, "at most burst + rate per second, saw {max}: {per_sec:?}");
+    assert!(
+        max <= 30 + 10,
+        "at most burst + rate per second, saw {max}: {per_sec:?}"
+    );
     assert!(
         c.throttled * 20 <= c.requests_for(Operation::BatchUpdateFindings),
         "throttled {} of {} requests: the client limiter should keep us under the quota",
@@ -247,7 +299,11 @@ fn twenty_thousand_findings_under_faults_all_accounted_for() {
     assert_eq!(failed_ids, missing_ids);
 
     // No secret in any output.
-    for text in [stdout.as_ref(), stderr.as_ref(), &std::fs::read_to_string(&results).unwrap()] {
+    for text in [
+        stdout.as_ref(),
+        stderr.as_ref(),
+        &std::fs::read_to_string(&results).unwrap(),
+    ] {
         assert!(!text.contains("engine-test-secret-XYZZY"));
     }
 }
@@ -266,12 +322,20 @@ fn access_denied_aborts_with_status_3_and_accounts_for_everything() {
     });
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
-    let rows: Vec<String> = keys.iter().map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))).collect();
+    let rows: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)))
+        .collect();
     write_csv(&input, "Id,ProductArn", &rows);
     let results = dir.path().join("results.jsonl");
     let started = Instant::now();
     let out = triage(dir.path())
-        .args(["update", input.to_str().unwrap(), "--workflow", "Status=RESOLVED"])
+        .args([
+            "update",
+            input.to_str().unwrap(),
+            "--workflow",
+            "Status=RESOLVED",
+        ])
         // One request in flight per Region, so the first answer stops the run.
         .args(["--rate", "5", "--burst", "1", "--concurrency", "1"])
         .args(["--endpoint-url", &emu.url(), "--no-progress"])
@@ -280,14 +344,21 @@ fn access_denied_aborts_with_status_3_and_accounts_for_everything() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
     assert!(stdout.contains("AccessDeniedException"), "{stdout}");
     // A hang guard, not a performance assertion: 5,000 findings would take
     // 50 requests (over 2 s at the quota) if the run did not stop.
     assert!(started.elapsed() < Duration::from_secs(120));
     let c = emu.state.counters();
     let sent = c.requests_for(Operation::BatchUpdateFindings);
-    let regions: HashSet<&str> = keys.iter().map(|k| k.product_arn.split(':').nth(3).unwrap()).collect();
+    let regions: HashSet<&str> = keys
+        .iter()
+        .map(|k| k.product_arn.split(':').nth(3).unwrap())
+        .collect();
     assert!(
         sent as usize <= regions.len(),
         "stopped after the first request of each Region ({} Regions), sent {sent}",
@@ -301,10 +372,18 @@ fn access_denied_aborts_with_status_3_and_accounts_for_everything() {
         .collect();
     assert_eq!(lines.len(), 5_000);
     let failed = lines.iter().filter(|l| l["outcome"] == "failed").count();
-    let not_attempted = lines.iter().filter(|l| l["outcome"] == "not_attempted").count();
+    let not_attempted = lines
+        .iter()
+        .filter(|l| l["outcome"] == "not_attempted")
+        .count();
     assert_eq!(failed + not_attempted, 5_000);
     assert!(failed > 0 && failed as u64 <= sent * 100);
-    assert!(lines.iter().filter(|l| l["outcome"] == "failed").all(|l| l["error_code"] == "AccessDeniedException"));
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["outcome"] == "failed")
+            .all(|l| l["error_code"] == "AccessDeniedException")
+    );
     for k in &keys {
         assert_eq!(emu.state.update_count(k), 0);
     }
@@ -325,15 +404,29 @@ fn adapts_to_a_quota_lower_than_configured() {
     });
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
-    let rows: Vec<String> = keys.iter().map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))).collect();
+    let rows: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)))
+        .collect();
     write_csv(&input, "Id,ProductArn", &rows);
     let out = triage(dir.path())
         .args(["update", input.to_str().unwrap(), "--confidence", "80"])
-        .args(["--endpoint-url", &emu.url(), "--no-progress", "--output", "json"])
+        .args([
+            "--endpoint-url",
+            &emu.url(),
+            "--no-progress",
+            "--output",
+            "json",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(summary["outcomes"]["updated"], 4_000);
     let c = emu.state.counters();
@@ -343,7 +436,12 @@ fn adapts_to_a_quota_lower_than_configured() {
     // 7 of every 10 requests throttled; adaptive pacing keeps 429s to a
     // minority of all requests.
     let successes = c.outcome(Operation::BatchUpdateFindings, "200");
-    assert!(c.throttled < successes, "throttled {} vs {} successful (of {requests})", c.throttled, successes);
+    assert!(
+        c.throttled < successes,
+        "throttled {} vs {} successful (of {requests})",
+        c.throttled,
+        successes
+    );
     for k in &keys {
         assert_eq!(emu.state.finding(k).unwrap()["Confidence"], 80);
     }
@@ -373,7 +471,13 @@ fn submitter(emu: &Emu) -> Submitter {
     let sdk = emu.rt.block_on(
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_credential_types::Credentials::new("AKIDLIB", "lib-secret", None, None, "test"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIDLIB",
+                "lib-secret",
+                None,
+                None,
+                "test",
+            ))
             .load(),
     );
     Submitter::from_sdk_config(
@@ -405,7 +509,12 @@ fn records(keys: &[FindingKey]) -> Input {
     Box::new(items.into_iter())
 }
 
-fn run_engine(emu: &Emu, config: &EngineConfig, input: Input, decision: Decision) -> (RunSummary, Vec<Outcome>) {
+fn run_engine(
+    emu: &Emu,
+    config: &EngineConfig,
+    input: Input,
+    decision: Decision,
+) -> (RunSummary, Vec<Outcome>) {
     let sink = Collect::default();
     let summary = emu
         .rt
@@ -451,14 +560,20 @@ fn whole_request_invalid_input_is_narrowed_to_the_bad_finding() {
     let (summary, outcomes) = run_engine(&emu, &config, records(&keys), suppress());
     assert_eq!(outcomes.len(), keys.len());
     assert_eq!(summary.count(OutcomeKind::Updated) as usize, n);
-    let failed: Vec<_> = outcomes.iter().filter(|o| o.kind == OutcomeKind::Failed).collect();
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.kind == OutcomeKind::Failed)
+        .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].key.as_ref(), Some(&bad));
     assert_eq!(failed[0].code.as_deref(), Some("InvalidInputException"));
     let c = emu.state.counters();
     // ceil(n/100) full requests, plus two halves per level of splitting (log2 100 < 7).
     let requests = c.requests_for(Operation::BatchUpdateFindings);
-    assert!(requests <= (n as u64).div_ceil(100) + 2 * 7, "{requests} requests");
+    assert!(
+        requests <= (n as u64).div_ceil(100) + 2 * 7,
+        "{requests} requests"
+    );
 }
 
 /// Conflicts injected by the service are retried until they go through.
@@ -486,7 +601,11 @@ fn concurrent_update_errors_are_retried_to_success() {
     // Retried findings were rebatched, not sent one by one: far fewer
     // requests than retried findings.
     let requests = c.requests_for(Operation::BatchUpdateFindings);
-    assert!(requests < 10 + summary.retries / 10, "{requests} requests for {} retries", summary.retries);
+    assert!(
+        requests < 10 + summary.retries / 10,
+        "{requests} requests for {} retries",
+        summary.retries
+    );
 }
 
 mod props {

@@ -11,7 +11,9 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use clap::Args;
 
-use super::{DecisionArgs, InputArgs, Job, OutputArgs, PacingArgs, exit_status, open_input, print_summary};
+use super::{
+    DecisionArgs, InputArgs, Job, OutputArgs, PacingArgs, exit_status, open_input, print_summary,
+};
 use crate::emulator::{EmulatorConfig, EmulatorState, FaultConfig};
 use crate::model::{FindingKey, OutcomeKind};
 use crate::submission::{AwsSettings, Submitter};
@@ -76,18 +78,27 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::emulator::serve(listener, state.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(crate::emulator::serve(
+        listener,
+        state.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     eprintln!(
         "demo: emulator on http://{addr} with {seeded} findings from {}; faults {}",
         json_path.display(),
         if args.no_faults { "off" } else { "on" }
     );
 
-    if args.decision.note.is_none() && args.decision.workflow.is_none() && args.decision.cli_input_json.is_none() {
+    if args.decision.note.is_none()
+        && args.decision.workflow.is_none()
+        && args.decision.cli_input_json.is_none()
+    {
         args.decision.workflow = Some("Status=SUPPRESSED".into());
-        args.decision.note = Some("Text=\"Suppressed by the sechub-triage demo\",UpdatedBy=sechub-triage-demo".into());
+        args.decision.note = Some(
+            "Text=\"Suppressed by the sechub-triage demo\",UpdatedBy=sechub-triage-demo".into(),
+        );
     }
     let (decision, mut extra) = args.decision.build()?;
     for i in 0..args.missing {
@@ -97,7 +108,12 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
         ));
     }
     let engine = args.pacing.engine_config(None)?;
-    let input = open_input(&[csv_path.display().to_string()], extra, &InputArgs::default(), None)?;
+    let input = open_input(
+        &[csv_path.display().to_string()],
+        extra,
+        &InputArgs::default(),
+        None,
+    )?;
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
@@ -131,7 +147,14 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
     print_summary(&summary, args.output.output)?;
     let counters = state.counters();
     if args.output.output == super::OutputFormat::Text {
-        println!("emulator saw:      {}", counters.one_line_summary());
+        let op = crate::emulator::Operation::BatchUpdateFindings;
+        println!(
+            "emulator saw:      {} BatchUpdateFindings requests ({} throttled); per finding: {}; request errors: {}",
+            counters.requests_for(op),
+            counters.throttled,
+            fmt_counts(&counters.finding_outcomes),
+            fmt_counts(&counters.error_codes),
+        );
         println!(
             "accounting:        {} records = {} updated + {} failed + {} invalid + {} duplicate + {} not attempted",
             summary.records,
@@ -147,7 +170,8 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
 
 /// Loads `{"Findings":[...]}` (as `aws securityhub get-findings` prints it).
 fn seed_from_asff(state: &EmulatorState, path: &Path) -> anyhow::Result<usize> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let doc: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(file))
         .with_context(|| format!("{} is not valid JSON", path.display()))?;
     let findings = doc
@@ -160,4 +184,14 @@ fn seed_from_asff(state: &EmulatorState, path: &Path) -> anyhow::Result<usize> {
             .map_err(|e| anyhow::anyhow!("{}: Findings[{i}]: {e}", path.display()))?;
     }
     Ok(findings.len())
+}
+
+fn fmt_counts(m: &std::collections::BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

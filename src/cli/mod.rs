@@ -94,11 +94,20 @@ impl DecisionArgs {
         let fields = [
             (DecisionField::Note, single(&self.note)),
             (DecisionField::Severity, single(&self.severity)),
-            (DecisionField::VerificationState, single(&self.verification_state)),
+            (
+                DecisionField::VerificationState,
+                single(&self.verification_state),
+            ),
             (DecisionField::Confidence, single(&self.confidence)),
             (DecisionField::Criticality, single(&self.criticality)),
-            (DecisionField::Types, (!self.types.is_empty()).then(|| self.types.clone())),
-            (DecisionField::UserDefinedFields, single(&self.user_defined_fields)),
+            (
+                DecisionField::Types,
+                (!self.types.is_empty()).then(|| self.types.clone()),
+            ),
+            (
+                DecisionField::UserDefinedFields,
+                single(&self.user_defined_fields),
+            ),
             (DecisionField::Workflow, single(&self.workflow)),
             (
                 DecisionField::RelatedFindings,
@@ -192,7 +201,10 @@ pub struct PacingArgs {
 impl PacingArgs {
     fn engine_config(&self, region: Option<String>) -> anyhow::Result<EngineConfig> {
         if !(self.rate.is_finite() && self.rate >= 0.01) {
-            bail!("--rate must be at least 0.01 requests per second, got {}", self.rate);
+            bail!(
+                "--rate must be at least 0.01 requests per second, got {}",
+                self.rate
+            );
         }
         if self.burst == 0 {
             bail!("--burst must be at least 1");
@@ -209,7 +221,9 @@ impl PacingArgs {
         };
         Ok(EngineConfig {
             rate,
-            concurrency: self.concurrency.unwrap_or_else(|| engine::default_concurrency(rate)),
+            concurrency: self
+                .concurrency
+                .unwrap_or_else(|| engine::default_concurrency(rate)),
             max_attempts: self.max_attempts,
             region_override: region,
             ..EngineConfig::default()
@@ -267,12 +281,19 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::SUCCESS };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
             let _ = e.print();
             return code;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sechub-triage: cannot start the async runtime: {e}");
@@ -283,7 +304,9 @@ pub fn main() -> i32 {
         match cli.command {
             Command::Update(args) => update(*args).await,
             Command::Demo(args) => demo::run(*args).await,
-            Command::Emulator(args) => crate::emulator::cli::run(*args).await.map(|()| exit::SUCCESS),
+            Command::Emulator(args) => crate::emulator::cli::run(*args)
+                .await
+                .map(|()| exit::SUCCESS),
         }
     });
     match result {
@@ -322,7 +345,9 @@ pub(crate) fn open_input(
     region: Option<String>,
 ) -> anyhow::Result<Input> {
     if inputs.is_empty() && extra.is_empty() {
-        bail!("no input: name one or more finding lists (or - for standard input), or give FindingIdentifiers in --cli-input-json");
+        bail!(
+            "no input: name one or more finding lists (or - for standard input), or give FindingIdentifiers in --cli-input-json"
+        );
     }
     let opts = SourceOptions {
         format: args.format.map(|f| match f {
@@ -351,7 +376,9 @@ pub(crate) fn open_input(
         return Ok(Box::new(from_json));
     }
     let files = source::open(&specs, &opts).map_err(anyhow::Error::new)?;
-    Ok(Box::new(from_json.chain(files.map(|r| r.map_err(|e| Box::new(e) as engine::InputError)))))
+    Ok(Box::new(from_json.chain(files.map(|r| {
+        r.map_err(|e| Box::new(e) as engine::InputError)
+    }))))
 }
 
 async fn update(args: UpdateArgs) -> anyhow::Result<i32> {

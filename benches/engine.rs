@@ -1,0 +1,286 @@
+//! Engine benchmarks against the emulator on 127.0.0.1 (a bench binary, not
+//! criterion: each scenario is one long run, measured once).
+//!
+//! 1. **Quota-bound**: the documented quota (10 requests/s, burst 30) and
+//!    100 ms of added latency, 30,000 findings in one Region. Reports achieved
+//!    findings/s against the ideal the quota allows, and, in the same run, a
+//!    sequential baseline (one request at a time, as a hand-written boto3
+//!    loop does) and the ratio.
+//! 2. **Capacity**: throttling off, no latency, 200,000 findings. Reports the
+//!    engine's own throughput and its CPU time per 1,000 findings (process
+//!    CPU minus the emulator's threads, read from /proc).
+//!
+//! Run: `cargo bench --bench engine` (`-- --quick` for a shorter smoke run).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sechub_triage::decision::{Decision, DecisionField, parse_flag};
+use sechub_triage::emulator::{EmulatorConfig, EmulatorState, SyntheticSpec};
+use sechub_triage::engine::{self, EngineConfig, Input};
+use sechub_triage::events::NullSink;
+use sechub_triage::limits::RateConfig;
+use sechub_triage::model::{FindingKey, Location, OutcomeKind, SourceItem, SourceRecord};
+use sechub_triage::reporting::{Outcome, OutcomeSink};
+use sechub_triage::submission::{AwsSettings, Submitter};
+
+struct Discard;
+impl OutcomeSink for Discard {
+    fn record(&mut self, _o: &Outcome) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Emu {
+    url: String,
+    state: EmulatorState,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// The emulator on its own runtime, with threads named `emulator-*` so that
+/// their CPU time can be told apart from the engine's.
+fn start_emulator(config: EmulatorConfig, findings: usize) -> (Emu, Vec<FindingKey>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("emulator-rt")
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = EmulatorState::new(config);
+    let keys = state.seed_synthetic(&SyntheticSpec {
+        count: findings,
+        seed: 1,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let st = state.clone();
+    rt.spawn(sechub_triage::emulator::serve(
+        listener,
+        st,
+        std::future::pending(),
+    ));
+    (
+        Emu {
+            url,
+            state,
+            _rt: rt,
+        },
+        keys,
+    )
+}
+
+fn input(keys: &[FindingKey]) -> Input {
+    let file: Arc<str> = "bench".into();
+    let keys = keys.to_vec();
+    Box::new(keys.into_iter().enumerate().map(move |(i, key)| {
+        Ok(SourceItem::Record(SourceRecord {
+            location: Location {
+                file: file.clone(),
+                row: i as u64 + 1,
+                detail: None,
+            },
+            key,
+        }))
+    }))
+}
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "AKIDBENCH",
+            "bench-secret",
+            None,
+            None,
+            "bench",
+        ))
+        .load()
+        .await
+}
+
+fn decision() -> Decision {
+    parse_flag(DecisionField::Workflow, &["Status=SUPPRESSED".to_owned()]).unwrap()
+}
+
+/// CPU seconds (user + system) from a /proc stat line's fields 14 and 15.
+fn stat_cpu(stat: &str) -> f64 {
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+fn process_cpu() -> f64 {
+    stat_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap())
+}
+
+fn emulator_threads_cpu() -> f64 {
+    let mut total = 0.0;
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("emulator") {
+            total += stat_cpu(&std::fs::read_to_string(t.path().join("stat")).unwrap_or_default());
+        }
+    }
+    total
+}
+
+fn run_engine(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    config: &EngineConfig,
+    keys: &[FindingKey],
+) -> (Duration, u64, u64) {
+    let started = Instant::now();
+    let summary = rt.block_on(async {
+        let submitter = Submitter::from_sdk_config(
+            sdk_config().await,
+            &AwsSettings {
+                endpoint_url: Some(url.to_owned()),
+                ..AwsSettings::default()
+            },
+        );
+        engine::run(
+            config,
+            input(keys),
+            Arc::new(decision()),
+            Arc::new(submitter),
+            Box::new(Discard),
+            Arc::new(NullSink),
+        )
+        .await
+        .unwrap()
+    });
+    (
+        started.elapsed(),
+        summary.count(OutcomeKind::Updated),
+        summary.requests,
+    )
+}
+
+/// One request at a time, 100 findings each, retrying a throttled request
+/// after a 1 s sleep: what a hand-written boto3 loop does.
+fn run_sequential(rt: &tokio::runtime::Runtime, url: &str, keys: &[FindingKey]) -> (Duration, u64) {
+    let started = Instant::now();
+    let updated = rt.block_on(async {
+        let conf = aws_sdk_securityhub::config::Builder::from(&sdk_config().await)
+            .endpoint_url(url)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_securityhub::Client::from_conf(conf);
+        let mut updated = 0u64;
+        for chunk in keys.chunks(100) {
+            let ids: Vec<_> = chunk
+                .iter()
+                .map(|k| {
+                    aws_sdk_securityhub::types::AwsSecurityFindingIdentifier::builder()
+                        .id(&k.id)
+                        .product_arn(&k.product_arn)
+                        .build()
+                })
+                .collect();
+            loop {
+                let r = client
+                    .batch_update_findings()
+                    .set_finding_identifiers(Some(ids.clone()))
+                    .workflow(
+                        aws_sdk_securityhub::types::WorkflowUpdate::builder()
+                            .status(aws_sdk_securityhub::types::WorkflowStatus::Suppressed)
+                            .build(),
+                    )
+                    .send()
+                    .await;
+                match r {
+                    Ok(out) => {
+                        updated += out.processed_findings().len() as u64;
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        }
+        updated
+    });
+    (started.elapsed(), updated)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let engine_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("engine-rt")
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // 1. Quota-bound.
+    let n = if quick { 3_000 } else { 30_000 };
+    let latency = Duration::from_millis(100);
+    let mut config = EmulatorConfig::default();
+    config.faults.latency = latency;
+    let (emu, keys) = start_emulator(config, n);
+    let engine_config = EngineConfig::default();
+    let (t_engine, updated, requests) = run_engine(&engine_rt, &emu.url, &engine_config, &keys);
+    assert_eq!(updated as usize, n);
+    let quota = RateConfig::DOCUMENTED;
+    let min_requests = n.div_ceil(100) as f64;
+    let ideal = ((min_requests - quota.burst as f64).max(0.0) / quota.rate) + latency.as_secs_f64();
+    let throttled_engine = emu.state.counters().throttled;
+    emu.state.reset_counters();
+    let (t_seq, seq_updated) = run_sequential(&engine_rt, &emu.url, &keys);
+    assert_eq!(seq_updated as usize, n);
+    let throttled_seq = emu.state.counters().throttled;
+    drop(emu);
+    println!(
+        "quota-bound: {n} findings, quota {}/s burst {}, latency {} ms",
+        quota.rate,
+        quota.burst,
+        latency.as_millis()
+    );
+    println!(
+        "  engine:     {:>7.2} s  {:>7.1} findings/s  ({requests} requests, {throttled_engine} throttled)",
+        t_engine.as_secs_f64(),
+        n as f64 / t_engine.as_secs_f64()
+    );
+    println!(
+        "  ideal:      {:>7.2} s  {:>7.1} findings/s  -> engine at {:.1}% of ideal",
+        ideal,
+        n as f64 / ideal,
+        100.0 * ideal / t_engine.as_secs_f64()
+    );
+    println!(
+        "  sequential: {:>7.2} s  {:>7.1} findings/s  ({throttled_seq} throttled) -> engine {:.2}x faster",
+        t_seq.as_secs_f64(),
+        n as f64 / t_seq.as_secs_f64(),
+        t_seq.as_secs_f64() / t_engine.as_secs_f64()
+    );
+
+    // 2. Capacity, throttling off.
+    let n = if quick { 20_000 } else { 200_000 };
+    let (emu, keys) = start_emulator(EmulatorConfig::unthrottled(), n);
+    let fast = EngineConfig {
+        rate: RateConfig {
+            rate: 1_000_000.0,
+            burst: 10_000,
+        },
+        concurrency: 32,
+        ..EngineConfig::default()
+    };
+    let cpu0 = process_cpu() - emulator_threads_cpu();
+    let (t, updated, requests) = run_engine(&engine_rt, &emu.url, &fast, &keys);
+    let cpu = process_cpu() - emulator_threads_cpu() - cpu0;
+    assert_eq!(updated as usize, n);
+    drop(emu);
+    println!("capacity (throttling off): {n} findings, {requests} requests");
+    println!(
+        "  engine:     {:>7.2} s  {:>9.0} findings/s  {:>7.0} requests/s; engine CPU {:.3} ms per 1,000 findings",
+        t.as_secs_f64(),
+        n as f64 / t.as_secs_f64(),
+        requests as f64 / t.as_secs_f64(),
+        1000.0 * cpu / (n as f64 / 1000.0)
+    );
+}
