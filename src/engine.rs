@@ -771,10 +771,27 @@ impl Dispatcher {
                 }
             }
             Disposition::Abort => {
+                // No HTTP status: the request never reached the service (no
+                // credentials, bad configuration), so its findings were not
+                // attempted; with a status, the service refused them.
+                let reached_service = err.failure.status.is_some();
+                let reason = format!("{}: {detail}", err.code);
                 for item in items {
-                    self.fail(region, item, err.code.clone(), detail.clone())?;
+                    if reached_service {
+                        self.fail(region, item, err.code.clone(), detail.clone())?;
+                    } else {
+                        let name = self.regions[region].name.clone();
+                        let message = format!("run aborted: {reason}");
+                        self.finish_item(
+                            item,
+                            &name,
+                            OutcomeKind::NotAttempted,
+                            Some(err.code.clone()),
+                            Some(message),
+                        )?;
+                    }
                 }
-                self.abort(format!("{}: {detail}", err.code))?;
+                self.abort(reason)?;
             }
         }
         Ok(())

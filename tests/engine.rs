@@ -702,3 +702,78 @@ mod props {
         }
     }
 }
+
+/// `--cli-input-json` takes the AWS CLI's document: its FindingIdentifiers
+/// are the input and its members the decision; a flag overrides a member.
+#[test]
+fn cli_input_json_identifiers_join_the_input() {
+    let emu = Emu::start(EmulatorConfig::default());
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 3,
+        seed: 21,
+        ..SyntheticSpec::default()
+    });
+    let doc = serde_json::json!({
+        "FindingIdentifiers": keys.iter().map(|k| serde_json::json!({"Id": k.id, "ProductArn": k.product_arn})).collect::<Vec<_>>(),
+        "Workflow": {"Status": "RESOLVED"},
+        "Note": {"Text": "from the document", "UpdatedBy": "cli-input-json"},
+        "Criticality": 10
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = triage(dir.path())
+        .args(["update", "--cli-input-json", &doc.to_string(), "--criticality", "55"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for k in &keys {
+        let f = emu.state.finding(k).unwrap();
+        assert_eq!(f["Workflow"]["Status"], "RESOLVED");
+        assert_eq!(f["Note"]["Text"], "from the document");
+        assert_eq!(f["Criticality"], 55, "the flag wins over the document");
+    }
+}
+
+/// Without `--region`, each finding goes to the Region of its ProductArn;
+/// with it, everything goes to that Region (the aggregation Region case).
+#[test]
+fn region_routing_by_product_arn_or_to_the_aggregation_region() {
+    let mut config = EmulatorConfig::default();
+    config.semantics.home_region = Some("us-east-1".into());
+    let emu = Emu::start(config);
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 400,
+        seed: 31,
+        regions: vec!["us-east-1".into(), "eu-west-1".into(), "ap-southeast-2".into()],
+        ..SyntheticSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let rows: Vec<String> = keys.iter().map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))).collect();
+    write_csv(&input, "id,product_arn", &rows);
+    let run = |extra: &[&str]| {
+        let out = triage(dir.path())
+            .args(["update", input.to_str().unwrap(), "--verification-state", "BENIGN_POSITIVE"])
+            .args(["--endpoint-url", &emu.url(), "--no-progress", "--output", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let by_arn = run(&[]);
+    assert_eq!(by_arn["outcomes"]["updated"], 400);
+    for k in &keys {
+        assert_eq!(emu.state.update_count(k), 1);
+    }
+    // Three Regions, three limiters: at least one request per Region.
+    assert!(by_arn["requests"].as_u64().unwrap() >= 6);
+    emu.state.reset_counters();
+    let aggregated = run(&["--region", "us-east-1"]);
+    assert_eq!(aggregated["outcomes"]["updated"], 400);
+    assert_eq!(aggregated["requests"], 4, "400 findings in one Region: four full requests");
+    // The counters were reset between the runs: each finding once more.
+    for k in &keys {
+        assert_eq!(emu.state.update_count(k), 1);
+    }
+}
