@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
@@ -345,20 +345,45 @@ fn too_large(limit: usize) -> ApiError {
     }
 }
 
+/// After a body passes the limit, this much more is read and discarded so
+/// that the 413 reaches the client: closing a socket with unread data makes
+/// the kernel send a reset, which can destroy the response in flight.
+const DRAIN_CAP: u64 = 32 * 1024 * 1024;
+
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > limit as u64 + DRAIN_CAP) {
+        // Too big even to drain: answer at once and let the connection close.
         return Err(too_large(limit));
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Err(_) => Err(ApiError::invalid_input("could not read the request body")),
+    let mut body = req.into_body();
+    let mut buf = bytes::BytesMut::new();
+    let mut discarded: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::invalid_input("could not read the request body"));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if discarded > 0 || buf.len() + data.len() > limit {
+            discarded += data.len() as u64;
+            buf.clear();
+            if discarded > DRAIN_CAP {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&data);
+        }
     }
+    if discarded > 0 {
+        return Err(too_large(limit));
+    }
+    Ok(buf.freeze())
 }
 
 #[cfg(test)]

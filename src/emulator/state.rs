@@ -135,6 +135,12 @@ impl EmulatorState {
         self.inner.store.update_count(key)
     }
 
+    /// Whether a `BatchUpdateFindings` request being handled right now holds
+    /// `key` (from validation until its answer, injected latency included).
+    pub fn is_in_flight(&self, key: &FindingKey) -> bool {
+        self.inner.store.is_held(key)
+    }
+
     /// Every finding updated at least once, with its count, in insertion order.
     pub fn update_counts(&self) -> Vec<(FindingKey, u64)> {
         self.inner.store.updated()

@@ -568,6 +568,16 @@ impl Store {
         g.get(&q).map_or(0, |f| u64::from(f.update_count))
     }
 
+    /// Whether a `BatchUpdateFindings` request in flight holds `key`.
+    pub(crate) fn is_held(&self, key: &FindingKey) -> bool {
+        let g = self.lock(Self::shard_of(&key.id, &key.product_arn));
+        let q = KeyRef {
+            id: &key.id,
+            product_arn: &key.product_arn,
+        };
+        g.get(&q).is_some_and(|f| f.flight != Flight::Idle)
+    }
+
     /// Every finding updated at least once, with its count, in store order.
     pub(crate) fn updated(&self) -> Vec<(FindingKey, u64)> {
         let mut out = Vec::new();
