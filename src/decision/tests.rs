@@ -1211,3 +1211,125 @@ proptest! {
         }
     }
 }
+
+// --- On the wire ---------------------------------------------------------------
+
+/// Reads one HTTP/1.1 request from `stream` and returns its body; answers 200
+/// with an empty BatchUpdateFindings response.
+async fn capture_one_request(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before the headers ended");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    assert!(head.starts_with("patch /findings/batchupdate "), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("a content-length header");
+    while buf.len() < header_end + length {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before the body ended");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let reply = r#"{"ProcessedFindings":[],"UnprocessedFindings":[]}"#;
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-amzn-requestid: test\r\ncontent-length: {}\r\n\r\n{reply}",
+        reply.len()
+    );
+    stream.write_all(response.as_bytes()).await.unwrap();
+    buf[header_end..header_end + length].to_vec()
+}
+
+/// Numbers compared by value: the SDK may write `3` where serde_json writes `3.0`.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match (a, b) {
+        (V::Number(x), V::Number(y)) => x.as_f64() == y.as_f64(),
+        (V::Array(x), V::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (V::Object(x), V::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// `serde_json::to_value(&decision)` is what the real SDK puts in the request
+/// body next to `FindingIdentifiers`, sent over loopback HTTP.
+#[tokio::test]
+async fn the_sdk_sends_the_serialized_decision() {
+    use aws_sdk_securityhub::config::{BehaviorVersion, Credentials, Region};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = aws_sdk_securityhub::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-west-1"))
+        .endpoint_url(format!("http://{addr}"))
+        .credentials_provider(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "test",
+        ))
+        .retry_config(aws_sdk_securityhub::config::retry::RetryConfig::disabled())
+        .build();
+    let client = aws_sdk_securityhub::Client::from_conf(config);
+
+    let full = parse_cli_input_json(&format!(
+        r#"{{"Confidence": 80, "Criticality": 0,
+            "Note": {{"Text": "Known issue, \"quoted\" and ünïcode", "UpdatedBy": "user1"}},
+            "RelatedFindings": [{{"Id": "{EXAMPLE_ID_3}", "ProductArn": "{EXAMPLE_PRODUCT}"}}],
+            "Severity": {{"Label": "LOW", "Normalized": 1, "Product": 3}},
+            "Types": ["Software and Configuration Checks/Vulnerabilities/CVE"],
+            "UserDefinedFields": {{"reviewedByCio": "true", "ticket": "SEC-1"}},
+            "VerificationState": "TRUE_POSITIVE",
+            "Workflow": {{"Status": "RESOLVED"}}}}"#
+    ))
+    .unwrap()
+    .decision;
+    let decisions = [
+        full,
+        status(WorkflowStatus::Suppressed),
+        flag(DecisionField::Severity, &["Product=0.1"]),
+    ];
+    for decision in decisions {
+        let request = decision
+            .apply(client.batch_update_findings())
+            .finding_identifiers(
+                aws_sdk_securityhub::types::AwsSecurityFindingIdentifier::builder()
+                    .id(EXAMPLE_ID_1)
+                    .product_arn(EXAMPLE_PRODUCT)
+                    .build(),
+            );
+        let server = async {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            capture_one_request(&mut stream).await
+        };
+        let (sent, body) = tokio::join!(request.send(), server);
+        assert!(sent.is_ok(), "{sent:?}");
+        let mut body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let ids = body
+            .as_object_mut()
+            .and_then(|m| m.remove("FindingIdentifiers"));
+        assert_eq!(
+            ids,
+            Some(serde_json::json!([{"Id": EXAMPLE_ID_1, "ProductArn": EXAMPLE_PRODUCT}]))
+        );
+        let ours = serde_json::to_value(&decision).unwrap();
+        assert!(same_json(&body, &ours), "sent {body}\nours {ours}");
+    }
+}

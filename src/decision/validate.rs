@@ -12,6 +12,13 @@
 //! Lengths are counted in Unicode code points: the service's validation
 //! messages ("should NOT be longer than 512 characters") are those of a JSON
 //! Schema validator, which counts code points.
+//!
+//! Choices where the documentation is silent: an empty `Severity` is refused
+//! (it would change nothing); an empty `Types` list or `UserDefinedFields`
+//! map is allowed, as the model sets no minimum (what the service does with
+//! one is unverified: replace with nothing, or ignore); `FindingIdentifiers`
+//! from `--cli-input-json` get the `NonEmptyString` check only, since the
+//! finding-list readers own identifier checks.
 
 use std::collections::BTreeMap;
 
