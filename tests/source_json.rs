@@ -101,6 +101,12 @@ fn get_findings_wrapper_with_members_before_findings() {
         ok("w.json", &data).iter().map(key).collect::<Vec<_>>(),
         vec![FindingKey::new("w-1", GD)]
     );
+    // Some tools write the member in lower case.
+    let data = format!("{{\"findings\": [{}]}}", asff("l-1", GD));
+    assert_eq!(
+        ok("l.json", &data).iter().map(key).collect::<Vec<_>>(),
+        vec![FindingKey::new("l-1", GD)]
+    );
     // An empty result is no records, not an error.
     assert!(ok("empty.json", "{\"Findings\": []}").is_empty());
 }

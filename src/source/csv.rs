@@ -97,6 +97,7 @@ pub(crate) fn open(
     };
     Ok(Box::new(CsvRecords {
         rdr,
+        checker: ident::Checker::new(info.any_arn),
         info,
         cols,
         id_idx,
@@ -162,6 +163,7 @@ struct CsvRecords {
     id_idx: usize,
     arn_idx: usize,
     record: ByteRecord,
+    checker: ident::Checker,
     /// Data records read so far (the header is not counted).
     row: u64,
     done: bool,
@@ -252,13 +254,7 @@ impl Iterator for CsvRecords {
             row: self.row,
             detail: Some(format!("line {line}")),
         };
-        Some(Ok(ident::check(
-            id,
-            arn,
-            &self.cols,
-            location,
-            self.info.any_arn,
-        )))
+        Some(Ok(self.checker.check(id, arn, &self.cols, location)))
     }
 }
 

@@ -138,7 +138,8 @@ pub enum SourceErrorKind {
     },
     /// One record is larger than the reader accepts.
     #[error(
-        "a record is larger than {limit} bytes, probably an unterminated quote or a missing line break: fix the file"
+        "a single record is larger than {limit} bytes, which no finding is: the file is malformed \
+         (in CSV, typically an unterminated quote; in JSON, a layout this tool does not read)"
     )]
     RecordTooLarge {
         /// The limit in bytes.

@@ -6,6 +6,7 @@
 //! This module does no I/O.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::arn::{parse_product_arn, to_v1_product_arn};
@@ -164,7 +165,7 @@ pub(crate) struct IdentColumns {
     pub product_arn: Arc<str>,
 }
 
-/// Checks one record's identifiers and turns them into a [`SourceItem`].
+/// Checks records' identifiers and turns them into [`SourceItem`]s.
 ///
 /// Rules (the same for every format, reference §2.3): the Id must contain a
 /// non-whitespace character, no line break, and at most 512 characters; the
@@ -172,47 +173,84 @@ pub(crate) struct IdentColumns {
 /// must parse as a Security Hub product ARN. `::productv2/` ARNs are turned
 /// into the `::product/` form first. Values are otherwise taken exactly as
 /// written: an Id is free text and trimming it could name another finding.
-pub(crate) fn check(
-    id: Cell<'_>,
-    arn: Cell<'_>,
-    cols: &IdentColumns,
-    location: Location,
+///
+/// One per reader: it remembers its verdict on each product ARN, because an
+/// export holds millions of rows but only a handful of products, and
+/// re-checking and converting the same ARN was most of the per-row cost.
+pub(crate) struct Checker {
     any_arn: bool,
-) -> SourceItem {
-    // The product ARN cannot legitimately contain whitespace, so surrounding
-    // blanks (common in hand-edited CSV) are dropped from it, never from the Id.
-    let arn = match arn {
-        Cell::Text(s) => Cell::Text(s.trim()),
-        other => other,
-    };
-    let problem = check_id(id)
-        .map(|reason| (&cols.id, reason))
-        .or_else(|| check_arn(arn, any_arn).map(|reason| (&cols.product_arn, reason)));
-    match problem {
-        None => {
-            // Both are Text here: check_* return a reason for anything else.
-            let id = id.text().unwrap_or_default();
-            let arn = to_v1_product_arn(arn.text().unwrap_or_default());
-            SourceItem::Record(SourceRecord {
-                location,
-                key: FindingKey::new(id, arn.into_owned()),
-            })
+    /// Raw (trimmed) product ARN -> its `::product/` form, or why it is bad.
+    arns: HashMap<String, Result<String, String>>,
+}
+
+/// Bound on [`Checker`]'s memory when an input has absurdly many products.
+const MAX_CACHED_ARNS: usize = 4096;
+
+impl Checker {
+    pub(crate) fn new(any_arn: bool) -> Self {
+        Checker {
+            any_arn,
+            arns: HashMap::new(),
         }
-        Some((column, reason)) => {
-            let (id, arn) = (id.text(), arn.text());
-            let key = (id.is_some() || arn.is_some()).then(|| {
-                FindingKey::new(
-                    shorten(id.unwrap_or_default()),
-                    shorten(&to_v1_product_arn(arn.unwrap_or_default())),
-                )
-            });
-            SourceItem::Invalid(InvalidRecord {
-                location,
-                column: Some(column.to_string()),
-                reason,
-                key,
-            })
+    }
+
+    /// The verdict on one product ARN cell: its `::product/` form, or why it
+    /// is unusable.
+    fn arn_verdict(&mut self, arn: Cell<'_>) -> Result<String, String> {
+        let raw = common_problem(arn, "product ARN")?;
+        if let Some(verdict) = self.arns.get(raw) {
+            return verdict.clone();
         }
+        let verdict = check_arn(raw, self.any_arn);
+        if self.arns.len() >= MAX_CACHED_ARNS {
+            self.arns.clear();
+        }
+        self.arns.insert(raw.to_owned(), verdict.clone());
+        verdict
+    }
+
+    /// Checks one record and turns it into a [`SourceItem`].
+    pub(crate) fn check(
+        &mut self,
+        id: Cell<'_>,
+        arn: Cell<'_>,
+        cols: &IdentColumns,
+        location: Location,
+    ) -> SourceItem {
+        // The product ARN cannot legitimately contain whitespace, so
+        // surrounding blanks (common in hand-edited CSV) are dropped from it,
+        // never from the Id.
+        let arn = match arn {
+            Cell::Text(s) => Cell::Text(s.trim()),
+            other => other,
+        };
+        let problem = match check_id(id) {
+            Some(reason) => Some((&cols.id, reason)),
+            None => match self.arn_verdict(arn) {
+                Ok(v1) => {
+                    let id = id.text().unwrap_or_default();
+                    return SourceItem::Record(SourceRecord {
+                        location,
+                        key: FindingKey::new(id, v1),
+                    });
+                }
+                Err(reason) => Some((&cols.product_arn, reason)),
+            },
+        };
+        let (column, reason) = problem.unwrap_or_else(|| (&cols.id, String::new()));
+        let (id, arn) = (id.text(), arn.text());
+        let key = (id.is_some() || arn.is_some()).then(|| {
+            FindingKey::new(
+                shorten(id.unwrap_or_default()),
+                shorten(&to_v1_product_arn(arn.unwrap_or_default())),
+            )
+        });
+        SourceItem::Invalid(InvalidRecord {
+            location,
+            column: Some(column.to_string()),
+            reason,
+            key,
+        })
     }
 }
 
@@ -236,11 +274,9 @@ fn check_id(id: Cell<'_>) -> Option<String> {
     None
 }
 
-fn check_arn(arn: Cell<'_>, any_arn: bool) -> Option<String> {
-    let s = match common_problem(arn, "product ARN") {
-        Ok(s) => s,
-        Err(reason) => return Some(reason),
-    };
+/// Checks a product ARN that passed [`common_problem`]; returns its
+/// `::product/` form.
+fn check_arn(s: &str, any_arn: bool) -> Result<String, String> {
     let s: Cow<'_, str> = to_v1_product_arn(s);
     let chars = if s.len() > MAX_PRODUCT_ARN_CHARS || s.len() < MIN_PRODUCT_ARN_CHARS {
         s.chars().count()
@@ -248,14 +284,14 @@ fn check_arn(arn: Cell<'_>, any_arn: bool) -> Option<String> {
         s.len()
     };
     if !(MIN_PRODUCT_ARN_CHARS..=MAX_PRODUCT_ARN_CHARS).contains(&chars) {
-        return Some(format!(
+        return Err(format!(
             "product ARN is {chars} characters long ({MIN_PRODUCT_ARN_CHARS}-{MAX_PRODUCT_ARN_CHARS} allowed)"
         ));
     }
-    if any_arn {
-        return None;
+    if !any_arn && let Err(e) = parse_product_arn(&s) {
+        return Err(e.to_string());
     }
-    parse_product_arn(&s).err().map(|e| e.to_string())
+    Ok(s.into_owned())
 }
 
 /// Problems that apply to both identifiers: absent, empty, not text, line breaks.
@@ -267,9 +303,15 @@ fn common_problem<'a>(cell: Cell<'a>, what: &str) -> Result<&'a str, String> {
         )),
         Cell::NotText(kind) => Err(format!("{what} is {kind}, not text")),
         Cell::Text("") => Err(format!("empty {what}")),
-        Cell::Text(s) if s.contains(['\n', '\r']) => Err(format!(
-            "{what} contains a line break (in CSV, often an unterminated quote earlier in the row)"
-        )),
+        // A byte scan without early exit: it vectorises, and Ids are short.
+        Cell::Text(s)
+            if s.bytes()
+                .fold(false, |seen, b| seen | (b == b'\n') | (b == b'\r')) =>
+        {
+            Err(format!(
+                "{what} contains a line break (in CSV, often an unterminated quote earlier in the row)"
+            ))
+        }
         Cell::Text(s) => Ok(s),
     }
 }
@@ -300,6 +342,16 @@ mod tests {
             row: 1,
             detail: None,
         }
+    }
+
+    fn check(
+        id: Cell<'_>,
+        arn: Cell<'_>,
+        cols: &IdentColumns,
+        location: Location,
+        any_arn: bool,
+    ) -> SourceItem {
+        Checker::new(any_arn).check(id, arn, cols, location)
     }
 
     fn invalid(item: SourceItem) -> InvalidRecord {
@@ -423,6 +475,30 @@ mod tests {
             false,
         ));
         assert_eq!(i.reason, "product ARN is a number, not text");
+    }
+
+    #[test]
+    fn cached_verdicts_match_fresh_ones() {
+        let mut checker = Checker::new(false);
+        for _ in 0..3 {
+            let SourceItem::Record(r) = checker.check(
+                Cell::Text("a"),
+                Cell::Text("arn:aws:securityhub:us-east-1::productv2/aws/guardduty"),
+                &cols(),
+                loc(),
+            ) else {
+                panic!()
+            };
+            assert_eq!(r.key.product_arn, GD);
+            let i = invalid(checker.check(
+                Cell::Text("a"),
+                Cell::Text("arn:aws:s3:::bucket-x"),
+                &cols(),
+                loc(),
+            ));
+            assert!(i.reason.contains("not a Security Hub ARN"), "{}", i.reason);
+        }
+        assert_eq!(checker.arns.len(), 2);
     }
 
     #[test]

@@ -266,7 +266,7 @@ pub(crate) fn open_input(
         InputSpec::Path(p) => format_from_name(&p.to_string_lossy()),
         InputSpec::Stdin => (None, false),
     };
-    let mut info = InputInfo {
+    let info = InputInfo {
         name: name.clone(),
         compression: Compression::None,
         any_arn: opts.region.is_some(),
@@ -295,8 +295,34 @@ pub(crate) fn open_input(
         }
         InputSpec::Stdin => Box::new(io::stdin()),
     };
+    open_stream(raw, info, ext_format, tsv, opts)
+}
 
-    let mut raw = raw;
+/// Opens an input given as a byte stream, named `name` (its extension, if
+/// any, is used like a file's).
+pub(crate) fn open_named_stream(
+    name: &str,
+    raw: Box<dyn Read + Send>,
+    opts: &SourceOptions,
+) -> Result<RecordIter, SourceError> {
+    let (ext_format, tsv) = format_from_name(name);
+    let info = InputInfo {
+        name: Arc::from(name),
+        compression: Compression::None,
+        any_arn: opts.region.is_some(),
+    };
+    open_stream(raw, info, ext_format, tsv, opts)
+}
+
+/// Decompresses, detects the format and builds the reader.
+fn open_stream(
+    mut raw: Box<dyn Read + Send>,
+    mut info: InputInfo,
+    ext_format: Option<Format>,
+    tsv: bool,
+    opts: &SourceOptions,
+) -> Result<RecordIter, SourceError> {
+    let name = info.name.clone();
     let magic = read_up_to(&mut raw, 4).map_err(|e| info.io_error(e))?;
     info.compression = compression_of(&magic);
     let raw: Box<dyn Read + Send> = Box::new(Cursor::new(magic).chain(raw));

@@ -25,7 +25,7 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::error::{SourceError, SourceErrorKind};
-use super::ident::{self, Cell, IdentColumns};
+use super::ident::{Cell, Checker, IdentColumns};
 use super::input::{InputInfo, Stream};
 use super::{RecordIter, SourceOptions};
 use crate::model::{InvalidRecord, Location, SourceItem};
@@ -50,7 +50,9 @@ pub(crate) fn open(
                     .into(),
             },
         });
+    let checker = Checker::new(info.any_arn);
     Ok(Box::new(JsonRecords {
+        checker,
         scanner: Scanner {
             reader: BufReader::with_capacity(64 * 1024, stream),
             line: 1,
@@ -307,6 +309,7 @@ struct JsonRecords {
     row: u64,
     done: bool,
     columns: Columns,
+    checker: Checker,
 }
 
 impl JsonRecords {
@@ -463,7 +466,6 @@ impl JsonRecords {
             row,
             detail: Some(format!("line {line}")),
         };
-        let any_arn = self.info.any_arn;
         if let Some(custom) = &self.custom {
             let value: Value = match serde_json::from_slice(&self.buf) {
                 Ok(v) => v,
@@ -493,12 +495,11 @@ impl JsonRecords {
                         first_cell(finding, &[&["ProductArn"], &["metadata", "product", "uid"]])
                     }
                 };
-                self.pending.push_back(ident::check(
+                self.pending.push_back(self.checker.check(
                     id,
                     arn,
                     &custom.cols,
                     location(self.row),
-                    any_arn,
                 ));
             }
             return;
@@ -526,13 +527,13 @@ impl JsonRecords {
                 }
                 for finding in &findings {
                     self.row += 1;
-                    let item = finding.check(&self.columns, location(self.row), any_arn);
+                    let item = finding.check(&self.columns, location(self.row), &mut self.checker);
                     self.pending.push_back(item);
                 }
             }
             _ => {
                 self.row += 1;
-                let item = element.check(&self.columns, location(self.row), any_arn);
+                let item = element.check(&self.columns, location(self.row), &mut self.checker);
                 self.pending.push_back(item);
             }
         }
@@ -559,6 +560,11 @@ fn json_reason(e: &serde_json::Error) -> String {
     }
 }
 
+/// `"Findings"` (the API's spelling) or `"findings"` (what some tools write).
+fn is_findings_key(quoted: &[u8]) -> bool {
+    quoted == b"\"Findings\"" || quoted == b"\"findings\""
+}
+
 /// Reads the head of a top-level object into `buf`. Returns `true` if a
 /// `Findings` array member was reached (its `[` consumed: the object is a
 /// `get-findings` wrapper), `false` once the whole object is in `buf`.
@@ -579,7 +585,7 @@ fn read_object_head<R: BufRead>(s: &mut Scanner<R>, buf: &mut Vec<u8>) -> Result
         }
         let key_start = buf.len();
         s.capture(buf)?;
-        let is_findings = &buf[key_start..] == b"\"Findings\"";
+        let is_findings = is_findings_key(&buf[key_start..]);
         match s.skip_ws()? {
             Some(b':') => {
                 s.bump();
@@ -624,7 +630,7 @@ fn read_member<R: BufRead>(s: &mut Scanner<R>, scratch: &mut Vec<u8>) -> Result<
         None => return Err(ScanError::Truncated(s.line)),
     }
     s.capture(scratch)?;
-    let is_findings = scratch.as_slice() == b"\"Findings\"";
+    let is_findings = is_findings_key(scratch);
     match s.skip_ws()? {
         Some(b':') => s.bump(),
         Some(other) => return Err(s.unexpected(other, "':'")),
@@ -781,40 +787,32 @@ struct Detail<'a> {
 }
 
 impl Finding<'_> {
-    fn check(&self, columns: &Columns, location: Location, any_arn: bool) -> SourceItem {
+    fn check(&self, columns: &Columns, location: Location, checker: &mut Checker) -> SourceItem {
         if self.id.is_some() || self.product_arn.is_some() {
-            return ident::check(
+            return checker.check(
                 Text::cell(&self.id),
                 Text::cell(&self.product_arn),
                 &columns.asff,
                 location,
-                any_arn,
             );
         }
         let arn = self.metadata.as_ref().and_then(|m| m.product.as_ref());
         let arn = arn.map_or(Cell::Missing, |p| Text::cell(&p.uid));
         if let Some(info) = &self.finding_info {
-            return ident::check(Text::cell(&info.uid), arn, &columns.ocsf, location, any_arn);
+            return checker.check(Text::cell(&info.uid), arn, &columns.ocsf, location);
         }
         if let Some(finding) = &self.finding {
-            return ident::check(
-                Text::cell(&finding.uid),
-                arn,
-                &columns.ocsf_v1,
-                location,
-                any_arn,
-            );
+            return checker.check(Text::cell(&finding.uid), arn, &columns.ocsf_v1, location);
         }
         if self.metadata.is_some() {
-            return ident::check(Cell::Missing, arn, &columns.ocsf, location, any_arn);
+            return checker.check(Cell::Missing, arn, &columns.ocsf, location);
         }
         if self.id_lower.is_some() || self.product_arn_lower.is_some() {
-            return ident::check(
+            return checker.check(
                 Text::cell(&self.id_lower),
                 Text::cell(&self.product_arn_lower),
                 &columns.lower,
                 location,
-                any_arn,
             );
         }
         invalid(

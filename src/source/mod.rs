@@ -163,6 +163,24 @@ pub fn open(inputs: &[InputSpec], opts: &SourceOptions) -> Result<Source, Source
     })
 }
 
+/// Like [`open`] for one input that is already a byte stream (an object
+/// body, a pipe, bytes in memory). `name` is used in locations and errors,
+/// and its extension, if any, like a file's. Parquet is buffered whole,
+/// since it needs random access.
+pub fn open_reader(
+    name: &str,
+    reader: impl std::io::Read + Send + 'static,
+    opts: &SourceOptions,
+) -> Result<Source, SourceError> {
+    let current = input::open_named_stream(name, Box::new(reader), opts)?;
+    Ok(Source {
+        pending: VecDeque::new(),
+        opts: opts.clone(),
+        current: Some(current),
+        finished: false,
+    })
+}
+
 /// The stream of records of all inputs, in order. See [`open`].
 pub struct Source {
     pending: VecDeque<InputSpec>,
@@ -242,6 +260,21 @@ mod tests {
         assert_eq!("NDJSON".parse::<Format>(), Ok(Format::Json));
         assert_eq!("tsv".parse::<Format>(), Ok(Format::Csv));
         assert!("xml".parse::<Format>().is_err());
+    }
+
+    #[test]
+    fn open_reader_detects_like_a_file() {
+        let data = "Id,ProductArn\nr-1,arn:aws:securityhub:us-east-1::product/aws/guardduty\n";
+        let items: Vec<_> =
+            open_reader("mem", std::io::Cursor::new(data), &SourceOptions::default())
+                .unwrap()
+                .collect();
+        assert_eq!(items.len(), 1);
+        let Ok(SourceItem::Record(r)) = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(&*r.location.file, "mem");
+        assert_eq!(r.key.id, "r-1");
     }
 
     #[test]

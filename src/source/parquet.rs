@@ -98,7 +98,9 @@ pub(crate) fn open<T: ChunkReader + 'static>(
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| malformed(&info, e, None))?;
+    let checker = ident::Checker::new(info.any_arn);
     Ok(Box::new(ParquetRecords {
+        checker,
         reader,
         cols: IdentColumns {
             id: id_name.into(),
@@ -267,6 +269,7 @@ struct ParquetRecords {
     id_path: Vec<String>,
     arn_path: Vec<String>,
     batch: Option<Batch>,
+    checker: ident::Checker,
     /// Rows per row group, to turn a running row number into a position.
     row_groups: Vec<u64>,
     group: usize,
@@ -347,12 +350,11 @@ impl Iterator for ParquetRecords {
             )),
         };
         let batch = self.batch.as_ref()?;
-        Some(Ok(ident::check(
+        Some(Ok(self.checker.check(
             batch.id.get(i),
             batch.arn.get(i),
             &self.cols,
             location,
-            self.info.any_arn,
         )))
     }
 }

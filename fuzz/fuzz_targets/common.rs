@@ -1,0 +1,41 @@
+//! Shared driver: read everything, and check the reader's promises.
+
+use sechub_triage::model::SourceItem;
+use sechub_triage::source::{self, Format, SourceOptions};
+
+/// Reads `data` as one input and checks the invariants every reader keeps:
+/// no panic, row numbers 1, 2, 3... per file, nothing after a fatal error,
+/// and records that pass the identifier rules.
+pub fn drive(name: &str, data: &[u8], format: Option<Format>) {
+    let opts = SourceOptions {
+        format,
+        ..Default::default()
+    };
+    let Ok(src) = source::open_reader(name, std::io::Cursor::new(data.to_vec()), &opts) else {
+        return;
+    };
+    let mut expected_row = 1;
+    let mut failed = false;
+    for item in src {
+        assert!(!failed, "item after a fatal error");
+        match item {
+            Ok(SourceItem::Record(r)) => {
+                assert_eq!(r.location.row, expected_row);
+                assert!(!r.key.id.trim().is_empty());
+                assert!(r.key.id.chars().count() <= 512);
+                assert!(!r.key.product_arn.contains(":productv2/"));
+                expected_row += 1;
+            }
+            Ok(SourceItem::Invalid(i)) => {
+                assert_eq!(i.location.row, expected_row);
+                assert!(!i.reason.is_empty());
+                expected_row += 1;
+            }
+            Err(e) => {
+                // Display must work and name the input.
+                assert!(e.to_string().starts_with(name));
+                failed = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+#![no_main]
+//! Fuzzes the csv reader with arbitrary bytes.
+
+use libfuzzer_sys::fuzz_target;
+use sechub_triage::source::Format;
+
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    common::drive("fuzz.csv", data, Some(Format::Csv));
+});
