@@ -73,10 +73,15 @@ pub fn region_of(product_arn: &str) -> Option<&str> {
 /// Converts the new Security Hub's `::productv2/` product UIDs to the
 /// `::product/` form that `BatchUpdateFindings` needs (reference §7.1, §9).
 pub fn to_v1_product_arn(s: &str) -> Cow<'_, str> {
-    if s.contains(":productv2/") {
-        Cow::Owned(s.replacen(":productv2/", ":product/", 1))
-    } else {
-        Cow::Borrowed(s)
+    // Only the resource (sixth field, as parse_product_arn splits it) is
+    // converted: a ":productv2/" elsewhere, e.g. in the account field, must
+    // not be mistaken for it (found by fuzzing the readers).
+    match s.splitn(6, ':').nth(5) {
+        Some(resource) if resource.starts_with("productv2/") => {
+            let prefix = &s[..s.len() - resource.len()];
+            Cow::Owned(format!("{prefix}product/{}", &resource["productv2/".len()..]))
+        }
+        _ => Cow::Borrowed(s),
     }
 }
 
@@ -170,5 +175,13 @@ mod tests {
         );
         let v1 = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
         assert!(matches!(to_v1_product_arn(v1), Cow::Borrowed(_)));
+        // Only the resource field is converted.
+        assert_eq!(
+            to_v1_product_arn("arn:aws:securityhub:us-east-1:productv2/:productv2/aws/x"),
+            "arn:aws:securityhub:us-east-1:productv2/:product/aws/x"
+        );
+        let odd = "arn:aws:securityhub:us-east-1::product/aws/x:productv2/y";
+        assert!(matches!(to_v1_product_arn(odd), Cow::Borrowed(_)));
+        assert_eq!(to_v1_product_arn("productv2/x"), "productv2/x");
     }
 }
