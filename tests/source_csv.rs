@@ -490,3 +490,16 @@ fn reads_standard_input() {
         vec![format!("KEY - s-1 {GD}"), format!("KEY - s-2 {GD}")]
     );
 }
+
+#[test]
+fn productv2_is_converted_only_in_the_resource_field() {
+    // Found by the csv fuzz target: a ":productv2/" in the account field
+    // used to be converted instead of the resource's.
+    let data =
+        "Id,ProductArn\nv-1,arn:aws:securityhub:us-east-1:productv2/:productv2/aws/securityhub\n";
+    let items = items("v2.csv", data.as_bytes(), &SourceOptions::default());
+    assert_eq!(
+        record(&items[0]).key.product_arn,
+        "arn:aws:securityhub:us-east-1:productv2/:product/aws/securityhub"
+    );
+}

@@ -1,5 +1,6 @@
 //! Shared driver: read everything, and check the reader's promises.
 
+use sechub_triage::arn::parse_product_arn;
 use sechub_triage::model::SourceItem;
 use sechub_triage::source::{self, Format, SourceOptions};
 
@@ -23,7 +24,10 @@ pub fn drive(name: &str, data: &[u8], format: Option<Format>) {
                 assert_eq!(r.location.row, expected_row);
                 assert!(!r.key.id.trim().is_empty());
                 assert!(r.key.id.chars().count() <= 512);
-                assert!(!r.key.product_arn.contains(":productv2/"));
+                // Without --region every accepted ARN parses, in v1 form.
+                let arn = parse_product_arn(&r.key.product_arn).expect("accepted ARN parses");
+                assert!(!arn.resource.starts_with("productv2/"));
+                assert!((12..=2048).contains(&r.key.product_arn.chars().count()));
                 expected_row += 1;
             }
             Ok(SourceItem::Invalid(i)) => {

@@ -877,7 +877,7 @@ mod tests {
             any_arn: false,
         };
         open(
-            Metered::new(stream, u64::MAX),
+            Metered::plain(stream, u64::MAX),
             info,
             &SourceOptions::default(),
             limit,
