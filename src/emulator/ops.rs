@@ -5,6 +5,7 @@
 //! Returns an [`ApiReply`]; turning it into HTTP is the HTTP module's job.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -14,7 +15,9 @@ use super::config::{DuplicatePolicy, RegionScope, Semantics};
 use super::faults::RequestFault;
 use super::filters::FindingFilter;
 use super::state::{EmulatorState, Live};
-use super::store::{CONCURRENT_UPDATE, DUPLICATED, Hold, NOT_FOUND, Slot, Store};
+use super::store::{
+    CONCURRENT_UPDATE, DUPLICATED, Hold, KeyHasher, NOT_FOUND, PreparedUpdate, Slot, Store,
+};
 use super::validate::{parse_batch_import, parse_batch_update, parse_get_findings};
 use crate::model::FindingKey;
 
@@ -145,7 +148,8 @@ pub(crate) async fn batch_update(
     let mut outcome: Vec<Option<(&'static str, &'static str)>> = vec![None; ids.len()];
 
     // Duplicates are per-finding outcomes, decided before touching the store.
-    let mut first: HashMap<&FindingKey, usize> = HashMap::with_capacity(ids.len());
+    let mut first: HashMap<&FindingKey, usize, BuildHasherDefault<KeyHasher>> =
+        HashMap::with_capacity_and_hasher(ids.len(), BuildHasherDefault::default());
     for (i, k) in ids.iter().enumerate() {
         if let Some(&j) = first.get(k) {
             outcome[i] = Some(DUPLICATED);
@@ -183,12 +187,12 @@ pub(crate) async fn batch_update(
         .inner
         .rng
         .finding_faults(&live.faults, holds.slots.len());
-    let now = now_timestamp();
+    let update = PreparedUpdate::new(req.fields, &now_timestamp());
     for (&(i, slot), fault) in holds.slots.iter().zip(faults) {
         outcome[i] = match fault {
             Some(f) => Some(f),
             None => store
-                .apply(slot, &req.fields, live.semantics.user_defined_fields, &now)
+                .apply(slot, &update, live.semantics.user_defined_fields)
                 .err(),
         };
     }

@@ -13,7 +13,7 @@
 //! parsed on the update path.
 
 use std::collections::{BTreeMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -26,15 +26,60 @@ use super::asff::{
 use super::config::UdfPolicy;
 use super::filters::FilterView;
 use super::synth::{Generator, SynthFinding};
-use super::validate::{ImportedFinding, MAX_FINDING_BYTES, MAX_USER_DEFINED_FIELDS, UpdateFields};
+use super::validate::{
+    ImportedFinding, MAX_FINDING_BYTES, MAX_USER_DEFINED_FIELDS, SeverityUpdate, UpdateFields,
+};
 use crate::model::FindingKey;
 
 /// Number of shards; a power of two comfortably above the core count.
 pub(crate) const SHARDS: usize = 64;
 
-/// Fixed (unkeyed) SipHash, so that the shard of a key and the store's order
-/// are the same in every run.
-type FixedState = BuildHasherDefault<DefaultHasher>;
+/// A fast, fixed (unkeyed) hash, so that the shard of a key and the store's
+/// order are the same in every run. Keys are long ARNs and lookups are the
+/// hot path (100 per request); hash flooding is not a concern for a local
+/// test server.
+type FixedState = BuildHasherDefault<KeyHasher>;
+
+/// Word-at-a-time multiply-rotate hashing (as in FxHash) with a SplitMix64
+/// finaliser so that every output bit depends on every input bit.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct KeyHasher {
+    h: u64,
+}
+
+const HASH_K: u64 = 0x517C_C1B7_2722_0A95;
+
+impl KeyHasher {
+    fn add(&mut self, w: u64) {
+        self.h = (self.h.rotate_left(5) ^ w).wrapping_mul(HASH_K);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let rest = chunks.remainder();
+        let mut buf = [0u8; 8];
+        buf[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(buf) ^ ((bytes.len() as u64) << 56));
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b) | 0x100);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 struct StoreKey {
@@ -106,18 +151,68 @@ enum Flight {
 
 /// The customer-owned fields: initial values from the provider, then
 /// whatever `BatchUpdateFindings` set.
+/// A stored note.
+#[derive(Debug, PartialEq)]
+struct NoteState {
+    text: String,
+    updated_by: String,
+    updated_at: String,
+}
+
+/// The customer-owned fields: initial values from the provider, then
+/// whatever `BatchUpdateFindings` set. Shared values are `Arc`s: one request
+/// sets the same note (types, ...) on up to 100 findings, and cloning the
+/// overlay on every update must stay cheap.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Overlay {
-    note: Option<(String, String, String)>,
+    note: Option<Arc<NoteState>>,
     severity_label: Option<SeverityLabel>,
     severity_normalized: Option<u8>,
     severity_product: Option<f64>,
     verification_state: Option<VerificationState>,
     confidence: Option<u8>,
     criticality: Option<u8>,
-    types: Option<Vec<String>>,
-    user_defined_fields: Option<BTreeMap<String, String>>,
-    related_findings: Option<Vec<FindingKey>>,
+    types: Option<Arc<Vec<String>>>,
+    user_defined_fields: Option<Arc<BTreeMap<String, String>>>,
+    related_findings: Option<Arc<Vec<FindingKey>>>,
+}
+
+/// A `BatchUpdateFindings` update prepared once per request, so that
+/// applying it to each finding copies no strings.
+#[derive(Debug)]
+pub(crate) struct PreparedUpdate {
+    note: Option<Arc<NoteState>>,
+    severity: Option<SeverityUpdate>,
+    verification_state: Option<VerificationState>,
+    confidence: Option<u8>,
+    criticality: Option<u8>,
+    types: Option<Arc<Vec<String>>>,
+    user_defined_fields: Option<Arc<BTreeMap<String, String>>>,
+    workflow_status: Option<WorkflowStatus>,
+    related_findings: Option<Arc<Vec<FindingKey>>>,
+}
+
+impl PreparedUpdate {
+    /// `now` stamps the note (reference §8.3: the service sets its UpdatedAt).
+    pub(crate) fn new(u: UpdateFields, now: &str) -> Self {
+        PreparedUpdate {
+            note: u.note.map(|n| {
+                Arc::new(NoteState {
+                    text: n.text,
+                    updated_by: n.updated_by,
+                    updated_at: now.to_owned(),
+                })
+            }),
+            severity: u.severity,
+            verification_state: u.verification_state,
+            confidence: u.confidence,
+            criticality: u.criticality,
+            types: u.types.map(Arc::new),
+            user_defined_fields: u.user_defined_fields.map(Arc::new),
+            workflow_status: u.workflow_status,
+            related_findings: u.related_findings.map(Arc::new),
+        }
+    }
 }
 
 impl Overlay {
@@ -125,8 +220,8 @@ impl Overlay {
     /// serialising (this runs for every finding of every update).
     fn approx_len(&self) -> usize {
         let mut n = 0;
-        if let Some((a, b, c)) = &self.note {
-            n += 60 + a.len() * 2 + b.len() * 2 + c.len();
+        if let Some(note) = &self.note {
+            n += 60 + note.text.len() * 2 + note.updated_by.len() * 2 + note.updated_at.len();
         }
         n += 120; // severity, verification state, confidence, criticality
         if let Some(t) = &self.types {
@@ -259,10 +354,10 @@ impl Snapshot {
         let Some(o) = &self.overlay else {
             return v;
         };
-        if let Some((text, by, at)) = &o.note {
+        if let Some(n) = &o.note {
             obj.insert(
                 "Note".into(),
-                json!({"Text": text, "UpdatedBy": by, "UpdatedAt": at}),
+                json!({"Text": n.text, "UpdatedBy": n.updated_by, "UpdatedAt": n.updated_at}),
             );
         }
         if o.severity_label.is_some()
@@ -429,14 +524,18 @@ impl Store {
                     .unwrap_or_default()
                     .to_owned()
             };
-            overlay.note = Some((s("Text"), s("UpdatedBy"), s("UpdatedAt")));
+            overlay.note = Some(Arc::new(NoteState {
+                text: s("Text"),
+                updated_by: s("UpdatedBy"),
+                updated_at: s("UpdatedAt"),
+            }));
         }
         if let Some(Value::Object(m)) = doc.remove("UserDefinedFields") {
-            overlay.user_defined_fields = Some(
+            overlay.user_defined_fields = Some(Arc::new(
                 m.into_iter()
                     .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
                     .collect(),
-            );
+            ));
         }
         overlay.verification_state = doc
             .remove("VerificationState")
@@ -646,23 +745,23 @@ impl Store {
     }
 
     /// Applies an update to a held finding (which stays held; call
-    /// [`Store::release`]). Returns the per-finding failure, if any.
+    /// [`Store::release`]). Returns the per-finding failure, if any; on
+    /// failure the finding is unchanged.
     pub(crate) fn apply(
         &self,
         slot: Slot,
-        u: &UpdateFields,
+        u: &PreparedUpdate,
         udf_policy: UdfPolicy,
-        now: &str,
     ) -> Result<(), (&'static str, &'static str)> {
         self.with_slot(slot, |f| {
             if f.flight == Flight::Raced {
                 return Err(CONCURRENT_UPDATE);
             }
+            // Cheap: scalars and reference counts.
             let mut o = f.overlay.as_deref().cloned().unwrap_or_default();
             if let Some(n) = &u.note {
-                // A finding has one note: an update replaces it and the
-                // service stamps its time (reference §8.3).
-                o.note = Some((n.text.clone(), n.updated_by.clone(), now.to_owned()));
+                // A finding has one note: an update replaces it.
+                o.note = Some(n.clone());
             }
             let mut label = f.severity_label;
             if let Some(s) = &u.severity {
@@ -704,12 +803,12 @@ impl Store {
                 o.related_findings = Some(r.clone());
             }
             if let Some(new) = &u.user_defined_fields {
-                let merged = match udf_policy {
-                    UdfPolicy::Replace => new.clone(),
-                    UdfPolicy::Merge => {
-                        let mut m = o.user_defined_fields.take().unwrap_or_default();
+                let merged = match (udf_policy, &o.user_defined_fields) {
+                    (UdfPolicy::Replace, _) | (UdfPolicy::Merge, None) => new.clone(),
+                    (UdfPolicy::Merge, Some(old)) => {
+                        let mut m = BTreeMap::clone(old);
                         m.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        m
+                        Arc::new(m)
                     }
                 };
                 if merged.len() > MAX_USER_DEFINED_FIELDS {
@@ -726,7 +825,12 @@ impl Store {
                 f.workflow_status = w;
             }
             f.severity_label = label;
-            f.overlay = (!o.is_empty()).then(|| Box::new(o));
+            match (&mut f.overlay, o.is_empty()) {
+                (_, true) => f.overlay = None,
+                // Reuse the allocation.
+                (Some(b), false) => **b = o,
+                (None, false) => f.overlay = Some(Box::new(o)),
+            }
             f.update_count = f.update_count.saturating_add(1);
             Ok(())
         })
@@ -820,6 +924,16 @@ mod tests {
         FindingKey::new(id, "arn:aws:securityhub:us-east-1::product/aws/guardduty")
     }
 
+    fn apply(
+        s: &Store,
+        slot: Slot,
+        u: &UpdateFields,
+        p: UdfPolicy,
+        now: &str,
+    ) -> Result<(), (&'static str, &'static str)> {
+        s.apply(slot, &PreparedUpdate::new(u.clone(), now), p)
+    }
+
     fn everywhere(_: &str) -> bool {
         true
     }
@@ -895,8 +1009,7 @@ mod tests {
             types: Some(vec!["TTPs/Discovery".into()]),
             ..Default::default()
         };
-        s.apply(slot, &u, UdfPolicy::Merge, "2026-02-01T00:00:00.000Z")
-            .unwrap();
+        apply(&s, slot, &u, UdfPolicy::Merge, "2026-02-01T00:00:00.000Z").unwrap();
         s.release(slot);
         let v = s.get(&key("a")).unwrap().render();
         assert_eq!(
@@ -926,8 +1039,14 @@ mod tests {
             user_defined_fields: Some([("only".to_owned(), "this".to_owned())].into()),
             ..Default::default()
         };
-        s.apply(slot, &u2, UdfPolicy::Replace, "2026-02-02T00:00:00.000Z")
-            .unwrap();
+        apply(
+            &s,
+            slot,
+            &u2,
+            UdfPolicy::Replace,
+            "2026-02-02T00:00:00.000Z",
+        )
+        .unwrap();
         s.release(slot);
         let v = s.get(&key("a")).unwrap().render();
         assert_eq!(v["Note"]["Text"], "second");
@@ -965,7 +1084,7 @@ mod tests {
             "us-east-1",
         );
         assert_eq!(
-            s.apply(slot, &UpdateFields::default(), UdfPolicy::Merge, "x"),
+            apply(&s, slot, &UpdateFields::default(), UdfPolicy::Merge, "x"),
             Err(CONCURRENT_UPDATE)
         );
         s.release(slot);
@@ -975,7 +1094,7 @@ mod tests {
         s.clear();
         assert_eq!(s.len(), 0);
         assert_eq!(
-            s.apply(slot, &UpdateFields::default(), UdfPolicy::Merge, "x"),
+            apply(&s, slot, &UpdateFields::default(), UdfPolicy::Merge, "x"),
             Err(NOT_FOUND)
         );
     }
@@ -997,8 +1116,11 @@ mod tests {
             user_defined_fields: Some([("one-more".to_owned(), "v".to_owned())].into()),
             ..Default::default()
         };
-        assert_eq!(s.apply(slot, &u, UdfPolicy::Merge, "x"), Err(INVALID_INPUT));
-        assert_eq!(s.apply(slot, &u, UdfPolicy::Replace, "x"), Ok(()));
+        assert_eq!(
+            apply(&s, slot, &u, UdfPolicy::Merge, "x"),
+            Err(INVALID_INPUT)
+        );
+        assert_eq!(apply(&s, slot, &u, UdfPolicy::Replace, "x"), Ok(()));
         s.release(slot);
 
         let big: Map<String, Value> = (0..45)
@@ -1018,7 +1140,10 @@ mod tests {
             user_defined_fields: Some(udf),
             ..Default::default()
         };
-        assert_eq!(s.apply(slot, &u, UdfPolicy::Merge, "x"), Err(SIZE_EXCEEDED));
+        assert_eq!(
+            apply(&s, slot, &u, UdfPolicy::Merge, "x"),
+            Err(SIZE_EXCEEDED)
+        );
         s.release(slot);
     }
 

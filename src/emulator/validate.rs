@@ -232,7 +232,35 @@ fn required(m: &mut Map<String, Value>, key: &str, path: &str) -> Result<Value, 
 
 /// An `AwsSecurityFindingIdentifier` (also `RelatedFinding`): both members
 /// required, with the ASFF length limits (Id 1–512, ProductArn 12–2048).
-fn identifier(v: Value, path: &str) -> Result<FindingKey, InvalidInput> {
+fn identifier(v: Value, list: &str, index: usize) -> Result<FindingKey, InvalidInput> {
+    // Fast path for a well-formed identifier: no path strings are built
+    // unless there is an error to report (this runs 100 times per request).
+    if let Value::Object(mut m) = v {
+        let good = |s: &str, min: usize, max: usize| {
+            (min..=max).contains(&s.chars().count()) && is_non_empty(s)
+        };
+        match (m.remove("Id"), m.remove("ProductArn")) {
+            (Some(Value::String(id)), Some(Value::String(product_arn)))
+                if good(&id, 1, 512) && good(&product_arn, 12, 2048) =>
+            {
+                return Ok(FindingKey { id, product_arn });
+            }
+            (id, arn) => {
+                // Put them back for the detailed report.
+                if let Some(id) = id {
+                    m.insert("Id".to_owned(), id);
+                }
+                if let Some(arn) = arn {
+                    m.insert("ProductArn".to_owned(), arn);
+                }
+                return identifier_slow(Value::Object(m), &format!("{list}[{index}]"));
+            }
+        }
+    }
+    identifier_slow(v, &format!("{list}[{index}]"))
+}
+
+fn identifier_slow(v: Value, path: &str) -> Result<FindingKey, InvalidInput> {
     let mut m = expect_object(v, path)?;
     let id = non_empty_string(
         required(&mut m, "Id", path)?,
@@ -273,7 +301,7 @@ pub(crate) fn parse_batch_update(
     let identifiers = ids
         .into_iter()
         .enumerate()
-        .map(|(i, v)| identifier(v, &format!("FindingIdentifiers[{i}]")))
+        .map(|(i, v)| identifier(v, "FindingIdentifiers", i))
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut f = UpdateFields::default();
@@ -362,7 +390,7 @@ pub(crate) fn parse_batch_update(
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, r)| identifier(r, &format!("RelatedFindings[{i}]")))
+                .map(|(i, r)| identifier(r, "RelatedFindings", i))
                 .collect::<Result<_, _>>()?,
         );
     }
@@ -567,10 +595,10 @@ pub(crate) fn check_finding(doc: Map<String, Value>) -> Result<ImportedFinding, 
                 Some(_) => Err(fail(format!("data.{key} should be array"))),
             }
         };
-    if let Some(types) = list_len("Types", 0, 50)? {
-        if types.iter().any(|t| !t.as_str().is_some_and(is_non_empty)) {
-            return Err(fail("data.Types items should be non-empty strings".into()));
-        }
+    if let Some(types) = list_len("Types", 0, 50)?
+        && types.iter().any(|t| !t.as_str().is_some_and(is_non_empty))
+    {
+        return Err(fail("data.Types items should be non-empty strings".into()));
     }
     list_len("RelatedFindings", 1, 10)?;
     list_len("Malware", 0, 5)?;
@@ -605,12 +633,12 @@ pub(crate) fn check_finding(doc: Map<String, Value>) -> Result<ImportedFinding, 
                 }
             }
         }
-        if let Some(reg) = r.get("Region").and_then(Value::as_str) {
-            if reg.chars().count() > 16 {
-                return Err(fail(format!(
-                    "data.Resources[{i}].Region should NOT be longer than 16 characters"
-                )));
-            }
+        if let Some(reg) = r.get("Region").and_then(Value::as_str)
+            && reg.chars().count() > 16
+        {
+            return Err(fail(format!(
+                "data.Resources[{i}].Region should NOT be longer than 16 characters"
+            )));
         }
     }
     let map_check = |key: &str, max_pairs: usize, max_value: usize| -> Result<(), ImportFailure> {
@@ -668,12 +696,12 @@ pub(crate) fn check_finding(doc: Map<String, Value>) -> Result<ImportedFinding, 
                 }
             },
         };
-        if let Some(Value::String(o)) = sev.get("Original") {
-            if o.is_empty() || o.chars().count() > 64 {
-                return Err(fail(
-                    "data.Severity.Original should be 1 to 64 characters long".into(),
-                ));
-            }
+        if let Some(Value::String(o)) = sev.get("Original")
+            && (o.is_empty() || o.chars().count() > 64)
+        {
+            return Err(fail(
+                "data.Severity.Original should be 1 to 64 characters long".into(),
+            ));
         }
         severity_label = match (label, normalized) {
             (Some(l), _) => Some(l),
@@ -686,12 +714,12 @@ pub(crate) fn check_finding(doc: Map<String, Value>) -> Result<ImportedFinding, 
         };
     }
     for key in ["Confidence", "Criticality"] {
-        if let Some(v) = doc.get(key).filter(|v| !v.is_null()) {
-            if !matches!(v.as_i64(), Some(0..=100)) {
-                return Err(fail(format!(
-                    "data.{key} should be an integer between 0 and 100"
-                )));
-            }
+        if let Some(v) = doc.get(key).filter(|v| !v.is_null())
+            && !matches!(v.as_i64(), Some(0..=100))
+        {
+            return Err(fail(format!(
+                "data.{key} should be an integer between 0 and 100"
+            )));
         }
     }
     let enum_field =
@@ -808,14 +836,14 @@ pub(crate) fn parse_get_findings(body: &[u8]) -> Result<GetFindingsRequest, Inva
     let filters = take(&mut m, "Filters")
         .map(|v| expect_object(v, "Filters"))
         .transpose()?;
-    if let Some(v) = take(&mut m, "SortCriteria") {
-        if !expect_array(v, "SortCriteria")?.is_empty() {
-            return Err(InvalidInput(
-                "SortCriteria: sorting is not supported by the emulator (findings come back in \
+    if let Some(v) = take(&mut m, "SortCriteria")
+        && !expect_array(v, "SortCriteria")?.is_empty()
+    {
+        return Err(InvalidInput(
+            "SortCriteria: sorting is not supported by the emulator (findings come back in \
                  insertion order)"
-                    .to_owned(),
-            ));
-        }
+                .to_owned(),
+        ));
     }
     let max_results = match take(&mut m, "MaxResults") {
         None => DEFAULT_PAGE_SIZE,
