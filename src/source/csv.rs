@@ -252,7 +252,7 @@ impl Iterator for CsvRecords {
         let location = Location {
             file: self.info.name.clone(),
             row: self.row,
-            detail: Some(format!("line {line}")),
+            detail: Some(ident::line_detail(line)),
         };
         Some(Ok(self.checker.check(id, arn, &self.cols, location)))
     }

@@ -6,7 +6,6 @@
 //! This module does no I/O.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::arn::{parse_product_arn, to_v1_product_arn};
@@ -174,38 +173,73 @@ pub(crate) struct IdentColumns {
 /// into the `::product/` form first. Values are otherwise taken exactly as
 /// written: an Id is free text and trimming it could name another finding.
 ///
-/// One per reader: it remembers its verdict on each product ARN, because an
-/// export holds millions of rows but only a handful of products, and
+/// One per reader: it remembers its verdict on recent product ARNs, because
+/// an export holds millions of rows but only a handful of products, and
 /// re-checking and converting the same ARN was most of the per-row cost.
 pub(crate) struct Checker {
     any_arn: bool,
-    /// Raw (trimmed) product ARN -> its `::product/` form, or why it is bad.
-    arns: HashMap<String, Result<String, String>>,
+    /// A small direct-mapped cache (slot = hash of the raw ARN): constant
+    /// work per lookup whatever the input, unlike a map that a file full of
+    /// colliding ARNs could slow down.
+    arns: Vec<Option<CachedArn>>,
 }
 
-/// Bound on [`Checker`]'s memory when an input has absurdly many products.
-const MAX_CACHED_ARNS: usize = 4096;
+struct CachedArn {
+    /// The ARN as found (trimmed).
+    raw: String,
+    /// Its `::product/` form, or why it is unusable.
+    verdict: Result<String, String>,
+}
+
+/// Slots in [`Checker`]'s cache (a power of two).
+const ARN_SLOTS: usize = 64;
+
+/// A fast, non-cryptographic hash of the ARN bytes (FxHash's mixing, eight
+/// bytes at a time); the cache does not need more.
+fn slot_of(bytes: &[u8]) -> usize {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    for &b in chunks.remainder() {
+        h = mix(h, u64::from(b));
+    }
+    (h >> 58) as usize % ARN_SLOTS
+}
 
 impl Checker {
     pub(crate) fn new(any_arn: bool) -> Self {
         Checker {
             any_arn,
-            arns: HashMap::new(),
+            arns: (0..ARN_SLOTS).map(|_| None).collect(),
         }
     }
 
     /// The verdict on one product ARN cell: its `::product/` form, or why it
     /// is unusable.
     fn arn_verdict(&mut self, arn: Cell<'_>) -> Result<String, String> {
-        let raw = common_problem(arn, "product ARN")?;
-        if let Some(verdict) = self.arns.get(raw) {
-            return verdict.clone();
+        let Cell::Text(raw) = arn else {
+            return common_problem(arn, "product ARN").map(str::to_owned);
+        };
+        let slot = slot_of(raw.as_bytes());
+        if let Some(Some(cached)) = self.arns.get(slot)
+            && cached.raw == raw
+        {
+            return cached.verdict.clone();
         }
-        let verdict = check_arn(raw, self.any_arn);
-        if self.arns.len() >= MAX_CACHED_ARNS {
-            self.arns.clear();
+        let verdict =
+            common_problem(arn, "product ARN").and_then(|raw| check_arn(raw, self.any_arn));
+        if let Some(entry) = self.arns.get_mut(slot) {
+            *entry = Some(CachedArn {
+                raw: raw.to_owned(),
+                verdict: verdict.clone(),
+            });
         }
-        self.arns.insert(raw.to_owned(), verdict.clone());
         verdict
     }
 
@@ -329,6 +363,41 @@ fn has_line_break(s: &[u8]) -> bool {
         }
     }
     chunks.remainder().iter().any(|&b| b == b'\n' || b == b'\r')
+}
+
+/// `line N`, the detail of a text-format location. Built by hand because
+/// `format!` was a visible share of the per-row cost.
+pub(crate) fn line_detail(line: u64) -> String {
+    let mut s = String::with_capacity(24);
+    s.push_str("line ");
+    push_number(&mut s, line);
+    s
+}
+
+/// `row group G, row R`, the detail of a Parquet location.
+pub(crate) fn row_group_detail(group: u64, row: u64) -> String {
+    let mut s = String::with_capacity(40);
+    s.push_str("row group ");
+    push_number(&mut s, group);
+    s.push_str(", row ");
+    push_number(&mut s, row);
+    s
+}
+
+fn push_number(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        s.push(char::from(d));
+    }
 }
 
 fn shorten(s: &str) -> String {
@@ -493,6 +562,14 @@ mod tests {
     }
 
     #[test]
+    fn location_details() {
+        assert_eq!(line_detail(0), "line 0");
+        assert_eq!(line_detail(17), "line 17");
+        assert_eq!(line_detail(u64::MAX), format!("line {}", u64::MAX));
+        assert_eq!(row_group_detail(3, 1_000_000), "row group 3, row 1000000");
+    }
+
+    #[test]
     fn line_break_detection() {
         for len in 0..40 {
             let clean = vec![b'x'; len];
@@ -532,7 +609,7 @@ mod tests {
             ));
             assert!(i.reason.contains("not a Security Hub ARN"), "{}", i.reason);
         }
-        assert_eq!(checker.arns.len(), 2);
+        assert_eq!(checker.arns.iter().flatten().count(), 2);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::error::{SourceError, SourceErrorKind};
-use super::ident::{Cell, Checker, IdentColumns};
+use super::ident::{self, Cell, Checker, IdentColumns};
 use super::input::{InputInfo, Stream};
 use super::{RecordIter, SourceOptions};
 use crate::model::{InvalidRecord, Location, SourceItem};
@@ -464,7 +464,7 @@ impl JsonRecords {
         let location = |row| Location {
             file: self.info.name.clone(),
             row,
-            detail: Some(format!("line {line}")),
+            detail: Some(ident::line_detail(line)),
         };
         if let Some(custom) = &self.custom {
             let value: Value = match serde_json::from_slice(&self.buf) {
@@ -668,7 +668,7 @@ impl Iterator for JsonRecords {
                     let location = Location {
                         file: self.info.name.clone(),
                         row: self.row,
-                        detail: Some(format!("line {line}")),
+                        detail: Some(ident::line_detail(line)),
                     };
                     return Some(Ok(invalid(location, None, reason)));
                 }

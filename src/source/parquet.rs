@@ -343,10 +343,9 @@ impl Iterator for ParquetRecords {
         let location = Location {
             file: self.info.name.clone(),
             row: self.row,
-            detail: Some(format!(
-                "row group {}, row {}",
-                self.group + 1,
-                self.in_group
+            detail: Some(ident::row_group_detail(
+                self.group as u64 + 1,
+                self.in_group,
             )),
         };
         let batch = self.batch.as_ref()?;
