@@ -2,7 +2,8 @@
 //! criterion: each scenario is one long run, measured once).
 //!
 //! 1. **Quota-bound**: the documented quota (10 requests/s, burst 30) and
-//!    100 ms of added latency, 30,000 findings in one Region. Reports achieved
+//!    100 ms of added latency, 30,000 findings in one Region (and again with
+//!    400 ms and 10,000 findings, a slower service). Reports achieved
 //!    findings/s against the ideal the quota allows, and, in the same run, a
 //!    sequential baseline (one request at a time, as a hand-written boto3
 //!    loop does) and the ratio.
@@ -77,14 +78,14 @@ fn input(keys: &[FindingKey]) -> Input {
     let file: Arc<str> = "bench".into();
     let keys = keys.to_vec();
     Box::new(keys.into_iter().enumerate().map(move |(i, key)| {
-        Ok(SourceItem::Record(SourceRecord {
-            location: Location {
+        Ok(SourceItem::Record(SourceRecord::new(
+            Location {
                 file: file.clone(),
                 row: i as u64 + 1,
                 detail: None,
             },
             key,
-        }))
+        )))
     }))
 }
 
@@ -208,30 +209,19 @@ fn run_sequential(rt: &tokio::runtime::Runtime, url: &str, keys: &[FindingKey]) 
     (started.elapsed(), updated)
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let engine_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("engine-rt")
-        .enable_all()
-        .build()
-        .unwrap();
-
-    // 1. Quota-bound.
-    let n = if quick { 3_000 } else { 30_000 };
-    let latency = Duration::from_millis(100);
+fn quota_bound(engine_rt: &tokio::runtime::Runtime, n: usize, latency: Duration) {
     let mut config = EmulatorConfig::default();
     config.faults.latency = latency;
     let (emu, keys) = start_emulator(config, n);
     let engine_config = EngineConfig::default();
-    let (t_engine, updated, requests) = run_engine(&engine_rt, &emu.url, &engine_config, &keys);
+    let (t_engine, updated, requests) = run_engine(engine_rt, &emu.url, &engine_config, &keys);
     assert_eq!(updated as usize, n);
     let quota = RateConfig::DOCUMENTED;
     let min_requests = n.div_ceil(100) as f64;
     let ideal = ((min_requests - quota.burst as f64).max(0.0) / quota.rate) + latency.as_secs_f64();
     let throttled_engine = emu.state.counters().throttled;
     emu.state.reset_counters();
-    let (t_seq, seq_updated) = run_sequential(&engine_rt, &emu.url, &keys);
+    let (t_seq, seq_updated) = run_sequential(engine_rt, &emu.url, &keys);
     assert_eq!(seq_updated as usize, n);
     let throttled_seq = emu.state.counters().throttled;
     drop(emu);
@@ -258,6 +248,27 @@ fn main() {
         n as f64 / t_seq.as_secs_f64(),
         t_seq.as_secs_f64() / t_engine.as_secs_f64()
     );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let engine_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("engine-rt")
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // 1. Quota-bound: the scenario (100 ms), and a slower service
+    // (400 ms), where a sequential loop falls far behind the quota.
+    let scenarios: &[(usize, u64)] = if quick {
+        &[(3_000, 100)]
+    } else {
+        &[(30_000, 100), (10_000, 400)]
+    };
+    for &(n, latency_ms) in scenarios {
+        quota_bound(&engine_rt, n, Duration::from_millis(latency_ms));
+    }
 
     // 2. Capacity, throttling off.
     let n = if quick { 20_000 } else { 200_000 };

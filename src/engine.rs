@@ -36,7 +36,9 @@ use tokio::sync::mpsc;
 use crate::decision::Decision;
 use crate::events::{Event, EventSink};
 use crate::limits::{RateConfig, RegionLimiter};
-use crate::model::{FindingKey, InvalidRecord, Location, OutcomeKind, SourceItem, SourceRecord};
+use crate::model::{
+    CurrentState, FindingKey, InvalidRecord, Location, OutcomeKind, SourceItem, SourceRecord,
+};
 use crate::reporting::{Outcome, OutcomeSink, RunSummary, Tally};
 use crate::retry::{Backoff, Disposition, RetryClass, classify_call, classify_unprocessed};
 use crate::submission::{BatchResult, CallError, Submitter};
@@ -49,6 +51,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 pub const DEFAULT_MAX_THROTTLED: u32 = 50;
 /// Default number of findings held in memory (queued, waiting or in flight).
 pub const DEFAULT_READ_AHEAD: usize = 20_000;
+/// Default bound on partially filled decision groups per Region.
+pub const DEFAULT_MAX_OPEN_GROUPS: usize = 256;
 /// How long a partial chunk may wait for more findings (fresh ones from the
 /// input, or retries coming out of their backoff) before it is sent: a
 /// request is the scarce resource, so it should leave full.
@@ -80,6 +84,11 @@ pub struct EngineConfig {
     pub seed: Option<u64>,
     /// Partial-chunk linger.
     pub linger: Duration,
+    /// Skip findings whose recorded state already holds the decision.
+    pub skip_unchanged: bool,
+    /// Decision groups a Region may hold partially filled at once; reading
+    /// pauses above it until the oldest groups are flushed.
+    pub max_open_groups: usize,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +104,8 @@ impl Default for EngineConfig {
             region_override: None,
             seed: None,
             linger: DEFAULT_LINGER,
+            skip_unchanged: false,
+            max_open_groups: DEFAULT_MAX_OPEN_GROUPS,
         }
     }
 }
@@ -163,16 +174,52 @@ impl Hasher for IdentityHasher {
 
 /// What the reading thread sends to the dispatcher.
 enum ReaderMsg {
-    Record(SourceRecord),
+    /// A record to send, with its effective decision.
+    Record(SourceRecord, Arc<Decision>),
     Duplicate(SourceRecord),
+    /// `--skip-unchanged`: the recorded state already holds the decision.
+    Unchanged(SourceRecord),
     Invalid(InvalidRecord),
     Error(InputError),
+}
+
+/// What the reading thread needs to turn records into work.
+struct InputPolicy {
+    job: Arc<Decision>,
+    skip_unchanged: bool,
+}
+
+/// Shares one `Arc` among records with equal effective decisions, so that a
+/// file of a million rows carrying a handful of decisions holds a handful of
+/// decisions. Bounded: it starts over when full (sharing is an optimisation;
+/// grouping compares decisions by value).
+#[derive(Default)]
+struct Interner {
+    map: HashMap<Decision, Arc<Decision>>,
+}
+
+impl Interner {
+    const MAX: usize = 4096;
+
+    fn intern(&mut self, d: Decision) -> Arc<Decision> {
+        if let Some(a) = self.map.get(&d) {
+            return a.clone();
+        }
+        if self.map.len() >= Self::MAX {
+            self.map.clear();
+        }
+        let a = Arc::new(d.clone());
+        self.map.insert(d, a.clone());
+        a
+    }
 }
 
 /// One finding on its way through the pipeline.
 struct Item {
     location: Location,
     key: FindingKey,
+    /// Its effective decision (shared by every finding that has it).
+    decision: Arc<Decision>,
     /// Requests that carried it.
     attempts: u32,
     /// Retryable failures so far (throttles not included).
@@ -181,47 +228,138 @@ struct Item {
     throttles: u32,
 }
 
+/// Findings of one Region waiting to be sent with one decision.
+#[derive(Default)]
+struct Group {
+    fresh: VecDeque<Item>,
+    ready: VecDeque<Item>,
+    /// Since when findings have been waiting for this group's chunk to fill.
+    waiting_since: Option<Instant>,
+}
+
+impl Group {
+    fn available(&self) -> usize {
+        self.fresh.len() + self.ready.len()
+    }
+}
+
 struct RegionState {
     name: Arc<str>,
     limiter: RegionLimiter,
-    fresh: VecDeque<Item>,
-    ready: VecDeque<Item>,
+    /// Waiting findings by effective decision: a request carries one
+    /// decision, so findings are chunked within their group.
+    groups: HashMap<Arc<Decision>, Group>,
+    /// Findings in `groups`.
+    available: usize,
     /// Chunks that must travel exactly as they are (halves of a request
     /// rejected as invalid, lone resends).
     pinned: VecDeque<Vec<Item>>,
     in_flight: usize,
     /// Findings of this Region in the timer heap.
     delayed: usize,
-    /// Since when findings have been waiting for a partial chunk to fill.
-    waiting_since: Option<Instant>,
+}
+
+/// What a Region can send next.
+enum Next {
+    /// A pinned chunk, or a group's chunk (`None` = pinned).
+    Send(Option<Arc<Decision>>),
+    /// Nothing yet; look again at this time (if any).
+    Wait(Option<Instant>),
 }
 
 impl RegionState {
-    fn available(&self) -> usize {
-        self.fresh.len() + self.ready.len()
+    fn new(name: Arc<str>, rate: RateConfig) -> Self {
+        RegionState {
+            name,
+            limiter: RegionLimiter::new(rate),
+            groups: HashMap::new(),
+            available: 0,
+            pinned: VecDeque::new(),
+            in_flight: 0,
+            delayed: 0,
+        }
     }
 
     fn has_work(&self) -> bool {
-        !self.pinned.is_empty() || self.available() > 0
+        !self.pinned.is_empty() || self.available > 0
     }
 
-    fn take_chunk(&mut self) -> Vec<Item> {
-        if let Some(chunk) = self.pinned.pop_front() {
-            return chunk;
+    /// Queues a finding in its decision group (retries go first in line).
+    fn push(&mut self, item: Item, retry: bool, now: Instant) {
+        let group = self.groups.entry(item.decision.clone()).or_default();
+        if group.available() == 0 {
+            group.waiting_since = Some(now);
         }
-        let mut chunk = Vec::with_capacity(MAX_CHUNK.min(self.available()));
+        if retry {
+            group.ready.push_back(item);
+        } else {
+            group.fresh.push_back(item);
+        }
+        self.available += 1;
+    }
+
+    /// Picks what to send: a pinned chunk, else a full group, else the
+    /// group waiting longest once its linger is over, or at once when
+    /// nothing more can join it, or when too many groups are open.
+    fn next(&self, now: Instant, linger: Duration, more_may_join: bool, max_open: usize) -> Next {
+        if !self.pinned.is_empty() {
+            return Next::Send(None);
+        }
+        let mut oldest: Option<(&Arc<Decision>, Instant)> = None;
+        for (d, g) in &self.groups {
+            if g.available() >= MAX_CHUNK {
+                return Next::Send(Some(d.clone()));
+            }
+            let since = g.waiting_since.unwrap_or(now);
+            if oldest.is_none_or(|(_, t)| since < t) {
+                oldest = Some((d, since));
+            }
+        }
+        match oldest {
+            None => Next::Wait(None),
+            Some((d, since)) => {
+                if !more_may_join || since + linger <= now || self.groups.len() >= max_open {
+                    Next::Send(Some(d.clone()))
+                } else {
+                    Next::Wait(Some(since + linger))
+                }
+            }
+        }
+    }
+
+    /// Takes up to 100 findings of one group (retries first), or a pinned chunk.
+    fn take(&mut self, which: Option<&Arc<Decision>>, now: Instant) -> Vec<Item> {
+        let Some(d) = which else {
+            return self.pinned.pop_front().unwrap_or_default();
+        };
+        let Some(group) = self.groups.get_mut(d) else {
+            return Vec::new();
+        };
+        let mut chunk = Vec::with_capacity(MAX_CHUNK.min(group.available()));
         while chunk.len() < MAX_CHUNK {
-            match self.ready.pop_front().or_else(|| self.fresh.pop_front()) {
+            match group.ready.pop_front().or_else(|| group.fresh.pop_front()) {
                 Some(item) => chunk.push(item),
                 None => break,
             }
         }
-        self.waiting_since = if self.available() > 0 {
-            Some(Instant::now())
+        self.available -= chunk.len();
+        if group.available() == 0 {
+            self.groups.remove(d);
         } else {
-            None
-        };
+            group.waiting_since = Some(now);
+        }
         chunk
+    }
+
+    /// Everything still waiting, for an abort.
+    fn drain(&mut self) -> Vec<Item> {
+        let mut out: Vec<Item> = self.pinned.drain(..).flatten().collect();
+        for (_, g) in self.groups.drain() {
+            out.extend(g.ready);
+            out.extend(g.fresh);
+        }
+        self.available = 0;
+        out
     }
 }
 
@@ -270,12 +408,17 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<Vec<ReaderMsg>>(64);
     let reader = std::thread::Builder::new()
         .name("sechub-triage-reader".into())
-        .spawn(move || read_input(input, tx))
+        .spawn({
+            let policy = InputPolicy {
+                job: decision.clone(),
+                skip_unchanged: config.skip_unchanged,
+            };
+            move || read_input(input, tx, policy)
+        })
         .map_err(EngineError::Output)?;
 
     let mut d = Dispatcher {
         config: config.clone(),
-        decision,
         submitter,
         events,
         tally: Tally::new(vec![sink]),
@@ -311,18 +454,93 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Runs on the reading thread: dedup and batching of messages.
-fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>) {
+/// The job's decision with the record's own decision fields over it.
+fn effective_decision(
+    job: &Arc<Decision>,
+    r: &SourceRecord,
+    interner: &mut Interner,
+) -> Result<Arc<Decision>, InvalidRecord> {
+    let Some(own) = &r.decision else {
+        return Ok(job.clone());
+    };
+    let mut d = (**job).clone();
+    d.merge_from((**own).clone());
+    if let Err(e) = d.validate() {
+        return Err(InvalidRecord {
+            location: r.location.clone(),
+            column: Some(e.path().to_owned()),
+            reason: format!("per-row decision: {e}"),
+            key: Some(r.key.clone()),
+        });
+    }
+    Ok(interner.intern(d))
+}
+
+/// Whether the recorded state already holds every field the decision sets.
+/// A field the export did not record counts as "not known to hold".
+pub fn decision_holds(d: &Decision, cur: &CurrentState) -> bool {
+    fn eq<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
+        want.is_none() || (have.is_some() && want == have)
+    }
+    let note_holds = d.note.as_ref().is_none_or(|n| {
+        cur.note_text.as_deref() == Some(n.text.as_str())
+            && cur.note_updated_by.as_deref() == Some(n.updated_by.as_str())
+    });
+    let severity_holds = d.severity.as_ref().is_none_or(|s| {
+        let label = s.label.or_else(|| {
+            s.normalized
+                .and_then(crate::decision::SeverityLabel::from_normalized)
+        });
+        s.product.is_none()
+            && label.is_some()
+            && cur.severity_label.as_deref() == label.map(|l| l.as_str())
+    });
+    let udf_holds = d.user_defined_fields.as_ref().is_none_or(|want| {
+        cur.user_defined_fields
+            .as_ref()
+            .is_some_and(|have| want.iter().all(|(k, v)| have.get(k) == Some(v)))
+    });
+    note_holds
+        && severity_holds
+        && udf_holds
+        && eq(
+            d.workflow.as_ref().map(|w| w.status.as_str()),
+            cur.workflow_status.as_deref(),
+        )
+        && eq(d.verification_state.map(|v| v.as_str()), cur.verification_state.as_deref())
+        && eq(d.confidence, cur.confidence)
+        && eq(d.criticality, cur.criticality)
+        && eq(d.types.as_ref(), cur.types.as_ref())
+        // The export never records RelatedFindings in a comparable form.
+        && d.related_findings.is_none()
+}
+
+/// Runs on the reading thread: dedup, effective decisions, unchanged
+/// findings, and batching of messages.
+fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>, policy: InputPolicy) {
     const BATCH: usize = 256;
     let mut dedup = DedupIndex::default();
+    let mut interner = Interner::default();
+    let job = interner.intern((*policy.job).clone());
     let mut batch = Vec::with_capacity(BATCH);
     for item in input {
         let msg = match item {
             Ok(SourceItem::Record(r)) => {
-                if dedup.insert(&r.key) {
-                    ReaderMsg::Record(r)
-                } else {
+                if !dedup.insert(&r.key) {
                     ReaderMsg::Duplicate(r)
+                } else {
+                    match effective_decision(&job, &r, &mut interner) {
+                        Err(invalid) => ReaderMsg::Invalid(invalid),
+                        Ok(d) => {
+                            let holds = policy.skip_unchanged
+                                && r.current.as_deref().is_some_and(|c| decision_holds(&d, c));
+                            if holds {
+                                ReaderMsg::Unchanged(r)
+                            } else {
+                                ReaderMsg::Record(r, d)
+                            }
+                        }
+                    }
                 }
             }
             Ok(SourceItem::Invalid(i)) => ReaderMsg::Invalid(i),
@@ -346,7 +564,6 @@ fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>) {
 
 struct Dispatcher {
     config: EngineConfig,
-    decision: Arc<Decision>,
     submitter: Arc<Submitter>,
     events: Arc<dyn EventSink>,
     tally: Tally,
@@ -375,7 +592,7 @@ impl Dispatcher {
         let mut channel_open = true;
         loop {
             // Take in input while there is room.
-            while self.held < self.config.read_ahead {
+            while self.has_room() {
                 if let Some(msg) = pending_batches.pop_front() {
                     self.accept(msg)?;
                     continue;
@@ -405,8 +622,7 @@ impl Dispatcher {
             if self.input_done && self.held == 0 {
                 return Ok(());
             }
-            let want_input =
-                channel_open && pending_batches.is_empty() && self.held < self.config.read_ahead;
+            let want_input = channel_open && pending_batches.is_empty() && self.has_room();
             tokio::select! {
                 Some(c) = done_rx.recv() => {
                     self.complete(c)?;
@@ -425,10 +641,20 @@ impl Dispatcher {
         }
     }
 
+    /// Whether more input may be taken in: memory bound (`read_ahead`)
+    /// and open decision groups bound (`max_open_groups`).
+    fn has_room(&self) -> bool {
+        self.held < self.config.read_ahead
+            && self
+                .regions
+                .iter()
+                .all(|r| r.groups.len() < self.config.max_open_groups)
+    }
+
     /// Takes one message from the reader.
     fn accept(&mut self, msg: ReaderMsg) -> Result<(), EngineError> {
         match msg {
-            ReaderMsg::Record(r) => {
+            ReaderMsg::Record(r, decision) => {
                 self.count_read();
                 let region = match &self.config.region_override {
                     Some(r) => r.clone(),
@@ -455,6 +681,7 @@ impl Dispatcher {
                 let item = Item {
                     location: r.location,
                     key: r.key,
+                    decision,
                     attempts: 0,
                     failures: 0,
                     throttles: 0,
@@ -472,12 +699,22 @@ impl Dispatcher {
                         attempts: 0,
                     });
                 }
-                let rs = &mut self.regions[idx];
-                if rs.available() == 0 {
-                    rs.waiting_since = Some(Instant::now());
-                }
-                rs.fresh.push_back(item);
+                self.regions[idx].push(item, false, Instant::now());
                 self.held += 1;
+            }
+            ReaderMsg::Unchanged(r) => {
+                self.count_read();
+                self.record(Outcome {
+                    location: r.location,
+                    key: Some(r.key),
+                    region: None,
+                    kind: OutcomeKind::Unchanged,
+                    code: None,
+                    message: Some(
+                        "the export shows the finding already holds the decision; not sent".into(),
+                    ),
+                    attempts: 0,
+                })?;
             }
             ReaderMsg::Duplicate(r) => {
                 self.count_read();
@@ -529,16 +766,8 @@ impl Dispatcher {
         }
         let name: Arc<str> = name.into();
         let idx = self.regions.len();
-        self.regions.push(RegionState {
-            name: name.clone(),
-            limiter: RegionLimiter::new(self.config.rate),
-            fresh: VecDeque::new(),
-            ready: VecDeque::new(),
-            pinned: VecDeque::new(),
-            in_flight: 0,
-            delayed: 0,
-            waiting_since: None,
-        });
+        self.regions
+            .push(RegionState::new(name.clone(), self.config.rate));
         self.region_index.insert(name, idx);
         idx
     }
@@ -551,10 +780,7 @@ impl Dispatcher {
             };
             let rs = &mut self.regions[d.region];
             rs.delayed -= 1;
-            if rs.available() == 0 {
-                rs.waiting_since = Some(now);
-            }
-            rs.ready.push_back(d.item);
+            rs.push(d.item, true, now);
         }
     }
 
@@ -573,7 +799,7 @@ impl Dispatcher {
         // still join it: fresh ones from the input, or retries from the
         // timer heap or from requests in flight. Only when nothing can join
         // does it leave at once.
-        let input_may_come = !self.input_done && self.held < self.config.read_ahead;
+        let input_may_come = !self.input_done && self.has_room();
         for idx in 0..self.regions.len() {
             loop {
                 let rs = &mut self.regions[idx];
@@ -581,19 +807,28 @@ impl Dispatcher {
                     break;
                 }
                 let more_may_join = input_may_come || rs.in_flight > 0 || rs.delayed > 0;
-                if rs.pinned.is_empty() && rs.available() < MAX_CHUNK && more_may_join {
-                    let since = rs.waiting_since.unwrap_or(now);
-                    let due = since + self.config.linger;
-                    if due > now {
-                        at(due);
+                let which = match rs.next(
+                    now,
+                    self.config.linger,
+                    more_may_join,
+                    self.config.max_open_groups,
+                ) {
+                    Next::Send(which) => which,
+                    Next::Wait(due) => {
+                        if let Some(due) = due {
+                            at(due);
+                        }
                         break;
                     }
-                }
+                };
                 if let Err(wait) = rs.limiter.try_acquire(now) {
                     at(now + wait);
                     break;
                 }
-                let chunk = rs.take_chunk();
+                let chunk = rs.take(which.as_ref(), now);
+                if chunk.is_empty() {
+                    break;
+                }
                 rs.in_flight += 1;
                 self.send(idx, chunk, done);
             }
@@ -620,7 +855,10 @@ impl Dispatcher {
             findings: items.len(),
         });
         let submitter = self.submitter.clone();
-        let decision = self.decision.clone();
+        // Every finding of a chunk has the same decision (chunks are cut from one group).
+        let Some(decision) = items.first().map(|i| i.decision.clone()) else {
+            return;
+        };
         let done = done.clone();
         let events = self.events.clone();
         tokio::spawn(async move {
@@ -875,11 +1113,7 @@ impl Dispatcher {
         let reason = format!("run aborted: {reason}");
         let mut leftovers = Vec::new();
         for (idx, rs) in self.regions.iter_mut().enumerate() {
-            leftovers.extend(rs.fresh.drain(..).map(|i| (idx, i)));
-            leftovers.extend(rs.ready.drain(..).map(|i| (idx, i)));
-            for chunk in rs.pinned.drain(..) {
-                leftovers.extend(chunk.into_iter().map(|i| (idx, i)));
-            }
+            leftovers.extend(rs.drain().into_iter().map(|i| (idx, i)));
         }
         leftovers.extend(self.delayed.drain().map(|Reverse(d)| (d.region, d.item)));
         for rs in &mut self.regions {
@@ -951,9 +1185,14 @@ async fn sleep_until(t: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::{DecisionField, parse_flag};
     use proptest::prelude::*;
 
-    fn item(i: usize) -> Item {
+    fn decision(flag: DecisionField, v: &str) -> Arc<Decision> {
+        Arc::new(parse_flag(flag, &[v.to_owned()]).unwrap())
+    }
+
+    fn item_with(i: usize, d: &Arc<Decision>) -> Item {
         Item {
             location: Location {
                 file: "t".into(),
@@ -964,23 +1203,32 @@ mod tests {
                 format!("f{i}"),
                 "arn:aws:securityhub:us-east-1::product/aws/guardduty",
             ),
+            decision: d.clone(),
             attempts: 0,
             failures: 0,
             throttles: 0,
         }
     }
 
+    fn item(i: usize) -> Item {
+        item_with(i, &decision(DecisionField::Workflow, "Status=SUPPRESSED"))
+    }
+
     fn region() -> RegionState {
-        RegionState {
-            name: "us-east-1".into(),
-            limiter: RegionLimiter::new(RateConfig::DOCUMENTED),
-            fresh: VecDeque::new(),
-            ready: VecDeque::new(),
-            pinned: VecDeque::new(),
-            in_flight: 0,
-            delayed: 0,
-            waiting_since: None,
+        RegionState::new("us-east-1".into(), RateConfig::DOCUMENTED)
+    }
+
+    /// Drains a Region as the dispatcher would when nothing more can join.
+    fn drain_chunks(r: &mut RegionState) -> Vec<Vec<Item>> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        while r.has_work() {
+            match r.next(now, DEFAULT_LINGER, false, DEFAULT_MAX_OPEN_GROUPS) {
+                Next::Send(which) => out.push(r.take(which.as_ref(), now)),
+                Next::Wait(_) => panic!("nothing can join: must send"),
+            }
         }
+        out
     }
 
     #[test]
@@ -999,38 +1247,135 @@ mod tests {
     #[test]
     fn pinned_chunks_travel_as_they_are_and_first() {
         let mut r = region();
-        r.fresh.extend((0..150).map(item));
+        let now = Instant::now();
+        for i in 0..150 {
+            r.push(item(i), false, now);
+        }
         r.pinned.push_back(vec![item(1000), item(1001), item(1002)]);
-        let c = r.take_chunk();
-        assert_eq!(c.len(), 3);
-        assert_eq!(c[0].key.id, "f1000");
-        assert_eq!(r.take_chunk().len(), 100);
-        assert_eq!(r.take_chunk().len(), 50);
-        assert!(!r.has_work());
+        let chunks = drain_chunks(&mut r);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [3, 100, 50]);
+        assert_eq!(chunks[0][0].key.id, "f1000");
+    }
+
+    #[test]
+    fn partial_groups_wait_for_the_linger_while_more_may_join() {
+        let mut r = region();
+        let t0 = Instant::now();
+        for i in 0..10 {
+            r.push(item(i), false, t0);
+        }
+        match r.next(t0, DEFAULT_LINGER, true, DEFAULT_MAX_OPEN_GROUPS) {
+            Next::Wait(Some(due)) => assert_eq!(due, t0 + DEFAULT_LINGER),
+            _ => panic!("a partial chunk must wait while more may join"),
+        }
+        assert!(matches!(
+            r.next(
+                t0 + DEFAULT_LINGER,
+                DEFAULT_LINGER,
+                true,
+                DEFAULT_MAX_OPEN_GROUPS
+            ),
+            Next::Send(Some(_))
+        ));
+        // Too many open groups: flush at once.
+        assert!(matches!(
+            r.next(t0, DEFAULT_LINGER, true, 1),
+            Next::Send(Some(_))
+        ));
+    }
+
+    #[test]
+    fn findings_with_different_decisions_never_share_a_chunk() {
+        let mut r = region();
+        let now = Instant::now();
+        let a = decision(DecisionField::Workflow, "Status=SUPPRESSED");
+        let b = decision(DecisionField::Workflow, "Status=RESOLVED");
+        // An equal decision built separately is the same group.
+        let a2 = decision(DecisionField::Workflow, "Status=SUPPRESSED");
+        for i in 0..130 {
+            let d = [&a, &b, &a2][i % 3];
+            r.push(item_with(i, d), false, now);
+        }
+        assert_eq!(r.groups.len(), 2);
+        let chunks = drain_chunks(&mut r);
+        for c in &chunks {
+            assert!(c.iter().all(|i| i.decision == c[0].decision));
+        }
+        let mut sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        sizes.sort_unstable();
+        // 87 SUPPRESSED (a and a2), 43 RESOLVED: the fewest requests possible.
+        assert_eq!(sizes, [43, 87]);
+    }
+
+    #[test]
+    fn unchanged_means_every_set_field_is_recorded_equal() {
+        let d = {
+            let mut d = (*decision(DecisionField::Workflow, "Status=SUPPRESSED")).clone();
+            d.merge_from((*decision(DecisionField::Note, "Text=known,UpdatedBy=secops")).clone());
+            d
+        };
+        let mut cur = CurrentState {
+            workflow_status: Some("SUPPRESSED".into()),
+            note_text: Some("known".into()),
+            note_updated_by: Some("secops".into()),
+            ..CurrentState::default()
+        };
+        assert!(decision_holds(&d, &cur));
+        cur.note_updated_by = Some("someone-else".into());
+        assert!(
+            !decision_holds(&d, &cur),
+            "a note by someone else is a change"
+        );
+        cur.note_updated_by = Some("secops".into());
+        cur.workflow_status = Some("NEW".into());
+        assert!(!decision_holds(&d, &cur));
+        // A field the export did not record is not known to hold.
+        cur.workflow_status = None;
+        assert!(!decision_holds(&d, &cur));
+        let conf = decision(DecisionField::Confidence, "80");
+        assert!(!decision_holds(&conf, &CurrentState::default()));
+        assert!(decision_holds(
+            &conf,
+            &CurrentState {
+                confidence: Some(80),
+                ..CurrentState::default()
+            }
+        ));
+        let sev = decision(DecisionField::Severity, "Normalized=75");
+        let high = CurrentState {
+            severity_label: Some("HIGH".into()),
+            ..CurrentState::default()
+        };
+        assert!(decision_holds(&sev, &high), "Normalized 75 is HIGH");
     }
 
     proptest! {
-        /// Chunks never exceed 100, never repeat a finding, take retries
-        /// before fresh findings, and together hold every finding once.
+        /// Chunks never exceed 100, never repeat a finding, never mix
+        /// decisions, take retries before fresh findings, and together hold
+        /// every finding once.
         #[test]
-        fn chunking_invariants(fresh in 0usize..450, ready in 0usize..250) {
+        fn chunking_invariants(fresh in 0usize..450, ready in 0usize..250, groups in 1usize..4) {
+            let ds: Vec<Arc<Decision>> = (0..groups).map(|g| decision(DecisionField::Confidence, &g.to_string())).collect();
             let mut r = region();
-            r.fresh.extend((0..fresh).map(item));
-            r.ready.extend((10_000..10_000 + ready).map(item));
+            let now = Instant::now();
+            for i in 0..fresh {
+                r.push(item_with(i, &ds[i % groups]), false, now);
+            }
+            for i in 10_000..10_000 + ready {
+                r.push(item_with(i, &ds[i % groups]), true, now);
+            }
             let mut all = Vec::new();
-            let mut chunks = 0;
-            while r.has_work() {
-                let c = r.take_chunk();
+            for c in drain_chunks(&mut r) {
                 prop_assert!(!c.is_empty() && c.len() <= MAX_CHUNK);
                 let distinct: HashSet<_> = c.iter().map(|i| &i.key).collect();
                 prop_assert_eq!(distinct.len(), c.len());
+                prop_assert!(c.iter().all(|i| i.decision == c[0].decision));
+                // Within a chunk, retries (rows > 10,000) come first.
+                let first_fresh = c.iter().position(|i| i.location.row <= 10_000).unwrap_or(c.len());
+                prop_assert!(c[first_fresh..].iter().all(|i| i.location.row <= 10_000));
                 all.extend(c.into_iter().map(|i| i.location.row));
-                chunks += 1;
             }
-            prop_assert_eq!(chunks, (fresh + ready).div_ceil(MAX_CHUNK));
-            // Retries (rows > 10,000) come first.
-            let first_fresh = all.iter().position(|r| *r <= 10_000).unwrap_or(all.len());
-            prop_assert!(all[first_fresh..].iter().all(|r| *r <= 10_000));
             all.sort_unstable();
             all.dedup();
             prop_assert_eq!(all.len(), fresh + ready);

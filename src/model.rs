@@ -3,6 +3,7 @@
 //! Nothing here knows about files, HTTP or the SDK: these are the nouns the
 //! stages pass to each other.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -65,6 +66,48 @@ pub struct SourceRecord {
     pub location: Location,
     /// The finding it names.
     pub key: FindingKey,
+    /// Decision fields the record sets itself (per-row decision columns).
+    /// For this record they win over the job's decision, field by field.
+    pub decision: Option<Arc<crate::decision::Decision>>,
+    /// The finding's state as the export recorded it, when it does
+    /// (used by `--skip-unchanged`).
+    pub current: Option<Arc<CurrentState>>,
+}
+
+impl SourceRecord {
+    /// A record with no per-row decision and no recorded state.
+    pub fn new(location: Location, key: FindingKey) -> Self {
+        SourceRecord {
+            location,
+            key,
+            decision: None,
+            current: None,
+        }
+    }
+}
+
+/// The updatable fields of a finding as an export recorded them. `None`
+/// means "not in the export", never "empty".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CurrentState {
+    /// `Workflow.Status`.
+    pub workflow_status: Option<String>,
+    /// `Note.Text`.
+    pub note_text: Option<String>,
+    /// `Note.UpdatedBy`.
+    pub note_updated_by: Option<String>,
+    /// `Severity.Label`.
+    pub severity_label: Option<String>,
+    /// `VerificationState`.
+    pub verification_state: Option<String>,
+    /// `Confidence`.
+    pub confidence: Option<i32>,
+    /// `Criticality`.
+    pub criticality: Option<i32>,
+    /// `Types`.
+    pub types: Option<Vec<String>>,
+    /// `UserDefinedFields`.
+    pub user_defined_fields: Option<BTreeMap<String, String>>,
 }
 
 /// A record that cannot be used, with the reason. It is reported in the
@@ -100,6 +143,9 @@ pub enum OutcomeKind {
     Failed,
     /// The record was rejected before any call (bad identifiers, bad row).
     Invalid,
+    /// `--skip-unchanged`: the export shows the finding already holds the
+    /// decision, so it was not sent.
+    Unchanged,
     /// The same finding appeared earlier in the input; it was sent once.
     Duplicate,
     /// The run was aborted (access denied, bad credentials) before this finding was done.
@@ -108,10 +154,11 @@ pub enum OutcomeKind {
 
 impl OutcomeKind {
     /// All kinds, in the order summaries print them.
-    pub const ALL: [OutcomeKind; 5] = [
+    pub const ALL: [OutcomeKind; 6] = [
         OutcomeKind::Updated,
         OutcomeKind::Failed,
         OutcomeKind::Invalid,
+        OutcomeKind::Unchanged,
         OutcomeKind::Duplicate,
         OutcomeKind::NotAttempted,
     ];
@@ -122,6 +169,7 @@ impl OutcomeKind {
             OutcomeKind::Updated => "updated",
             OutcomeKind::Failed => "failed",
             OutcomeKind::Invalid => "invalid",
+            OutcomeKind::Unchanged => "unchanged",
             OutcomeKind::Duplicate => "duplicate",
             OutcomeKind::NotAttempted => "not_attempted",
         }

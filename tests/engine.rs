@@ -496,14 +496,14 @@ fn records(keys: &[FindingKey]) -> Input {
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            Ok(SourceItem::Record(SourceRecord {
-                location: Location {
+            Ok(SourceItem::Record(SourceRecord::new(
+                Location {
                     file: file.clone(),
                     row: i as u64 + 1,
                     detail: None,
                 },
-                key: k.clone(),
-            }))
+                k.clone(),
+            )))
         })
         .collect();
     Box::new(items.into_iter())
@@ -654,8 +654,8 @@ mod props {
             let items: Vec<Result<SourceItem, engine::InputError>> = rows.iter().enumerate().map(|(i, r)| {
                 let location = Location { file: file.clone(), row: i as u64 + 1, detail: None };
                 Ok(match r {
-                    Row::Existing(j) => SourceItem::Record(SourceRecord { location, key: pool[*j].clone() }),
-                    Row::Missing(j) => SourceItem::Record(SourceRecord { location, key: missing_key(*j) }),
+                    Row::Existing(j) => SourceItem::Record(SourceRecord::new(location, pool[*j].clone())),
+                    Row::Missing(j) => SourceItem::Record(SourceRecord::new(location, missing_key(*j))),
                     Row::Invalid => SourceItem::Invalid(sechub_triage::model::InvalidRecord {
                         location, column: Some("Id".into()), reason: "empty".into(), key: None,
                     }),
@@ -721,11 +721,28 @@ fn cli_input_json_identifiers_join_the_input() {
     });
     let dir = tempfile::tempdir().unwrap();
     let out = triage(dir.path())
-        .args(["update", "--cli-input-json", &doc.to_string(), "--criticality", "55"])
-        .args(["--endpoint-url", &emu.url(), "--no-progress", "--output", "json"])
+        .args([
+            "update",
+            "--cli-input-json",
+            &doc.to_string(),
+            "--criticality",
+            "55",
+        ])
+        .args([
+            "--endpoint-url",
+            &emu.url(),
+            "--no-progress",
+            "--output",
+            "json",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for k in &keys {
         let f = emu.state.finding(k).unwrap();
         assert_eq!(f["Workflow"]["Status"], "RESOLVED");
@@ -744,21 +761,44 @@ fn region_routing_by_product_arn_or_to_the_aggregation_region() {
     let keys = emu.state.seed_synthetic(&SyntheticSpec {
         count: 400,
         seed: 31,
-        regions: vec!["us-east-1".into(), "eu-west-1".into(), "ap-southeast-2".into()],
+        regions: vec![
+            "us-east-1".into(),
+            "eu-west-1".into(),
+            "ap-southeast-2".into(),
+        ],
         ..SyntheticSpec::default()
     });
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
-    let rows: Vec<String> = keys.iter().map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))).collect();
+    let rows: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)))
+        .collect();
     write_csv(&input, "id,product_arn", &rows);
     let run = |extra: &[&str]| {
         let out = triage(dir.path())
-            .args(["update", input.to_str().unwrap(), "--verification-state", "BENIGN_POSITIVE"])
-            .args(["--endpoint-url", &emu.url(), "--no-progress", "--output", "json"])
+            .args([
+                "update",
+                input.to_str().unwrap(),
+                "--verification-state",
+                "BENIGN_POSITIVE",
+            ])
+            .args([
+                "--endpoint-url",
+                &emu.url(),
+                "--no-progress",
+                "--output",
+                "json",
+            ])
             .args(extra)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let by_arn = run(&[]);
@@ -771,9 +811,168 @@ fn region_routing_by_product_arn_or_to_the_aggregation_region() {
     emu.state.reset_counters();
     let aggregated = run(&["--region", "us-east-1"]);
     assert_eq!(aggregated["outcomes"]["updated"], 400);
-    assert_eq!(aggregated["requests"], 4, "400 findings in one Region: four full requests");
+    assert_eq!(
+        aggregated["requests"], 4,
+        "400 findings in one Region: four full requests"
+    );
     // The counters were reset between the runs: each finding once more.
     for k in &keys {
         assert_eq!(emu.state.update_count(k), 1);
     }
+}
+
+/// Records carrying their own decision fields are updated with their own
+/// effective decision, with the fewest requests grouping allows; a per-row
+/// value that breaks a rule makes that record invalid, not the run.
+#[test]
+fn per_record_decisions_are_grouped_into_the_fewest_requests() {
+    use sechub_triage::decision::{DecisionField, parse_flag};
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 450,
+        seed: 41,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let resolved =
+        Arc::new(parse_flag(DecisionField::Workflow, &["Status=RESOLVED".to_owned()]).unwrap());
+    let noted = Arc::new(
+        parse_flag(
+            DecisionField::Note,
+            &["Text=team B,UpdatedBy=team-b".to_owned()],
+        )
+        .unwrap(),
+    );
+    let bad = Arc::new(Decision {
+        confidence: Some(150),
+        ..Decision::default()
+    });
+    let file: Arc<str> = "mixed".into();
+    let items: Vec<Result<SourceItem, engine::InputError>> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let mut r = SourceRecord::new(
+                Location {
+                    file: file.clone(),
+                    row: i as u64 + 1,
+                    detail: None,
+                },
+                k.clone(),
+            );
+            // Rows cycle: job decision only, RESOLVED, a note, and every
+            // 50th row an out-of-range Confidence.
+            r.decision = match i % 3 {
+                _ if i % 50 == 49 => Some(bad.clone()),
+                0 => None,
+                1 => Some(resolved.clone()),
+                _ => Some(noted.clone()),
+            };
+            Ok(SourceItem::Record(r))
+        })
+        .collect();
+    let job = suppress(); // Workflow SUPPRESSED for every row
+    let (summary, outcomes) = run_engine(
+        &emu,
+        &EngineConfig::default(),
+        Box::new(items.into_iter()),
+        job,
+    );
+    assert_eq!(outcomes.len(), 450);
+    let invalid: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.kind == OutcomeKind::Invalid)
+        .collect();
+    assert_eq!(invalid.len(), 9);
+    assert!(
+        invalid
+            .iter()
+            .all(|o| o.code.as_deref() == Some("Confidence")),
+        "{invalid:?}"
+    );
+    assert!(
+        invalid[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("out of range")
+    );
+    assert_eq!(summary.count(OutcomeKind::Updated), 441);
+    let mut groups = [0u64; 3];
+    for (i, k) in keys.iter().enumerate() {
+        if i % 50 == 49 {
+            assert_eq!(emu.state.update_count(k), 0);
+            continue;
+        }
+        let f = emu.state.finding(k).unwrap();
+        match i % 3 {
+            0 => assert_eq!(f["Workflow"]["Status"], "SUPPRESSED"),
+            1 => assert_eq!(f["Workflow"]["Status"], "RESOLVED"),
+            _ => {
+                // The row's note joins the job's workflow.
+                assert_eq!(f["Workflow"]["Status"], "SUPPRESSED");
+                assert_eq!(f["Note"]["Text"], "team B");
+            }
+        }
+        groups[i % 3] += 1;
+    }
+    let fewest: u64 = groups.iter().map(|g| g.div_ceil(100)).sum();
+    assert_eq!(
+        emu.state
+            .counters()
+            .requests_for(Operation::BatchUpdateFindings),
+        fewest
+    );
+}
+
+/// `--skip-unchanged` sends nothing for findings whose recorded state
+/// already holds the decision, and records them as unchanged.
+#[test]
+fn skip_unchanged_sends_nothing_for_findings_already_in_state() {
+    use sechub_triage::model::CurrentState;
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 300,
+        seed: 51,
+        ..SyntheticSpec::default()
+    });
+    let file: Arc<str> = "export".into();
+    let items: Vec<Result<SourceItem, engine::InputError>> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let mut r = SourceRecord::new(
+                Location {
+                    file: file.clone(),
+                    row: i as u64 + 1,
+                    detail: None,
+                },
+                k.clone(),
+            );
+            // Two thirds already SUPPRESSED in the export, one third NEW.
+            let status = if i % 3 == 0 { "NEW" } else { "SUPPRESSED" };
+            r.current = Some(Arc::new(CurrentState {
+                workflow_status: Some(status.into()),
+                ..CurrentState::default()
+            }));
+            Ok(SourceItem::Record(r))
+        })
+        .collect();
+    let config = EngineConfig {
+        skip_unchanged: true,
+        ..EngineConfig::default()
+    };
+    let (summary, outcomes) = run_engine(&emu, &config, Box::new(items.into_iter()), suppress());
+    assert_eq!(outcomes.len(), 300);
+    assert_eq!(summary.count(OutcomeKind::Unchanged), 200);
+    assert_eq!(summary.count(OutcomeKind::Updated), 100);
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(emu.state.update_count(k), u64::from(i % 3 == 0), "row {i}");
+    }
+    let c = emu.state.counters();
+    assert_eq!(
+        c.finding_outcome("Processed"),
+        100,
+        "zero calls for unchanged findings"
+    );
 }

@@ -156,11 +156,12 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
             fmt_counts(&counters.error_codes),
         );
         println!(
-            "accounting:        {} records = {} updated + {} failed + {} invalid + {} duplicate + {} not attempted",
+            "accounting:        {} records = {} updated + {} failed + {} invalid + {} unchanged + {} duplicate + {} not attempted",
             summary.records,
             summary.count(OutcomeKind::Updated),
             summary.count(OutcomeKind::Failed),
             summary.count(OutcomeKind::Invalid),
+            summary.count(OutcomeKind::Unchanged),
             summary.count(OutcomeKind::Duplicate),
             summary.count(OutcomeKind::NotAttempted),
         );

@@ -136,6 +136,10 @@ pub struct InputArgs {
     /// Input format (detected from the name and content otherwise).
     #[arg(long, value_enum, help_heading = "Input")]
     pub format: Option<FormatArg>,
+    /// Skip findings whose state recorded in the input (an ASFF or OCSF
+    /// export) already holds the decision: no call, outcome `unchanged`.
+    #[arg(long, help_heading = "Input")]
+    pub skip_unchanged: bool,
     /// CSV field delimiter (one character, e.g. ';' or '\t').
     #[arg(long, value_name = "CHAR", value_parser = parse_delimiter, help_heading = "Input")]
     pub delimiter: Option<u8>,
@@ -363,14 +367,14 @@ pub(crate) fn open_input(
     let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
     let file: Arc<str> = "--cli-input-json".into();
     let from_json = extra.into_iter().enumerate().map(move |(i, key)| {
-        Ok(SourceItem::Record(SourceRecord {
-            location: Location {
+        Ok(SourceItem::Record(SourceRecord::new(
+            Location {
                 file: file.clone(),
                 row: i as u64 + 1,
                 detail: Some(format!("FindingIdentifiers[{i}]")),
             },
             key,
-        }))
+        )))
     });
     if specs.is_empty() {
         return Ok(Box::new(from_json));
@@ -383,7 +387,8 @@ pub(crate) fn open_input(
 
 async fn update(args: UpdateArgs) -> anyhow::Result<i32> {
     let (decision, extra) = args.decision.build()?;
-    let engine = args.pacing.engine_config(args.aws.region.clone())?;
+    let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
+    engine.skip_unchanged = args.input.skip_unchanged;
     let input = open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
     let submitter = Submitter::from_env(&AwsSettings {
         profile: args.aws.profile.clone(),
