@@ -30,8 +30,7 @@ fn read(path: &Path) -> Outcome {
             return out;
         }
     };
-    let mut expected_row = 1;
-    for item in src {
+    for (expected_row, item) in (1..).zip(src) {
         assert!(out.fatal.is_none(), "{name}: an item after the fatal error");
         match item {
             Ok(SourceItem::Record(r)) => {
@@ -49,7 +48,6 @@ fn read(path: &Path) -> Outcome {
             }
             Err(e) => out.fatal = Some(e.to_string()),
         }
-        expected_row += 1;
     }
     if let Some(msg) = &out.fatal {
         assert!(

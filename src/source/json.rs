@@ -170,54 +170,68 @@ impl<R: BufRead> Scanner<R> {
                 return Err(ScanError::Truncated(start_line));
             }
             let mut end = None;
-            let mut newlines = 0u64;
-            for (i, &b) in buf.iter().enumerate() {
-                if scalar {
-                    // A number or literal ends at the first byte that
-                    // cannot be part of it; serde judges the rest.
-                    if matches!(
+            let mut i = 0;
+            if scalar {
+                // A number or literal ends at the first byte that cannot be
+                // part of it; serde judges the rest.
+                end = buf.iter().position(|b| {
+                    matches!(
                         b,
                         b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n' | b'{' | b'[' | b'"'
-                    ) {
-                        end = Some(i);
-                        break;
-                    }
-                    continue;
+                    )
+                });
+            } else {
+                if escaped {
+                    // The escaped byte was the first of this buffer.
+                    escaped = false;
+                    i = 1;
                 }
-                if b == b'\n' {
-                    newlines += 1;
-                }
-                if in_string {
-                    if escaped {
-                        escaped = false;
-                    } else if b == b'\\' {
-                        escaped = true;
-                    } else if b == b'"' {
+                while i < buf.len() {
+                    if in_string {
+                        // Most of a finding is string content: jump to the
+                        // next quote or backslash a word at a time.
+                        let Some(k) = find_quote_or_backslash(&buf[i..]) else {
+                            break;
+                        };
+                        i += k;
+                        if buf[i] == b'\\' {
+                            if i + 1 >= buf.len() {
+                                escaped = true;
+                            }
+                            i += 2;
+                            continue;
+                        }
                         in_string = false;
+                        i += 1;
                         if depth == 0 {
-                            end = Some(i + 1);
+                            end = Some(i);
                             break;
                         }
+                        continue;
                     }
-                    continue;
-                }
-                match b {
-                    b'"' => in_string = true,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.saturating_sub(1);
-                        if depth == 0 {
-                            end = Some(i + 1);
-                            break;
+                    match buf[i] {
+                        b'"' => in_string = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                end = Some(i + 1);
+                                break;
+                            }
                         }
+                        _ => {}
                     }
-                    _ => {}
+                    i += 1;
                 }
             }
-            let take = end.unwrap_or(buf.len());
-            out.extend_from_slice(&buf[..take]);
+            let take = end.unwrap_or(buf.len()).min(buf.len());
+            let taken = &buf[..take];
+            // Counted separately (and vectorised) so the scan above can skip
+            // string content; raw line breaks only occur there in invalid
+            // JSON, but the line numbers after it must still be right.
+            self.line += count_newlines(taken);
+            out.extend_from_slice(taken);
             self.reader.consume(take);
-            self.line += newlines;
             started = true;
             if (out.len() - start_len) as u64 > self.limit {
                 return Err(ScanError::TooLarge);
@@ -245,6 +259,41 @@ impl<R: BufRead> Scanner<R> {
             self.reader.consume(n);
         }
     }
+}
+
+/// The offset of the first `"` or `\\` in `s`, eight bytes at a time (the
+/// "has zero byte" bit trick; the lowest flagged byte is always exact).
+fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTE: u64 = LO * b'"' as u64;
+    const BACKSLASH: u64 = LO * b'\\' as u64;
+    let zero_bytes = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let mut chunks = s.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let found = zero_bytes(w ^ QUOTE) | zero_bytes(w ^ BACKSLASH);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|k| offset + k)
+}
+
+/// Counts `\n` bytes, summing into `u8` lanes so that it vectorises.
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks(255)
+        .map(|chunk| u64::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n'))))
+        .sum()
 }
 
 /// Where the scanner is in the document structure.
@@ -898,6 +947,57 @@ mod tests {
             matches!(err.kind(), SourceErrorKind::RecordTooLarge { limit: 100 }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn word_at_a_time_search() {
+        for len in 0..40 {
+            let clean = vec![b'a'; len];
+            assert_eq!(find_quote_or_backslash(&clean), None);
+            for pos in 0..len {
+                for b in [b'"', b'\\'] {
+                    let mut dirty = clean.clone();
+                    dirty[pos] = b;
+                    // A later match must not hide the first one.
+                    if pos + 3 < len {
+                        dirty[pos + 3] = b'"';
+                    }
+                    assert_eq!(find_quote_or_backslash(&dirty), Some(pos), "{len} {pos}");
+                }
+            }
+        }
+        assert_eq!(
+            find_quote_or_backslash(&[0x21, 0x23, 0x5b, 0x5d, 0xa2, 0xdc, 0x00]),
+            None
+        );
+        assert_eq!(count_newlines(&[b'\n'; 1000]), 1000);
+    }
+
+    #[test]
+    fn escapes_split_across_buffer_refills() {
+        // A tiny BufReader forces every position of the escape to straddle
+        // a refill.
+        let doc =
+            br#"{"Id":"a\"b\\","ProductArn":"arn:aws:securityhub:us-east-1::product/aws/guardduty"}
+{"Id":"c","ProductArn":"arn:aws:securityhub:us-east-1::product/aws/guardduty"}"#;
+        for cap in 1..12 {
+            let mut scanner = Scanner {
+                reader: BufReader::with_capacity(cap, &doc[..]),
+                line: 1,
+                limit: 1 << 20,
+                at_start: true,
+            };
+            let mut out = Vec::new();
+            assert_eq!(scanner.skip_ws().ok().flatten(), Some(b'{'));
+            assert!(scanner.capture(&mut out).is_ok());
+            assert_eq!(
+                out,
+                doc[..doc.iter().position(|&b| b == b'\n').unwrap()],
+                "capacity {cap}"
+            );
+            assert_eq!(scanner.skip_ws().ok().flatten(), Some(b'{'));
+            assert_eq!(scanner.line, 2);
+        }
     }
 
     #[test]
