@@ -459,19 +459,19 @@ fn effective_decision(
     job: &Arc<Decision>,
     r: &SourceRecord,
     interner: &mut Interner,
-) -> Result<Arc<Decision>, InvalidRecord> {
+) -> Result<Arc<Decision>, Box<InvalidRecord>> {
     let Some(own) = &r.decision else {
         return Ok(job.clone());
     };
     let mut d = (**job).clone();
     d.merge_from((**own).clone());
     if let Err(e) = d.validate() {
-        return Err(InvalidRecord {
+        return Err(Box::new(InvalidRecord {
             location: r.location.clone(),
             column: Some(e.path().to_owned()),
             reason: format!("per-row decision: {e}"),
             key: Some(r.key.clone()),
-        });
+        }));
     }
     Ok(interner.intern(d))
 }
@@ -530,7 +530,7 @@ fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>, policy: InputPolic
                     ReaderMsg::Duplicate(r)
                 } else {
                     match effective_decision(&job, &r, &mut interner) {
-                        Err(invalid) => ReaderMsg::Invalid(invalid),
+                        Err(invalid) => ReaderMsg::Invalid(*invalid),
                         Ok(d) => {
                             let holds = policy.skip_unchanged
                                 && r.current.as_deref().is_some_and(|c| decision_holds(&d, c));
@@ -753,7 +753,7 @@ impl Dispatcher {
 
     fn count_read(&mut self) {
         self.records_read += 1;
-        if self.records_read % 1000 == 0 {
+        if self.records_read.is_multiple_of(1000) {
             self.events.emit(&Event::InputRead {
                 records: self.records_read,
             });

@@ -93,13 +93,13 @@ impl RegionLimiter {
     /// to wait before asking again. A token taken is a request sent: call
     /// this only when a request is ready to go.
     pub fn try_acquire(&mut self, now: Instant) -> Result<(), Duration> {
-        if self.factor < 1.0 {
-            if let Some(last) = self.last_sent {
-                let spacing = Duration::from_secs_f64(1.0 / (self.config.rate * self.factor));
-                let next = last + spacing;
-                if next > now {
-                    return Err(next - now);
-                }
+        if self.factor < 1.0
+            && let Some(last) = self.last_sent
+        {
+            let spacing = Duration::from_secs_f64(1.0 / (self.config.rate * self.factor));
+            let next = last + spacing;
+            if next > now {
+                return Err(next - now);
             }
         }
         match self.quota.check() {

@@ -105,7 +105,7 @@ impl<'a> ResultRow<'a> {
 }
 
 enum RowWriter {
-    Csv(csv::Writer<File>),
+    Csv(Box<csv::Writer<File>>),
     Json(BufWriter<File>),
 }
 
@@ -124,7 +124,7 @@ impl ResultsWriter {
             io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
         })?;
         let writer = match ResultsFormat::for_path(path) {
-            ResultsFormat::Csv => RowWriter::Csv(csv::Writer::from_writer(file)),
+            ResultsFormat::Csv => RowWriter::Csv(Box::new(csv::Writer::from_writer(file))),
             ResultsFormat::JsonLines => RowWriter::Json(BufWriter::new(file)),
         };
         Ok(ResultsWriter {
@@ -150,10 +150,10 @@ impl ResultsWriter {
 
 impl OutcomeSink for ResultsWriter {
     fn record(&mut self, outcome: &Outcome) -> io::Result<()> {
-        if let Some(only) = &self.only {
-            if !only.contains(&outcome.kind) || outcome.key.is_none() {
-                return Ok(());
-            }
+        if let Some(only) = &self.only
+            && (!only.contains(&outcome.kind) || outcome.key.is_none())
+        {
+            return Ok(());
         }
         let row = ResultRow::new(outcome);
         let res = match &mut self.writer {

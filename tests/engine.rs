@@ -124,16 +124,18 @@ fn missing_key(i: usize) -> FindingKey {
 /// invalid rows, through the real binary.
 #[test]
 fn twenty_thousand_findings_under_faults_all_accounted_for() {
-    let mut config = EmulatorConfig::default(); // throttling on: 10/s burst 30
-    config.random_seed = 2026;
-    config.faults = FaultConfig {
-        concurrent_update_error: 0.02,
-        internal_failure: 0.01,
-        http_500: 0.03,
-        drop_connection: 0.02,
-        latency: Duration::from_millis(5),
-        latency_jitter: Duration::from_millis(20),
-        ..FaultConfig::default()
+    let config = EmulatorConfig {
+        random_seed: 2026, // throttling on: 10/s burst 30
+        faults: FaultConfig {
+            concurrent_update_error: 0.02,
+            internal_failure: 0.01,
+            http_500: 0.03,
+            drop_connection: 0.02,
+            latency: Duration::from_millis(5),
+            latency_jitter: Duration::from_millis(20),
+            ..FaultConfig::default()
+        },
+        ..EmulatorConfig::default()
     };
     let emu = Emu::start(config);
     // One Region, so that the emulator's per-second request counts are the
@@ -589,8 +591,10 @@ fn concurrent_update_errors_are_retried_to_success() {
         seed: 8,
         ..SyntheticSpec::default()
     });
-    let mut engine_config = EngineConfig::default();
-    engine_config.max_attempts = 30;
+    let engine_config = EngineConfig {
+        max_attempts: 30,
+        ..EngineConfig::default()
+    };
     let (summary, outcomes) = run_engine(&emu, &engine_config, records(&keys), suppress());
     assert_eq!(outcomes.len(), 1_000);
     assert_eq!(summary.count(OutcomeKind::Updated), 1_000, "{summary:?}");
@@ -661,9 +665,7 @@ mod props {
                     }),
                 })
             }).collect();
-            let mut engine_config = EngineConfig::default();
-            engine_config.max_attempts = 40;
-            engine_config.seed = Some(seed);
+            let mut engine_config = EngineConfig { max_attempts: 40, seed: Some(seed), ..EngineConfig::default() };
             engine_config.backoff.cap = Duration::from_millis(200);
             let (summary, outcomes) = run_engine(&emu, &engine_config, Box::new(items.into_iter()), suppress());
 
