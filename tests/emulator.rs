@@ -1899,3 +1899,128 @@ mod fuzz {
         rt.block_on(emu.stop());
     }
 }
+
+// ---------------------------------------------------------------- the command
+
+#[test]
+fn the_emulator_command_prints_its_address_and_stops_on_sigterm() {
+    // A plain thread with a large stack: GetFindings pages of 100 findings
+    // need it in unoptimised builds (see `with_big_stack`).
+    let t = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(command_test)
+        .unwrap();
+    if let Err(panic) = t.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn command_test() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let keys_csv = dir.path().join("keys.csv");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sechub-triage"))
+        .args([
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-throttle",
+            "--seed-file",
+        ])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/findings.json"
+        ))
+        .args([
+            "--synthetic",
+            "30",
+            "--synthetic-regions",
+            "eu-north-1",
+            "--keys-out",
+        ])
+        .arg(&keys_csv)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Never leave the emulator running if an assertion below fails.
+    struct KillOnDrop(Option<std::process::Child>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut guard = KillOnDrop(Some(child));
+    let mut stdout = std::io::BufReader::new(stdout);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr: SocketAddr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| {
+            let mut err = String::new();
+            if let Some(c) = guard.0.as_mut() {
+                let _ = c.kill();
+                if let Some(mut e) = c.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+            }
+            panic!("first stdout line was {first:?}; stderr: {err}")
+        })
+        .parse()
+        .unwrap();
+    assert_ne!(addr.port(), 0);
+
+    let keys = std::fs::read_to_string(&keys_csv).unwrap();
+    assert_eq!(keys.lines().next(), Some("Id,ProductArn"));
+    assert_eq!(keys.lines().count(), 31);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let count = |region: &'static str| {
+        let emu = Emu {
+            addr,
+            state: EmulatorState::default(),
+            stop: None,
+            task: None,
+        };
+        rt.block_on(async move {
+            emu.client_as("AKIDTEST", region)
+                .get_findings()
+                .max_results(100)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .unwrap()
+                .len()
+        })
+    };
+    // The samples spread over four Regions; the synthetic ones are all in eu-north-1.
+    let sample_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/samples/findings.json"
+    ))
+    .unwrap();
+    let in_us_west_2 = serde_json::from_str::<Value>(&sample_text).unwrap()["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["Region"] == "us-west-2")
+        .count();
+    assert!(in_us_west_2 > 0);
+    assert_eq!(count("us-west-2"), in_us_west_2);
+    assert_eq!(count("eu-north-1"), 30);
+
+    let mut child = guard.0.take().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+}

@@ -318,12 +318,41 @@ pub enum SeedFileError {
     },
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// Line numbers by byte offset, counted incrementally: findings are visited
+/// in file order, so each call scans only the bytes since the previous one
+/// (a from-the-start count per finding is quadratic on big files).
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The 1-based line of `offset`.
+    fn line_of(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            *self = LineCounter {
+                offset: 0,
+                line: 1,
+                ..*self
+            };
+        }
+        self.line += self.text[self.offset..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.offset = offset;
+        self.line
+    }
 }
 
 /// Where `inner` (a slice of `outer`) starts within `outer`.
@@ -353,6 +382,7 @@ pub fn load_seed_file(state: &EmulatorState, path: &Path) -> Result<usize, SeedF
         findings: Vec<&'a RawValue>,
     }
     let mut count = 0;
+    let mut lines = LineCounter::new(&text);
     for value in serde_json::Deserializer::from_str(&text).into_iter::<&RawValue>() {
         let value = value.map_err(json_err)?;
         let raw = value.get();
@@ -366,12 +396,12 @@ pub fn load_seed_file(state: &EmulatorState, path: &Path) -> Result<usize, SeedF
         } else {
             return Err(SeedFileError::Shape {
                 path: path.to_owned(),
-                line: line_of(&text, offset_in(&text, raw)),
+                line: lines.line_of(offset_in(&text, raw)),
             });
         };
         for item in items {
             count += 1;
-            let line = line_of(&text, offset_in(&text, item.get()));
+            let line = lines.line_of(offset_in(&text, item.get()));
             let invalid = |message: String| SeedFileError::Invalid {
                 path: path.to_owned(),
                 index: count,
