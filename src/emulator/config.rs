@@ -203,7 +203,7 @@ pub struct FaultConfig {
     /// Every API request gets HTTP 403 `AccessDeniedException` (an IAM denial).
     pub access_denied: bool,
     /// Every API request gets HTTP 401 `InvalidAccessException`
-    /// ("Account <id> is not subscribed to AWS Security Hub").
+    /// ("Account `<id>` is not subscribed to AWS Security Hub").
     pub invalid_access: bool,
 }
 
