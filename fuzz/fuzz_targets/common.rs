@@ -4,6 +4,19 @@ use sechub_triage::arn::parse_product_arn;
 use sechub_triage::model::SourceItem;
 use sechub_triage::source::{self, Format, SourceOptions};
 
+/// Replaces libfuzzer-sys's aborting panic hook. The Parquet reader catches
+/// the panics of the parquet crate on corrupt files (and turns them into
+/// errors), which the aborting hook would report as crashes. A panic that
+/// escapes the readers still unwinds into libfuzzer-sys, which aborts, so
+/// it is still found. Set FUZZ_PANIC_MESSAGES=1 to see panic messages.
+pub fn init() {
+    if std::env::var_os("FUZZ_PANIC_MESSAGES").is_none() {
+        std::panic::set_hook(Box::new(|_| {}));
+    } else {
+        let _ = std::panic::take_hook();
+    }
+}
+
 /// Reads `data` as one input and checks the invariants every reader keeps:
 /// no panic, row numbers 1, 2, 3... per file, nothing after a fatal error,
 /// and records that pass the identifier rules.

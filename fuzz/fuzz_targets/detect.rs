@@ -6,6 +6,6 @@ use libfuzzer_sys::fuzz_target;
 
 mod common;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: common::init(), |data: &[u8]| {
     common::drive("fuzz-input", data, None);
 });

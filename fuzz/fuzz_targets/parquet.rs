@@ -6,6 +6,6 @@ use sechub_triage::source::Format;
 
 mod common;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: common::init(), |data: &[u8]| {
     common::drive("fuzz.parquet", data, Some(Format::Parquet));
 });

@@ -38,6 +38,45 @@ pub(crate) fn open<T: ChunkReader + 'static>(
     info: InputInfo,
     opts: &SourceOptions,
 ) -> Result<RecordIter, SourceError> {
+    let name = info.name.clone();
+    guarded(|| open_unguarded(input, info, opts))
+        .unwrap_or_else(|panic| Err(decoder_panic(&name, &panic, None)))
+}
+
+/// Runs parquet-crate code, turning a panic into `Err(message)`. parquet 60
+/// panics on some corrupt files (found by fuzzing: a division by zero in its
+/// byte-array decoder, an assertion on negative column offsets in the
+/// footer); a corrupt input must be an error, never a crash. The reader is
+/// not used again after a panic.
+fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into())
+    })
+}
+
+fn decoder_panic(name: &std::sync::Arc<str>, message: &str, group: Option<usize>) -> SourceError {
+    let err = SourceError::new(
+        name,
+        SourceErrorKind::Malformed {
+            format: "Parquet",
+            detail: format!("the file is corrupt (the Parquet decoder failed: {message})"),
+        },
+    );
+    match group {
+        Some(g) => err.at(format!("row group {}", g + 1)),
+        None => err,
+    }
+}
+
+fn open_unguarded<T: ChunkReader + 'static>(
+    input: T,
+    info: InputInfo,
+    opts: &SourceOptions,
+) -> Result<RecordIter, SourceError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| {
         SourceError::new(
             &info.name,
@@ -311,6 +350,22 @@ impl Iterator for ParquetRecords {
         if self.done {
             return None;
         }
+        match guarded(|| self.next_unguarded()) {
+            Ok(item) => item,
+            Err(panic) => {
+                self.done = true;
+                Some(Err(decoder_panic(
+                    &self.info.name,
+                    &panic,
+                    Some(self.group),
+                )))
+            }
+        }
+    }
+}
+
+impl ParquetRecords {
+    fn next_unguarded(&mut self) -> Option<Result<SourceItem, SourceError>> {
         loop {
             if let Some(batch) = &self.batch
                 && batch.next < batch.len
