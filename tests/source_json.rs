@@ -323,3 +323,36 @@ fn large_get_findings_document() {
         FindingKey::new(format!("big-{}", n - 1), GD)
     );
 }
+
+#[test]
+fn a_truncated_json_line_does_not_swallow_the_next() {
+    // Lines 2 and 4 were cut short (a partial write, a bad concatenation);
+    // each is reported and every whole line around them is still read.
+    let gd = r#""arn:aws:securityhub:us-east-1::product/aws/guardduty""#;
+    let data = format!(
+        "{{\"Id\":\"a\",\"ProductArn\":{gd}}}\n\
+         {{\"Id\":\"b\",\"Pro\n\
+         {{\"Id\":\"c\",\"ProductArn\":{gd}}}\n\
+         {{\"Id\":\"d\",\"ProductArn\":{gd}\n\
+         {{\"Id\":\"e\",\"ProductArn\":{gd}}}\n"
+    );
+    let items = ok("cut-lines.jsonl", &data);
+    assert_eq!(items.len(), 5, "{items:?}");
+    assert_eq!(key(&items[0]).id, "a");
+    assert_eq!(line(&items[1]), "line 2");
+    assert!(
+        invalid(&items[1]).reason.contains("found a line break"),
+        "{}",
+        invalid(&items[1]).reason
+    );
+    assert_eq!(key(&items[2]).id, "c");
+    assert_eq!(line(&items[2]), "line 3");
+    assert_eq!(line(&items[3]), "line 4");
+    assert!(
+        invalid(&items[3]).reason.contains("found '{'"),
+        "{}",
+        invalid(&items[3]).reason
+    );
+    assert_eq!(key(&items[4]).id, "e");
+    assert_eq!(line(&items[4]), "line 5");
+}

@@ -53,12 +53,7 @@ pub(crate) fn open(
     let checker = Checker::new(info.any_arn);
     Ok(Box::new(JsonRecords {
         checker,
-        scanner: Scanner {
-            reader: BufReader::with_capacity(64 * 1024, stream),
-            line: 1,
-            limit,
-            at_start: true,
-        },
+        scanner: Scanner::new(BufReader::with_capacity(64 * 1024, stream), limit),
         state: State::Top,
         buf: Vec::new(),
         pending: VecDeque::new(),
@@ -85,6 +80,9 @@ enum ScanError {
         line: u64,
         found: String,
         expected: &'static str,
+        /// The offending byte starts the next record: resume there instead
+        /// of skipping its line.
+        resume_here: bool,
     },
 }
 
@@ -100,9 +98,26 @@ struct Scanner<R> {
     line: u64,
     limit: u64,
     at_start: bool,
+    /// Between top-level values (JSON Lines, concatenated records): a raw
+    /// line break inside a string ends the (then malformed) record, so a
+    /// truncated line cannot swallow the next one.
+    lines_mode: bool,
+    /// The last `skip_ws` crossed a line break.
+    newline_before: bool,
 }
 
 impl<R: BufRead> Scanner<R> {
+    fn new(reader: R, limit: u64) -> Self {
+        Scanner {
+            reader,
+            line: 1,
+            limit,
+            at_start: true,
+            lines_mode: false,
+            newline_before: false,
+        }
+    }
+
     /// Skips whitespace (and a leading BOM) and peeks at the next byte.
     fn skip_ws(&mut self) -> Result<Option<u8>, ScanError> {
         if self.at_start {
@@ -112,6 +127,7 @@ impl<R: BufRead> Scanner<R> {
                 self.reader.consume(3);
             }
         }
+        self.newline_before = false;
         loop {
             let buf = self.reader.fill_buf()?;
             if buf.is_empty() {
@@ -121,7 +137,9 @@ impl<R: BufRead> Scanner<R> {
                 .iter()
                 .position(|b| !b.is_ascii_whitespace())
                 .unwrap_or(buf.len());
-            self.line += buf[..skip].iter().filter(|&&b| b == b'\n').count() as u64;
+            let newlines = count_newlines(&buf[..skip]);
+            self.newline_before |= newlines > 0;
+            self.line += newlines;
             let next = buf.get(skip).copied();
             self.reader.consume(skip);
             if next.is_some() {
@@ -135,15 +153,19 @@ impl<R: BufRead> Scanner<R> {
     }
 
     fn unexpected(&self, found: u8, expected: &'static str) -> ScanError {
-        let found = if found.is_ascii_graphic() {
-            format!("{:?}", found as char)
-        } else {
-            format!("byte 0x{found:02x}")
+        // An object or array opening a new line, right after a record that
+        // was cut short, is where the next record starts.
+        let resume_here = self.newline_before && matches!(found, b'{' | b'[');
+        let found = match found {
+            b'\n' => "a line break".to_owned(),
+            b if b.is_ascii_graphic() => format!("{:?}", b as char),
+            b => format!("byte 0x{b:02x}"),
         };
         ScanError::Unexpected {
             line: self.line,
             found,
             expected,
+            resume_here,
         }
     }
 
@@ -190,10 +212,19 @@ impl<R: BufRead> Scanner<R> {
                     if in_string {
                         // Most of a finding is string content: jump to the
                         // next quote or backslash a word at a time.
-                        let Some(k) = find_quote_or_backslash(&buf[i..]) else {
+                        let Some(k) = find_string_stop(&buf[i..], self.lines_mode) else {
                             break;
                         };
                         i += k;
+                        if buf[i] == b'\n' {
+                            // Only searched for in lines mode: keep what
+                            // precedes the line break, leave the rest.
+                            out.extend_from_slice(&buf[..i]);
+                            self.line += count_newlines(&buf[..i]);
+                            self.reader.consume(i);
+                            self.newline_before = false;
+                            return Err(self.unexpected(b'\n', "the end of a string"));
+                        }
                         if buf[i] == b'\\' {
                             if i + 1 >= buf.len() {
                                 escaped = true;
@@ -261,13 +292,15 @@ impl<R: BufRead> Scanner<R> {
     }
 }
 
-/// The offset of the first `"` or `\\` in `s`, eight bytes at a time (the
-/// "has zero byte" bit trick; the lowest flagged byte is always exact).
-fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
+/// The offset of the first byte that can end a run of string content: `"`,
+/// `\\`, and (when `newline`) a raw `\n`. Eight bytes at a time (the "has
+/// zero byte" bit trick; the lowest flagged byte is always exact).
+fn find_string_stop(s: &[u8], newline: bool) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     const QUOTE: u64 = LO * b'"' as u64;
     const BACKSLASH: u64 = LO * b'\\' as u64;
+    const NEWLINE: u64 = LO * b'\n' as u64;
     let zero_bytes = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let mut chunks = s.chunks_exact(8);
     let mut offset = 0;
@@ -275,7 +308,10 @@ fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let w = u64::from_le_bytes(word);
-        let found = zero_bytes(w ^ QUOTE) | zero_bytes(w ^ BACKSLASH);
+        let mut found = zero_bytes(w ^ QUOTE) | zero_bytes(w ^ BACKSLASH);
+        if newline {
+            found |= zero_bytes(w ^ NEWLINE);
+        }
         if found != 0 {
             return Some(offset + (found.trailing_zeros() / 8) as usize);
         }
@@ -284,7 +320,7 @@ fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
     chunks
         .remainder()
         .iter()
-        .position(|&b| b == b'"' || b == b'\\')
+        .position(|&b| b == b'"' || b == b'\\' || (newline && b == b'\n'))
         .map(|k| offset + k)
 }
 
@@ -383,7 +419,12 @@ impl JsonRecords {
                 )),
             )
             .at(format!("line {line}")),
-            ScanError::Unexpected { line, found, expected } => SourceError::new(
+            ScanError::Unexpected {
+                line,
+                found,
+                expected,
+                ..
+            } => SourceError::new(
                 &self.info.name,
                 malformed(format!("found {found} where {expected} was expected")),
             )
@@ -411,7 +452,10 @@ impl JsonRecords {
                         }
                         b'{' => {
                             self.buf.clear();
-                            match read_object_head(s, &mut self.buf) {
+                            s.lines_mode = true;
+                            let head = read_object_head(s, &mut self.buf);
+                            s.lines_mode = false;
+                            match head {
                                 Ok(true) => {
                                     self.state = State::InArray {
                                         wrapper: true,
@@ -420,11 +464,17 @@ impl JsonRecords {
                                 }
                                 Ok(false) => return Ok(Some(Element::Value(line))),
                                 // A malformed JSON Lines record: report it,
-                                // skip its line and go on with the next.
+                                // skip the rest of its line (unless the next
+                                // record already starts here) and go on.
                                 Err(ScanError::Unexpected {
-                                    found, expected, ..
+                                    found,
+                                    expected,
+                                    resume_here,
+                                    ..
                                 }) => {
-                                    s.skip_line()?;
+                                    if !resume_here {
+                                        s.skip_line()?;
+                                    }
                                     return Ok(Some(Element::Skipped {
                                         line,
                                         reason: format!(
@@ -953,7 +1003,7 @@ mod tests {
     fn word_at_a_time_search() {
         for len in 0..40 {
             let clean = vec![b'a'; len];
-            assert_eq!(find_quote_or_backslash(&clean), None);
+            assert_eq!(find_string_stop(&clean, true), None);
             for pos in 0..len {
                 for b in [b'"', b'\\'] {
                     let mut dirty = clean.clone();
@@ -962,15 +1012,20 @@ mod tests {
                     if pos + 3 < len {
                         dirty[pos + 3] = b'"';
                     }
-                    assert_eq!(find_quote_or_backslash(&dirty), Some(pos), "{len} {pos}");
+                    assert_eq!(find_string_stop(&dirty, false), Some(pos), "{len} {pos}");
                 }
             }
         }
         assert_eq!(
-            find_quote_or_backslash(&[0x21, 0x23, 0x5b, 0x5d, 0xa2, 0xdc, 0x00]),
+            find_string_stop(
+                &[0x21, 0x23, 0x5b, 0x5d, 0xa2, 0xdc, 0x00, 0x0b, 0x0d],
+                true
+            ),
             None
         );
         assert_eq!(count_newlines(&[b'\n'; 1000]), 1000);
+        assert_eq!(find_string_stop(b"abcdefghij\nk\"", true), Some(10));
+        assert_eq!(find_string_stop(b"abcdefghij\nk\"", false), Some(12));
     }
 
     #[test]
@@ -981,12 +1036,7 @@ mod tests {
             br#"{"Id":"a\"b\\","ProductArn":"arn:aws:securityhub:us-east-1::product/aws/guardduty"}
 {"Id":"c","ProductArn":"arn:aws:securityhub:us-east-1::product/aws/guardduty"}"#;
         for cap in 1..12 {
-            let mut scanner = Scanner {
-                reader: BufReader::with_capacity(cap, &doc[..]),
-                line: 1,
-                limit: 1 << 20,
-                at_start: true,
-            };
+            let mut scanner = Scanner::new(BufReader::with_capacity(cap, &doc[..]), 1 << 20);
             let mut out = Vec::new();
             assert_eq!(scanner.skip_ws().ok().flatten(), Some(b'{'));
             assert!(scanner.capture(&mut out).is_ok());
