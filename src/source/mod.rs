@@ -9,8 +9,12 @@
 //! same way in every format.
 //!
 //! This module does not deduplicate, chunk, or call Security Hub: that is the
-//! engine's job. It does not read per-row decision columns either; the column
-//! plans of the readers are where such extra columns would be projected.
+//! engine's job. It reads only the two identifier columns: per-row decision
+//! columns and exported state (`SourceRecord::decision`/`current`) are left
+//! `None`, and account/Region columns are not read (the Region comes from the
+//! product ARN). Each reader resolves its identifier columns once into a
+//! column plan (CSV header indices, the Parquet projection mask of leaf
+//! columns, the JSON field struct); further columns would be projected there.
 
 mod csv;
 mod error;
