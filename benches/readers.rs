@@ -1,8 +1,9 @@
 //! Benchmarks of the input readers alone (no engine, no network).
 //!
-//! `cargo bench --bench readers` measures rows per second for CSV, Parquet
-//! (Security Lake's nested OCSF layout), JSON Lines and a `get-findings`
-//! document, each read on one thread (the readers are single-threaded).
+//! `cargo bench --bench readers` measures rows per second for CSV (plain and
+//! gzip-compressed), Parquet (Security Lake's nested OCSF layout), JSON Lines
+//! and a `get-findings` document, each read on one thread (the readers are
+//! single-threaded).
 //!
 //! `READERS_PEAK=1 cargo bench --bench readers` instead measures peak
 //! memory: for each format it writes files of 100,000 and 10,000,000 rows
@@ -46,17 +47,25 @@ fn finding_id(i: usize) -> String {
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Csv,
+    CsvGzip,
     Parquet,
     JsonLines,
     GetFindings,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Csv, Kind::Parquet, Kind::JsonLines, Kind::GetFindings];
+    const ALL: [Kind; 5] = [
+        Kind::Csv,
+        Kind::CsvGzip,
+        Kind::Parquet,
+        Kind::JsonLines,
+        Kind::GetFindings,
+    ];
 
     fn file_name(self) -> &'static str {
         match self {
             Kind::Csv => "findings.csv",
+            Kind::CsvGzip => "findings.csv.gz",
             Kind::Parquet => "findings.parquet",
             Kind::JsonLines => "findings.jsonl",
             Kind::GetFindings => "findings.json",
@@ -66,9 +75,16 @@ impl Kind {
 
 fn write_file(kind: Kind, path: &Path, rows: usize) {
     match kind {
-        Kind::Csv => {
+        Kind::Csv | Kind::CsvGzip => {
             // Steampipe/CloudQuery-like columns around the identifiers.
-            let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
+            let file = File::create(path).unwrap();
+            let mut w: Box<dyn Write> = match kind {
+                Kind::CsvGzip => Box::new(flate2::write::GzEncoder::new(
+                    BufWriter::with_capacity(1 << 20, file),
+                    flate2::Compression::fast(),
+                )),
+                _ => Box::new(BufWriter::with_capacity(1 << 20, file)),
+            };
             writeln!(
                 w,
                 "aws_account_id,region,id,product_arn,title,severity_label,workflow_status"
