@@ -741,7 +741,7 @@ impl Dispatcher {
                 })?;
             }
             ReaderMsg::Error(e) => {
-                let text = error_chain(&*e);
+                let text = crate::submission::error_chain(&*e);
                 self.tally.summary_mut().input_error = Some(text.clone());
                 self.events.emit(&Event::Aborting {
                     reason: format!("input error: {text}"),
@@ -1162,17 +1162,6 @@ impl Dispatcher {
         });
         self.tally.record(&outcome).map_err(EngineError::Output)
     }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        cur = e.source();
-    }
-    s
 }
 
 async fn sleep_until(t: Option<Instant>) {

@@ -212,7 +212,7 @@ fn call_error(err: SdkError<BatchUpdateFindingsError, HttpResponse>) -> CallErro
                     transport,
                 },
                 code: "ResponseError".into(),
-                message: format!("unreadable response (HTTP {status}): {}", chain(&err)),
+                message: format!("unreadable response (HTTP {status}): {}", error_chain(&err)),
                 request_id: None,
             }
         }
@@ -246,14 +246,14 @@ fn transport_error(t: Transport, code: &str, err: &(dyn std::error::Error + 'sta
             transport: Some(t),
         },
         code: code.into(),
-        message: chain(err),
+        message: error_chain(err),
         request_id: None,
     }
 }
 
-/// The error and its sources, joined: the SDK's top-level Display alone is
-/// often just "dispatch failure".
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+/// The error and its sources, joined (repeats skipped): the SDK's top-level
+/// Display alone is often just "dispatch failure".
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut s = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {

@@ -493,19 +493,30 @@ fn submitter(emu: &Emu) -> Submitter {
 }
 
 fn records(keys: &[FindingKey]) -> Input {
-    let file: Arc<str> = "test-input".into();
-    let items: Vec<_> = keys
+    records_with("test-input", keys, |_, _| {})
+}
+
+/// Records for `keys` (file `file`, rows 1..), each adjusted by `adjust`.
+fn records_with(
+    file: &str,
+    keys: &[FindingKey],
+    adjust: impl Fn(usize, &mut SourceRecord),
+) -> Input {
+    let file: Arc<str> = file.into();
+    let items: Vec<Result<SourceItem, engine::InputError>> = keys
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            Ok(SourceItem::Record(SourceRecord::new(
+            let mut r = SourceRecord::new(
                 Location {
                     file: file.clone(),
                     row: i as u64 + 1,
                     detail: None,
                 },
                 k.clone(),
-            )))
+            );
+            adjust(i, &mut r);
+            Ok(SourceItem::Record(r))
         })
         .collect();
     Box::new(items.into_iter())
@@ -849,37 +860,18 @@ fn per_record_decisions_are_grouped_into_the_fewest_requests() {
         confidence: Some(150),
         ..Decision::default()
     });
-    let file: Arc<str> = "mixed".into();
-    let items: Vec<Result<SourceItem, engine::InputError>> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let mut r = SourceRecord::new(
-                Location {
-                    file: file.clone(),
-                    row: i as u64 + 1,
-                    detail: None,
-                },
-                k.clone(),
-            );
-            // Rows cycle: job decision only, RESOLVED, a note, and every
-            // 50th row an out-of-range Confidence.
-            r.decision = match i % 3 {
-                _ if i % 50 == 49 => Some(bad.clone()),
-                0 => None,
-                1 => Some(resolved.clone()),
-                _ => Some(noted.clone()),
-            };
-            Ok(SourceItem::Record(r))
-        })
-        .collect();
+    // Rows cycle: job decision only, RESOLVED, a note, and every 50th row
+    // an out-of-range Confidence.
+    let input = records_with("mixed", &keys, |i, r| {
+        r.decision = match i % 3 {
+            _ if i % 50 == 49 => Some(bad.clone()),
+            0 => None,
+            1 => Some(resolved.clone()),
+            _ => Some(noted.clone()),
+        };
+    });
     let job = suppress(); // Workflow SUPPRESSED for every row
-    let (summary, outcomes) = run_engine(
-        &emu,
-        &EngineConfig::default(),
-        Box::new(items.into_iter()),
-        job,
-    );
+    let (summary, outcomes) = run_engine(&emu, &EngineConfig::default(), input, job);
     assert_eq!(outcomes.len(), 450);
     let invalid: Vec<_> = outcomes
         .iter()
@@ -938,33 +930,19 @@ fn skip_unchanged_sends_nothing_for_findings_already_in_state() {
         seed: 51,
         ..SyntheticSpec::default()
     });
-    let file: Arc<str> = "export".into();
-    let items: Vec<Result<SourceItem, engine::InputError>> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let mut r = SourceRecord::new(
-                Location {
-                    file: file.clone(),
-                    row: i as u64 + 1,
-                    detail: None,
-                },
-                k.clone(),
-            );
-            // Two thirds already SUPPRESSED in the export, one third NEW.
-            let status = if i % 3 == 0 { "NEW" } else { "SUPPRESSED" };
-            r.current = Some(Arc::new(CurrentState {
-                workflow_status: Some(status.into()),
-                ..CurrentState::default()
-            }));
-            Ok(SourceItem::Record(r))
-        })
-        .collect();
+    // Two thirds already SUPPRESSED in the export, one third NEW.
+    let input = records_with("export", &keys, |i, r| {
+        let status = if i % 3 == 0 { "NEW" } else { "SUPPRESSED" };
+        r.current = Some(Arc::new(CurrentState {
+            workflow_status: Some(status.into()),
+            ..CurrentState::default()
+        }));
+    });
     let config = EngineConfig {
         skip_unchanged: true,
         ..EngineConfig::default()
     };
-    let (summary, outcomes) = run_engine(&emu, &config, Box::new(items.into_iter()), suppress());
+    let (summary, outcomes) = run_engine(&emu, &config, input, suppress());
     assert_eq!(outcomes.len(), 300);
     assert_eq!(summary.count(OutcomeKind::Unchanged), 200);
     assert_eq!(summary.count(OutcomeKind::Updated), 100);
