@@ -79,7 +79,10 @@ pub fn to_v1_product_arn(s: &str) -> Cow<'_, str> {
     match s.splitn(6, ':').nth(5) {
         Some(resource) if resource.starts_with("productv2/") => {
             let prefix = &s[..s.len() - resource.len()];
-            Cow::Owned(format!("{prefix}product/{}", &resource["productv2/".len()..]))
+            Cow::Owned(format!(
+                "{prefix}product/{}",
+                &resource["productv2/".len()..]
+            ))
         }
         _ => Cow::Borrowed(s),
     }

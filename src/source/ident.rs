@@ -263,7 +263,10 @@ impl Checker {
             None => match self.arn_verdict(arn) {
                 Ok(v1) => {
                     let id = id.text().unwrap_or_default();
-                    return SourceItem::Record(SourceRecord::new(location, FindingKey::new(id, v1)));
+                    return SourceItem::Record(SourceRecord::new(
+                        location,
+                        FindingKey::new(id, v1),
+                    ));
                 }
                 Err(reason) => Some((&cols.product_arn, reason)),
             },
