@@ -22,15 +22,7 @@ use sechub_triage::engine::{self, EngineConfig, Input};
 use sechub_triage::events::NullSink;
 use sechub_triage::limits::RateConfig;
 use sechub_triage::model::{FindingKey, Location, OutcomeKind, SourceItem, SourceRecord};
-use sechub_triage::reporting::{Outcome, OutcomeSink};
 use sechub_triage::submission::{AwsSettings, Submitter};
-
-struct Discard;
-impl OutcomeSink for Discard {
-    fn record(&mut self, _o: &Outcome) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 struct Emu {
     url: String,
@@ -150,7 +142,7 @@ fn run_engine(
             input(keys),
             Arc::new(decision()),
             Arc::new(submitter),
-            Box::new(Discard),
+            Vec::new(),
             Arc::new(NullSink),
         )
         .await

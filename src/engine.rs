@@ -395,13 +395,13 @@ struct Completion {
 }
 
 /// Runs a whole job: reads `input`, applies `decision` to every finding, and
-/// records one outcome per record into `sink`. Returns the totals.
+/// records one outcome per record into every sink. Returns the totals.
 pub async fn run(
     config: &EngineConfig,
     input: Input,
     decision: Arc<Decision>,
     submitter: Arc<Submitter>,
-    sink: Box<dyn OutcomeSink>,
+    sinks: Vec<Box<dyn OutcomeSink>>,
     events: Arc<dyn EventSink>,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
@@ -421,7 +421,7 @@ pub async fn run(
         config: config.clone(),
         submitter,
         events,
-        tally: Tally::new(vec![sink]),
+        tally: Tally::new(sinks),
         regions: Vec::new(),
         region_index: HashMap::new(),
         delayed: BinaryHeap::new(),

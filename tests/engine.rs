@@ -94,6 +94,11 @@ fn csv_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// One `Id,ProductArn` CSV row.
+fn key_row(k: &FindingKey) -> String {
+    format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))
+}
+
 /// Reads a results CSV into one map per row.
 fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
@@ -150,30 +155,9 @@ fn twenty_thousand_findings_under_faults_all_accounted_for() {
     let missing: Vec<FindingKey> = (0..150).map(missing_key).collect();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut rows: Vec<String> = Vec::new();
-    for k in &existing {
-        rows.push(format!(
-            "{},{}",
-            csv_quote(&k.id),
-            csv_quote(&k.product_arn)
-        ));
-    }
-    for k in &missing {
-        rows.push(format!(
-            "{},{}",
-            csv_quote(&k.id),
-            csv_quote(&k.product_arn)
-        ));
-    }
+    let mut rows: Vec<String> = existing.iter().chain(&missing).map(key_row).collect();
     // 40 duplicates of existing findings, spread over the file.
-    for i in 0..40 {
-        let k = &existing[i * 211];
-        rows.push(format!(
-            "{},{}",
-            csv_quote(&k.id),
-            csv_quote(&k.product_arn)
-        ));
-    }
+    rows.extend((0..40).map(|i| key_row(&existing[i * 211])));
     // Invalid rows: blank Id, a ProductArn that is not a product ARN.
     rows.push(format!(",{}", csv_quote(&existing[0].product_arn)));
     rows.push("some-finding,arn:aws:guardduty:us-east-1:123456789012:detector/x".into());
@@ -324,11 +308,7 @@ fn access_denied_aborts_with_status_3_and_accounts_for_everything() {
     });
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
-    let rows: Vec<String> = keys
-        .iter()
-        .map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)))
-        .collect();
-    write_csv(&input, "Id,ProductArn", &rows);
+    sechub_triage::emulator::write_keys_csv(&keys, std::fs::File::create(&input).unwrap()).unwrap();
     let results = dir.path().join("results.jsonl");
     let started = Instant::now();
     let out = triage(dir.path())
@@ -406,11 +386,7 @@ fn adapts_to_a_quota_lower_than_configured() {
     });
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
-    let rows: Vec<String> = keys
-        .iter()
-        .map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)))
-        .collect();
-    write_csv(&input, "Id,ProductArn", &rows);
+    sechub_triage::emulator::write_keys_csv(&keys, std::fs::File::create(&input).unwrap()).unwrap();
     let out = triage(dir.path())
         .args(["update", input.to_str().unwrap(), "--confidence", "80"])
         .args([
@@ -536,7 +512,7 @@ fn run_engine(
             input,
             Arc::new(decision),
             Arc::new(submitter(emu)),
-            Box::new(sink.clone()),
+            vec![Box::new(sink.clone())],
             Arc::new(NullSink),
         ))
         .unwrap();
@@ -783,10 +759,7 @@ fn region_routing_by_product_arn_or_to_the_aggregation_region() {
     });
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
-    let rows: Vec<String> = keys
-        .iter()
-        .map(|k| format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn)))
-        .collect();
+    let rows: Vec<String> = keys.iter().map(key_row).collect();
     write_csv(&input, "id,product_arn", &rows);
     let run = |extra: &[&str]| {
         let out = triage(dir.path())

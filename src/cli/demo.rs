@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use clap::Args;
@@ -73,7 +72,7 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
         };
     }
     let state = EmulatorState::new(config);
-    let seeded = seed_from_asff(&state, &json_path)?;
+    let seeded = crate::emulator::cli::load_seed_file(&state, &json_path)?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -167,24 +166,6 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(exit_status(&summary))
-}
-
-/// Loads `{"Findings":[...]}` (as `aws securityhub get-findings` prints it).
-fn seed_from_asff(state: &EmulatorState, path: &Path) -> anyhow::Result<usize> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let doc: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(file))
-        .with_context(|| format!("{} is not valid JSON", path.display()))?;
-    let findings = doc
-        .get("Findings")
-        .and_then(|f| f.as_array())
-        .with_context(|| format!("{} has no \"Findings\" array", path.display()))?;
-    for (i, f) in findings.iter().enumerate() {
-        state
-            .insert_finding(f.clone())
-            .map_err(|e| anyhow::anyhow!("{}: Findings[{i}]: {e}", path.display()))?;
-    }
-    Ok(findings.len())
 }
 
 fn fmt_counts(m: &std::collections::BTreeMap<String, u64>) -> String {

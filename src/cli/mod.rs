@@ -431,7 +431,7 @@ pub(crate) async fn run_job(job: Job) -> anyhow::Result<RunSummary> {
         job.input,
         Arc::new(job.decision),
         Arc::new(job.submitter),
-        Box::new(Fanout(sinks)),
+        sinks,
         events,
     )
     .await
@@ -440,21 +440,6 @@ pub(crate) async fn run_job(job: Job) -> anyhow::Result<RunSummary> {
         p.finish();
     }
     Ok(summary)
-}
-
-/// Forwards outcomes to several sinks.
-struct Fanout(Vec<Box<dyn OutcomeSink>>);
-
-impl OutcomeSink for Fanout {
-    fn record(&mut self, o: &crate::reporting::Outcome) -> std::io::Result<()> {
-        self.0.iter_mut().try_for_each(|s| s.record(o))
-    }
-    fn checkpoint(&mut self) -> std::io::Result<()> {
-        self.0.iter_mut().try_for_each(|s| s.checkpoint())
-    }
-    fn finish(&mut self) -> std::io::Result<()> {
-        self.0.iter_mut().try_for_each(|s| s.finish())
-    }
 }
 
 pub(crate) fn print_summary(summary: &RunSummary, format: OutputFormat) -> anyhow::Result<()> {
