@@ -108,6 +108,16 @@ pub struct CurrentState {
     pub types: Option<Vec<String>>,
     /// `UserDefinedFields`.
     pub user_defined_fields: Option<BTreeMap<String, String>>,
+    /// Context, not updatable: the finding's `AwsAccountId` (OCSF `cloud.account.uid`).
+    pub account_id: Option<String>,
+    /// Context: `Compliance.Status` (`PASSED`, `FAILED`, ...; OCSF `compliance.status`
+    /// upper-cased). Set on control findings.
+    pub compliance_status: Option<String>,
+    /// Context: `GeneratorId`; control findings have `security-control/...` or
+    /// a standard's `.../rule/...` path.
+    pub generator_id: Option<String>,
+    /// Context: `RecordState` (`ACTIVE`, `ARCHIVED`).
+    pub record_state: Option<String>,
 }
 
 /// A record that cannot be used, with the reason. It is reported in the
