@@ -464,7 +464,35 @@ fn effective_decision(
         return Ok(job.clone());
     };
     let mut d = (**job).clone();
-    d.merge_from((**own).clone());
+    let mut own = (**own).clone();
+    // A row may give only Note.Text or only Note.UpdatedBy: the other half
+    // comes from the command line's note, or the row cannot be sent.
+    if let Some(note) = &mut own.note
+        && (note.text.is_empty() || note.updated_by.is_empty())
+    {
+        let (missing, column) = if note.text.is_empty() {
+            ("text", "Note.Text")
+        } else {
+            ("UpdatedBy", "Note.UpdatedBy")
+        };
+        let Some(job_note) = &job.note else {
+            return Err(Box::new(InvalidRecord {
+                location: r.location.clone(),
+                column: Some(column.to_owned()),
+                reason: format!(
+                    "per-row decision: the row sets a note but not its {missing}, and the command line has no \
+                     --note to take it from (add a {column} column, or give --note)"
+                ),
+                key: Some(r.key.clone()),
+            }));
+        };
+        if note.text.is_empty() {
+            note.text.clone_from(&job_note.text);
+        } else {
+            note.updated_by.clone_from(&job_note.updated_by);
+        }
+    }
+    d.merge_from(own);
     if let Err(e) = d.validate() {
         return Err(Box::new(InvalidRecord {
             location: r.location.clone(),

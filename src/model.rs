@@ -96,6 +96,12 @@ pub struct CurrentState {
     pub note_text: Option<String>,
     /// `Note.UpdatedBy`.
     pub note_updated_by: Option<String>,
+    /// Whether the export records the finding's note at all (an ASFF or OCSF
+    /// finding document does; a CSV with only an account column does not),
+    /// so that `note_text: None` means "the finding has no note" rather than
+    /// "not known". `--note-mode keep|append` never writes a note whose
+    /// absence is not known.
+    pub note_recorded: bool,
     /// `Severity.Label`.
     pub severity_label: Option<String>,
     /// `VerificationState`.

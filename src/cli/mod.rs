@@ -143,6 +143,12 @@ pub struct InputArgs {
     /// CSV field delimiter (one character, e.g. ';' or '\t').
     #[arg(long, value_name = "CHAR", value_parser = parse_delimiter, help_heading = "Input")]
     pub delimiter: Option<u8>,
+    /// Ignore columns named after decision fields (Workflow.Status, Note.Text,
+    /// ...) so that the command line's decision applies to every row. Without
+    /// it, a row's non-empty values in such columns override the command line
+    /// for that row (the run prints which columns it takes).
+    #[arg(long, help_heading = "Input")]
+    pub no_row_decisions: bool,
 }
 
 /// `--format` values.
@@ -363,6 +369,8 @@ pub(crate) fn open_input(
         id_column: args.id_column.clone(),
         product_arn_column: args.product_arn_column.clone(),
         region,
+        ignore_row_decisions: args.no_row_decisions,
+        notices: source::Notices::to(|line| eprintln!("sechub-triage: {line}")),
     };
     let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
     let file: Arc<str> = "--cli-input-json".into();

@@ -10,6 +10,7 @@
 use csv::ByteRecord;
 
 use super::error::{SourceError, SourceErrorKind};
+use super::fields::{self, FieldCell, FieldPlan};
 use super::ident::{self, Cell, Ident, IdentColumns};
 use super::input::{InputInfo, Stream};
 use super::{RecordIter, SourceOptions};
@@ -95,6 +96,13 @@ pub(crate) fn open(
         id: names[id_idx].trim().into(),
         product_arn: names[arn_idx].trim().into(),
     };
+    let fields = fields::plan(
+        &names,
+        &[id_idx, arn_idx],
+        fields::is_ocsf_id(&names[id_idx]),
+        !opts.ignore_row_decisions,
+    );
+    super::announce_decision_columns(&info.name, &fields, opts);
     Ok(Box::new(CsvRecords {
         rdr,
         checker: ident::Checker::new(info.any_arn),
@@ -102,6 +110,8 @@ pub(crate) fn open(
         cols,
         id_idx,
         arn_idx,
+        field_idx: fields.indices(),
+        fields,
         record: ByteRecord::new(),
         row: 0,
         done: false,
@@ -162,6 +172,9 @@ struct CsvRecords {
     cols: IdentColumns,
     id_idx: usize,
     arn_idx: usize,
+    /// Decision and state columns, and their indices.
+    fields: FieldPlan,
+    field_idx: Vec<usize>,
     record: ByteRecord,
     checker: ident::Checker,
     /// Data records read so far (the header is not counted).
@@ -254,7 +267,18 @@ impl Iterator for CsvRecords {
             row: self.row,
             detail: Some(ident::line_detail(line)),
         };
-        Some(Ok(self.checker.check(id, arn, &self.cols, location)))
+        let item = self.checker.check(id, arn, &self.cols, location);
+        match item {
+            SourceItem::Record(record) if !self.field_idx.is_empty() => {
+                let cells: Vec<FieldCell<'_>> = self
+                    .field_idx
+                    .iter()
+                    .map(|&i| self.record.get(i).map_or(FieldCell::Missing, FieldCell::from_bytes))
+                    .collect();
+                Some(Ok(self.fields.fill(record, &cells)))
+            }
+            other => Some(Ok(other)),
+        }
     }
 }
 

@@ -10,8 +10,11 @@
 //! A small hand-written scanner walks the structure and cuts out one
 //! element at a time (only its bytes are buffered, so a gigabyte
 //! `get-findings` file is never loaded whole); each element is then
-//! deserialized into a struct that holds only the identifier fields, serde
-//! skipping the rest. The scanner checks structure only; anything it lets
+//! deserialized into a struct that holds only the identifier fields and the
+//! finding's recorded state (workflow status, note, severity, ...: the
+//! finding's `current` state, never a decision), serde skipping the rest.
+//! With `--id-column`/`--product-arn-column` paths the element is read as a
+//! generic value and only the identifiers are taken. The scanner checks structure only; anything it lets
 //! through that is not valid JSON is caught by serde and reported as an
 //! invalid record, and reading goes on.
 
@@ -23,12 +26,15 @@ use std::io::{BufRead, BufReader};
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::error::{SourceError, SourceErrorKind};
+use super::fields::{self, FieldCell};
 use super::ident::{self, Cell, Checker, IdentColumns};
 use super::input::{InputInfo, Stream};
 use super::{RecordIter, SourceOptions};
-use crate::model::{InvalidRecord, Location, SourceItem};
+use crate::decision::SeverityLabel;
+use crate::model::{CurrentState, InvalidRecord, Location, SourceItem};
 
 /// Opens a JSON input. `limit` bounds the size of one element.
 pub(crate) fn open(
@@ -626,13 +632,13 @@ impl JsonRecords {
                 }
                 for finding in &findings {
                     self.row += 1;
-                    let item = finding.check(&self.columns, location(self.row), &mut self.checker);
+                    let item = finding.read(&self.columns, location(self.row), &mut self.checker);
                     self.pending.push_back(item);
                 }
             }
             _ => {
                 self.row += 1;
-                let item = element.check(&self.columns, location(self.row), &mut self.checker);
+                let item = element.read(&self.columns, location(self.row), &mut self.checker);
                 self.pending.push_back(item);
             }
         }
@@ -865,6 +871,174 @@ struct Finding<'a> {
     metadata: Option<Metadata<'a>>,
     #[serde(borrow)]
     detail: Option<Detail<'a>>,
+    // The finding's state, kept raw and parsed leniently afterwards: a
+    // state field of an unexpected shape makes the state unknown, never the
+    // record invalid.
+    #[serde(rename = "Workflow", borrow)]
+    workflow: Option<&'a RawValue>,
+    #[serde(rename = "Note", borrow)]
+    note: Option<&'a RawValue>,
+    #[serde(rename = "Severity", borrow)]
+    severity: Option<&'a RawValue>,
+    #[serde(rename = "VerificationState", borrow)]
+    verification_state: Option<Text<'a>>,
+    #[serde(rename = "Confidence", borrow)]
+    confidence: Option<&'a RawValue>,
+    #[serde(rename = "Criticality", borrow)]
+    criticality: Option<&'a RawValue>,
+    #[serde(rename = "Types", borrow)]
+    types: Option<&'a RawValue>,
+    #[serde(rename = "UserDefinedFields", borrow)]
+    user_defined_fields: Option<&'a RawValue>,
+    #[serde(rename = "AwsAccountId", borrow)]
+    aws_account_id: Option<Text<'a>>,
+    #[serde(rename = "Compliance", borrow)]
+    compliance: Option<&'a RawValue>,
+    #[serde(rename = "GeneratorId", borrow)]
+    generator_id: Option<Text<'a>>,
+    #[serde(rename = "RecordState", borrow)]
+    record_state: Option<Text<'a>>,
+    // OCSF state.
+    #[serde(borrow)]
+    status: Option<Text<'a>>,
+    #[serde(borrow)]
+    status_id: Option<&'a RawValue>,
+    #[serde(rename = "severity", borrow)]
+    ocsf_severity: Option<Text<'a>>,
+    #[serde(borrow)]
+    severity_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    message: Option<Text<'a>>,
+    #[serde(borrow)]
+    cloud: Option<&'a RawValue>,
+    #[serde(rename = "compliance", borrow)]
+    ocsf_compliance: Option<&'a RawValue>,
+}
+
+/// Parses a raw state value, or gives up quietly.
+fn lenient<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Option<T> {
+    serde_json::from_str(raw?.get()).ok()
+}
+
+fn text_of(t: &Option<Text<'_>>) -> Option<String> {
+    match t {
+        Some(Text::Str(s)) if !s.trim().is_empty() => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusIn {
+    #[serde(alias = "status")]
+    #[serde(rename = "Status")]
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NoteIn {
+    #[serde(rename = "Text")]
+    text: Option<String>,
+    #[serde(rename = "UpdatedBy")]
+    updated_by: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SeverityIn {
+    #[serde(rename = "Label")]
+    label: Option<String>,
+    #[serde(rename = "Normalized")]
+    normalized: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct CloudIn {
+    account: Option<UidIn>,
+    account_uid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UidIn {
+    uid: Option<String>,
+}
+
+impl Finding<'_> {
+    /// The state an ASFF or OCSF finding records, if it records any.
+    fn state(&self) -> Option<CurrentState> {
+        let int = |raw: Option<&RawValue>| lenient::<i64>(raw).and_then(|n| i32::try_from(n).ok());
+        let workflow = lenient::<StatusIn>(self.workflow).and_then(|w| w.status);
+        let note = lenient::<NoteIn>(self.note);
+        let severity = lenient::<SeverityIn>(self.severity);
+        let severity_label = severity.and_then(|s| {
+            s.label.or_else(|| {
+                let n = i32::try_from(s.normalized?).ok()?;
+                SeverityLabel::from_normalized(n).map(|l| l.as_str().to_owned())
+            })
+        });
+        let ocsf_status = || {
+            let cell = match (&self.status, lenient::<i64>(self.status_id)) {
+                (Some(Text::Str(s)), _) => FieldCell::Text(s),
+                (_, Some(id)) => FieldCell::Int(id),
+                _ => return None,
+            };
+            fields::ocsf_status(cell).map(str::to_owned)
+        };
+        let ocsf_severity = || {
+            let cell = match (&self.ocsf_severity, lenient::<i64>(self.severity_id)) {
+                (Some(Text::Str(s)), _) => FieldCell::Text(s),
+                (_, Some(id)) => FieldCell::Int(id),
+                _ => return None,
+            };
+            fields::ocsf_severity(cell).map(str::to_owned)
+        };
+        let cloud = lenient::<CloudIn>(self.cloud);
+        let generator = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.product.as_ref())
+            .and_then(|p| lenient::<UidIn>(p.feature))
+            .and_then(|f| f.uid);
+        let cur = CurrentState {
+            workflow_status: workflow.or_else(ocsf_status),
+            note_text: note
+                .as_ref()
+                .and_then(|n| n.text.clone())
+                .or_else(|| text_of(&self.message)),
+            note_updated_by: note.and_then(|n| n.updated_by),
+            // A finding document (ASFF or OCSF) records its note when it has
+            // one; only Athena's flattened lower-case rows may have dropped it.
+            note_recorded: self.id.is_some()
+                || self.product_arn.is_some()
+                || self.finding_info.is_some()
+                || self.finding.is_some(),
+            severity_label: severity_label.or_else(ocsf_severity),
+            verification_state: text_of(&self.verification_state),
+            confidence: int(self.confidence),
+            criticality: int(self.criticality),
+            types: lenient(self.types),
+            user_defined_fields: lenient(self.user_defined_fields),
+            account_id: text_of(&self.aws_account_id).or_else(|| {
+                cloud.and_then(|c| c.account.and_then(|a| a.uid).or(c.account_uid))
+            }),
+            compliance_status: lenient::<StatusIn>(self.compliance)
+                .or_else(|| lenient::<StatusIn>(self.ocsf_compliance))
+                .and_then(|c| c.status)
+                .map(|s| s.to_uppercase()),
+            generator_id: text_of(&self.generator_id).or(generator),
+            record_state: text_of(&self.record_state),
+        };
+        (cur != CurrentState::default()).then_some(cur)
+    }
+
+    /// Checks the identifiers and attaches the recorded state.
+    fn read(&self, columns: &Columns, location: Location, checker: &mut Checker) -> SourceItem {
+        match self.check(columns, location, checker) {
+            SourceItem::Record(mut r) => {
+                r.current = self.state().map(std::sync::Arc::new);
+                SourceItem::Record(r)
+            }
+            other => other,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -876,7 +1050,16 @@ struct Uid<'a> {
 #[derive(Deserialize)]
 struct Metadata<'a> {
     #[serde(borrow)]
-    product: Option<Uid<'a>>,
+    product: Option<Product<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Product<'a> {
+    #[serde(borrow)]
+    uid: Option<Text<'a>>,
+    /// OCSF's home of ASFF's `GeneratorId`.
+    #[serde(borrow)]
+    feature: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]

@@ -9,15 +9,18 @@
 //! same way in every format.
 //!
 //! This module does not deduplicate, chunk, or call Security Hub: that is the
-//! engine's job. It reads only the two identifier columns: per-row decision
-//! columns and exported state (`SourceRecord::decision`/`current`) are left
-//! `None`, and account/Region columns are not read (the Region comes from the
-//! product ARN). Each reader resolves its identifier columns once into a
-//! column plan (CSV header indices, the Parquet projection mask of leaf
-//! columns, the JSON field struct); further columns would be projected there.
+//! engine's job. Besides the identifiers, readers fill each record's
+//! per-row decision (`SourceRecord::decision`, from CSV and flat Parquet
+//! columns named after decision fields, see `fields`) and the finding's
+//! exported state (`SourceRecord::current`: from ASFF and OCSF JSON, OCSF
+//! columns, and context columns such as the account). The Region comes from
+//! the product ARN, not from a Region column. Each reader resolves its
+//! columns once into a column plan (CSV header indices, the Parquet
+//! projection mask of leaf columns, the JSON field struct).
 
 mod csv;
 mod error;
+mod fields;
 mod ident;
 mod input;
 mod json;
@@ -98,6 +101,57 @@ pub struct SourceOptions {
     /// `--region`: when set, a ProductArn that is not a Security Hub product
     /// ARN is accepted (the caller knows which Region to call).
     pub region: Option<String>,
+    /// `--no-row-decisions`: ignore per-row decision columns (CSV, flat
+    /// Parquet), so the command line's decision applies to every row.
+    pub ignore_row_decisions: bool,
+    /// Where readers report what they decided about an input that the user
+    /// should know (which columns they take as per-row decisions).
+    pub notices: Notices,
+}
+
+/// A callback for notices (one line each, naming the input). The CLI prints
+/// them on standard error; the default drops them.
+#[derive(Clone, Default)]
+pub struct Notices(Option<Arc<dyn Fn(&str) + Send + Sync>>);
+
+impl Notices {
+    /// Sends every notice to `f`.
+    pub fn to(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Notices(Some(Arc::new(f)))
+    }
+
+    pub(crate) fn send(&self, line: &str) {
+        if let Some(f) = &self.0 {
+            f(line);
+        }
+    }
+}
+
+impl fmt::Debug for Notices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Notices(..)" } else { "Notices(none)" })
+    }
+}
+
+/// Notice callbacks never make two option sets differ.
+impl PartialEq for Notices {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Notices {}
+
+/// Tells the user which columns of `name` are taken as per-row decisions.
+fn announce_decision_columns(name: &str, plan: &fields::FieldPlan, opts: &SourceOptions) {
+    let columns = plan.decision_columns();
+    if !columns.is_empty() {
+        opts.notices.send(&format!(
+            "{name}: per-row decision columns: {} (a row's non-empty values override the command line's \
+             decision for that row; --no-row-decisions ignores them)",
+            columns.join(", ")
+        ));
+    }
 }
 
 /// One input: a file, or standard input.

@@ -23,6 +23,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::file::reader::ChunkReader;
 
 use super::error::{SourceError, SourceErrorKind};
+use super::fields::{self, FieldCell, FieldPlan};
 use super::ident::{self, Cell, Ident, IdentColumns};
 use super::input::InputInfo;
 use super::{RecordIter, SourceOptions};
@@ -99,14 +100,14 @@ fn open_unguarded<T: ChunkReader + 'static>(
         .collect();
     let names: Vec<String> = leaves.iter().map(|(_, n)| n.clone()).collect();
     let column = |which: Ident, user: Option<&str>| {
-        ident::find_column(&names, which, user)
-            .map(|i| leaves[i].clone())
-            .ok_or_else(|| {
-                SourceError::new(&info.name, ident::missing_column(which, &names, user, ""))
-            })
+        ident::find_column(&names, which, user).ok_or_else(|| {
+            SourceError::new(&info.name, ident::missing_column(which, &names, user, ""))
+        })
     };
-    let (id_leaf, id_name) = column(Ident::Id, opts.id_column.as_deref())?;
-    let (arn_leaf, arn_name) = column(Ident::ProductArn, opts.product_arn_column.as_deref())?;
+    let id_at = column(Ident::Id, opts.id_column.as_deref())?;
+    let arn_at = column(Ident::ProductArn, opts.product_arn_column.as_deref())?;
+    let (id_leaf, id_name) = leaves[id_at].clone();
+    let (arn_leaf, arn_name) = leaves[arn_at].clone();
 
     let id_path = split_path(descr, id_leaf);
     let arn_path = split_path(descr, arn_leaf);
@@ -125,13 +126,41 @@ fn open_unguarded<T: ChunkReader + 'static>(
         }
     }
 
+    // Decision and state columns: only text and integer leaves can be
+    // read; others are left out of the plan by giving them no name.
+    let readable: Vec<String> = leaves
+        .iter()
+        .map(|(leaf, name)| {
+            let t = leaf_type(builder.schema().fields(), &split_path(descr, *leaf));
+            if t.as_ref().is_some_and(|t| is_text(t) || is_int(t)) {
+                name.clone()
+            } else {
+                String::new()
+            }
+        })
+        .collect();
+    let fields = fields::plan(
+        &readable,
+        &[id_at, arn_at],
+        fields::is_ocsf_id(&id_name),
+        !opts.ignore_row_decisions,
+    );
+    super::announce_decision_columns(&info.name, &fields, opts);
+    let field_paths: Vec<Vec<String>> = fields
+        .indices()
+        .iter()
+        .map(|&i| split_path(descr, leaves[i].0))
+        .collect();
+
     let row_groups: Vec<u64> = builder
         .metadata()
         .row_groups()
         .iter()
         .map(|rg| u64::try_from(rg.num_rows()).unwrap_or(0))
         .collect();
-    let mask = ProjectionMask::leaves(descr, [id_leaf, arn_leaf]);
+    let mut projected = vec![id_leaf, arn_leaf];
+    projected.extend(fields.indices().iter().map(|&i| leaves[i].0));
+    let mask = ProjectionMask::leaves(descr, projected);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(BATCH_ROWS)
@@ -148,6 +177,8 @@ fn open_unguarded<T: ChunkReader + 'static>(
         info,
         id_path,
         arn_path,
+        fields,
+        field_paths,
         batch: None,
         row_groups,
         group: 0,
@@ -174,6 +205,19 @@ fn leaf_type(fields: &Fields, path: &[String]) -> Option<DataType> {
         DataType::Struct(children) => leaf_type(children, rest),
         _ => None,
     }
+}
+
+fn is_int(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    )
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -270,19 +314,28 @@ struct Located {
     leaf: TextColumn,
 }
 
+/// Finds the leaf array at `path` and the struct arrays above it that have
+/// nulls (only those need a check per row).
+fn locate(batch: &RecordBatch, path: &[String]) -> Option<(Vec<ArrayRef>, ArrayRef)> {
+    let (first, rest) = path.split_first()?;
+    let mut array = batch.column_by_name(first)?.clone();
+    let mut parents = Vec::new();
+    for part in rest {
+        let child = array.as_struct_opt()?.column_by_name(part)?.clone();
+        parents.push(std::mem::replace(&mut array, child));
+    }
+    Some((
+        parents.into_iter().filter(|p| p.null_count() > 0).collect(),
+        array,
+    ))
+}
+
 impl Located {
     fn find(batch: &RecordBatch, path: &[String]) -> Option<Located> {
-        let (first, rest) = path.split_first()?;
-        let mut array = batch.column_by_name(first)?.clone();
-        let mut parents = Vec::new();
-        for part in rest {
-            let child = array.as_struct_opt()?.column_by_name(part)?.clone();
-            parents.push(std::mem::replace(&mut array, child));
-        }
+        let (parents, array) = locate(batch, path)?;
         Some(Located {
             leaf: TextColumn::new(&array)?,
-            // Only parents that can be null need a check per row.
-            parents: parents.into_iter().filter(|p| p.null_count() > 0).collect(),
+            parents,
         })
     }
 
@@ -294,9 +347,67 @@ impl Located {
     }
 }
 
+/// A decision or state column located in a batch: text or integers.
+enum FieldColumn {
+    Text(Located),
+    Int {
+        parents: Vec<ArrayRef>,
+        array: ArrayRef,
+    },
+    /// Not in this batch or of another type: every cell is missing.
+    Absent,
+}
+
+impl FieldColumn {
+    fn find(batch: &RecordBatch, path: &[String]) -> FieldColumn {
+        let Some((parents, array)) = locate(batch, path) else {
+            return FieldColumn::Absent;
+        };
+        if is_int(array.data_type()) {
+            return FieldColumn::Int { parents, array };
+        }
+        match TextColumn::new(&array) {
+            Some(leaf) => FieldColumn::Text(Located { parents, leaf }),
+            None => FieldColumn::Absent,
+        }
+    }
+
+    fn get(&self, i: usize) -> FieldCell<'_> {
+        use arrow::datatypes::{
+            Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
+        };
+        match self {
+            FieldColumn::Text(located) => match located.get(i) {
+                Cell::Text(s) => FieldCell::Text(s),
+                Cell::Missing => FieldCell::Missing,
+                Cell::NotUtf8 { .. } => FieldCell::Unusable("not valid UTF-8"),
+                Cell::NotText(what) => FieldCell::Unusable(what),
+            },
+            FieldColumn::Int { parents, array } => {
+                if parents.iter().any(|p| p.is_null(i)) || array.is_null(i) {
+                    return FieldCell::Missing;
+                }
+                let value = match array.data_type() {
+                    DataType::Int8 => i64::from(array.as_primitive::<Int8Type>().value(i)),
+                    DataType::Int16 => i64::from(array.as_primitive::<Int16Type>().value(i)),
+                    DataType::Int32 => i64::from(array.as_primitive::<Int32Type>().value(i)),
+                    DataType::Int64 => array.as_primitive::<Int64Type>().value(i),
+                    DataType::UInt8 => i64::from(array.as_primitive::<UInt8Type>().value(i)),
+                    DataType::UInt16 => i64::from(array.as_primitive::<UInt16Type>().value(i)),
+                    DataType::UInt32 => i64::from(array.as_primitive::<UInt32Type>().value(i)),
+                    _ => return FieldCell::Missing,
+                };
+                FieldCell::Int(value)
+            }
+            FieldColumn::Absent => FieldCell::Missing,
+        }
+    }
+}
+
 struct Batch {
     id: Located,
     arn: Located,
+    fields: Vec<FieldColumn>,
     len: usize,
     next: usize,
 }
@@ -307,6 +418,9 @@ struct ParquetRecords {
     cols: IdentColumns,
     id_path: Vec<String>,
     arn_path: Vec<String>,
+    /// Decision and state columns, and their paths.
+    fields: FieldPlan,
+    field_paths: Vec<Vec<String>>,
     batch: Option<Batch>,
     checker: ident::Checker,
     /// Rows per row group, to turn a running row number into a position.
@@ -330,9 +444,15 @@ impl ParquetRecords {
                         Some(self.group),
                     )));
                 };
+                let fields = self
+                    .field_paths
+                    .iter()
+                    .map(|p| FieldColumn::find(&batch, p))
+                    .collect();
                 self.batch = Some(Batch {
                     id,
                     arn,
+                    fields,
                     len: batch.num_rows(),
                     next: 0,
                 });
@@ -404,11 +524,15 @@ impl ParquetRecords {
             )),
         };
         let batch = self.batch.as_ref()?;
-        Some(Ok(self.checker.check(
-            batch.id.get(i),
-            batch.arn.get(i),
-            &self.cols,
-            location,
-        )))
+        let item = self
+            .checker
+            .check(batch.id.get(i), batch.arn.get(i), &self.cols, location);
+        match item {
+            SourceItem::Record(record) if !batch.fields.is_empty() => {
+                let cells: Vec<FieldCell<'_>> = batch.fields.iter().map(|f| f.get(i)).collect();
+                Some(Ok(self.fields.fill(record, &cells)))
+            }
+            other => Some(Ok(other)),
+        }
     }
 }
