@@ -461,6 +461,16 @@ fn effective_decision(
     interner: &mut Interner,
 ) -> Result<Arc<Decision>, Box<InvalidRecord>> {
     let Some(own) = &r.decision else {
+        if job.is_empty() {
+            return Err(Box::new(InvalidRecord {
+                location: r.location.clone(),
+                column: None,
+                reason: "nothing to update: the command line sets no decision (--workflow, --note, ...) \
+                         and this row has no per-row decision values"
+                    .into(),
+                key: Some(r.key.clone()),
+            }));
+        }
         return Ok(job.clone());
     };
     let mut d = (**job).clone();

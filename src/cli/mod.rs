@@ -80,7 +80,8 @@ pub struct DecisionArgs {
 }
 
 impl DecisionArgs {
-    /// Builds and validates the decision; also returns identifiers from
+    /// Builds and validates the decision (which may be empty when the input
+    /// carries per-row decisions); also returns identifiers from
     /// `--cli-input-json`.
     pub fn build(&self) -> anyhow::Result<(Decision, Vec<FindingKey>)> {
         let mut decision = Decision::default();
@@ -119,7 +120,11 @@ impl DecisionArgs {
                 decision.merge_from(parse_flag(field, &values)?);
             }
         }
-        decision.validate()?;
+        // No decision at all is allowed here: the input may carry one per
+        // row. A record that ends up with none is rejected by the engine.
+        if !decision.is_empty() {
+            decision.validate()?;
+        }
         Ok((decision, ids))
     }
 }

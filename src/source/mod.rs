@@ -109,27 +109,57 @@ pub struct SourceOptions {
     pub notices: Notices,
 }
 
-/// A callback for notices (one line each, naming the input). The CLI prints
-/// them on standard error; the default drops them.
+/// Something a reader decided about an input that the user should know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// These columns of `input` are taken as per-row decisions.
+    DecisionColumns {
+        /// The input's name.
+        input: Arc<str>,
+        /// The columns, as the input spells them.
+        columns: Vec<String>,
+    },
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::DecisionColumns { input, columns } => write!(
+                f,
+                "{input}: per-row decision columns: {} (a row's non-empty values override the command \
+                 line's decision for that row; --no-row-decisions ignores them)",
+                columns.join(", ")
+            ),
+        }
+    }
+}
+
+/// A callback for [`Notice`]s. The CLI prints them on standard error; the
+/// default drops them.
 #[derive(Clone, Default)]
-pub struct Notices(Option<Arc<dyn Fn(&str) + Send + Sync>>);
+pub struct Notices(Option<Arc<dyn Fn(&Notice) + Send + Sync>>);
 
 impl Notices {
     /// Sends every notice to `f`.
-    pub fn to(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    pub fn to(f: impl Fn(&Notice) + Send + Sync + 'static) -> Self {
         Notices(Some(Arc::new(f)))
     }
 
-    pub(crate) fn send(&self, line: &str) {
+    pub(crate) fn send(&self, notice: Notice) {
         if let Some(f) = &self.0 {
-            f(line);
+            f(&notice);
         }
     }
 }
 
 impl fmt::Debug for Notices {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "Notices(..)" } else { "Notices(none)" })
+        f.write_str(if self.0.is_some() {
+            "Notices(..)"
+        } else {
+            "Notices(none)"
+        })
     }
 }
 
@@ -143,14 +173,13 @@ impl PartialEq for Notices {
 impl Eq for Notices {}
 
 /// Tells the user which columns of `name` are taken as per-row decisions.
-fn announce_decision_columns(name: &str, plan: &fields::FieldPlan, opts: &SourceOptions) {
+fn announce_decision_columns(name: &Arc<str>, plan: &fields::FieldPlan, opts: &SourceOptions) {
     let columns = plan.decision_columns();
     if !columns.is_empty() {
-        opts.notices.send(&format!(
-            "{name}: per-row decision columns: {} (a row's non-empty values override the command line's \
-             decision for that row; --no-row-decisions ignores them)",
-            columns.join(", ")
-        ));
+        opts.notices.send(Notice::DecisionColumns {
+            input: name.clone(),
+            columns: columns.into_iter().map(str::to_owned).collect(),
+        });
     }
 }
 

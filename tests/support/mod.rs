@@ -1,0 +1,114 @@
+//! Shared test harness: the emulator on 127.0.0.1 (port 0) in its own
+//! runtime, the real binary with credentials that exist only here, and
+//! readers for results files. Include with `mod support;`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use sechub_triage::emulator::{EmulatorConfig, EmulatorState};
+use sechub_triage::model::FindingKey;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
+
+/// An emulator serving on 127.0.0.1 until dropped.
+pub struct Emu {
+    pub addr: SocketAddr,
+    pub state: EmulatorState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Emu {
+    pub fn start(config: EmulatorConfig) -> Emu {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = EmulatorState::new(config);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let st = state.clone();
+        rt.spawn(async move {
+            sechub_triage::emulator::serve(listener, st, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Emu {
+            addr,
+            state,
+            stop: Some(tx),
+            rt,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The binary with credentials that exist only here and no access to any
+/// real configuration.
+pub fn triage(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", "AKIDSUPPORTTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "support-test-secret-XYZZY")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"));
+    c
+}
+
+pub fn write_csv(path: &Path, header: &str, rows: &[String]) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(f, "{header}").unwrap();
+    for r in rows {
+        writeln!(f, "{r}").unwrap();
+    }
+}
+
+pub fn csv_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// One `Id,ProductArn` CSV row.
+pub fn key_row(k: &FindingKey) -> String {
+    format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))
+}
+
+/// Reads a results CSV into one map per row.
+pub fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
