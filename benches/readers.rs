@@ -10,6 +10,11 @@
 //! (`READERS_PEAK_ROWS=a,b` to change the sizes), reads each in a fresh
 //! child process, and prints the child's peak resident set size (VmHWM).
 //! Flat memory means the large file peaks within 1.5x of the small one.
+//!
+//! `READERS_DEDUP=1 cargo bench --bench readers` measures the engine's
+//! duplicate index (the one memory cost that grows with the input) at
+//! 100,000 and 10,000,000 findings: bytes per finding and inserts per
+//! second, against `std::collections::HashSet<u64>` in the same run.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -292,8 +297,66 @@ fn peak_memory() {
     }
 }
 
+fn dedup_memory() {
+    use sechub_triage::dedup::DedupIndex;
+    use sechub_triage::model::FindingKey;
+    println!(
+        "{:<22} {:>12} {:>16} {:>16} {:>14}",
+        "index", "findings", "bytes/finding", "worst seen", "inserts/s"
+    );
+    for n in [100_000usize, 10_000_000] {
+        let keys = (0..n).map(|i| FindingKey::new(finding_id(i), PRODUCTS[i % PRODUCTS.len()]));
+        let mut index = DedupIndex::default();
+        let mut worst: f64 = 0.0;
+        let start = Instant::now();
+        for (i, k) in keys.enumerate() {
+            index.insert(&k);
+            if i >= 10_000 && i % 1000 == 0 {
+                worst = worst.max(index.heap_bytes() as f64 / (i + 1) as f64);
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{:<22} {:>12} {:>16.2} {:>16.2} {:>14.0}",
+            "DedupIndex",
+            n,
+            index.heap_bytes() as f64 / n as f64,
+            worst,
+            n as f64 / secs
+        );
+        // Baseline: a std HashSet of the same 64-bit fingerprints.
+        let mut set: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let mut worst: f64 = 0.0;
+        let start = Instant::now();
+        for i in 0..n {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            finding_id(i).hash(&mut h);
+            PRODUCTS[i % PRODUCTS.len()].hash(&mut h);
+            set.insert(h.finish());
+            if i >= 10_000 && i % 1000 == 0 {
+                // hashbrown: one u64 and one control byte per bucket.
+                worst = worst.max(set.capacity() as f64 * 8.0 / 7.0 * 9.0 / (i + 1) as f64);
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{:<22} {:>12} {:>16.2} {:>16.2} {:>14.0}",
+            "HashSet<u64> (std)",
+            n,
+            set.capacity() as f64 * 8.0 / 7.0 * 9.0 / n as f64,
+            worst,
+            n as f64 / secs
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if std::env::var_os("READERS_DEDUP").is_some() {
+        dedup_memory();
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--peak-child") {
         let start = Instant::now();
         let (ok, _) = read_all(Path::new(&args[i + 1]));

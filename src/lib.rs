@@ -12,6 +12,7 @@
 pub mod arn;
 pub mod cli;
 pub mod decision;
+pub mod dedup;
 pub mod emulator;
 pub mod engine;
 pub mod events;
