@@ -273,7 +273,11 @@ impl Iterator for CsvRecords {
                 let cells: Vec<FieldCell<'_>> = self
                     .field_idx
                     .iter()
-                    .map(|&i| self.record.get(i).map_or(FieldCell::Missing, FieldCell::from_bytes))
+                    .map(|&i| {
+                        self.record
+                            .get(i)
+                            .map_or(FieldCell::Missing, FieldCell::from_bytes)
+                    })
                     .collect();
                 Some(Ok(self.fields.fill(record, &cells)))
             }

@@ -226,7 +226,6 @@ impl FieldPlan {
         self.columns.iter().map(|c| c.index).collect()
     }
 
-
     /// The columns taken as per-row decisions, as the input names them.
     pub(crate) fn decision_columns(&self) -> Vec<&str> {
         self.columns
@@ -302,10 +301,14 @@ impl FieldPlan {
             let text = || cell.text().map(|s| s.trim().to_owned());
             let set = match c.target {
                 Target::Account => text().map(|v| cur.account_id = Some(v)),
-                Target::Compliance => text().map(|v| cur.compliance_status = Some(v.to_uppercase())),
+                Target::Compliance => {
+                    text().map(|v| cur.compliance_status = Some(v.to_uppercase()))
+                }
                 Target::Generator => text().map(|v| cur.generator_id = Some(v)),
                 Target::RecordState => text().map(|v| cur.record_state = Some(v.to_uppercase())),
-                Target::OcsfStatus => ocsf_status(*cell).map(|v| cur.workflow_status = Some(v.into())),
+                Target::OcsfStatus => {
+                    ocsf_status(*cell).map(|v| cur.workflow_status = Some(v.into()))
+                }
                 Target::OcsfSeverity => {
                     ocsf_severity(*cell).map(|v| cur.severity_label = Some(v.into()))
                 }
@@ -407,25 +410,27 @@ fn build_decision(
         match &c.target {
             Target::Workflow => {
                 let s = text.unwrap_or_default().trim();
-                let status = WorkflowStatus::from_name(&s.to_ascii_uppercase()).ok_or_else(|| {
-                    bad(format!(
-                        "unknown workflow status {s:?} (expected one of {})",
-                        WorkflowStatus::NAMES.join(", ")
-                    ))
-                })?;
+                let status =
+                    WorkflowStatus::from_name(&s.to_ascii_uppercase()).ok_or_else(|| {
+                        bad(format!(
+                            "unknown workflow status {s:?} (expected one of {})",
+                            WorkflowStatus::NAMES.join(", ")
+                        ))
+                    })?;
                 d.workflow = Some(WorkflowUpdate { status });
             }
             Target::NoteText => note_text = text.map(str::to_owned),
             Target::NoteUpdatedBy => note_by = text.map(|s| s.trim().to_owned()),
             Target::SeverityLabel => {
                 let s = text.unwrap_or_default().trim();
-                severity.label =
-                    Some(SeverityLabel::from_name(&s.to_ascii_uppercase()).ok_or_else(|| {
+                severity.label = Some(
+                    SeverityLabel::from_name(&s.to_ascii_uppercase()).ok_or_else(|| {
                         bad(format!(
                             "unknown severity label {s:?} (expected one of {})",
                             SeverityLabel::NAMES.join(", ")
                         ))
-                    })?);
+                    })?,
+                );
                 has_severity = true;
             }
             Target::SeverityNormalized => {
@@ -505,9 +510,8 @@ fn build_decision(
 fn list_cell(s: &str) -> Result<Vec<String>, String> {
     let t = s.trim();
     if t.starts_with('[') {
-        return serde_json::from_str(t).map_err(|e| {
-            format!("expected a JSON list of text or values separated by ';' ({e})")
-        });
+        return serde_json::from_str(t)
+            .map_err(|e| format!("expected a JSON list of text or values separated by ';' ({e})"));
     }
     Ok(t.split(';')
         .map(str::trim)
@@ -544,7 +548,10 @@ mod tests {
                 row: 1,
                 detail: None,
             },
-            FindingKey::new("f-1", "arn:aws:securityhub:us-east-1::product/aws/guardduty"),
+            FindingKey::new(
+                "f-1",
+                "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+            ),
         )
     }
 
@@ -594,9 +601,15 @@ mod tests {
             panic!("{item:?}")
         };
         let d = r.decision.expect("a decision");
-        assert_eq!(d.workflow.as_ref().unwrap().status, WorkflowStatus::Suppressed);
+        assert_eq!(
+            d.workflow.as_ref().unwrap().status,
+            WorkflowStatus::Suppressed
+        );
         let note = d.note.as_ref().unwrap();
-        assert_eq!((note.text.as_str(), note.updated_by.as_str()), ("known", "secops"));
+        assert_eq!(
+            (note.text.as_str(), note.updated_by.as_str()),
+            ("known", "secops")
+        );
         assert_eq!(d.severity.as_ref().unwrap().label, Some(SeverityLabel::Low));
         assert_eq!(d.confidence, Some(80));
         assert_eq!(d.criticality, Some(5));

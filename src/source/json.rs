@@ -1016,9 +1016,8 @@ impl Finding<'_> {
             criticality: int(self.criticality),
             types: lenient(self.types),
             user_defined_fields: lenient(self.user_defined_fields),
-            account_id: text_of(&self.aws_account_id).or_else(|| {
-                cloud.and_then(|c| c.account.and_then(|a| a.uid).or(c.account_uid))
-            }),
+            account_id: text_of(&self.aws_account_id)
+                .or_else(|| cloud.and_then(|c| c.account.and_then(|a| a.uid).or(c.account_uid))),
             compliance_status: lenient::<StatusIn>(self.compliance)
                 .or_else(|| lenient::<StatusIn>(self.ocsf_compliance))
                 .and_then(|c| c.status)
