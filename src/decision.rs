@@ -11,7 +11,9 @@
 //! - checks the decision against the service's rules before any call
 //!   ([`Decision::validate`]), with messages that name the field, the rule
 //!   and the value;
-//! - sets the fields on an SDK request builder ([`Decision::apply`]).
+//! - sets the fields on an SDK request builder ([`Decision::apply`]);
+//! - applies the note policy (`--note-mode`, [`apply_note_mode`]): what the
+//!   decision's note becomes for a finding that already has one.
 //!
 //! What it does not do: it reads no finding lists, makes no calls, and knows
 //! nothing about clap (the CLI hands it the raw flag values). It does not
@@ -19,6 +21,7 @@
 //! parameter files): a value that starts with one is taken literally.
 
 mod error;
+mod note;
 mod parse;
 mod sdk;
 mod shorthand;
@@ -33,6 +36,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::model::FindingKey;
 
 pub use error::{DecisionError, DecisionErrorKind};
+pub use note::{
+    APPEND_MIN_CHARS, APPEND_SEPARATOR, CUT_MARKER, NoteAction, NoteMode, append as append_note,
+    apply_note_mode,
+};
 pub use parse::{
     CliInput, parse_cli_input_json, parse_cli_input_json_with, parse_flag, parse_flag_with,
 };

@@ -22,6 +22,7 @@
 //! the timer heap, or one request), so it is never in two requests in flight
 //! at once; every record read ends in exactly one outcome.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -33,7 +34,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::mpsc;
 
-use crate::decision::Decision;
+use crate::decision::{Decision, NoteAction, NoteMode, apply_note_mode};
 use crate::events::{Event, EventSink};
 use crate::limits::{RateConfig, RegionLimiter};
 use crate::model::{
@@ -86,6 +87,11 @@ pub struct EngineConfig {
     pub linger: Duration,
     /// Skip findings whose recorded state already holds the decision.
     pub skip_unchanged: bool,
+    /// What a decision's note does to a finding that already has one.
+    pub note_mode: NoteMode,
+    /// `--run-tag`: written into every finding's `UserDefinedFields` under
+    /// [`RUN_TAG_KEY`], whatever per-row decisions say.
+    pub run_tag: Option<String>,
     /// Decision groups a Region may hold partially filled at once; reading
     /// pauses above it until the oldest groups are flushed.
     pub max_open_groups: usize,
@@ -105,6 +111,8 @@ impl Default for EngineConfig {
             seed: None,
             linger: DEFAULT_LINGER,
             skip_unchanged: false,
+            note_mode: NoteMode::Replace,
+            run_tag: None,
             max_open_groups: DEFAULT_MAX_OPEN_GROUPS,
         }
     }
@@ -174,19 +182,190 @@ impl Hasher for IdentityHasher {
 
 /// What the reading thread sends to the dispatcher.
 enum ReaderMsg {
-    /// A record to send, with its effective decision.
-    Record(SourceRecord, Arc<Decision>),
+    /// A record to send, with its effective decision and what to say about
+    /// its note in the results.
+    Record(SourceRecord, Arc<Decision>, Option<Cow<'static, str>>),
     Duplicate(SourceRecord),
-    /// `--skip-unchanged`: the recorded state already holds the decision.
-    Unchanged(SourceRecord),
+    /// Not sent: nothing to change (see [`Admitted::Unchanged`]).
+    Unchanged(SourceRecord, Cow<'static, str>),
     Invalid(InvalidRecord),
     Error(InputError),
 }
 
-/// What the reading thread needs to turn records into work.
-struct InputPolicy {
+/// What the read side decided about one input item.
+#[derive(Debug)]
+pub enum Admitted {
+    /// To be sent.
+    Send {
+        /// The record.
+        record: SourceRecord,
+        /// The job's decision with the record's own fields over it, before
+        /// the note policy: the decision group a plan reports.
+        group: Arc<Decision>,
+        /// What is sent: `group` after the note policy.
+        decision: Arc<Decision>,
+        /// What the note policy did.
+        note: NoteAction,
+        /// The export shows the finding already holds `decision` (it is sent
+        /// anyway: `--skip-unchanged` is off).
+        holds: bool,
+    },
+    /// Not sent: the export shows the finding already holds the decision
+    /// (`--skip-unchanged`), or the note policy left nothing to send.
+    Unchanged {
+        /// The record.
+        record: SourceRecord,
+        /// As in [`Admitted::Send`].
+        group: Arc<Decision>,
+        /// What the note policy did.
+        note: NoteAction,
+        /// Why, for the results.
+        message: Cow<'static, str>,
+    },
+    /// The same finding came earlier in the input.
+    Duplicate(SourceRecord),
+    /// Rejected: a bad row, or a per-row decision the service would refuse.
+    Invalid(InvalidRecord),
+}
+
+/// The read side of a run, shared by [`run`] and by the plan
+/// (`crate::plan`), so that a plan counts exactly what a run would do:
+/// duplicate detection, each record's effective decision (job decision,
+/// per-row fields, note policy) and `--skip-unchanged`. Pure: no I/O.
+pub struct Intake {
+    dedup: DedupIndex,
+    interner: Interner,
     job: Arc<Decision>,
     skip_unchanged: bool,
+    note_mode: NoteMode,
+    run_tag: Option<String>,
+}
+
+/// The `UserDefinedFields` key of the run tag (`--run-tag`).
+pub const RUN_TAG_KEY: &str = "sechub-triage-run";
+
+/// `decision` with the run tag in its `UserDefinedFields`.
+pub fn with_run_tag(mut decision: Decision, tag: &str) -> Decision {
+    decision
+        .user_defined_fields
+        .get_or_insert_default()
+        .insert(RUN_TAG_KEY.to_owned(), tag.to_owned());
+    decision
+}
+
+impl Intake {
+    /// The read side of a run of `config` applying `job`.
+    pub fn new(job: &Decision, config: &EngineConfig) -> Self {
+        let mut interner = Interner::default();
+        let job = match &config.run_tag {
+            Some(tag) => with_run_tag(job.clone(), tag),
+            None => job.clone(),
+        };
+        let job = interner.intern(job);
+        Intake {
+            dedup: DedupIndex::default(),
+            interner,
+            job,
+            skip_unchanged: config.skip_unchanged,
+            note_mode: config.note_mode,
+            run_tag: config.run_tag.clone(),
+        }
+    }
+
+    /// Puts the run tag back into a decision whose `UserDefinedFields` a
+    /// per-row decision replaced (fields merge whole).
+    fn tag(
+        &mut self,
+        r: &SourceRecord,
+        group: Arc<Decision>,
+    ) -> Result<Arc<Decision>, Box<InvalidRecord>> {
+        let Some(tag) = &self.run_tag else {
+            return Ok(group);
+        };
+        let udf = group.user_defined_fields.as_ref();
+        if udf.and_then(|m| m.get(RUN_TAG_KEY)) == Some(tag) {
+            return Ok(group);
+        }
+        let d = with_run_tag((*group).clone(), tag);
+        if let Err(e) = d.validate() {
+            return Err(Box::new(InvalidRecord {
+                location: r.location.clone(),
+                column: Some(e.path().to_owned()),
+                reason: format!("per-row decision with the run tag: {e}"),
+                key: Some(r.key.clone()),
+            }));
+        }
+        Ok(self.interner.intern(d))
+    }
+
+    /// Decides what happens to one input item.
+    pub fn admit(&mut self, item: SourceItem) -> Admitted {
+        let r = match item {
+            SourceItem::Record(r) => r,
+            SourceItem::Invalid(i) => return Admitted::Invalid(i),
+        };
+        if !self.dedup.insert(&r.key) {
+            return Admitted::Duplicate(r);
+        }
+        let group = match effective_decision(&self.job, &r, &mut self.interner) {
+            Ok(d) => d,
+            Err(invalid) => return Admitted::Invalid(*invalid),
+        };
+        let group = match self.tag(&r, group) {
+            Ok(d) => d,
+            Err(invalid) => return Admitted::Invalid(*invalid),
+        };
+        let current = r.current.as_deref();
+        let (decision, note) = match apply_note_mode(&group, self.note_mode, current) {
+            (None, note) => (group.clone(), note),
+            (Some(d), note) if d.is_empty() => {
+                return Admitted::Unchanged {
+                    record: r,
+                    group,
+                    note,
+                    message: Cow::Borrowed(
+                        "the note is not written (--note-mode) and the decision sets nothing \
+                         else; not sent",
+                    ),
+                };
+            }
+            (Some(d), note) => (self.interner.intern(d), note),
+        };
+        let tag = self.run_tag.as_ref().map(|_| RUN_TAG_KEY);
+        let holds = current.is_some_and(|c| decision_holds_but(&decision, c, tag));
+        if holds && self.skip_unchanged {
+            return Admitted::Unchanged {
+                record: r,
+                group,
+                note,
+                message: Cow::Borrowed(
+                    "the export shows the finding already holds the decision; not sent",
+                ),
+            };
+        }
+        Admitted::Send {
+            record: r,
+            group,
+            decision,
+            note,
+            holds,
+        }
+    }
+
+    /// The note policy in force.
+    pub fn note_mode(&self) -> NoteMode {
+        self.note_mode
+    }
+}
+
+/// Why a record whose Region cannot be known is invalid.
+pub const UNKNOWN_REGION: &str =
+    "ProductArn is not a Security Hub product ARN, so its Region is unknown (give --region)";
+
+/// The Region a finding's request goes to: `region_override` (`--region`),
+/// else the Region of its ProductArn; `None` when neither is known.
+pub fn route<'a>(region_override: Option<&'a str>, key: &'a FindingKey) -> Option<&'a str> {
+    region_override.or_else(|| crate::arn::region_of(&key.product_arn))
 }
 
 /// Shares one `Arc` among records with equal effective decisions, so that a
@@ -226,6 +405,8 @@ struct Item {
     failures: u32,
     /// Throttled responses so far.
     throttles: u32,
+    /// What the results say about it once updated (the note policy's doing).
+    remark: Option<Cow<'static, str>>,
 }
 
 /// Findings of one Region waiting to be sent with one decision.
@@ -409,11 +590,8 @@ pub async fn run(
     let reader = std::thread::Builder::new()
         .name("sechub-triage-reader".into())
         .spawn({
-            let policy = InputPolicy {
-                job: decision.clone(),
-                skip_unchanged: config.skip_unchanged,
-            };
-            move || read_input(input, tx, policy)
+            let intake = Intake::new(&decision, config);
+            move || read_input(input, tx, intake)
         })
         .map_err(EngineError::Output)?;
 
@@ -517,6 +695,13 @@ fn effective_decision(
 /// Whether the recorded state already holds every field the decision sets.
 /// A field the export did not record counts as "not known to hold".
 pub fn decision_holds(d: &Decision, cur: &CurrentState) -> bool {
+    decision_holds_but(d, cur, None)
+}
+
+/// [`decision_holds`], not counting the `UserDefinedFields` key `ignore`
+/// (the run tag: a finding already in the requested state is not sent
+/// just to be tagged).
+pub fn decision_holds_but(d: &Decision, cur: &CurrentState, ignore: Option<&str>) -> bool {
     fn eq<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
         want.is_none() || (have.is_some() && want == have)
     }
@@ -534,9 +719,17 @@ pub fn decision_holds(d: &Decision, cur: &CurrentState) -> bool {
             && cur.severity_label.as_deref() == label.map(|l| l.as_str())
     });
     let udf_holds = d.user_defined_fields.as_ref().is_none_or(|want| {
+        let mut wanted = want
+            .iter()
+            .filter(|(k, _)| Some(k.as_str()) != ignore)
+            .peekable();
+        if !want.is_empty() && wanted.peek().is_none() {
+            // Only the ignored key.
+            return true;
+        }
         cur.user_defined_fields
             .as_ref()
-            .is_some_and(|have| want.iter().all(|(k, v)| have.get(k) == Some(v)))
+            .is_some_and(|have| wanted.all(|(k, v)| have.get(k) == Some(v)))
     });
     note_holds
         && severity_holds
@@ -553,35 +746,38 @@ pub fn decision_holds(d: &Decision, cur: &CurrentState) -> bool {
         && d.related_findings.is_none()
 }
 
-/// Runs on the reading thread: dedup, effective decisions, unchanged
-/// findings, and batching of messages.
-fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>, policy: InputPolicy) {
+/// Runs on the reading thread: takes each item through the [`Intake`] and
+/// sends the messages in batches.
+fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>, mut intake: Intake) {
     const BATCH: usize = 256;
-    let mut dedup = DedupIndex::default();
-    let mut interner = Interner::default();
-    let job = interner.intern((*policy.job).clone());
+    let mode = intake.note_mode();
     let mut batch = Vec::with_capacity(BATCH);
     for item in input {
         let msg = match item {
-            Ok(SourceItem::Record(r)) => {
-                if !dedup.insert(&r.key) {
-                    ReaderMsg::Duplicate(r)
-                } else {
-                    match effective_decision(&job, &r, &mut interner) {
-                        Err(invalid) => ReaderMsg::Invalid(*invalid),
-                        Ok(d) => {
-                            let holds = policy.skip_unchanged
-                                && r.current.as_deref().is_some_and(|c| decision_holds(&d, c));
-                            if holds {
-                                ReaderMsg::Unchanged(r)
-                            } else {
-                                ReaderMsg::Record(r, d)
-                            }
+            Ok(item) => match intake.admit(item) {
+                Admitted::Send {
+                    record,
+                    decision,
+                    note,
+                    ..
+                } => ReaderMsg::Record(record, decision, note.remark(mode)),
+                Admitted::Unchanged {
+                    record,
+                    note,
+                    message,
+                    ..
+                } => {
+                    let message = match note.remark(mode) {
+                        Some(remark) if note.withheld() => {
+                            Cow::Owned(format!("{message} ({remark})"))
                         }
-                    }
+                        _ => message,
+                    };
+                    ReaderMsg::Unchanged(record, message)
                 }
-            }
-            Ok(SourceItem::Invalid(i)) => ReaderMsg::Invalid(i),
+                Admitted::Duplicate(r) => ReaderMsg::Duplicate(r),
+                Admitted::Invalid(i) => ReaderMsg::Invalid(i),
+            },
             Err(e) => {
                 batch.push(ReaderMsg::Error(e));
                 break;
@@ -692,28 +888,21 @@ impl Dispatcher {
     /// Takes one message from the reader.
     fn accept(&mut self, msg: ReaderMsg) -> Result<(), EngineError> {
         match msg {
-            ReaderMsg::Record(r, decision) => {
+            ReaderMsg::Record(r, decision, remark) => {
                 self.count_read();
-                let region = match &self.config.region_override {
-                    Some(r) => r.clone(),
-                    None => match crate::arn::region_of(&r.key.product_arn) {
-                        Some(region) => region.to_owned(),
-                        None => {
-                            // Readers validate ARNs; this is a second line of defence.
-                            return self.record(Outcome {
-                                location: r.location,
-                                key: Some(r.key),
-                                region: None,
-                                kind: OutcomeKind::Invalid,
-                                code: Some("ProductArn".into()),
-                                message: Some(
-                                    "ProductArn is not a Security Hub product ARN, so its Region is unknown (give --region)"
-                                        .into(),
-                                ),
-                                attempts: 0,
-                            });
-                        }
-                    },
+                let Some(region) =
+                    route(self.config.region_override.as_deref(), &r.key).map(str::to_owned)
+                else {
+                    // Readers validate ARNs; this is a second line of defence.
+                    return self.record(Outcome {
+                        location: r.location,
+                        key: Some(r.key),
+                        region: None,
+                        kind: OutcomeKind::Invalid,
+                        code: Some("ProductArn".into()),
+                        message: Some(UNKNOWN_REGION.into()),
+                        attempts: 0,
+                    });
                 };
                 let idx = self.region(&region);
                 let item = Item {
@@ -723,6 +912,7 @@ impl Dispatcher {
                     attempts: 0,
                     failures: 0,
                     throttles: 0,
+                    remark,
                 };
                 if let Some(reason) = self.aborted.clone() {
                     // Never held: record directly.
@@ -740,7 +930,7 @@ impl Dispatcher {
                 self.regions[idx].push(item, false, Instant::now());
                 self.held += 1;
             }
-            ReaderMsg::Unchanged(r) => {
+            ReaderMsg::Unchanged(r, message) => {
                 self.count_read();
                 self.record(Outcome {
                     location: r.location,
@@ -748,9 +938,7 @@ impl Dispatcher {
                     region: None,
                     kind: OutcomeKind::Unchanged,
                     code: None,
-                    message: Some(
-                        "the export shows the finding already holds the decision; not sent".into(),
-                    ),
+                    message: Some(message.into_owned()),
                     attempts: 0,
                 })?;
             }
@@ -962,7 +1150,8 @@ impl Dispatcher {
                 }
             } else if processed.contains(&item.key) {
                 let name = self.regions[region].name.clone();
-                self.finish_item(item, &name, OutcomeKind::Updated, None, None)?;
+                let remark = item.remark.clone().map(Cow::into_owned);
+                self.finish_item(item, &name, OutcomeKind::Updated, None, remark)?;
             } else {
                 // Neither processed nor unprocessed: the service said nothing
                 // about it, so it may or may not be updated. Send it again.
@@ -1234,6 +1423,7 @@ mod tests {
             attempts: 0,
             failures: 0,
             throttles: 0,
+            remark: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod events;
 pub mod limits;
 pub mod model;
+pub mod plan;
 pub mod reporting;
 pub mod retry;
 pub mod source;

@@ -115,7 +115,7 @@ pub(crate) fn check_field(
 
 /// `NonEmptyString`'s `\S`: JavaScript's whitespace is Unicode White_Space
 /// plus the byte-order mark.
-fn is_blank(s: &str) -> bool {
+pub(super) fn is_blank(s: &str) -> bool {
     s.chars().all(|c| c.is_whitespace() || c == '\u{feff}')
 }
 
