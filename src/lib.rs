@@ -16,6 +16,7 @@ pub mod dedup;
 pub mod emulator;
 pub mod engine;
 pub mod events;
+pub mod journal;
 pub mod limits;
 pub mod model;
 pub mod plan;

@@ -5,9 +5,15 @@
 //! to an [`OutcomeSink`]. [`Tally`] counts them into a [`RunSummary`], whose
 //! totals therefore add up to the records read by construction, and which
 //! the tests check against the results file and the emulator's counters.
+//!
+//! A results file written with [`ResultsWriter::journal`] is the run's
+//! journal: appended to and synced at every checkpoint, so that a resumed
+//! run (`crate::journal`) knows what an interrupted one recorded. A resumed
+//! run does not record again what earlier runs did; the summary counts those
+//! rows apart ([`RunSummary::already_done`]) and adds them up over all runs.
 
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,7 +78,22 @@ impl ResultsFormat {
     }
 }
 
-/// The columns of a results row, shared by the CSV and JSON Lines layouts.
+/// The columns of a results file, in order: the CSV header, and the keys of
+/// each JSON Lines object.
+pub const RESULT_COLUMNS: [&str; 9] = [
+    "file",
+    "row",
+    "Id",
+    "ProductArn",
+    "region",
+    "outcome",
+    "error_code",
+    "error_message",
+    "attempts",
+];
+
+/// The columns of a results row, shared by the CSV and JSON Lines layouts
+/// (in the order of [`RESULT_COLUMNS`]).
 #[derive(Serialize)]
 struct ResultRow<'a> {
     file: &'a str,
@@ -115,6 +136,8 @@ pub struct ResultsWriter {
     writer: RowWriter,
     /// Only outcomes of these kinds are written (all when `None`).
     only: Option<Vec<OutcomeKind>>,
+    /// Checkpoints sync the file to disk, not only flush it (a journal).
+    durable: bool,
 }
 
 impl ResultsWriter {
@@ -131,6 +154,38 @@ impl ResultsWriter {
             path: path.to_owned(),
             writer,
             only: None,
+            durable: false,
+        })
+    }
+
+    /// A results file kept as a journal: opened for appending (created if
+    /// missing; emptied first when `fresh`), with the CSV header written
+    /// only into an empty file, and synced to disk (`fdatasync`) at every
+    /// checkpoint so that what was recorded survives a crash.
+    pub fn journal(path: &Path, fresh: bool) -> io::Result<Self> {
+        let mut opts = OpenOptions::new();
+        if fresh {
+            opts.write(true).create(true).truncate(true);
+        } else {
+            opts.append(true).create(true);
+        }
+        let file = opts.open(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+        })?;
+        let empty = file.metadata()?.len() == 0;
+        let writer = match ResultsFormat::for_path(path) {
+            ResultsFormat::Csv => RowWriter::Csv(Box::new(
+                csv::WriterBuilder::new()
+                    .has_headers(empty)
+                    .from_writer(file),
+            )),
+            ResultsFormat::JsonLines => RowWriter::Json(BufWriter::new(file)),
+        };
+        Ok(ResultsWriter {
+            path: path.to_owned(),
+            writer,
+            only: None,
+            durable: true,
         })
     }
 
@@ -166,9 +221,22 @@ impl OutcomeSink for ResultsWriter {
     }
 
     fn checkpoint(&mut self) -> io::Result<()> {
+        let durable = self.durable;
         let res = match &mut self.writer {
-            RowWriter::Csv(w) => w.flush(),
-            RowWriter::Json(w) => w.flush(),
+            RowWriter::Csv(w) => w.flush().and_then(|()| {
+                if durable {
+                    w.get_ref().sync_data()
+                } else {
+                    Ok(())
+                }
+            }),
+            RowWriter::Json(w) => w.flush().and_then(|()| {
+                if durable {
+                    w.get_ref().sync_data()
+                } else {
+                    Ok(())
+                }
+            }),
         };
         res.map_err(|e| self.wrap(e))
     }
@@ -200,6 +268,18 @@ pub struct RunSummary {
     pub aborted: Option<String>,
     /// A fatal input error that stopped reading early, if any.
     pub input_error: Option<String>,
+    /// Why the run stopped early (a signal, the time budget) leaving work
+    /// to do: findings recorded `not_attempted` with code `Stopped`, or
+    /// input not read. Resuming finishes it.
+    pub stopped: Option<String>,
+    /// Input rows skipped because an earlier run on the same journal
+    /// recorded their final outcome (`--resume`); not in `records`.
+    pub already_done: u64,
+    /// Those rows by the outcome recorded for them.
+    pub earlier_outcomes: BTreeMap<OutcomeKind, u64>,
+    /// Outcomes over every run on the journal: `outcomes` plus
+    /// `earlier_outcomes`. Adds up to `records + already_done`.
+    pub all_runs: BTreeMap<OutcomeKind, u64>,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -210,6 +290,21 @@ impl RunSummary {
     /// Records with this outcome.
     pub fn count(&self, kind: OutcomeKind) -> u64 {
         self.outcomes.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Rows with this outcome over every run on the journal (this run's
+    /// and the rows an earlier run had settled).
+    pub fn count_all_runs(&self, kind: OutcomeKind) -> u64 {
+        self.count(kind) + self.earlier_outcomes.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Fills `all_runs` from `outcomes` and `earlier_outcomes`.
+    pub fn add_up_runs(&mut self) {
+        let mut all = self.outcomes.clone();
+        for (k, n) in &self.earlier_outcomes {
+            *all.entry(*k).or_default() += n;
+        }
+        self.all_runs = all;
     }
 
     /// Human-readable summary, several lines.
@@ -243,8 +338,35 @@ impl RunSummary {
             self.elapsed.as_secs_f64(),
             self.findings_per_second
         );
+        if self.already_done > 0 {
+            let by_kind = |m: &BTreeMap<OutcomeKind, u64>| {
+                OutcomeKind::ALL
+                    .iter()
+                    .filter_map(|k| m.get(k).filter(|n| **n > 0).map(|n| format!("{n} {k}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "already done in earlier runs: {} rows ({})",
+                self.already_done,
+                by_kind(&self.earlier_outcomes)
+            );
+            let all: u64 = self.all_runs.values().sum();
+            let _ = writeln!(
+                s,
+                "all runs:          {all} rows ({})",
+                by_kind(&self.all_runs)
+            );
+        }
         if let Some(why) = &self.input_error {
             let _ = writeln!(s, "input error:       {why}");
+        }
+        if let Some(why) = &self.stopped {
+            let _ = writeln!(
+                s,
+                "STOPPED:           {why}; run again with --resume to finish"
+            );
         }
         if let Some(why) = &self.aborted {
             let _ = writeln!(s, "ABORTED:           {why}");
@@ -273,8 +395,16 @@ impl Tally {
         &mut self.summary
     }
 
+    /// Counts a row skipped because an earlier run recorded its final
+    /// outcome `kind` (nothing is forwarded: it is recorded already).
+    pub fn already_done(&mut self, kind: OutcomeKind) {
+        self.summary.already_done += 1;
+        *self.summary.earlier_outcomes.entry(kind).or_default() += 1;
+    }
+
     /// Ends the tally and returns the summary.
-    pub fn into_summary(self) -> RunSummary {
+    pub fn into_summary(mut self) -> RunSummary {
+        self.summary.add_up_runs();
         self.summary
     }
 }
@@ -312,5 +442,86 @@ impl OutcomeSink for Tally {
             s.finish()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(row: u64, kind: OutcomeKind) -> Outcome {
+        Outcome {
+            location: Location {
+                file: "in.csv".into(),
+                row,
+                detail: None,
+            },
+            key: Some(FindingKey::new("f", "p")),
+            region: Some("us-east-1".into()),
+            kind,
+            code: None,
+            message: None,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn result_columns_are_the_serialized_row() {
+        let o = outcome(1, OutcomeKind::Updated);
+        let v = serde_json::to_value(ResultRow::new(&o)).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = RESULT_COLUMNS.to_vec();
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want);
+    }
+
+    #[test]
+    fn a_journal_appends_with_one_header_and_checkpoints_reach_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut w = ResultsWriter::journal(&path, true).unwrap();
+        w.record(&outcome(1, OutcomeKind::Updated)).unwrap();
+        w.checkpoint().unwrap();
+        // Visible before the writer is dropped: a kill -9 now loses nothing.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        drop(w);
+        let mut w = ResultsWriter::journal(&path, false).unwrap();
+        w.record(&outcome(2, OutcomeKind::Failed)).unwrap();
+        w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], RESULT_COLUMNS.join(","));
+        assert!(lines[2].starts_with("in.csv,2,"));
+        // Fresh empties it.
+        drop(w);
+        let w = ResultsWriter::journal(&path, true).unwrap();
+        drop(w);
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
+
+    #[test]
+    fn summary_adds_up_over_runs() {
+        let mut t = Tally::new(Vec::new());
+        t.record(&outcome(3, OutcomeKind::Updated)).unwrap();
+        t.already_done(OutcomeKind::Updated);
+        t.already_done(OutcomeKind::Duplicate);
+        let s = t.into_summary();
+        assert_eq!(s.records, 1);
+        assert_eq!(s.already_done, 2);
+        assert_eq!(s.count_all_runs(OutcomeKind::Updated), 2);
+        assert_eq!(s.all_runs.values().sum::<u64>(), s.records + s.already_done);
+        let text = s.to_text();
+        assert!(
+            text.contains("already done in earlier runs: 2 rows (1 updated, 1 duplicate)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("all runs:          3 rows (2 updated, 1 duplicate)"),
+            "{text}"
+        );
     }
 }
