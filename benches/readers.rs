@@ -56,6 +56,10 @@ enum Kind {
     Parquet,
     JsonLines,
     GetFindings,
+    /// Baselines: the same rows with only the identifier columns, so the
+    /// cost of reading decision and state columns shows as a ratio.
+    CsvIdsOnly,
+    ParquetIdsOnly,
 }
 
 impl Kind {
@@ -74,12 +78,23 @@ impl Kind {
             Kind::Parquet => "findings.parquet",
             Kind::JsonLines => "findings.jsonl",
             Kind::GetFindings => "findings.json",
+            Kind::CsvIdsOnly => "ids.csv",
+            Kind::ParquetIdsOnly => "ids.parquet",
         }
     }
 }
 
 fn write_file(kind: Kind, path: &Path, rows: usize) {
     match kind {
+        Kind::CsvIdsOnly => {
+            let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
+            writeln!(w, "id,product_arn").unwrap();
+            for i in 0..rows {
+                writeln!(w, "{},{}", finding_id(i), PRODUCTS[i % 4]).unwrap();
+            }
+            w.flush().unwrap();
+        }
+        Kind::ParquetIdsOnly => write_parquet(path, rows, true),
         Kind::Csv | Kind::CsvGzip => {
             // Steampipe/CloudQuery-like columns around the identifiers.
             let file = File::create(path).unwrap();
@@ -133,12 +148,12 @@ fn write_file(kind: Kind, path: &Path, rows: usize) {
             }
             w.flush().unwrap();
         }
-        Kind::Parquet => write_parquet(path, rows),
+        Kind::Parquet => write_parquet(path, rows, false),
     }
 }
 
 /// Security Lake source v2 layout (nested OCSF structs), 100,000-row groups.
-fn write_parquet(path: &Path, rows: usize) {
+fn write_parquet(path: &Path, rows: usize, ids_only: bool) {
     let strings = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
     let structure = |children: Vec<(&str, ArrayRef)>| -> ArrayRef {
         let fields: Fields = children
@@ -183,6 +198,23 @@ fn write_parquet(path: &Path, rows: usize) {
             ("account", account),
             ("region", strings(vec!["us-east-1".into(); n])),
         ]);
+        if ids_only {
+            let info = structure(vec![("uid", strings((from..to).map(finding_id).collect()))]);
+            let product = structure(vec![(
+                "uid",
+                strings(
+                    (from..to)
+                        .map(|i| PRODUCTS[i % 4].replace("::product/", "::productv2/"))
+                        .collect(),
+                ),
+            )]);
+            let metadata = structure(vec![("product", product)]);
+            return RecordBatch::try_from_iter(vec![
+                ("finding_info", info),
+                ("metadata", metadata),
+            ])
+            .unwrap();
+        }
         RecordBatch::try_from_iter(vec![
             ("cloud", cloud),
             ("finding_info", finding_info),
@@ -229,7 +261,10 @@ fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("readers");
     group.sample_size(10);
     group.throughput(Throughput::Elements(THROUGHPUT_ROWS as u64));
-    for kind in Kind::ALL {
+    for kind in Kind::ALL
+        .into_iter()
+        .chain([Kind::CsvIdsOnly, Kind::ParquetIdsOnly])
+    {
         let path = dir.path().join(kind.file_name());
         write_file(kind, &path, THROUGHPUT_ROWS);
         assert_eq!(read_all(&path), (THROUGHPUT_ROWS as u64, 0), "{kind:?}");

@@ -167,19 +167,71 @@ struct Planned {
 /// The columns to read besides the identifiers, and what each holds.
 pub(crate) struct FieldPlan {
     columns: Vec<Planned>,
-    /// Decisions built recently, by their cells' text: a file of millions of
-    /// rows holds a handful of distinct decisions, which should cost one
-    /// `Decision` each, not one per row.
-    cache: Vec<Option<Cached>>,
-    key: String,
+    /// Decisions and states built recently, by their cells' text: a file of
+    /// millions of rows holds a handful of distinct decisions (and often of
+    /// states), which should cost one allocation each, not one per row.
+    decisions: Recent<Result<Option<Arc<Decision>>, (Arc<str>, String)>>,
+    states: Recent<Option<Arc<CurrentState>>>,
 }
 
-struct Cached {
-    key: String,
-    result: Result<Option<Arc<Decision>>, (Arc<str>, String)>,
+/// A small direct-mapped cache of values by a text key (slot = hash of the
+/// key): constant work per lookup whatever the input. The caller builds the
+/// key in [`Recent::key`] and then calls [`Recent::get_or`].
+pub(crate) struct Recent<V> {
+    slots: Vec<Option<(String, V)>>,
+    /// The key being built (reused, so building it does not allocate).
+    pub(crate) key: String,
 }
 
 const CACHE_SLOTS: usize = 64;
+
+impl<V: Clone> Recent<V> {
+    pub(crate) fn new() -> Self {
+        Recent {
+            slots: (0..CACHE_SLOTS).map(|_| None).collect(),
+            key: String::new(),
+        }
+    }
+
+    /// Starts a new key.
+    pub(crate) fn start(&mut self) -> &mut String {
+        self.key.clear();
+        &mut self.key
+    }
+
+    /// The value for the key built so far, from the cache or from `build`.
+    pub(crate) fn get_or(&mut self, build: impl FnOnce() -> V) -> V {
+        let slot = slot_of(self.key.as_bytes());
+        if let Some((key, value)) = &self.slots[slot]
+            && *key == self.key
+        {
+            return value.clone();
+        }
+        let value = build();
+        match &mut self.slots[slot] {
+            Some((key, v)) => {
+                key.clone_from(&self.key);
+                *v = value.clone();
+            }
+            empty => *empty = Some((self.key.clone(), value.clone())),
+        }
+        value
+    }
+}
+
+/// Appends one cell to a cache key, with a separator no text contains.
+fn push_cell(key: &mut String, cell: FieldCell<'_>) {
+    use std::fmt::Write as _;
+    match cell {
+        FieldCell::Text(s) => key.push_str(s),
+        FieldCell::Int(n) => {
+            let _ = write!(key, "{n}");
+        }
+        FieldCell::Missing => {}
+        FieldCell::Unusable(what) => key.push_str(what),
+    }
+    key.push('\u{0}');
+}
 
 /// Plans the extra columns of an input with these column `names`.
 /// `identifiers` are the identifier columns' indices (never planned);
@@ -214,8 +266,8 @@ pub(crate) fn plan(
     }
     FieldPlan {
         columns,
-        cache: (0..CACHE_SLOTS).map(|_| None).collect(),
-        key: String::new(),
+        decisions: Recent::new(),
+        states: Recent::new(),
     }
 }
 
@@ -249,7 +301,14 @@ impl FieldPlan {
                 });
             }
         }
-        record.current = self.state(cells).map(Arc::new);
+        let key = self.states.start();
+        for (c, &cell) in self.columns.iter().zip(cells) {
+            if !c.target.is_decision() {
+                push_cell(key, cell);
+            }
+        }
+        let columns = &self.columns;
+        record.current = self.states.get_or(|| state(columns, cells).map(Arc::new));
         SourceItem::Record(record)
     }
 
@@ -265,65 +324,44 @@ impl FieldPlan {
         if !any {
             return Ok(None);
         }
-        // The cache key: every decision cell's text, separated by a byte
-        // that cannot occur in UTF-8 text.
-        self.key.clear();
-        for (c, cell) in self.columns.iter().zip(cells) {
-            if !c.target.is_decision() {
-                continue;
+        let key = self.decisions.start();
+        for (c, &cell) in self.columns.iter().zip(cells) {
+            if c.target.is_decision() {
+                push_cell(key, cell);
             }
-            match cell {
-                FieldCell::Text(s) => self.key.push_str(s),
-                FieldCell::Int(n) => self.key.push_str(&n.to_string()),
-                FieldCell::Missing => {}
-                FieldCell::Unusable(what) => self.key.push_str(what),
-            }
-            self.key.push('\u{0}');
         }
-        let slot = slot_of(self.key.as_bytes());
-        if let Some(Some(hit)) = self.cache.get(slot)
-            && hit.key == self.key
-        {
-            return hit.result.clone();
-        }
-        let result = build_decision(&self.columns, cells).map(|d| Some(Arc::new(d)));
-        self.cache[slot] = Some(Cached {
-            key: self.key.clone(),
-            result: result.clone(),
-        });
-        result
+        let columns = &self.columns;
+        self.decisions
+            .get_or(|| build_decision(columns, cells).map(|d| Some(Arc::new(d))))
     }
+}
 
-    fn state(&self, cells: &[FieldCell<'_>]) -> Option<CurrentState> {
-        let mut cur = CurrentState::default();
-        let mut any = false;
-        for (c, cell) in self.columns.iter().zip(cells) {
-            let text = || cell.text().map(|s| s.trim().to_owned());
-            let set = match c.target {
-                Target::Account => text().map(|v| cur.account_id = Some(v)),
-                Target::Compliance => {
-                    text().map(|v| cur.compliance_status = Some(v.to_uppercase()))
-                }
-                Target::Generator => text().map(|v| cur.generator_id = Some(v)),
-                Target::RecordState => text().map(|v| cur.record_state = Some(v.to_uppercase())),
-                Target::OcsfStatus => {
-                    ocsf_status(*cell).map(|v| cur.workflow_status = Some(v.into()))
-                }
-                Target::OcsfSeverity => {
-                    ocsf_severity(*cell).map(|v| cur.severity_label = Some(v.into()))
-                }
-                Target::OcsfMessage => {
-                    // The column is there: an empty cell means "no note".
-                    cur.note_recorded = true;
-                    cur.note_text = cell.text().map(str::to_owned);
-                    Some(())
-                }
-                _ => None,
-            };
-            any |= set.is_some();
-        }
-        any.then_some(cur)
+/// The state a row's state cells record, if any.
+fn state(columns: &[Planned], cells: &[FieldCell<'_>]) -> Option<CurrentState> {
+    let mut cur = CurrentState::default();
+    let mut any = false;
+    for (c, cell) in columns.iter().zip(cells) {
+        let text = || cell.text().map(|s| s.trim().to_owned());
+        let set = match c.target {
+            Target::Account => text().map(|v| cur.account_id = Some(v)),
+            Target::Compliance => text().map(|v| cur.compliance_status = Some(v.to_uppercase())),
+            Target::Generator => text().map(|v| cur.generator_id = Some(v)),
+            Target::RecordState => text().map(|v| cur.record_state = Some(v.to_uppercase())),
+            Target::OcsfStatus => ocsf_status(*cell).map(|v| cur.workflow_status = Some(v.into())),
+            Target::OcsfSeverity => {
+                ocsf_severity(*cell).map(|v| cur.severity_label = Some(v.into()))
+            }
+            Target::OcsfMessage => {
+                // The column is there: an empty cell means "no note".
+                cur.note_recorded = true;
+                cur.note_text = cell.text().map(str::to_owned);
+                Some(())
+            }
+            _ => None,
+        };
+        any |= set.is_some();
     }
+    any.then_some(cur)
 }
 
 /// OCSF `status` (caption) or `status_id` as a workflow status. The ASR

@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufRead, BufReader};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -29,7 +30,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::error::{SourceError, SourceErrorKind};
-use super::fields::{self, FieldCell};
+use super::fields::{self, FieldCell, Recent};
 use super::ident::{self, Cell, Checker, IdentColumns};
 use super::input::{InputInfo, Stream};
 use super::{RecordIter, SourceOptions};
@@ -68,6 +69,7 @@ pub(crate) fn open(
         row: 0,
         done: false,
         columns: Columns::new(),
+        states: Recent::new(),
     }))
 }
 
@@ -401,6 +403,8 @@ struct JsonRecords {
     done: bool,
     columns: Columns,
     checker: Checker,
+    /// Recently seen finding states, shared between findings.
+    states: Recent<Option<Arc<CurrentState>>>,
 }
 
 impl JsonRecords {
@@ -632,13 +636,23 @@ impl JsonRecords {
                 }
                 for finding in &findings {
                     self.row += 1;
-                    let item = finding.read(&self.columns, location(self.row), &mut self.checker);
+                    let item = finding.read(
+                        &self.columns,
+                        location(self.row),
+                        &mut self.checker,
+                        &mut self.states,
+                    );
                     self.pending.push_back(item);
                 }
             }
             _ => {
                 self.row += 1;
-                let item = element.read(&self.columns, location(self.row), &mut self.checker);
+                let item = element.read(
+                    &self.columns,
+                    location(self.row),
+                    &mut self.checker,
+                    &mut self.states,
+                );
                 self.pending.push_back(item);
             }
         }
@@ -1028,11 +1042,73 @@ impl Finding<'_> {
         (cur != CurrentState::default()).then_some(cur)
     }
 
+    /// Appends the raw text of every state field to a cache key: findings
+    /// in the same state (most of an export) share one `CurrentState`.
+    fn state_key(&self, key: &mut String) {
+        let feature = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.product.as_ref())
+            .and_then(|p| p.feature);
+        for raw in [
+            self.workflow,
+            self.note,
+            self.severity,
+            self.confidence,
+            self.criticality,
+            self.types,
+            self.user_defined_fields,
+            self.compliance,
+            self.status_id,
+            self.severity_id,
+            self.cloud,
+            self.ocsf_compliance,
+            feature,
+        ] {
+            key.push_str(raw.map_or("", |r| r.get()));
+            key.push('\u{0}');
+        }
+        for text in [
+            &self.verification_state,
+            &self.aws_account_id,
+            &self.generator_id,
+            &self.record_state,
+            &self.status,
+            &self.ocsf_severity,
+            &self.message,
+        ] {
+            match text {
+                Some(Text::Str(s)) => key.push_str(s),
+                Some(Text::Other(kind)) => key.push_str(kind),
+                None => {}
+            }
+            key.push('\u{0}');
+        }
+        // What decides `note_recorded`.
+        key.push(if self.id.is_some() || self.product_arn.is_some() {
+            'a'
+        } else {
+            '-'
+        });
+        key.push(if self.finding_info.is_some() || self.finding.is_some() {
+            'o'
+        } else {
+            '-'
+        });
+    }
+
     /// Checks the identifiers and attaches the recorded state.
-    fn read(&self, columns: &Columns, location: Location, checker: &mut Checker) -> SourceItem {
+    fn read(
+        &self,
+        columns: &Columns,
+        location: Location,
+        checker: &mut Checker,
+        states: &mut Recent<Option<Arc<CurrentState>>>,
+    ) -> SourceItem {
         match self.check(columns, location, checker) {
             SourceItem::Record(mut r) => {
-                r.current = self.state().map(std::sync::Arc::new);
+                self.state_key(states.start());
+                r.current = states.get_or(|| self.state().map(Arc::new));
                 SourceItem::Record(r)
             }
             other => other,
