@@ -22,5 +22,6 @@ pub mod model;
 pub mod plan;
 pub mod reporting;
 pub mod retry;
+pub mod revert;
 pub mod source;
 pub mod submission;
