@@ -319,14 +319,14 @@ impl Intake {
         let (decision, note) = match apply_note_mode(&group, self.note_mode, current) {
             (None, note) => (group.clone(), note),
             (Some(d), note) if d.is_empty() => {
+                let why = note.remark(self.note_mode).unwrap_or_default();
                 return Admitted::Unchanged {
                     record: r,
                     group,
                     note,
-                    message: Cow::Borrowed(
-                        "the note is not written (--note-mode) and the decision sets nothing \
-                         else; not sent",
-                    ),
+                    message: Cow::Owned(format!(
+                        "not sent: {why}, and the decision sets nothing else"
+                    )),
                 };
             }
             (Some(d), note) => (self.interner.intern(d), note),
@@ -762,19 +762,8 @@ fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>, mut intake: Intake
                     ..
                 } => ReaderMsg::Record(record, decision, note.remark(mode)),
                 Admitted::Unchanged {
-                    record,
-                    note,
-                    message,
-                    ..
-                } => {
-                    let message = match note.remark(mode) {
-                        Some(remark) if note.withheld() => {
-                            Cow::Owned(format!("{message} ({remark})"))
-                        }
-                        _ => message,
-                    };
-                    ReaderMsg::Unchanged(record, message)
-                }
+                    record, message, ..
+                } => ReaderMsg::Unchanged(record, message),
                 Admitted::Duplicate(r) => ReaderMsg::Duplicate(r),
                 Admitted::Invalid(i) => ReaderMsg::Invalid(i),
             },

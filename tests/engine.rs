@@ -182,6 +182,8 @@ fn twenty_thousand_findings_under_faults_all_accounted_for() {
         .args(["--results", results.to_str().unwrap()])
         .args(["--failed", failed.to_str().unwrap()])
         .args(["--output", "json", "--no-progress"])
+        // Above --confirm-above: confirmed; the note's UpdatedBy is the run tag.
+        .args(["--yes"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -320,6 +322,7 @@ fn access_denied_aborts_with_status_3_and_accounts_for_everything() {
         ])
         // One request in flight per Region, so the first answer stops the run.
         .args(["--rate", "5", "--burst", "1", "--concurrency", "1"])
+        .args(["--yes", "--run-tag", "engine-test"])
         .args(["--endpoint-url", &emu.url(), "--no-progress"])
         .args(["--results", results.to_str().unwrap()])
         .output()
@@ -389,6 +392,7 @@ fn adapts_to_a_quota_lower_than_configured() {
     sechub_triage::emulator::write_keys_csv(&keys, std::fs::File::create(&input).unwrap()).unwrap();
     let out = triage(dir.path())
         .args(["update", input.to_str().unwrap(), "--confidence", "80"])
+        .args(["--yes", "--run-tag", "engine-test"])
         .args([
             "--endpoint-url",
             &emu.url(),

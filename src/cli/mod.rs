@@ -3,6 +3,7 @@
 //! statuses. No triage logic lives here.
 
 pub mod exit;
+pub mod plan;
 mod progress;
 
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ struct Cli {
 enum Command {
     /// Apply one triage decision to every finding of one or more exported lists.
     Update(Box<UpdateArgs>),
+    /// Show what `update` with the same arguments would do, sending nothing
+    /// (the same as `update --dry-run`).
+    Plan(Box<UpdateArgs>),
     /// Run `update` over the bundled samples against an in-process emulator
     /// with some fault injection: the whole engine, no AWS account needed.
     Demo(Box<demo::DemoArgs>),
@@ -289,6 +293,9 @@ pub struct UpdateArgs {
     pub pacing: PacingArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Plan, note policy and guardrails.
+    #[command(flatten)]
+    pub campaign: plan::CampaignArgs,
 }
 
 /// Entry point: returns the process exit status.
@@ -318,6 +325,7 @@ pub fn main() -> i32 {
     let result = rt.block_on(async {
         match cli.command {
             Command::Update(args) => update(*args).await,
+            Command::Plan(args) => plan::plan_command(*args).await,
             Command::Demo(args) => demo::run(*args).await,
             Command::Emulator(args) => crate::emulator::cli::run(*args)
                 .await
@@ -359,6 +367,20 @@ pub(crate) fn open_input(
     args: &InputArgs,
     region: Option<String>,
 ) -> anyhow::Result<Input> {
+    open_input_with(inputs, extra, args, region, None, false)
+}
+
+/// [`open_input`], reading standard input from `stdin_file` (where `update`
+/// saved it to read it twice) and, with `quiet`, printing no notices (the
+/// plan pass: the run prints them).
+pub(crate) fn open_input_with(
+    inputs: &[String],
+    extra: Vec<FindingKey>,
+    args: &InputArgs,
+    region: Option<String>,
+    stdin_file: Option<&std::path::Path>,
+    quiet: bool,
+) -> anyhow::Result<Input> {
     if inputs.is_empty() && extra.is_empty() {
         bail!(
             "no input: name one or more finding lists (or - for standard input), or give FindingIdentifiers in --cli-input-json"
@@ -375,7 +397,11 @@ pub(crate) fn open_input(
         product_arn_column: args.product_arn_column.clone(),
         region,
         ignore_row_decisions: args.no_row_decisions,
-        notices: source::Notices::to(|line| eprintln!("sechub-triage: {line}")),
+        notices: if quiet {
+            source::Notices::default()
+        } else {
+            source::Notices::to(|line| eprintln!("sechub-triage: {line}"))
+        },
     };
     let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
     let file: Arc<str> = "--cli-input-json".into();
@@ -392,17 +418,49 @@ pub(crate) fn open_input(
     if specs.is_empty() {
         return Ok(Box::new(from_json));
     }
-    let files = source::open(&specs, &opts).map_err(anyhow::Error::new)?;
+    let files: Box<dyn Iterator<Item = _> + Send> = match stdin_file {
+        None => Box::new(source::open(&specs, &opts).map_err(anyhow::Error::new)?),
+        Some(path) => {
+            // Files before and after `-` as usual; `-` from the saved copy,
+            // still named `-`.
+            let mut parts: Vec<source::Source> = Vec::new();
+            for group in specs.split(|s| *s == InputSpec::Stdin).enumerate() {
+                if group.0 > 0 {
+                    let file = std::fs::File::open(path)
+                        .with_context(|| format!("cannot reopen {}", path.display()))?;
+                    parts.push(source::open_reader("-", file, &opts).map_err(anyhow::Error::new)?);
+                }
+                if !group.1.is_empty() {
+                    parts.push(source::open(group.1, &opts).map_err(anyhow::Error::new)?);
+                }
+            }
+            Box::new(parts.into_iter().flatten())
+        }
+    };
     Ok(Box::new(from_json.chain(files.map(|r| {
         r.map_err(|e| Box::new(e) as engine::InputError)
     }))))
 }
 
 async fn update(args: UpdateArgs) -> anyhow::Result<i32> {
+    if args.campaign.dry_run {
+        return plan::plan_command(args).await;
+    }
     let (decision, extra) = args.decision.build()?;
     let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
     engine.skip_unchanged = args.input.skip_unchanged;
-    let input = open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
+    args.campaign.configure(&mut engine, &decision)?;
+    // The plan pass: guardrails and confirmation before any call.
+    let cleared = plan::clear_run(&args, &decision, &extra, &engine).await?;
+    cleared.check_unchanged()?;
+    let input = open_input_with(
+        &args.inputs,
+        extra,
+        &args.input,
+        args.aws.region.clone(),
+        cleared.stdin.as_ref().map(|s| s.path()),
+        false,
+    )?;
     let submitter = Submitter::from_env(&AwsSettings {
         profile: args.aws.profile.clone(),
         endpoint_url: args.aws.endpoint_url.clone(),

@@ -1,0 +1,404 @@
+//! `sechub-triage plan` / `update --dry-run`, and the guardrails `update`
+//! applies before its first call.
+//!
+//! Both read the inputs once through [`crate::plan::make`] (the engine's
+//! own read side), build no SDK client and need no credentials. `update`
+//! then decides, from that plan, whether the run may start: `--max-findings`
+//! and `--expect-*` refuse it; above `--confirm-above` a run tag is required
+//! and the user must confirm (asked on the terminal, or `--yes`). Only then
+//! are the inputs read a second time, for the run. Standard input cannot be
+//! read twice: `update -` saves it to a private temporary file first (so the
+//! run reads exactly what was planned) and removes it at the end. A named
+//! file that changes between the plan and the run stops the run.
+//!
+//! What it does not do: send anything, or decide anything the plan did not
+//! (the rules live in `crate::plan`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+use super::{OutputFormat, UpdateArgs, exit};
+use crate::decision::{Decision, NoteMode};
+use crate::engine::{EngineConfig, Input, RUN_TAG_KEY, with_run_tag};
+use crate::model::FindingKey;
+use crate::plan::{
+    DEFAULT_CONFIRM_ABOVE, DEFAULT_SAMPLES, Expectation, Guardrails, Plan, PlanSettings, Verdict,
+};
+
+/// Campaign safety: the plan, the note policy and the guardrails.
+#[derive(Args, Debug, Clone)]
+pub struct CampaignArgs {
+    /// Print the plan (what the run would do) and send nothing; the same as
+    /// `sechub-triage plan`.
+    #[arg(long, help_heading = "Campaign")]
+    pub dry_run: bool,
+    /// What --note does to a finding that already has a note: `replace` it,
+    /// `append` to it (within 512 characters; the existing text is never
+    /// cut), or `keep` it (other fields still apply). `append` and `keep`
+    /// need an export that records notes (ASFF, OCSF) and do not write the
+    /// note where the input does not say whether there is one.
+    #[arg(long, value_enum, default_value_t = NoteModeArg::Replace, help_heading = "Campaign")]
+    pub note_mode: NoteModeArg,
+    /// Refuse the run, before any call, if it would update more than N
+    /// findings (counted after duplicates, rejected and unchanged rows).
+    #[arg(long, value_name = "N", help_heading = "Campaign")]
+    pub max_findings: Option<u64>,
+    /// A run that would update more than N findings must carry a run tag and
+    /// be confirmed: asked on the terminal, or given with --yes.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONFIRM_ABOVE, help_heading = "Campaign")]
+    pub confirm_above: u64,
+    /// Confirm a run above --confirm-above without asking (non-interactive runs).
+    #[arg(long, help_heading = "Campaign")]
+    pub yes: bool,
+    /// Write `UserDefinedFields.sechub-triage-run=TAG` on every finding the
+    /// run updates, so that the campaign's changes can be found and owned
+    /// later (GetFindings filter on UserDefinedFields).
+    #[arg(long, value_name = "TAG", help_heading = "Campaign")]
+    pub run_tag: Option<String>,
+    /// The accounts the inputs should hold: a number (at most N accounts) or
+    /// a comma-separated list of account ids. More refuses the run.
+    #[arg(long, value_name = "N|IDS", value_parser = parse_accounts, help_heading = "Campaign")]
+    pub expect_accounts: Option<Expectation>,
+    /// The Regions the inputs should hold: a number or a comma-separated
+    /// list. More refuses the run.
+    #[arg(long, value_name = "N|REGIONS", value_parser = parse_regions, help_heading = "Campaign")]
+    pub expect_regions: Option<Expectation>,
+}
+
+impl Default for CampaignArgs {
+    fn default() -> Self {
+        CampaignArgs {
+            dry_run: false,
+            note_mode: NoteModeArg::Replace,
+            max_findings: None,
+            confirm_above: DEFAULT_CONFIRM_ABOVE,
+            yes: false,
+            run_tag: None,
+            expect_accounts: None,
+            expect_regions: None,
+        }
+    }
+}
+
+fn parse_accounts(s: &str) -> Result<Expectation, String> {
+    Expectation::parse(s, "accounts").map_err(|e| e.to_string())
+}
+
+fn parse_regions(s: &str) -> Result<Expectation, String> {
+    Expectation::parse(s, "Regions").map_err(|e| e.to_string())
+}
+
+/// `--note-mode` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum NoteModeArg {
+    /// Replace any existing note (the service's own behaviour).
+    #[default]
+    Replace,
+    /// Add the new text after the existing note.
+    Append,
+    /// Leave an existing note as it is.
+    Keep,
+}
+
+impl From<NoteModeArg> for NoteMode {
+    fn from(m: NoteModeArg) -> Self {
+        match m {
+            NoteModeArg::Replace => NoteMode::Replace,
+            NoteModeArg::Append => NoteMode::Append,
+            NoteModeArg::Keep => NoteMode::Keep,
+        }
+    }
+}
+
+impl CampaignArgs {
+    /// Sets the note policy and run tag on the engine's settings, after
+    /// checking that the tag is a valid `UserDefinedFields` value with the
+    /// job's decision.
+    pub fn configure(&self, engine: &mut EngineConfig, decision: &Decision) -> anyhow::Result<()> {
+        engine.note_mode = self.note_mode.into();
+        if let Some(tag) = &self.run_tag {
+            with_run_tag(decision.clone(), tag)
+                .validate()
+                .with_context(|| format!("--run-tag {tag:?} (UserDefinedFields.{RUN_TAG_KEY})"))?;
+            engine.run_tag = Some(tag.clone());
+        }
+        Ok(())
+    }
+
+    fn guardrails(&self) -> Guardrails {
+        Guardrails {
+            max_findings: self.max_findings,
+            confirm_above: self.confirm_above,
+            yes: self.yes,
+        }
+    }
+
+    fn settings(&self, engine: &EngineConfig, inputs: &[String]) -> PlanSettings {
+        PlanSettings {
+            engine: engine.clone(),
+            inputs: inputs.to_vec(),
+            expect_accounts: self.expect_accounts.clone(),
+            expect_regions: self.expect_regions.clone(),
+            samples: DEFAULT_SAMPLES,
+        }
+    }
+}
+
+/// Makes the plan on a blocking thread (reading is blocking I/O).
+async fn make_plan(
+    decision: &Decision,
+    input: Input,
+    settings: PlanSettings,
+    campaign: &CampaignArgs,
+) -> anyhow::Result<Plan> {
+    let job = decision.clone();
+    let tag = crate::plan::run_tag(&job, &settings.engine);
+    let mut plan = tokio::task::spawn_blocking(move || crate::plan::make(&job, input, &settings))
+        .await
+        .context("the plan stopped")?;
+    plan.guard(&campaign.guardrails(), tag);
+    Ok(plan)
+}
+
+fn print_plan(plan: &Plan, format: OutputFormat) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Text => out.write_all(plan.to_text().as_bytes())?,
+        OutputFormat::Json => {
+            out.write_all(plan.to_json().as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `sechub-triage plan` and `update --dry-run`: prints the plan. Exit
+/// status 0 when the run could start (perhaps after confirmation), 1 when
+/// the plan cannot be made or the run would be refused.
+pub(crate) async fn plan_command(args: UpdateArgs) -> anyhow::Result<i32> {
+    let (decision, extra) = args.decision.build()?;
+    let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
+    engine.skip_unchanged = args.input.skip_unchanged;
+    args.campaign.configure(&mut engine, &decision)?;
+    let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
+    let settings = args.campaign.settings(&engine, &args.inputs);
+    let plan = make_plan(&decision, input, settings, &args.campaign).await?;
+    print_plan(&plan, args.output.output)?;
+    let refused = plan
+        .guardrails
+        .as_ref()
+        .is_some_and(|g| g.verdict == Verdict::Refuse);
+    Ok(if refused { exit::USAGE } else { exit::SUCCESS })
+}
+
+/// What `update` keeps from its plan pass for the run.
+#[derive(Debug)]
+pub(crate) struct Cleared {
+    /// Standard input, saved for the second read.
+    pub stdin: Option<Spool>,
+    files: Vec<(PathBuf, Option<Stamp>)>,
+}
+
+/// A file's length and modification time.
+type Stamp = (u64, Option<SystemTime>);
+
+impl Cleared {
+    /// Stops if a named input changed since it was planned.
+    pub fn check_unchanged(&self) -> anyhow::Result<()> {
+        for (path, before) in &self.files {
+            if stamp(path) != *before {
+                bail!(
+                    "{} changed after it was planned; nothing was sent: run again to plan the new content",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
+
+/// `update`'s plan pass: reads the inputs, applies the guardrails, and asks
+/// for confirmation when needed. An error means the run must not start
+/// (nothing was sent).
+pub(crate) async fn clear_run(
+    args: &UpdateArgs,
+    decision: &Decision,
+    extra: &[FindingKey],
+    engine: &EngineConfig,
+) -> anyhow::Result<Cleared> {
+    let stdin = if args.inputs.iter().filter(|i| *i == "-").count() == 1 {
+        Some(tokio::task::spawn_blocking(Spool::stdin).await??)
+    } else {
+        None
+    };
+    let files = args
+        .inputs
+        .iter()
+        .filter(|i| *i != "-")
+        .map(|i| (PathBuf::from(i), stamp(Path::new(i))))
+        .collect();
+    let input = super::open_input_with(
+        &args.inputs,
+        extra.to_vec(),
+        &args.input,
+        args.aws.region.clone(),
+        stdin.as_ref().map(Spool::path),
+        true,
+    )?;
+    let settings = args.campaign.settings(engine, &args.inputs);
+    let plan = make_plan(decision, input, settings, &args.campaign).await?;
+    let Some(report) = plan.guardrails.clone() else {
+        bail!("the plan has no guardrail verdict");
+    };
+    let n = plan.totals.to_update;
+    match report.verdict {
+        Verdict::Proceed => {}
+        Verdict::Refuse => {
+            bail!(
+                "refusing to run, nothing was sent: {} (`sechub-triage plan` with the same arguments shows the whole plan)",
+                report.reasons.join("; ")
+            );
+        }
+        Verdict::Confirm => {
+            // Standard input holding the findings is never a terminal.
+            let interactive = stdin.is_none() && std::io::stdin().is_terminal();
+            if !interactive {
+                bail!(
+                    "refusing to run, nothing was sent: {}, and there is no terminal to confirm on: \
+                     review the plan (`sechub-triage plan` with the same arguments), then add --yes",
+                    report.reasons.join("; ")
+                );
+            }
+            let mut err = std::io::stderr().lock();
+            err.write_all(plan.to_text().as_bytes())?;
+            let answer = ask(
+                &mut err,
+                &mut std::io::stdin().lock(),
+                &format!("Update {n} findings as planned above? Type yes to go on: "),
+            )?;
+            if !answer {
+                bail!("not confirmed; nothing was sent");
+            }
+        }
+    }
+    Ok(Cleared { stdin, files })
+}
+
+/// Asks a yes/no question; only `yes` or `y` (any case) is yes.
+pub(crate) fn ask(
+    out: &mut impl Write,
+    input: &mut impl BufRead,
+    question: &str,
+) -> std::io::Result<bool> {
+    out.write_all(question.as_bytes())?;
+    out.flush()?;
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    let a = line.trim();
+    Ok(a.eq_ignore_ascii_case("yes") || a.eq_ignore_ascii_case("y"))
+}
+
+/// Standard input saved to a private temporary file, removed on drop.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    path: PathBuf,
+}
+
+impl Spool {
+    fn stdin() -> anyhow::Result<Spool> {
+        let dir = std::env::temp_dir();
+        let name = format!(
+            "sechub-triage-stdin-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let path = dir.join(name);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts
+            .open(&path)
+            .with_context(|| format!("cannot save standard input to {}", path.display()))?;
+        let spool = Spool { path };
+        let mut w = std::io::BufWriter::new(file);
+        std::io::copy(&mut std::io::stdin().lock(), &mut w)
+            .and_then(|_| w.flush())
+            .with_context(|| {
+                format!(
+                    "cannot save standard input to {} (it is read twice: once for the plan, once for the run)",
+                    spool.path.display()
+                )
+            })?;
+        Ok(spool)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_is_yes() {
+        for (answer, want) in [
+            ("yes\n", true),
+            ("Y\n", true),
+            (" YES \n", true),
+            ("no\n", false),
+            ("\n", false),
+            ("", false),
+            ("yes please\n", false),
+        ] {
+            let mut out = Vec::new();
+            let got = ask(&mut out, &mut answer.as_bytes(), "Go? ").unwrap();
+            assert_eq!(got, want, "{answer:?}");
+            assert_eq!(out, b"Go? ");
+        }
+    }
+
+    #[test]
+    fn the_run_tag_is_checked_like_any_user_defined_field() {
+        let mut engine = EngineConfig::default();
+        let ok = CampaignArgs {
+            run_tag: Some("q3-suppress".into()),
+            note_mode: NoteModeArg::Keep,
+            ..CampaignArgs::default()
+        };
+        ok.configure(&mut engine, &Decision::default()).unwrap();
+        assert_eq!(engine.run_tag.as_deref(), Some("q3-suppress"));
+        assert_eq!(engine.note_mode, NoteMode::Keep);
+        let blank = CampaignArgs {
+            run_tag: Some("  ".into()),
+            ..CampaignArgs::default()
+        };
+        let err = blank
+            .configure(&mut EngineConfig::default(), &Decision::default())
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("--run-tag"), "{err:#}");
+    }
+}

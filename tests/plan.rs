@@ -1,0 +1,697 @@
+//! Plans, guardrails and the note policy, end to end: the real binary
+//! against the emulator on 127.0.0.1, with inputs that are ASFF exports in
+//! the `aws securityhub get-findings` shape (made from the emulator's own
+//! stored findings, which it renders as GetFindings returns them).
+//!
+//! What these prove: a plan sends nothing (the emulator's counters stay at
+//! zero) and is the same whether or not the endpoint answers; its counts
+//! are those of the real run that follows; guardrails refuse before any
+//! call; each note mode leaves the emulator's stored notes as documented.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+use sechub_triage::emulator::{EmulatorConfig, EmulatorState, SyntheticSpec};
+use sechub_triage::model::FindingKey;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
+
+struct Emu {
+    addr: SocketAddr,
+    state: EmulatorState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Emu {
+    fn start() -> Emu {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = EmulatorState::new(EmulatorConfig::unthrottled());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let st = state.clone();
+        rt.spawn(async move {
+            sechub_triage::emulator::serve(listener, st, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Emu {
+            addr,
+            state,
+            stop: Some(tx),
+            _rt: rt,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every API request the emulator received, all operations together.
+    fn requests(&self) -> u64 {
+        self.state.counters().requests.values().sum()
+    }
+
+    fn note(&self, key: &FindingKey) -> Option<(String, String)> {
+        let f = self.state.finding(key).expect("finding stored");
+        let n = f.get("Note")?;
+        Some((
+            n["Text"].as_str().unwrap_or_default().to_owned(),
+            n["UpdatedBy"].as_str().unwrap_or_default().to_owned(),
+        ))
+    }
+
+    fn workflow(&self, key: &FindingKey) -> String {
+        let f = self.state.finding(key).expect("finding stored");
+        f["Workflow"]["Status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The binary with credentials that exist only here and no access to any
+/// real configuration.
+fn triage(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", "AKIDPLANTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "plan-test-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"));
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// Writes `findings` as `aws securityhub get-findings` output.
+fn write_export(path: &Path, findings: &[Value]) {
+    let doc = json!({ "Findings": findings });
+    std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+}
+
+/// The stored findings, as GetFindings returns them.
+fn export_of(emu: &Emu, keys: &[FindingKey]) -> Vec<Value> {
+    keys.iter()
+        .map(|k| emu.state.finding(k).expect("stored"))
+        .collect()
+}
+
+fn key_of(f: &Value) -> FindingKey {
+    FindingKey::new(f["Id"].as_str().unwrap(), f["ProductArn"].as_str().unwrap())
+}
+
+/// Reads a results CSV into one map per row.
+fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+fn outcome(summary: &Value, kind: &str) -> u64 {
+    summary["outcomes"][kind].as_u64().unwrap_or(0)
+}
+
+/// A port nothing listens on (bound, then released).
+fn dead_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+/// An export of 700 stored findings in two Regions, with 25 repeats, 2
+/// rejected records and 10 findings the emulator does not hold.
+fn campaign_export(emu: &Emu, dir: &Path) -> (PathBuf, Vec<FindingKey>) {
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 700,
+        seed: 61,
+        regions: vec!["us-east-1".into(), "eu-west-1".into()],
+        accounts: vec!["111122223333".into(), "444455556666".into()],
+        ..SyntheticSpec::default()
+    });
+    let mut findings = export_of(emu, &keys);
+    for i in 0..25 {
+        findings.push(findings[i * 27].clone());
+    }
+    for i in 0..10 {
+        let mut ghost = findings[i].clone();
+        ghost["Id"] = json!(format!("ghost-finding-{i}"));
+        ghost["Workflow"] = json!({ "Status": "NEW" });
+        findings.push(ghost);
+    }
+    let mut blank = findings[1].clone();
+    blank["Id"] = json!("   ");
+    findings.push(blank);
+    let mut not_a_product = findings[2].clone();
+    not_a_product["ProductArn"] = json!("arn:aws:guardduty:us-east-1:111122223333:detector/x");
+    findings.push(not_a_product);
+    let path = dir.join("export.json");
+    write_export(&path, &findings);
+    (path, keys)
+}
+
+const SUPPRESS: [&str; 2] = ["--workflow", "Status=SUPPRESSED"];
+
+#[test]
+fn a_plan_sends_nothing_and_its_counts_are_the_runs() {
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (export, keys) = campaign_export(&emu, dir.path());
+    let export = export.to_str().unwrap();
+    let plan_args = |endpoint: &str, format: &str| {
+        let mut a: Vec<String> = vec!["plan".into(), export.into()];
+        a.extend(SUPPRESS.map(String::from));
+        a.extend(
+            [
+                "--skip-unchanged",
+                "--run-tag",
+                "campaign-61",
+                "--endpoint-url",
+                endpoint,
+                "--output",
+                format,
+            ]
+            .map(String::from),
+        );
+        a
+    };
+
+    let out = triage(dir.path())
+        .args(plan_args(&emu.url(), "json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(emu.requests(), 0, "a plan sends nothing");
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+
+    // The same plan with the endpoint down and no credentials at all.
+    let offline = triage(dir.path())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(plan_args(&dead_endpoint(), "json"))
+        .output()
+        .unwrap();
+    assert_eq!(offline.status.code(), Some(0), "{}", show(&offline));
+    assert_eq!(
+        text(&offline.stdout),
+        text(&out.stdout),
+        "same plan without AWS"
+    );
+    let text_online = triage(dir.path())
+        .args(plan_args(&emu.url(), "text"))
+        .output()
+        .unwrap();
+    let text_offline = triage(dir.path())
+        .args(plan_args(&dead_endpoint(), "text"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&text_online.stdout), text(&text_offline.stdout));
+    assert!(
+        text(&text_online.stdout).contains("Requests (fewest possible)"),
+        "{}",
+        show(&text_online)
+    );
+    assert_eq!(emu.requests(), 0, "still nothing sent");
+
+    let t = &plan["totals"];
+    let n = |k: &str| t[k].as_u64().unwrap();
+    assert_eq!(n("records"), 700 + 25 + 10 + 2);
+    assert_eq!(n("duplicates"), 25);
+    assert_eq!(n("rejected"), 2);
+    // Some findings of the synthetic set are already SUPPRESSED; the
+    // export says which, and they are skipped (not sent just to be tagged).
+    assert!(n("unchanged") > 0, "{t}");
+    assert_eq!(
+        n("to_update") + n("unchanged") + n("duplicates") + n("rejected"),
+        n("records")
+    );
+    assert_eq!(
+        plan["by_region"].as_object().unwrap().len(),
+        2,
+        "{}",
+        plan["by_region"]
+    );
+    assert_eq!(plan["by_account"].as_object().unwrap().len(), 2);
+    assert_eq!(plan["rejected"]["samples"].as_array().unwrap().len(), 2);
+    assert_eq!(plan["guardrails"]["verdict"], "proceed");
+
+    // The real run.
+    let results = dir.path().join("results.csv");
+    let mut run_args = plan_args(&emu.url(), "json");
+    run_args[0] = "update".into();
+    run_args.extend(["--no-progress", "--results", results.to_str().unwrap()].map(String::from));
+    let out = triage(dir.path()).args(&run_args).output().unwrap();
+    // Rejected rows and ghosts make it a partial run.
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(summary["records"].as_u64().unwrap(), n("records"));
+    assert_eq!(
+        outcome(&summary, "updated") + outcome(&summary, "failed"),
+        n("to_update")
+    );
+    assert_eq!(outcome(&summary, "failed"), 10, "the ghosts");
+    assert_eq!(outcome(&summary, "unchanged"), n("unchanged"));
+    assert_eq!(outcome(&summary, "duplicate"), n("duplicates"));
+    assert_eq!(outcome(&summary, "invalid"), n("rejected"));
+    let c = emu.state.counters();
+    assert_eq!(c.finding_outcome("Processed"), outcome(&summary, "updated"));
+    // The plan's requests are the fewest possible; a run may need more
+    // (a partial chunk leaves early when it waited long enough).
+    let planned = plan["requests"]["requests"].as_u64().unwrap();
+    let sent = c.requests_for(sechub_triage::emulator::Operation::BatchUpdateFindings);
+    assert!(sent >= planned, "{sent} requests sent, {planned} planned");
+    assert_eq!(sent, summary["requests"].as_u64().unwrap());
+
+    // The run tag is on every updated finding, and only there.
+    let res = read_results(&results);
+    let mut tagged = 0;
+    for r in res.iter().filter(|r| r["outcome"] == "updated") {
+        let k = FindingKey::new(&r["Id"], &r["ProductArn"]);
+        let f = emu.state.finding(&k).unwrap();
+        assert_eq!(f["UserDefinedFields"]["sechub-triage-run"], "campaign-61");
+        assert_eq!(emu.workflow(&k), "SUPPRESSED");
+        tagged += 1;
+    }
+    assert_eq!(tagged, outcome(&summary, "updated"));
+    for r in res.iter().filter(|r| r["outcome"] == "unchanged") {
+        let f = emu
+            .state
+            .finding(&FindingKey::new(&r["Id"], &r["ProductArn"]))
+            .unwrap();
+        assert!(
+            f["UserDefinedFields"].get("sechub-triage-run").is_none(),
+            "{f}"
+        );
+    }
+    assert!(keys.iter().all(|k| emu.workflow(k) == "SUPPRESSED"));
+}
+
+#[test]
+fn guardrails_refuse_before_any_call() {
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 1_200,
+        seed: 62,
+        ..SyntheticSpec::default()
+    });
+    let export = dir.path().join("export.json");
+    write_export(&export, &export_of(&emu, &keys));
+    let results = dir.path().join("results.csv");
+    let run = |extra: &[&str]| {
+        let out = triage(dir.path())
+            .args(["update", export.to_str().unwrap()])
+            .args(["--workflow", "Status=SUPPRESSED"])
+            .args(["--endpoint-url", &emu.url(), "--no-progress"])
+            .args(["--results", results.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        assert_eq!(emu.requests(), 0, "refused before any call: {}", show(&out));
+        assert!(!results.exists(), "no results file: the run never began");
+        text(&out.stderr)
+    };
+
+    let err = run(&["--max-findings", "1000", "--yes", "--run-tag", "t"]);
+    assert!(
+        err.contains("1200 findings to update is more than --max-findings 1000"),
+        "{err}"
+    );
+    // Above --confirm-above (1000 by default), without a terminal.
+    let err = run(&["--run-tag", "t"]);
+    assert!(err.contains("add --yes"), "{err}");
+    assert!(err.contains("more than --confirm-above 1000"), "{err}");
+    // --yes is not enough without a run tag.
+    let err = run(&["--yes"]);
+    assert!(err.contains("run tag"), "{err}");
+    // The stated scope is exceeded (the samples span 3 accounts, 4 Regions).
+    let err = run(&["--yes", "--run-tag", "t", "--expect-accounts", "2"]);
+    assert!(
+        err.contains("findings from 3 accounts, expected at most 2"),
+        "{err}"
+    );
+    let err = run(&[
+        "--yes",
+        "--run-tag",
+        "t",
+        "--expect-regions",
+        "us-east-1,eu-west-1",
+    ]);
+    assert!(err.contains("not in the expected list"), "{err}");
+    // A dry run prints the plan, refusal included, and sends nothing either.
+    let out = triage(dir.path())
+        .args(["update", "--dry-run", export.to_str().unwrap()])
+        .args(["--workflow", "Status=SUPPRESSED", "--max-findings", "10"])
+        .args(["--endpoint-url", &emu.url()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("the run would be REFUSED"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(emu.requests(), 0);
+
+    // Within the guardrails the same run goes ahead.
+    let out = triage(dir.path())
+        .args(["update", export.to_str().unwrap()])
+        .args(["--workflow", "Status=SUPPRESSED"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .args(["--max-findings", "1200", "--yes", "--run-tag", "q3"])
+        .args(["--expect-accounts", "3", "--expect-regions", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(emu.state.counters().finding_outcome("Processed"), 1_200);
+}
+
+#[test]
+fn standard_input_is_planned_and_run_from_one_saved_copy() {
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 60,
+        seed: 63,
+        ..SyntheticSpec::default()
+    });
+    let mut findings = export_of(&emu, &keys);
+    findings.push(findings[0].clone());
+    let doc = serde_json::to_vec(&json!({ "Findings": findings })).unwrap();
+    let results = dir.path().join("results.csv");
+    let mut child = triage(dir.path())
+        .args(["update", "-", "--workflow", "Status=NOTIFIED"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        // Low threshold: the plan pass decides, so stdin must be read twice.
+        .args(["--confirm-above", "10", "--yes", "--run-tag", "stdin-run"])
+        .args(["--results", results.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&doc).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let res = read_results(&results);
+    assert_eq!(res.len(), 61);
+    assert!(res.iter().all(|r| r["file"] == "-"), "named as given");
+    assert_eq!(res.iter().filter(|r| r["outcome"] == "updated").count(), 60);
+    assert!(keys.iter().all(|k| emu.workflow(k) == "NOTIFIED"));
+    // Without --yes the same pipe is refused before any call.
+    let before = emu.requests();
+    let mut child = triage(dir.path())
+        .args(["update", "-", "--workflow", "Status=NEW"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .args(["--confirm-above", "10", "--run-tag", "stdin-run"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&doc).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(emu.requests(), before);
+}
+
+/// Four findings with known notes: a short note, none, a note that fills
+/// almost the whole 512 characters, and one that already ends with the
+/// campaign's text.
+fn noted_findings(emu: &Emu) -> Vec<FindingKey> {
+    let template = EmulatorState::default();
+    let keys = template.seed_synthetic(&SyntheticSpec {
+        count: 4,
+        seed: 64,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let notes = [
+        Some("JIRA-101 owned by team A"),
+        None,
+        Some(&*"x".repeat(500)),
+        Some("JIRA-104 | accepted risk"),
+    ];
+    keys.iter()
+        .zip(notes)
+        .map(|(k, note)| {
+            let mut f = template.finding(k).unwrap();
+            let obj = f.as_object_mut().unwrap();
+            obj.remove("Note");
+            if let Some(text) = note {
+                obj.insert(
+                    "Note".into(),
+                    json!({"Text": text, "UpdatedBy": "ticket-bot", "UpdatedAt": "2026-10-01T00:00:00.000Z"}),
+                );
+            }
+            emu.state.insert_finding(f).unwrap()
+        })
+        .collect()
+}
+
+fn run_note_mode(
+    emu: &Emu,
+    dir: &Path,
+    input: &Path,
+    mode: &str,
+    decision: &[&str],
+) -> Vec<HashMap<String, String>> {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let results = dir.join(format!("results-{mode}-{n}.csv"));
+    let out = triage(dir)
+        .args(["update", input.to_str().unwrap()])
+        .args(decision)
+        .args(["--note-mode", mode])
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .args(["--results", results.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    read_results(&results)
+}
+
+const NOTE_DECISION: [&str; 4] = [
+    "--workflow",
+    "Status=SUPPRESSED",
+    "--note",
+    "Text=accepted risk,UpdatedBy=campaign-7",
+];
+
+#[test]
+fn note_mode_replace_overwrites_every_note() {
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = noted_findings(&emu);
+    let export = dir.path().join("export.json");
+    write_export(&export, &export_of(&emu, &keys));
+    run_note_mode(&emu, dir.path(), &export, "replace", &NOTE_DECISION);
+    for k in &keys {
+        assert_eq!(
+            emu.note(k),
+            Some(("accepted risk".into(), "campaign-7".into()))
+        );
+        assert_eq!(emu.workflow(k), "SUPPRESSED");
+    }
+}
+
+#[test]
+fn note_mode_append_keeps_the_existing_text() {
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = noted_findings(&emu);
+    let export = dir.path().join("export.json");
+    write_export(&export, &export_of(&emu, &keys));
+
+    // The plan says what will happen to each note first.
+    let out = triage(dir.path())
+        .args(["plan", export.to_str().unwrap()])
+        .args(NOTE_DECISION)
+        .args(["--note-mode", "append", "--output", "json"])
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("plan");
+    assert_eq!(plan["notes"]["appended"], 1, "{}", plan["notes"]);
+    assert_eq!(plan["notes"]["written (no note before)"], 1);
+    assert_eq!(plan["notes"]["not appended (no room)"], 1);
+    assert_eq!(plan["notes"]["already appended"], 1);
+    assert_eq!(plan["warnings"][0]["code"], "note-cut");
+
+    let res = run_note_mode(&emu, dir.path(), &export, "append", &NOTE_DECISION);
+    let by = |s: &str| ("".to_owned() + s, "campaign-7".to_owned());
+    assert_eq!(
+        emu.note(&keys[0]),
+        Some(by("JIRA-101 owned by team A | accepted risk"))
+    );
+    assert_eq!(emu.note(&keys[1]), Some(by("accepted risk")));
+    // No room: the existing text is never cut; the campaign's name is set.
+    assert_eq!(emu.note(&keys[2]), Some(by(&"x".repeat(500))));
+    assert_eq!(emu.note(&keys[3]), Some(by("JIRA-104 | accepted risk")));
+    let row = res.iter().find(|r| r["Id"] == keys[2].id).unwrap();
+    assert_eq!(row["outcome"], "updated");
+    assert!(row["error_message"].contains("no room"), "{row:?}");
+    let row = res.iter().find(|r| r["Id"] == keys[0].id).unwrap();
+    assert!(row["error_message"].contains("appended"), "{row:?}");
+    assert!(keys.iter().all(|k| emu.workflow(k) == "SUPPRESSED"));
+}
+
+#[test]
+fn note_mode_keep_leaves_existing_notes_and_applies_the_rest() {
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = noted_findings(&emu);
+    let export = dir.path().join("export.json");
+    write_export(&export, &export_of(&emu, &keys));
+    let res = run_note_mode(&emu, dir.path(), &export, "keep", &NOTE_DECISION);
+    let bot = |s: &str| Some((s.to_owned(), "ticket-bot".to_owned()));
+    assert_eq!(emu.note(&keys[0]), bot("JIRA-101 owned by team A"));
+    assert_eq!(
+        emu.note(&keys[1]),
+        Some(("accepted risk".into(), "campaign-7".into())),
+        "no note before: written"
+    );
+    assert_eq!(emu.note(&keys[2]), bot(&"x".repeat(500)));
+    assert_eq!(emu.note(&keys[3]), bot("JIRA-104 | accepted risk"));
+    assert!(keys.iter().all(|k| emu.workflow(k) == "SUPPRESSED"));
+    assert!(res.iter().all(|r| r["outcome"] == "updated"), "{res:?}");
+    let row = res.iter().find(|r| r["Id"] == keys[0].id).unwrap();
+    assert!(row["error_message"].contains("kept"), "{row:?}");
+}
+
+#[test]
+fn note_mode_keep_writes_no_note_where_the_input_does_not_say() {
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = noted_findings(&emu);
+    // A list of identifiers only: nothing says which findings have notes.
+    let list = dir.path().join("ids.csv");
+    let mut csv = String::from("Id,ProductArn\n");
+    for k in &keys {
+        csv.push_str(&format!("{},{}\n", k.id, k.product_arn));
+    }
+    std::fs::write(&list, csv).unwrap();
+    let res = run_note_mode(&emu, dir.path(), &list, "keep", &NOTE_DECISION);
+    assert!(res.iter().all(|r| r["outcome"] == "updated"), "{res:?}");
+    assert_eq!(
+        emu.note(&keys[1]),
+        None,
+        "not written: it might have had one"
+    );
+    assert_eq!(
+        emu.note(&keys[0]),
+        Some(("JIRA-101 owned by team A".into(), "ticket-bot".into()))
+    );
+    assert!(keys.iter().all(|k| emu.workflow(k) == "SUPPRESSED"));
+
+    // A decision that is only a note leaves nothing to send: zero calls.
+    let before = emu.requests();
+    let res = run_note_mode(
+        &emu,
+        dir.path(),
+        &list,
+        "keep",
+        &["--note", "Text=accepted risk,UpdatedBy=campaign-7"],
+    );
+    assert!(res.iter().all(|r| r["outcome"] == "unchanged"), "{res:?}");
+    assert!(
+        res[0]["error_message"].contains("does not record"),
+        "{res:?}"
+    );
+    assert_eq!(emu.requests(), before);
+}
+
+#[test]
+fn the_plan_warns_about_resolving_failing_controls() {
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 300,
+        seed: 65,
+        ..SyntheticSpec::default()
+    });
+    let findings = export_of(&emu, &keys);
+    let failing_controls = findings
+        .iter()
+        .filter(|f| {
+            f["GeneratorId"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("security-control/"))
+                && matches!(
+                    f["Compliance"]["Status"].as_str(),
+                    Some("FAILED") | Some("WARNING")
+                )
+        })
+        .count() as u64;
+    assert!(failing_controls > 10, "the samples hold failing controls");
+    let export = dir.path().join("export.json");
+    write_export(&export, &findings);
+    let out = triage(dir.path())
+        .args(["plan", export.to_str().unwrap()])
+        .args(["--workflow", "Status=RESOLVED", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "resolved-failing-controls")
+        .expect("warning");
+    assert_eq!(w["count"].as_u64(), Some(failing_controls));
+    assert!(w["message"].as_str().unwrap().contains("SUPPRESSED"));
+    let sample = key_of(
+        findings
+            .iter()
+            .find(|f| f["Id"] == w["samples"][0]["id"])
+            .unwrap(),
+    );
+    assert!(sample.id.contains("security-control/"));
+}
