@@ -9,7 +9,7 @@
 //! call; each note mode leaves the emulator's stored notes as documented.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -94,7 +94,10 @@ impl Drop for Emu {
 /// The binary with credentials that exist only here and no access to any
 /// real configuration.
 fn triage(home: &Path) -> Command {
-    let mut c = Command::new(BIN);
+    with_test_env(Command::new(BIN), home)
+}
+
+fn with_test_env(mut c: Command, home: &Path) -> Command {
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -694,4 +697,79 @@ fn the_plan_warns_about_resolving_failing_controls() {
             .unwrap(),
     );
     assert!(sample.id.contains("security-control/"));
+}
+
+/// The interactive confirmation, on a real terminal: `script` (util-linux)
+/// gives the binary a pseudo-terminal and types the answer.
+#[test]
+fn on_a_terminal_the_run_asks_and_only_yes_goes_ahead() {
+    let Some(script) = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("no `script` here: the terminal path is covered by cli::plan's unit tests only");
+        return;
+    };
+    let emu = Emu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 40,
+        seed: 66,
+        ..SyntheticSpec::default()
+    });
+    let export = dir.path().join("export.json");
+    write_export(&export, &export_of(&emu, &keys));
+    let ask = |answer: &str| {
+        let line = format!(
+            "{BIN} update {} --workflow Status=NOTIFIED --confirm-above 10 --run-tag tty \
+             --endpoint-url {} --no-progress --output json",
+            export.display(),
+            emu.url()
+        );
+        let mut child = with_test_env(Command::new(script), dir.path())
+            .args(["-qec", &line, "/dev/null"])
+            .env_remove("SHELL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{script}: {e}"));
+        // The answer is typed at once and the terminal kept open until the
+        // run ends (closing it early would hang up on the program).
+        let mut tty = child.stdin.take().unwrap();
+        tty.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        let status = child.wait().unwrap();
+        drop(tty);
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_end(&mut stderr)
+            .unwrap();
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
+    };
+    let out = ask("no");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let screen = text(&out.stdout);
+    assert!(screen.contains("Type yes to go on"), "{screen}");
+    assert!(
+        screen.contains("not confirmed; nothing was sent"),
+        "{screen}"
+    );
+    assert_eq!(emu.requests(), 0);
+    let out = ask("yes");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(keys.iter().all(|k| emu.workflow(k) == "NOTIFIED"));
 }
