@@ -72,6 +72,9 @@ pub struct SourceRecord {
     /// The finding's state as the export recorded it, when it does
     /// (used by `--skip-unchanged`).
     pub current: Option<Arc<CurrentState>>,
+    /// Something the results should say about this record once it is
+    /// updated (a revert that cannot restore every field says which).
+    pub remark: Option<Arc<str>>,
 }
 
 impl SourceRecord {
@@ -82,6 +85,7 @@ impl SourceRecord {
             key,
             decision: None,
             current: None,
+            remark: None,
         }
     }
 }
