@@ -24,9 +24,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,53 +130,7 @@ pub enum EngineError {
     Output(#[source] std::io::Error),
 }
 
-/// Identifies duplicate findings in the input with a 64-bit fingerprint of
-/// (Id, ProductArn): 8 bytes per finding plus the hash table's slack. Two
-/// different findings share a fingerprint with probability about n²/2⁶⁵
-/// (≈3·10⁻⁶ for ten million findings); such a finding would be reported as
-/// a duplicate, never silently dropped.
-#[derive(Default)]
-pub struct DedupIndex {
-    seen: HashSet<u64, std::hash::BuildHasherDefault<IdentityHasher>>,
-}
-
-impl DedupIndex {
-    /// Records `key`; false if it was seen before.
-    pub fn insert(&mut self, key: &FindingKey) -> bool {
-        let mut h = DefaultHasher::new();
-        key.id.hash(&mut h);
-        key.product_arn.hash(&mut h);
-        self.seen.insert(h.finish())
-    }
-
-    /// Findings seen.
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    /// No finding seen yet.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-}
-
-/// The fingerprints are already SipHash outputs: hash them no further.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+pub use crate::dedup::DedupIndex;
 
 /// What the reading thread sends to the dispatcher.
 enum ReaderMsg {
@@ -407,6 +359,9 @@ struct Item {
     throttles: u32,
     /// What the results say about it once updated (the note policy's doing).
     remark: Option<Cow<'static, str>>,
+    /// What the fields its decision sets held before, when the input
+    /// recorded it: the results keep it so that the run can be reverted.
+    prior: Option<Arc<serde_json::Value>>,
 }
 
 /// Findings of one Region waiting to be sent with one decision.
@@ -891,9 +846,17 @@ impl Dispatcher {
                         code: Some("ProductArn".into()),
                         message: Some(UNKNOWN_REGION.into()),
                         attempts: 0,
+                        applied: None,
+                        prior: None,
                     });
                 };
                 let idx = self.region(&region);
+                let prior = crate::revert::prior_fragment(&decision, r.current.as_deref());
+                let remark = match (r.remark, remark) {
+                    (Some(own), Some(note)) => Some(Cow::Owned(format!("{own}; {note}"))),
+                    (Some(own), None) => Some(Cow::Owned(own.to_string())),
+                    (None, note) => note,
+                };
                 let item = Item {
                     location: r.location,
                     key: r.key,
@@ -902,6 +865,7 @@ impl Dispatcher {
                     failures: 0,
                     throttles: 0,
                     remark,
+                    prior: prior.map(Arc::new),
                 };
                 if let Some(reason) = self.aborted.clone() {
                     // Never held: record directly.
@@ -914,6 +878,8 @@ impl Dispatcher {
                         code: None,
                         message: Some(reason),
                         attempts: 0,
+                        applied: None,
+                        prior: None,
                     });
                 }
                 self.regions[idx].push(item, false, Instant::now());
@@ -929,6 +895,8 @@ impl Dispatcher {
                     code: None,
                     message: Some(message.into_owned()),
                     attempts: 0,
+                    applied: None,
+                    prior: None,
                 })?;
             }
             ReaderMsg::Duplicate(r) => {
@@ -941,6 +909,8 @@ impl Dispatcher {
                     code: None,
                     message: Some("same Id and ProductArn as an earlier record; sent once".into()),
                     attempts: 0,
+                    applied: None,
+                    prior: None,
                 })?;
             }
             ReaderMsg::Invalid(i) => {
@@ -953,6 +923,8 @@ impl Dispatcher {
                     code: i.column,
                     message: Some(i.reason),
                     attempts: 0,
+                    applied: None,
+                    prior: None,
                 })?;
             }
             ReaderMsg::Error(e) => {
@@ -1360,6 +1332,7 @@ impl Dispatcher {
         message: Option<String>,
     ) -> Result<(), EngineError> {
         self.held -= 1;
+        let updated = kind == OutcomeKind::Updated;
         self.record(Outcome {
             location: item.location,
             key: Some(item.key),
@@ -1368,6 +1341,8 @@ impl Dispatcher {
             code,
             message,
             attempts: item.attempts,
+            applied: updated.then_some(item.decision),
+            prior: if updated { item.prior } else { None },
         })
     }
 
@@ -1413,6 +1388,7 @@ mod tests {
             failures: 0,
             throttles: 0,
             remark: None,
+            prior: None,
         }
     }
 

@@ -719,6 +719,8 @@ impl JournalRow {
             code: opt(self.error_code),
             message: opt(self.error_message),
             attempts: self.attempts,
+            applied: None,
+            prior: None,
         }
     }
 
@@ -1012,6 +1014,8 @@ mod tests {
             code: (kind == OutcomeKind::Failed).then(|| "FindingNotFound".to_owned()),
             message: Some("a message, with a comma\nand a newline".into()),
             attempts: 12,
+            applied: None,
+            prior: None,
         }
     }
 

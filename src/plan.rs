@@ -219,6 +219,9 @@ pub enum WarningCode {
     UnexpectedRegions,
     /// Findings already in the requested state that would be sent anyway.
     AlreadyInState,
+    /// Records that say something will not be done (a revert that cannot
+    /// restore every field).
+    NotRestorable,
 }
 
 impl WarningCode {
@@ -607,6 +610,12 @@ impl Builder<'_> {
                     .by_product
                     .entry(product_of(&r.key.product_arn).to_owned())
                     .or_default() += 1;
+                if let Some(remark) = &r.remark {
+                    let detail = remark.to_string();
+                    self.warn(WarningCode::NotRestorable, || {
+                        Sample::of(&r.location, Some(&r.key), detail)
+                    });
+                }
                 if holds {
                     self.totals.already_in_state += 1;
                     self.warn(WarningCode::AlreadyInState, || {
@@ -784,6 +793,11 @@ fn warning_message(code: WarningCode, n: u64, s: &PlanSettings) -> String {
                 )
             }
         }
+        WarningCode::NotRestorable => format!(
+            "{n} findings cannot be fully restored through the API (a note where there was none, an \
+             added user-defined field, a value the input did not record); the rest of each is restored \
+             and the results say what was not"
+        ),
         WarningCode::UnexpectedAccounts | WarningCode::UnexpectedRegions => String::new(),
     }
 }

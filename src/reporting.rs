@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::decision::Decision;
 use crate::model::{FindingKey, Location, OutcomeKind};
 
 /// The final outcome of one input record.
@@ -41,6 +42,12 @@ pub struct Outcome {
     pub message: Option<String>,
     /// Requests that carried this finding (0 for invalid/duplicate/not attempted).
     pub attempts: u32,
+    /// For updated findings: the decision applied.
+    pub applied: Option<Arc<Decision>>,
+    /// For updated findings whose input recorded their state: the values
+    /// the applied fields held before (an ASFF fragment, see
+    /// [`crate::revert`]).
+    pub prior: Option<Arc<serde_json::Value>>,
 }
 
 /// Receives every outcome, once.
@@ -80,7 +87,7 @@ impl ResultsFormat {
 
 /// The columns of a results file, in order: the CSV header, and the keys of
 /// each JSON Lines object.
-pub const RESULT_COLUMNS: [&str; 9] = [
+pub const RESULT_COLUMNS: [&str; 11] = [
     "file",
     "row",
     "Id",
@@ -90,6 +97,8 @@ pub const RESULT_COLUMNS: [&str; 9] = [
     "error_code",
     "error_message",
     "attempts",
+    "applied",
+    "prior",
 ];
 
 /// The columns of a results row, shared by the CSV and JSON Lines layouts
@@ -107,6 +116,11 @@ struct ResultRow<'a> {
     error_code: &'a str,
     error_message: &'a str,
     attempts: u32,
+    /// The decision applied, as the `BatchUpdateFindings` members in JSON
+    /// (empty unless updated).
+    applied: String,
+    /// What the applied fields held before, as JSON (empty when unknown).
+    prior: String,
 }
 
 impl<'a> ResultRow<'a> {
@@ -121,6 +135,12 @@ impl<'a> ResultRow<'a> {
             error_code: o.code.as_deref().unwrap_or(""),
             error_message: o.message.as_deref().unwrap_or(""),
             attempts: o.attempts,
+            applied: o
+                .applied
+                .as_ref()
+                .and_then(|d| serde_json::to_string(&**d).ok())
+                .unwrap_or_default(),
+            prior: o.prior.as_ref().map(|v| v.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -462,6 +482,8 @@ mod tests {
             code: None,
             message: None,
             attempts: 1,
+            applied: None,
+            prior: None,
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod exit;
 pub mod plan;
 mod progress;
+pub mod revert;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +40,9 @@ enum Command {
     /// Show what `update` with the same arguments would do, sending nothing
     /// (the same as `update --dry-run`).
     Plan(Box<UpdateArgs>),
+    /// Undo a run from its results file: restore what each updated finding
+    /// held before, where the input recorded it (`--dry-run` to plan it).
+    Revert(Box<revert::RevertArgs>),
     /// Run `update` over the bundled samples against an in-process emulator
     /// with some fault injection: the whole engine, no AWS account needed.
     Demo(Box<demo::DemoArgs>),
@@ -326,6 +330,7 @@ pub fn main() -> i32 {
         match cli.command {
             Command::Update(args) => update(*args).await,
             Command::Plan(args) => plan::plan_command(*args).await,
+            Command::Revert(args) => revert::run(*args).await,
             Command::Demo(args) => demo::run(*args).await,
             Command::Emulator(args) => crate::emulator::cli::run(*args)
                 .await

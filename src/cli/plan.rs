@@ -164,7 +164,7 @@ async fn make_plan(
     Ok(plan)
 }
 
-fn print_plan(plan: &Plan, format: OutputFormat) -> anyhow::Result<()> {
+pub(crate) fn print_plan(plan: &Plan, format: OutputFormat) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Text => out.write_all(plan.to_text().as_bytes())?,

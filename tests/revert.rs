@@ -1,0 +1,240 @@
+//! Undo, end to end against the emulator: export, campaign, `revert`, and a
+//! revert of the revert, checked through the emulator's stored findings.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sechub_triage::emulator::{EmulatorConfig, Operation, SyntheticSpec};
+use sechub_triage::model::FindingKey;
+use serde_json::{Value, json};
+use support::*;
+
+/// What a campaign may change and a revert must put back.
+#[derive(Clone, Debug, PartialEq)]
+struct Snapshot {
+    status: String,
+    severity: String,
+    note: Option<(String, String)>,
+}
+
+fn snapshot(emu: &Emu, k: &FindingKey) -> Snapshot {
+    let f = emu.state.finding(k).unwrap();
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    Snapshot {
+        status: s(&f["Workflow"]["Status"]),
+        severity: s(&f["Severity"]["Label"]),
+        note: f
+            .get("Note")
+            .filter(|n| !n.is_null())
+            .map(|n| (s(&n["Text"]), s(&n["UpdatedBy"]))),
+    }
+}
+
+fn run(emu: &Emu, home: &Path, args: &[&str]) -> (i32, String) {
+    let out = triage(home)
+        .args(args)
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn by_id(rows: Vec<HashMap<String, String>>) -> HashMap<String, HashMap<String, String>> {
+    rows.into_iter().map(|r| (r["Id"].clone(), r)).collect()
+}
+
+#[test]
+fn export_campaign_revert_and_revert_the_revert() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 400,
+        seed: 77,
+        ..SyntheticSpec::default()
+    });
+    let before: Vec<Snapshot> = keys.iter().map(|k| snapshot(&emu, k)).collect();
+    let with_note = before.iter().filter(|s| s.note.is_some()).count();
+    assert!(
+        with_note > 0 && with_note < keys.len(),
+        "the data mixes notes"
+    );
+
+    // 1. Export (what `aws securityhub get-findings` writes).
+    let docs: Vec<Value> = keys.iter().map(|k| emu.state.finding(k).unwrap()).collect();
+    let export = d.join("export.json");
+    std::fs::write(&export, json!({ "Findings": docs }).to_string()).unwrap();
+
+    // 2. The campaign.
+    let r1 = d.join("campaign.csv");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            export.to_str().unwrap(),
+            "--workflow",
+            "Status=SUPPRESSED",
+            "--severity",
+            "Label=LOW",
+            "--note",
+            "Text=accepted by risk board,UpdatedBy=campaign-7",
+            "--results",
+            r1.to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    for k in &keys {
+        let s = snapshot(&emu, k);
+        assert_eq!(
+            (s.status.as_str(), s.severity.as_str()),
+            ("SUPPRESSED", "LOW")
+        );
+    }
+    let campaign = by_id(read_results(&r1));
+    assert!(
+        campaign
+            .values()
+            .all(|r| !r["applied"].is_empty() && !r["prior"].is_empty()),
+        "every updated row records what was applied and what was there before"
+    );
+
+    // 3. The revert's plan sends nothing.
+    emu.state.reset_counters();
+    let (status, stderr) = run(&emu, d, &["revert", r1.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(
+        emu.state
+            .counters()
+            .requests_for(Operation::BatchUpdateFindings),
+        0
+    );
+
+    // 4. The revert.
+    let r2 = d.join("revert.csv");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "revert",
+            r1.to_str().unwrap(),
+            "--results",
+            r2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let reverted = by_id(read_results(&r2));
+    assert_eq!(reverted.len(), keys.len());
+    for (k, was) in keys.iter().zip(&before) {
+        let now = snapshot(&emu, k);
+        assert_eq!(now.status, was.status, "{k}");
+        assert_eq!(now.severity, was.severity, "{k}");
+        let row = &reverted[&k.id];
+        assert_eq!(row["outcome"], "updated", "{k}");
+        match &was.note {
+            Some(note) => assert_eq!(now.note.as_ref(), Some(note), "{k}"),
+            None => {
+                // Notes cannot be deleted: said per finding, not skipped.
+                assert_eq!(
+                    now.note,
+                    Some(("accepted by risk board".into(), "campaign-7".into()))
+                );
+                assert!(
+                    row["error_message"].contains("Note: the finding had no note"),
+                    "{row:?}"
+                );
+            }
+        }
+    }
+
+    // 5. Reverting the revert is the campaign again.
+    let r3 = d.join("redo.csv");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "revert",
+            r2.to_str().unwrap(),
+            "--results",
+            r3.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    for k in &keys {
+        let s = snapshot(&emu, k);
+        assert_eq!(
+            s,
+            Snapshot {
+                status: "SUPPRESSED".into(),
+                severity: "LOW".into(),
+                note: Some(("accepted by risk board".into(), "campaign-7".into())),
+            },
+            "{k}"
+        );
+    }
+}
+
+#[test]
+fn a_run_without_recorded_state_cannot_be_reverted_and_says_so() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 20,
+        seed: 78,
+        ..SyntheticSpec::default()
+    });
+    // A bare identifier list records no state.
+    let input = d.join("ids.csv");
+    write_csv(
+        &input,
+        "Id,ProductArn",
+        &keys.iter().map(key_row).collect::<Vec<_>>(),
+    );
+    let r1 = d.join("r1.csv");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            input.to_str().unwrap(),
+            "--workflow",
+            "Status=RESOLVED",
+            "--results",
+            r1.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    emu.state.reset_counters();
+    let r2 = d.join("r2.csv");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "revert",
+            r1.to_str().unwrap(),
+            "--results",
+            r2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 2, "nothing could be reverted: {stderr}");
+    assert_eq!(
+        emu.state
+            .counters()
+            .requests_for(Operation::BatchUpdateFindings),
+        0
+    );
+    let rows = read_results(&r2);
+    assert_eq!(rows.len(), keys.len());
+    for row in rows {
+        assert_eq!(row["outcome"], "invalid");
+        assert!(
+            row["error_message"].contains("Workflow.Status: the input did not record its value"),
+            "{row:?}"
+        );
+    }
+}
