@@ -170,9 +170,12 @@ pub(crate) struct FieldPlan {
     /// Decisions and states built recently, by their cells' text: a file of
     /// millions of rows holds a handful of distinct decisions (and often of
     /// states), which should cost one allocation each, not one per row.
-    decisions: Recent<Result<Option<Arc<Decision>>, (Arc<str>, String)>>,
+    decisions: Recent<RowDecision>,
     states: Recent<Option<Arc<CurrentState>>>,
 }
+
+/// A row's own decision (`None`: it sets none), or the column at fault and why.
+type RowDecision = Result<Option<Arc<Decision>>, (Arc<str>, String)>;
 
 /// A small direct-mapped cache of values by a text key (slot = hash of the
 /// key): constant work per lookup whatever the input. The caller builds the
@@ -312,10 +315,7 @@ impl FieldPlan {
         SourceItem::Record(record)
     }
 
-    fn decision(
-        &mut self,
-        cells: &[FieldCell<'_>],
-    ) -> Result<Option<Arc<Decision>>, (Arc<str>, String)> {
+    fn decision(&mut self, cells: &[FieldCell<'_>]) -> RowDecision {
         let any = self
             .columns
             .iter()

@@ -138,7 +138,9 @@ impl fmt::Display for Notice {
 /// A callback for [`Notice`]s. The CLI prints them on standard error; the
 /// default drops them.
 #[derive(Clone, Default)]
-pub struct Notices(Option<Arc<dyn Fn(&Notice) + Send + Sync>>);
+pub struct Notices(Option<Arc<NoticeFn>>);
+
+type NoticeFn = dyn Fn(&Notice) + Send + Sync;
 
 impl Notices {
     /// Sends every notice to `f`.
