@@ -3,117 +3,15 @@
 //! real SDK client over HTTP. Every test checks that each input record ends
 //! in exactly one outcome and that our counts agree with what the emulator saw.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sechub_triage::emulator::{
-    Bucket, EmulatorConfig, EmulatorState, FaultConfig, Operation, SyntheticSpec,
-};
+use sechub_triage::emulator::{Bucket, EmulatorConfig, FaultConfig, Operation, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
-
-struct Emu {
-    addr: SocketAddr,
-    state: EmulatorState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Emu {
-    fn start(config: EmulatorConfig) -> Emu {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let state = EmulatorState::new(config);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let st = state.clone();
-        rt.spawn(async move {
-            sechub_triage::emulator::serve(listener, st, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Emu {
-            addr,
-            state,
-            stop: Some(tx),
-            rt,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// The binary with credentials that exist only here and no access to any
-/// real configuration.
-fn triage(home: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_ACCESS_KEY_ID", "AKIDENGINETEST")
-        .env("AWS_SECRET_ACCESS_KEY", "engine-test-secret-XYZZY")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", home.join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"));
-    c
-}
-
-fn write_csv(path: &Path, header: &str, rows: &[String]) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    writeln!(f, "{header}").unwrap();
-    for r in rows {
-        writeln!(f, "{r}").unwrap();
-    }
-}
-
-fn csv_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// One `Id,ProductArn` CSV row.
-fn key_row(k: &FindingKey) -> String {
-    format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))
-}
-
-/// Reads a results CSV into one map per row.
-fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .zip(rec.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
-}
+mod support;
+use support::*;
 
 fn missing_key(i: usize) -> FindingKey {
     FindingKey::new(
@@ -292,7 +190,7 @@ fn twenty_thousand_findings_under_faults_all_accounted_for() {
         stderr.as_ref(),
         &std::fs::read_to_string(&results).unwrap(),
     ] {
-        assert!(!text.contains("engine-test-secret-XYZZY"));
+        assert!(!text.contains(TEST_SECRET));
     }
 }
 

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -19,96 +18,8 @@ use serde_json::{Value, json};
 use sechub_triage::emulator::{EmulatorConfig, EmulatorState, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
-
-struct Emu {
-    addr: SocketAddr,
-    state: EmulatorState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Emu {
-    fn start() -> Emu {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let state = EmulatorState::new(EmulatorConfig::unthrottled());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let st = state.clone();
-        rt.spawn(async move {
-            sechub_triage::emulator::serve(listener, st, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Emu {
-            addr,
-            state,
-            stop: Some(tx),
-            _rt: rt,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Every API request the emulator received, all operations together.
-    fn requests(&self) -> u64 {
-        self.state.counters().requests.values().sum()
-    }
-
-    fn note(&self, key: &FindingKey) -> Option<(String, String)> {
-        let f = self.state.finding(key).expect("finding stored");
-        let n = f.get("Note")?;
-        Some((
-            n["Text"].as_str().unwrap_or_default().to_owned(),
-            n["UpdatedBy"].as_str().unwrap_or_default().to_owned(),
-        ))
-    }
-
-    fn workflow(&self, key: &FindingKey) -> String {
-        let f = self.state.finding(key).expect("finding stored");
-        f["Workflow"]["Status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-}
-
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// The binary with credentials that exist only here and no access to any
-/// real configuration.
-fn triage(home: &Path) -> Command {
-    with_test_env(Command::new(BIN), home)
-}
-
-fn with_test_env(mut c: Command, home: &Path) -> Command {
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_ACCESS_KEY_ID", "AKIDPLANTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "plan-test-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", home.join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"));
-    c
-}
+mod support;
+use support::*;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -203,7 +114,7 @@ const SUPPRESS: [&str; 2] = ["--workflow", "Status=SUPPRESSED"];
 
 #[test]
 fn a_plan_sends_nothing_and_its_counts_are_the_runs() {
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let (export, keys) = campaign_export(&emu, dir.path());
     let export = export.to_str().unwrap();
@@ -337,7 +248,7 @@ fn a_plan_sends_nothing_and_its_counts_are_the_runs() {
 
 #[test]
 fn guardrails_refuse_before_any_call() {
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let keys = emu.state.seed_synthetic(&SyntheticSpec {
         count: 1_200,
@@ -418,7 +329,7 @@ fn guardrails_refuse_before_any_call() {
 
 #[test]
 fn standard_input_is_planned_and_run_from_one_saved_copy() {
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let keys = emu.state.seed_synthetic(&SyntheticSpec {
         count: 60,
@@ -530,7 +441,7 @@ const NOTE_DECISION: [&str; 4] = [
 
 #[test]
 fn note_mode_replace_overwrites_every_note() {
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let keys = noted_findings(&emu);
     let export = dir.path().join("export.json");
@@ -547,7 +458,7 @@ fn note_mode_replace_overwrites_every_note() {
 
 #[test]
 fn note_mode_append_keeps_the_existing_text() {
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let keys = noted_findings(&emu);
     let export = dir.path().join("export.json");
@@ -587,7 +498,7 @@ fn note_mode_append_keeps_the_existing_text() {
 
 #[test]
 fn note_mode_keep_leaves_existing_notes_and_applies_the_rest() {
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let keys = noted_findings(&emu);
     let export = dir.path().join("export.json");
@@ -610,7 +521,7 @@ fn note_mode_keep_leaves_existing_notes_and_applies_the_rest() {
 
 #[test]
 fn note_mode_keep_writes_no_note_where_the_input_does_not_say() {
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let keys = noted_findings(&emu);
     // A list of identifiers only: nothing says which findings have notes.
@@ -652,7 +563,7 @@ fn note_mode_keep_writes_no_note_where_the_input_does_not_say() {
 
 #[test]
 fn the_plan_warns_about_resolving_failing_controls() {
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let keys = emu.state.seed_synthetic(&SyntheticSpec {
         count: 300,
@@ -710,7 +621,7 @@ fn on_a_terminal_the_run_asks_and_only_yes_goes_ahead() {
         eprintln!("no `script` here: the terminal path is covered by cli::plan's unit tests only");
         return;
     };
-    let emu = Emu::start();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
     let dir = tempfile::tempdir().unwrap();
     let keys = emu.state.seed_synthetic(&SyntheticSpec {
         count: 40,

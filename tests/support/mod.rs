@@ -12,6 +12,10 @@ use std::process::Command;
 use sechub_triage::emulator::{EmulatorConfig, EmulatorState};
 use sechub_triage::model::FindingKey;
 
+/// The secret access key every test run gets: recognisable, so that tests
+/// can check it never reaches an output.
+pub const TEST_SECRET: &str = "support-test-secret-XYZZY";
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
 
@@ -54,6 +58,30 @@ impl Emu {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Every API request the emulator received, all operations together.
+    pub fn requests(&self) -> u64 {
+        self.state.counters().requests.values().sum()
+    }
+
+    /// The stored finding's note (text, author), if it has one.
+    pub fn note(&self, key: &FindingKey) -> Option<(String, String)> {
+        let f = self.state.finding(key).expect("finding stored");
+        let n = f.get("Note").filter(|n| !n.is_null())?;
+        Some((
+            n["Text"].as_str().unwrap_or_default().to_owned(),
+            n["UpdatedBy"].as_str().unwrap_or_default().to_owned(),
+        ))
+    }
+
+    /// The stored finding's workflow status.
+    pub fn workflow(&self, key: &FindingKey) -> String {
+        let f = self.state.finding(key).expect("finding stored");
+        f["Workflow"]["Status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
 }
 
 impl Drop for Emu {
@@ -67,12 +95,16 @@ impl Drop for Emu {
 /// The binary with credentials that exist only here and no access to any
 /// real configuration.
 pub fn triage(home: &Path) -> Command {
-    let mut c = Command::new(BIN);
+    with_test_env(Command::new(BIN), home)
+}
+
+/// `c` with the test environment of [`triage`] (for wrappers such as `script`).
+pub fn with_test_env(mut c: Command, home: &Path) -> Command {
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
         .env("AWS_ACCESS_KEY_ID", "AKIDSUPPORTTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "support-test-secret-XYZZY")
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", home.join("no-config"))
