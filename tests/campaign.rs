@@ -3,84 +3,31 @@
 //! campaigns run against the demo data; flags override the file; unknown
 //! keys are refused before anything is sent.
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sechub_triage::emulator::{EmulatorConfig, EmulatorState, Operation};
+use sechub_triage::emulator::EmulatorConfig;
 use sechub_triage::model::FindingKey;
+use support::Emu;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
-
-struct Emu {
-    addr: SocketAddr,
-    state: EmulatorState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _rt: tokio::runtime::Runtime,
+/// An emulator seeded with the demo data (samples/findings.json).
+fn emu_with_samples() -> Emu {
+    let emu = Emu::start(EmulatorConfig::default());
+    let n =
+        sechub_triage::emulator::cli::load_seed_file(&emu.state, &samples().join("findings.json"))
+            .unwrap();
+    assert_eq!(n, 1000);
+    emu
 }
 
-impl Emu {
-    /// An emulator seeded with the demo data (samples/findings.json).
-    fn with_samples() -> Emu {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let state = EmulatorState::new(EmulatorConfig::default());
-        let n =
-            sechub_triage::emulator::cli::load_seed_file(&state, &samples().join("findings.json"))
-                .unwrap();
-        assert_eq!(n, 1000);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let st = state.clone();
-        rt.spawn(async move {
-            sechub_triage::emulator::serve(listener, st, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Emu {
-            addr,
-            state,
-            stop: Some(tx),
-            _rt: rt,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn requests(&self) -> u64 {
-        self.state
-            .counters()
-            .requests_for(Operation::BatchUpdateFindings)
-    }
-
-    fn workflow_and_note(&self, k: &FindingKey) -> (String, String) {
-        let f = self.state.finding(k).expect("finding exists");
-        (
-            f["Workflow"]["Status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            f["Note"]["Text"].as_str().unwrap_or_default().to_owned(),
-        )
-    }
-}
-
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
+fn workflow_and_note(emu: &Emu, k: &FindingKey) -> (String, String) {
+    (
+        emu.workflow(k),
+        emu.note(k).map(|n| n.0).unwrap_or_default(),
+    )
 }
 
 fn samples() -> PathBuf {
@@ -89,17 +36,8 @@ fn samples() -> PathBuf {
 
 /// The binary, run from `cwd`, with credentials that exist only here.
 fn triage(cwd: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", cwd)
-        .env("AWS_ACCESS_KEY_ID", "AKIDCAMPAIGNTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "campaign-test-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", cwd.join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", cwd.join("no-credentials"));
+    let mut c = support::triage(cwd);
+    c.current_dir(cwd);
     c
 }
 
@@ -143,18 +81,7 @@ fn results_rows(path: &Path) -> Vec<HashMap<String, String>> {
             })
             .collect();
     }
-    let mut r = csv::Reader::from_reader(text.as_bytes());
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .zip(rec.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
+    support::read_results(path)
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -171,7 +98,7 @@ fn run_sample(
     want_note: &str,
     want_udf: &[(&str, &str)],
 ) {
-    let emu = Emu::with_samples();
+    let emu = emu_with_samples();
     let keys = sample_keys();
     assert_eq!(keys.len(), 1000);
     let elsewhere = tempfile::tempdir().unwrap();
@@ -210,7 +137,7 @@ fn run_sample(
 
     for k in &keys {
         assert_eq!(emu.state.update_count(k), 1, "{k:?} updated once");
-        let (status, note) = emu.workflow_and_note(k);
+        let (status, note) = workflow_and_note(&emu, k);
         assert_eq!(status, want_status);
         assert_eq!(note, want_note);
         let f = emu.state.finding(k).unwrap();
@@ -271,7 +198,7 @@ fn campaign_dir(dir: &Path, n: usize, body: &str) -> (PathBuf, Vec<FindingKey>) 
 
 #[test]
 fn flags_override_the_file_and_relative_outputs_follow_the_file() {
-    let emu = Emu::with_samples();
+    let emu = emu_with_samples();
     let camp = tempfile::tempdir().unwrap();
     let cwd = tempfile::tempdir().unwrap();
     let (path, keys) = campaign_dir(
@@ -301,7 +228,7 @@ no_progress = true
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     for k in &keys {
-        let (status, note) = emu.workflow_and_note(k);
+        let (status, note) = workflow_and_note(&emu, k);
         assert_eq!(status, "NOTIFIED", "the flag wins over the file");
         assert_eq!(
             note, "from the file",
@@ -320,7 +247,7 @@ no_progress = true
 
 #[test]
 fn unknown_keys_are_refused_before_anything_is_sent() {
-    let emu = Emu::with_samples();
+    let emu = emu_with_samples();
     let camp = tempfile::tempdir().unwrap();
     let (path, _) = campaign_dir(
         camp.path(),
@@ -351,7 +278,7 @@ fn unknown_keys_are_refused_before_anything_is_sent() {
 
 #[test]
 fn a_bad_decision_value_names_its_line_and_nothing_is_sent() {
-    let emu = Emu::with_samples();
+    let emu = emu_with_samples();
     let camp = tempfile::tempdir().unwrap();
     let (path, _) = campaign_dir(
         camp.path(),

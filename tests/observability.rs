@@ -10,94 +10,39 @@
 //!   the most verbose log levels, on success, access denied and an
 //!   unreachable endpoint.
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+mod support;
+
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use sechub_triage::emulator::{Bucket, EmulatorConfig, EmulatorState, FaultConfig, SyntheticSpec};
+use sechub_triage::emulator::{Bucket, EmulatorConfig, FaultConfig, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
+use support::{Emu, read_results as results_rows};
 
 /// Recognisable credentials: none of these may appear in any output.
 const SECRET: &str = "wJalrSECRETxyzzyDoNotLeak0123456789abcdef";
 const TOKEN: &str = "IQoJSESSIONTOKENxyzzyDoNotLeak9876543210";
 
-struct Emu {
-    addr: SocketAddr,
-    state: EmulatorState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _rt: tokio::runtime::Runtime,
+fn seed(emu: &Emu, count: usize, regions: &[&str]) -> Vec<FindingKey> {
+    emu.state.seed_synthetic(&SyntheticSpec {
+        count,
+        seed: 11,
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        ..SyntheticSpec::default()
+    })
 }
 
-impl Emu {
-    fn start(config: EmulatorConfig) -> Emu {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let state = EmulatorState::new(config);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let st = state.clone();
-        rt.spawn(async move {
-            sechub_triage::emulator::serve(listener, st, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Emu {
-            addr,
-            state,
-            stop: Some(tx),
-            _rt: rt,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn seed(&self, count: usize, regions: &[&str]) -> Vec<FindingKey> {
-        self.state.seed_synthetic(&SyntheticSpec {
-            count,
-            seed: 11,
-            regions: regions.iter().map(|r| r.to_string()).collect(),
-            ..SyntheticSpec::default()
-        })
-    }
-}
-
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// The binary with the recognisable credentials in its environment and no
-/// access to any real configuration.
+/// The binary with the recognisable credentials (and a session token) in
+/// its environment and no access to any real configuration.
 fn triage(home: &Path) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = support::triage(home);
     c.current_dir(home)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
         .env("AWS_ACCESS_KEY_ID", "AKIDOBSERVABILITY")
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_SESSION_TOKEN", TOKEN)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", home.join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"));
+        .env("AWS_SESSION_TOKEN", TOKEN);
     c
 }
 
@@ -127,21 +72,6 @@ fn write_input(dir: &Path, keys: &[FindingKey]) -> std::path::PathBuf {
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn results_rows(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .zip(rec.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
 }
 
 /// Every stderr line, each of which must be one JSON object.
@@ -181,7 +111,7 @@ fn debug_logs_and_report_account_for_every_request() {
     let emu = Emu::start(config);
     let regions = ["us-east-1", "eu-west-1"];
     // At most 1,000 findings: above that, a run needs a run tag and --yes.
-    let keys = emu.seed(1000, &regions);
+    let keys = seed(&emu, 1000, &regions);
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), &keys);
     let results = dir.path().join("results.csv");
@@ -348,7 +278,7 @@ fn the_report_carries_the_exit_status_of_failed_runs() {
         },
         ..EmulatorConfig::default()
     });
-    let keys = emu.seed(300, &["us-east-1"]);
+    let keys = seed(&emu, 300, &["us-east-1"]);
     let input = write_input(dir.path(), &keys);
     let report = dir.path().join("denied.json");
     let out = triage(dir.path())
@@ -373,7 +303,7 @@ fn the_report_carries_the_exit_status_of_failed_runs() {
 
     // Some findings missing: status 2.
     let emu = Emu::start(EmulatorConfig::default());
-    let mut keys = emu.seed(50, &["us-east-1"]);
+    let mut keys = seed(&emu, 50, &["us-east-1"]);
     keys.push(FindingKey::new(
         "not-in-the-emulator",
         "arn:aws:securityhub:us-east-1::product/aws/guardduty",
@@ -439,7 +369,7 @@ fn the_report_carries_the_exit_status_of_failed_runs() {
 #[test]
 fn the_report_of_a_stopped_run_says_status_4() {
     let emu = Emu::start(EmulatorConfig::default());
-    let keys = emu.seed(1000, &["us-east-1"]);
+    let keys = seed(&emu, 1000, &["us-east-1"]);
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), &keys);
     let report = dir.path().join("report.json");
@@ -485,7 +415,7 @@ fn the_report_of_a_stopped_run_says_status_4() {
 #[test]
 fn a_locked_out_run_leaves_the_report_alone_and_sigterm_reports_4() {
     let emu = Emu::start(EmulatorConfig::default());
-    let keys = emu.seed(1000, &["us-east-1"]);
+    let keys = seed(&emu, 1000, &["us-east-1"]);
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), &keys);
     let report = dir.path().join("report.json");
@@ -556,7 +486,7 @@ fn a_locked_out_run_leaves_the_report_alone_and_sigterm_reports_4() {
 #[test]
 fn text_logs_and_bad_levels() {
     let emu = Emu::start(EmulatorConfig::default());
-    let keys = emu.seed(20, &["us-east-1"]);
+    let keys = seed(&emu, 20, &["us-east-1"]);
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path(), &keys);
     let out = triage(dir.path())
@@ -656,7 +586,7 @@ fn credentials_never_reach_logs_results_or_reports() {
 
     // 1. A successful run, our own logs at trace.
     let emu = Emu::start(EmulatorConfig::default());
-    let keys = emu.seed(120, &["us-east-1", "eu-west-1"]);
+    let keys = seed(&emu, 120, &["us-east-1", "eu-west-1"]);
     let input = write_input(dir.path(), &keys);
     let mut c = triage(dir.path());
     c.args([
@@ -740,7 +670,7 @@ fn credentials_never_reach_logs_results_or_reports() {
         },
         ..EmulatorConfig::default()
     });
-    let denied_keys = denied.seed(50, &["us-east-1"]);
+    let denied_keys = seed(&denied, 50, &["us-east-1"]);
     let denied_input = dir.path().join("denied.csv");
     sechub_triage::emulator::write_keys_csv(
         &denied_keys,
