@@ -30,10 +30,11 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::decision::{Decision, NoteAction, NoteMode, apply_note_mode};
 use crate::events::{Event, EventSink};
+use crate::journal::{Done, Prior, RowChanged};
 use crate::limits::{RateConfig, RegionLimiter};
 use crate::model::{
     CurrentState, FindingKey, InvalidRecord, Location, OutcomeKind, SourceItem, SourceRecord,
@@ -130,6 +131,75 @@ pub enum EngineError {
     Output(#[source] std::io::Error),
 }
 
+/// The error code of findings a graceful stop left unsent (`not_attempted`).
+pub const STOPPED_CODE: &str = "Stopped";
+
+/// A request to stop a run early: why, and how long requests in flight may
+/// take to finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopRequest {
+    /// For the summary and the results (`SIGTERM received`, ...).
+    pub reason: String,
+    /// Requests in flight have this long to come back; findings of those
+    /// still out then are recorded `not_attempted` (they may have been
+    /// applied: a resumed run sends them again, which is harmless).
+    pub grace: Duration,
+}
+
+/// Stops a running engine gracefully: no new request leaves, findings not
+/// yet sent are recorded `not_attempted` with code [`STOPPED_CODE`], input
+/// not yet read stays unread, and requests in flight get a grace period.
+/// Cheap to clone; the first stop wins.
+#[derive(Clone, Debug)]
+pub struct StopHandle(Arc<watch::Sender<Option<StopRequest>>>);
+
+impl Default for StopHandle {
+    fn default() -> Self {
+        StopHandle(Arc::new(watch::channel(None).0))
+    }
+}
+
+impl StopHandle {
+    /// A handle no one has stopped yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop. Returns false if a stop was already asked.
+    pub fn stop(&self, reason: impl Into<String>, grace: Duration) -> bool {
+        let req = StopRequest {
+            reason: reason.into(),
+            grace,
+        };
+        self.0.send_if_modified(|cur| {
+            if cur.is_some() {
+                return false;
+            }
+            *cur = Some(req);
+            true
+        })
+    }
+
+    /// The stop asked for, if any.
+    pub fn requested(&self) -> Option<StopRequest> {
+        self.0.borrow().clone()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Option<StopRequest>> {
+        self.0.subscribe()
+    }
+}
+
+/// What a run takes besides its configuration: a way to stop it, and what
+/// earlier runs on the same journal already settled (`--resume`).
+#[derive(Clone, Debug, Default)]
+pub struct RunControls {
+    /// Stops the run gracefully.
+    pub stop: Option<StopHandle>,
+    /// Rows with a final outcome in the journal: skipped, not recorded again.
+    pub prior: Option<Arc<Done>>,
+}
+
 pub use crate::dedup::DedupIndex;
 
 /// What the reading thread sends to the dispatcher.
@@ -142,6 +212,8 @@ enum ReaderMsg {
     Unchanged(SourceRecord, Cow<'static, str>),
     Invalid(InvalidRecord),
     Error(InputError),
+    /// `--resume`: an earlier run recorded this row's final outcome.
+    AlreadyDone(OutcomeKind),
 }
 
 /// What the read side decided about one input item.
@@ -302,6 +374,13 @@ impl Intake {
             note,
             holds,
         }
+    }
+
+    /// Counts `key` as seen, so that a later record of it is a duplicate
+    /// (a resumed run skips rows that earlier runs settled, but their
+    /// findings still come first).
+    pub fn mark_seen(&mut self, key: &FindingKey) {
+        self.dedup.insert(key);
     }
 
     /// The note policy in force.
@@ -524,9 +603,9 @@ impl Ord for Delayed {
 }
 
 struct Completion {
-    region: usize,
+    /// The request number (the dispatcher holds its findings).
+    id: u64,
     sent_at: Instant,
-    items: Vec<Item>,
     result: Result<BatchResult, CallError>,
 }
 
@@ -540,13 +619,44 @@ pub async fn run(
     sinks: Vec<Box<dyn OutcomeSink>>,
     events: Arc<dyn EventSink>,
 ) -> Result<RunSummary, EngineError> {
+    run_with(
+        config,
+        input,
+        decision,
+        submitter,
+        sinks,
+        events,
+        RunControls::default(),
+    )
+    .await
+}
+
+/// [`run`], stoppable, and skipping what earlier runs settled (`controls`).
+pub async fn run_with(
+    config: &EngineConfig,
+    input: Input,
+    decision: Arc<Decision>,
+    submitter: Arc<Submitter>,
+    sinks: Vec<Box<dyn OutcomeSink>>,
+    events: Arc<dyn EventSink>,
+    controls: RunControls,
+) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
+    tracing::info!(
+        rate = config.rate.rate,
+        burst = config.rate.burst,
+        concurrency = config.concurrency,
+        max_attempts = config.max_attempts,
+        region = config.region_override.as_deref().unwrap_or("from ProductArn"),
+        "run started"
+    );
     let (tx, rx) = mpsc::channel::<Vec<ReaderMsg>>(64);
     let reader = std::thread::Builder::new()
         .name("sechub-triage-reader".into())
         .spawn({
             let intake = Intake::new(&decision, config);
-            move || read_input(input, tx, intake)
+            let prior = controls.prior.clone();
+            move || read_input(input, tx, intake, prior)
         })
         .map_err(EngineError::Output)?;
 
@@ -570,10 +680,18 @@ pub async fn run(
         requests: 0,
         throttled: 0,
         retries: 0,
+        stop: controls.stop.as_ref().map(StopHandle::subscribe),
+        stopping: None,
+        in_flight: HashMap::new(),
+        next_request: 0,
     };
     let result = d.run_loop(rx).await;
-    // The reader ends by itself once the channel is dropped (it was, with `rx`).
-    let _ = reader.join();
+    // The reader ends by itself once the channel is dropped (it was, with
+    // `rx`). After a stop it is not waited for: it may be blocked reading
+    // a slow pipe, and what it reads now is not used.
+    if d.stopping.is_none() {
+        let _ = reader.join();
+    }
     result?;
     d.tally.finish().map_err(EngineError::Output)?;
     let mut summary = d.tally.into_summary();
@@ -584,6 +702,23 @@ pub async fn run(
     summary.findings_per_second =
         summary.count(OutcomeKind::Updated) as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     summary.aborted = d.aborted;
+    summary.stopped = d.stopping.filter(|s| s.left_work).map(|s| s.reason);
+    tracing::info!(
+        records = summary.records,
+        updated = summary.count(OutcomeKind::Updated),
+        failed = summary.count(OutcomeKind::Failed),
+        invalid = summary.count(OutcomeKind::Invalid),
+        unchanged = summary.count(OutcomeKind::Unchanged),
+        duplicate = summary.count(OutcomeKind::Duplicate),
+        not_attempted = summary.count(OutcomeKind::NotAttempted),
+        requests = summary.requests,
+        throttled = summary.throttled,
+        retries = summary.retries,
+        elapsed_s = summary.elapsed.as_secs_f64(),
+        aborted = summary.aborted.as_deref().unwrap_or(""),
+        stopped = summary.stopped.as_deref().unwrap_or(""),
+        "run finished"
+    );
     Ok(summary)
 }
 
@@ -703,11 +838,53 @@ pub fn decision_holds_but(d: &Decision, cur: &CurrentState, ignore: Option<&str>
 
 /// Runs on the reading thread: takes each item through the [`Intake`] and
 /// sends the messages in batches.
-fn read_input(input: Input, tx: mpsc::Sender<Vec<ReaderMsg>>, mut intake: Intake) {
+fn read_input(
+    input: Input,
+    tx: mpsc::Sender<Vec<ReaderMsg>>,
+    mut intake: Intake,
+    prior: Option<Arc<Done>>,
+) {
     const BATCH: usize = 256;
     let mode = intake.note_mode();
     let mut batch = Vec::with_capacity(BATCH);
     for item in input {
+        // `--resume`: rows an earlier run settled are skipped, but their
+        // findings count as seen, so later records of them stay duplicates.
+        if let (Some(prior), Ok(item)) = (&prior, &item) {
+            let (location, key) = match item {
+                SourceItem::Record(r) => (&r.location, Some(&r.key)),
+                SourceItem::Invalid(i) => (&i.location, i.key.as_ref()),
+            };
+            let record_key = matches!(item, SourceItem::Record(_))
+                .then_some(key)
+                .flatten();
+            match prior.check(location, key) {
+                Prior::New => {}
+                Prior::Done(kind) => {
+                    if let Some(k) = record_key {
+                        intake.mark_seen(k);
+                    }
+                    batch.push(ReaderMsg::AlreadyDone(kind));
+                    if batch.len() >= BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        if tx.blocking_send(full).is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Prior::FindingDone => {
+                    if let Some(k) = record_key {
+                        intake.mark_seen(k);
+                    }
+                }
+                Prior::Changed => {
+                    let location = location.clone();
+                    batch.push(ReaderMsg::Error(Box::new(RowChanged { location })));
+                    break;
+                }
+            }
+        }
         let msg = match item {
             Ok(item) => match intake.admit(item) {
                 Admitted::Send {
@@ -758,6 +935,25 @@ struct Dispatcher {
     requests: u64,
     throttled: u64,
     retries: u64,
+    /// Where a stop request comes from (`None` once the sender is gone).
+    stop: Option<watch::Receiver<Option<StopRequest>>>,
+    /// Set once a stop was asked for.
+    stopping: Option<Stopping>,
+    /// The findings of each request in flight, by request number: a
+    /// finding in flight is here, in exactly one entry.
+    in_flight: HashMap<u64, (usize, Vec<Item>)>,
+    next_request: u64,
+}
+
+/// A graceful stop under way.
+struct Stopping {
+    reason: String,
+    /// The results message of findings written off.
+    message: String,
+    /// Requests still in flight then are written off.
+    deadline: Instant,
+    /// Work was left undone: input unread, or findings not sent.
+    left_work: bool,
 }
 
 impl Dispatcher {
@@ -768,6 +964,14 @@ impl Dispatcher {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
         let mut pending_batches: VecDeque<ReaderMsg> = VecDeque::new();
         let mut channel_open = true;
+        // A stop asked before the run began applies at once.
+        let early = self
+            .stop
+            .as_mut()
+            .and_then(|s| s.borrow_and_update().clone());
+        if let Some(req) = early {
+            self.begin_stop(req, &mut rx, &mut pending_batches, &mut channel_open)?;
+        }
         loop {
             // Take in input while there is room.
             while self.has_room() {
@@ -801,6 +1005,8 @@ impl Dispatcher {
                 return Ok(());
             }
             let want_input = channel_open && pending_batches.is_empty() && self.has_room();
+            let watch_stop = self.stopping.is_none() && self.stop.is_some();
+            let deadline = self.stopping.as_ref().map(|s| s.deadline);
             tokio::select! {
                 Some(c) = done_rx.recv() => {
                     self.complete(c)?;
@@ -815,8 +1021,116 @@ impl Dispatcher {
                     None => channel_open = false,
                 },
                 _ = sleep_until(next_wake), if next_wake.is_some() => {}
+                changed = stop_changed(&mut self.stop), if watch_stop => match changed {
+                    Some(req) => {
+                        self.begin_stop(req, &mut rx, &mut pending_batches, &mut channel_open)?;
+                    }
+                    None => self.stop = None,
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => self.write_off_in_flight()?,
             }
         }
+    }
+
+    /// Starts a graceful stop: nothing more is read or sent; what was read
+    /// and not sent is recorded `not_attempted`; requests in flight have
+    /// until the grace period ends.
+    fn begin_stop(
+        &mut self,
+        req: StopRequest,
+        rx: &mut mpsc::Receiver<Vec<ReaderMsg>>,
+        pending: &mut VecDeque<ReaderMsg>,
+        channel_open: &mut bool,
+    ) -> Result<(), EngineError> {
+        tracing::info!(reason = %req.reason, grace_s = req.grace.as_secs_f64(), "stopping");
+        self.events.emit(&Event::Aborting {
+            reason: format!("stopping: {}", req.reason),
+        });
+        let input_left = !self.input_done;
+        self.stopping = Some(Stopping {
+            message: format!(
+                "stopped before it was sent ({}); resume to send it",
+                req.reason
+            ),
+            reason: req.reason,
+            deadline: Instant::now() + req.grace,
+            left_work: input_left,
+        });
+        // What the reader already handed over is recorded; the rest of the
+        // input stays unread (a resumed run reads it).
+        rx.close();
+        while let Ok(batch) = rx.try_recv() {
+            pending.extend(batch);
+        }
+        *channel_open = false;
+        while let Some(msg) = pending.pop_front() {
+            self.accept(msg)?;
+        }
+        self.input_done = true;
+        let mut leftovers = Vec::new();
+        for (idx, rs) in self.regions.iter_mut().enumerate() {
+            leftovers.extend(rs.drain().into_iter().map(|i| (idx, i)));
+            rs.delayed = 0;
+        }
+        leftovers.extend(self.delayed.drain().map(|Reverse(d)| (d.region, d.item)));
+        for (idx, item) in leftovers {
+            self.write_off(idx, item, None)?;
+        }
+        Ok(())
+    }
+
+    /// Records a finding as `not_attempted` because of the stop.
+    fn write_off(
+        &mut self,
+        region: usize,
+        item: Item,
+        message: Option<String>,
+    ) -> Result<(), EngineError> {
+        let Some(s) = self.stopping.as_mut() else {
+            return Ok(());
+        };
+        s.left_work = true;
+        let message = message.unwrap_or_else(|| s.message.clone());
+        let name = self.regions[region].name.clone();
+        self.finish_item(
+            item,
+            &name,
+            OutcomeKind::NotAttempted,
+            Some(STOPPED_CODE.to_owned()),
+            Some(message),
+        )
+    }
+
+    /// The grace period is over: findings of requests still in flight are
+    /// recorded `not_attempted` (their answers are not waited for).
+    fn write_off_in_flight(&mut self) -> Result<(), EngineError> {
+        let reason = self
+            .stopping
+            .as_ref()
+            .map_or_else(String::new, |s| s.reason.clone());
+        let message = format!(
+            "still in flight when the grace period ended ({reason}): it may or may not have been \
+             applied; resume to send it again"
+        );
+        let in_flight: Vec<(usize, Vec<Item>)> = self.in_flight.drain().map(|(_, v)| v).collect();
+        for (region, items) in in_flight {
+            self.regions[region].in_flight -= 1;
+            for item in items {
+                self.write_off(region, item, Some(message.clone()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Why no new request may leave, if none may: an abort, or a stop.
+    /// Gives the code and message for findings recorded `not_attempted`.
+    fn halted(&self) -> Option<(Option<String>, String)> {
+        if let Some(reason) = &self.aborted {
+            return Some((None, reason.clone()));
+        }
+        self.stopping
+            .as_ref()
+            .map(|s| (Some(STOPPED_CODE.to_owned()), s.message.clone()))
     }
 
     /// Whether more input may be taken in: memory bound (`read_ahead`)
@@ -867,15 +1181,18 @@ impl Dispatcher {
                     remark,
                     prior: prior.map(Arc::new),
                 };
-                if let Some(reason) = self.aborted.clone() {
+                if let Some((code, reason)) = self.halted() {
                     // Never held: record directly.
+                    if let Some(s) = self.stopping.as_mut() {
+                        s.left_work = true;
+                    }
                     let region = Some(self.regions[idx].name.clone());
                     return self.record(Outcome {
                         location: item.location,
                         key: Some(item.key),
                         region,
                         kind: OutcomeKind::NotAttempted,
-                        code: None,
+                        code,
                         message: Some(reason),
                         attempts: 0,
                         applied: None,
@@ -927,8 +1244,10 @@ impl Dispatcher {
                     prior: None,
                 })?;
             }
+            ReaderMsg::AlreadyDone(kind) => self.tally.already_done(kind),
             ReaderMsg::Error(e) => {
                 let text = crate::submission::error_chain(&*e);
+                tracing::warn!(error = %text, "input error: reading stopped");
                 self.tally.summary_mut().input_error = Some(text.clone());
                 self.events.emit(&Event::Aborting {
                     reason: format!("input error: {text}"),
@@ -979,7 +1298,7 @@ impl Dispatcher {
     ) -> Option<Instant> {
         let mut wake = self.delayed.peek().map(|d| d.0.at);
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
-        if self.aborted.is_some() {
+        if self.halted().is_some() {
             return wake;
         }
         // A partial chunk waits (up to the linger) while more findings may
@@ -1048,21 +1367,50 @@ impl Dispatcher {
         };
         let done = done.clone();
         let events = self.events.clone();
+        let keys: Vec<FindingKey> = items.iter().map(|i| i.key.clone()).collect();
+        // The findings of a chunk may be on different attempts (retries
+        // are rebatched with fresh findings): log the highest.
+        let attempt = items.iter().map(|i| i.attempts).max().unwrap_or(1);
+        let id = self.next_request;
+        self.next_request += 1;
+        self.in_flight.insert(id, (region, items));
         tokio::spawn(async move {
-            let keys: Vec<FindingKey> = items.iter().map(|i| i.key.clone()).collect();
             let started = Instant::now();
             let result = submitter.send(&name, &decision, &keys).await;
+            let latency = started.elapsed();
+            match &result {
+                Ok(r) => tracing::debug!(
+                    region = %name,
+                    request_id = r.request_id.as_deref().unwrap_or("-"),
+                    chunk = keys.len(),
+                    processed = r.processed.len(),
+                    unprocessed = r.unprocessed.len(),
+                    latency_ms = latency.as_millis() as u64,
+                    attempt,
+                    "BatchUpdateFindings answered"
+                ),
+                Err(e) => tracing::debug!(
+                    region = %name,
+                    request_id = e.request_id.as_deref().unwrap_or("-"),
+                    chunk = keys.len(),
+                    error_code = %e.code,
+                    status = e.failure.status,
+                    error = %e.message,
+                    latency_ms = latency.as_millis() as u64,
+                    attempt,
+                    "BatchUpdateFindings failed"
+                ),
+            }
             events.emit(&Event::RequestFinished {
                 region: name,
                 findings: keys.len(),
-                latency: started.elapsed(),
+                latency,
                 error: result.as_ref().err().map(|e| e.code.clone()),
             });
             // The dispatcher outlives every request it spawned.
             let _ = done.send(Completion {
-                region,
+                id,
                 sent_at: started,
-                items,
                 result,
             });
         });
@@ -1070,14 +1418,17 @@ impl Dispatcher {
 
     /// Handles a finished request.
     fn complete(&mut self, c: Completion) -> Result<(), EngineError> {
-        let region = c.region;
+        // Absent only if written off at the end of a stop's grace period.
+        let Some((region, items)) = self.in_flight.remove(&c.id) else {
+            return Ok(());
+        };
         self.regions[region].in_flight -= 1;
         match c.result {
             Ok(result) => {
                 self.regions[region].limiter.on_success();
-                self.complete_ok(region, c.items, result)
+                self.complete_ok(region, items, result)
             }
-            Err(err) => self.complete_err(region, c.sent_at, c.items, err),
+            Err(err) => self.complete_err(region, c.sent_at, items, err),
         }
     }
 
@@ -1179,7 +1530,7 @@ impl Dispatcher {
                 }
             }
             Disposition::Split => {
-                if items.len() > 1 && self.aborted.is_none() {
+                if items.len() > 1 && self.halted().is_none() {
                     let mut first = items;
                     let second = first.split_off(first.len() / 2);
                     let rs = &mut self.regions[region];
@@ -1255,7 +1606,7 @@ impl Dispatcher {
         if item.failures >= self.config.max_attempts {
             return self.fail(region, item, code, message);
         }
-        if self.aborted.is_some() {
+        if self.halted().is_some() {
             return self.schedule(region, item, Duration::ZERO);
         }
         self.regions[region].pinned.push_back(vec![item]);
@@ -1263,6 +1614,9 @@ impl Dispatcher {
     }
 
     fn schedule(&mut self, region: usize, item: Item, delay: Duration) -> Result<(), EngineError> {
+        if self.aborted.is_none() && self.stopping.is_some() {
+            return self.write_off(region, item, None);
+        }
         if let Some(reason) = self.aborted.clone() {
             let name = self.regions[region].name.clone();
             return self.finish_item(item, &name, OutcomeKind::NotAttempted, None, Some(reason));
@@ -1294,6 +1648,7 @@ impl Dispatcher {
         if self.aborted.is_some() {
             return Ok(());
         }
+        tracing::warn!(reason = %reason, "run aborting: no new requests");
         self.events.emit(&Event::Aborting {
             reason: reason.clone(),
         });
@@ -1352,6 +1707,20 @@ impl Dispatcher {
             count: 1,
         });
         self.tally.record(&outcome).map_err(EngineError::Output)
+    }
+}
+
+/// The next stop request; `None` when no stop can come any more (the
+/// handle is gone), so that the caller stops watching.
+async fn stop_changed(
+    rx: &mut Option<watch::Receiver<Option<StopRequest>>>,
+) -> Option<StopRequest> {
+    let rx = rx.as_mut()?;
+    loop {
+        rx.changed().await.ok()?;
+        if let Some(req) = rx.borrow_and_update().clone() {
+            return Some(req);
+        }
     }
 }
 

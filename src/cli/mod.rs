@@ -2,9 +2,13 @@
 //! engine's parts, renders events and the summary, maps results to exit
 //! statuses. No triage logic lives here.
 
+pub mod campaign;
 pub mod exit;
+pub mod logging;
+pub mod nightly;
 pub mod plan;
 mod progress;
+pub mod report;
 pub mod revert;
 
 use std::path::PathBuf;
@@ -19,7 +23,7 @@ use crate::engine::{self, EngineConfig, Input};
 use crate::events::{EventSink, NullSink};
 use crate::limits::RateConfig;
 use crate::model::{FindingKey, Location, OutcomeKind, SourceItem, SourceRecord};
-use crate::reporting::{OutcomeSink, ResultsWriter, RunSummary};
+use crate::reporting::RunSummary;
 use crate::source::{self, InputSpec, SourceOptions};
 use crate::submission::{AwsSettings, Submitter};
 
@@ -31,6 +35,8 @@ mod demo;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -40,6 +46,9 @@ enum Command {
     /// Show what `update` with the same arguments would do, sending nothing
     /// (the same as `update --dry-run`).
     Plan(Box<UpdateArgs>),
+    /// Run a campaign file (TOML): `update` with its settings read from the
+    /// file; flags given here override the file.
+    Run(Box<campaign::RunArgs>),
     /// Undo a run from its results file: restore what each updated finding
     /// held before, where the input recorded it (`--dry-run` to plan it).
     Revert(Box<revert::RevertArgs>),
@@ -263,12 +272,19 @@ pub struct OutputArgs {
     /// Write the findings that were not updated, in a form `update` reads back.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub failed: Option<PathBuf>,
+    /// Write a JSON run report (counts, pacing, throttles, retries, times,
+    /// exit status) when the run begins and again when the process exits.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report: Option<PathBuf>,
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text, help_heading = "Output")]
     pub output: OutputFormat,
     /// Never draw a progress bar (it is drawn only when stderr is a terminal).
     #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
+    /// Resume, graceful stop and time budget.
+    #[command(flatten)]
+    pub nightly: nightly::NightlyArgs,
 }
 
 /// `--output` values.
@@ -304,7 +320,13 @@ pub struct UpdateArgs {
 
 /// Entry point: returns the process exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    nightly::mark_process_start();
+    use clap::{CommandFactory, FromArgMatches};
+    // The matches are kept: `run` needs to know which flags were given.
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -316,6 +338,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if let Err(e) = logging::init(&cli.log) {
+        eprintln!("sechub-triage: error: {e}");
+        return exit::USAGE;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -331,22 +357,34 @@ pub fn main() -> i32 {
             Command::Update(args) => update(*args).await,
             Command::Plan(args) => plan::plan_command(*args).await,
             Command::Revert(args) => revert::run(*args).await,
+            Command::Run(args) => {
+                let m = matches.subcommand_matches("run").unwrap_or(&matches);
+                campaign::run(*args, m).await
+            }
             Command::Demo(args) => demo::run(*args).await,
             Command::Emulator(args) => crate::emulator::cli::run(*args)
                 .await
                 .map(|()| exit::SUCCESS),
         }
     });
-    match result {
-        Ok(code) => code,
+    let (code, error) = match result {
+        Ok(code) => (code, None),
+        Err(e) if is_broken_pipe(&e) => (exit::SUCCESS, None),
         Err(e) => {
-            if is_broken_pipe(&e) {
-                return exit::SUCCESS;
-            }
             eprintln!("sechub-triage: error: {e:#}");
-            exit::USAGE
+            (exit::for_error(&e), Some(format!("{e:#}")))
         }
+    };
+    // Last, so that the report carries the status the process exits with.
+    if let Err(e) = report::finish(code, error) {
+        eprintln!("sechub-triage: error: {e}");
+        return if code == exit::SUCCESS {
+            exit::USAGE
+        } else {
+            code
+        };
     }
+    code
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -448,10 +486,17 @@ pub(crate) fn open_input_with(
 }
 
 async fn update(args: UpdateArgs) -> anyhow::Result<i32> {
+    if let Some(path) = &args.output.report {
+        report::register(path, "update", None, &args.inputs);
+    }
     if args.campaign.dry_run {
         return plan::plan_command(args).await;
     }
     let (decision, extra) = args.decision.build()?;
+    if decision.is_empty() && (args.input.no_row_decisions || args.inputs.is_empty()) {
+        // Without per-row decisions there is nothing any record could carry.
+        decision.validate()?;
+    }
     let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
     engine.skip_unchanged = args.input.skip_unchanged;
     args.campaign.configure(&mut engine, &decision)?;
@@ -472,48 +517,69 @@ async fn update(args: UpdateArgs) -> anyhow::Result<i32> {
         request_timeout: Some(args.aws.request_timeout),
     })
     .await;
-    let summary = run_job(Job {
+    let ctx = nightly::JobContext {
+        inputs: args.inputs.clone(),
+        request_timeout: args.aws.request_timeout,
+    };
+    let job = Job {
         engine,
         decision,
         input,
         submitter,
         output: args.output.clone(),
-    })
-    .await?;
+    };
+    let summary = run_job_in(job, &ctx).await?;
     print_summary(&summary, args.output.output)?;
     Ok(exit_status(&summary))
 }
 
 /// Runs the engine with the outputs a job asked for.
 pub(crate) async fn run_job(job: Job) -> anyhow::Result<RunSummary> {
-    let mut sinks: Vec<Box<dyn OutcomeSink>> = Vec::new();
-    if let Some(path) = &job.output.results {
-        sinks.push(Box::new(ResultsWriter::create(path)?));
+    run_job_in(job, &nightly::JobContext::default()).await
+}
+
+/// [`run_job`] for a job whose inputs and request timeout are known (they
+/// go into the journal's header and the time budget's margin).
+pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::Result<RunSummary> {
+    let prepared = nightly::Session::open(&job.output, ctx, &job.decision, job.input).await?;
+    let (session, sinks) = (prepared.session, prepared.sinks);
+    if let Some(path) = &job.output.report {
+        // Usually registered already by `update` or `run`, which know the inputs.
+        report::register(path, "run", None, &[]);
     }
-    if let Some(path) = &job.output.failed {
-        sinks.push(Box::new(ResultsWriter::create_failed(path)?));
-    }
-    let progress = if job.output.no_progress {
+    // Only now, holding the lock: the report may be another run's until then.
+    report::start()?;
+    // Log lines and a redrawn bar on one terminal garble each other.
+    let progress = if job.output.no_progress || tracing::enabled!(tracing::Level::INFO) {
         None
     } else {
         progress::Progress::stderr_if_terminal().map(Arc::new)
     };
-    let events: Arc<dyn EventSink> = match &progress {
+    let mut events: Arc<dyn EventSink> = match &progress {
         Some(p) => p.clone(),
         None => Arc::new(NullSink),
     };
-    let summary = engine::run(
+    let report = report::active();
+    if let Some(r) = &report {
+        events = Arc::new(report::Tee(vec![events, r.clone()]));
+    }
+    let summary = engine::run_with(
         &job.engine,
-        job.input,
+        prepared.input,
         Arc::new(job.decision),
         Arc::new(job.submitter),
         sinks,
         events,
+        prepared.controls,
     )
     .await
     .context("the run stopped")?;
+    session.close(&summary)?;
     if let Some(p) = progress {
         p.finish();
+    }
+    if let Some(r) = &report {
+        r.record_summary(&summary);
     }
     Ok(summary)
 }
@@ -538,9 +604,11 @@ pub fn exit_status(summary: &RunSummary) -> i32 {
         exit::ABORTED
     } else if summary.input_error.is_some() {
         exit::USAGE
-    } else if summary.count(OutcomeKind::Failed) > 0
-        || summary.count(OutcomeKind::Invalid) > 0
-        || summary.count(OutcomeKind::NotAttempted) > 0
+    } else if summary.stopped.is_some() {
+        exit::STOPPED
+    } else if summary.count_all_runs(OutcomeKind::Failed) > 0
+        || summary.count_all_runs(OutcomeKind::Invalid) > 0
+        || summary.count_all_runs(OutcomeKind::NotAttempted) > 0
     {
         exit::PARTIAL
     } else {
