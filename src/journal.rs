@@ -584,9 +584,10 @@ fn sync_parent_dir(path: &Path) {
 }
 
 /// The rows of a journal that already have a final outcome, for a resumed
-/// run's reader. A 64-bit fingerprint per row and per settled finding
-/// (about 40 bytes a row with the tables' slack), so hundreds of thousands
-/// of rows take tens of megabytes at most.
+/// run's reader. A 64-bit fingerprint per row and per settled finding:
+/// with the hash tables' slack, under 100 bytes a row (a resume over
+/// 500,000 recorded rows measured 57 MB more than one over 5,000, the
+/// reader's duplicate index included).
 #[derive(Debug)]
 pub struct Done {
     /// Fingerprint of (file, row) → fingerprint of its finding, and its outcome.
