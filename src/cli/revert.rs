@@ -83,8 +83,8 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     }
     let (input, skipped) = open(&args.run_results)?;
     let engine = args.pacing.engine_config(args.aws.region.clone())?;
+    let inputs = vec![args.run_results.display().to_string()];
     if args.dry_run {
-        let inputs = vec![args.run_results.display().to_string()];
         let settings = crate::plan::PlanSettings {
             engine,
             inputs,
@@ -105,6 +105,10 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
         request_timeout: Some(args.aws.request_timeout),
     })
     .await;
+    let ctx = super::nightly::JobContext {
+        inputs,
+        request_timeout: args.aws.request_timeout,
+    };
     let job = Job {
         engine,
         decision: Decision::default(),
@@ -112,7 +116,7 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
         submitter,
         output: args.output.clone(),
     };
-    let summary = super::run_job(job).await?;
+    let summary = super::run_job_in(job, &ctx).await?;
     print_summary(&summary, args.output.output)?;
     report_skipped(&skipped, &args.run_results);
     Ok(exit_status(&summary))
