@@ -12,75 +12,48 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sechub_triage::emulator::{EmulatorConfig, EmulatorState, SyntheticSpec};
+use sechub_triage::emulator::{EmulatorConfig, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
+mod support;
+use support::{BIN, Emu};
 
-struct Emu {
-    addr: SocketAddr,
-    state: EmulatorState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _rt: tokio::runtime::Runtime,
+/// The emulator with `latency` (plus up to half as much jitter) on every
+/// answer, no throttling (the client's --rate paces the runs), and `n`
+/// findings in us-east-1.
+fn start_emu(latency: Duration, n: usize, seed: u64) -> (Emu, Vec<FindingKey>) {
+    let mut config = EmulatorConfig::unthrottled();
+    config.faults.latency = latency;
+    config.faults.latency_jitter = latency / 2;
+    let emu = Emu::start(config);
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: n,
+        seed,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    (emu, keys)
 }
 
-impl Emu {
-    /// The emulator with `latency` (plus up to half as much jitter) on
-    /// every answer, no throttling (the client's --rate paces the runs), and
-    /// `n` findings in us-east-1.
-    fn start(latency: Duration, n: usize, seed: u64) -> (Emu, Vec<FindingKey>) {
-        let mut config = EmulatorConfig::unthrottled();
-        config.faults.latency = latency;
-        config.faults.latency_jitter = latency / 2;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let state = EmulatorState::new(config);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let st = state.clone();
-        rt.spawn(async move {
-            sechub_triage::emulator::serve(listener, st, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
-        let keys = state.seed_synthetic(&SyntheticSpec {
-            count: n,
-            seed,
-            regions: vec!["us-east-1".into()],
-            ..SyntheticSpec::default()
-        });
-        let emu = Emu {
-            addr,
-            state,
-            stop: Some(tx),
-            _rt: rt,
-        };
-        (emu, keys)
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
+/// What these tests ask of the emulator beyond the shared harness.
+trait NightlyEmu {
     /// Findings the emulator applied an update to so far.
+    fn processed(&self) -> u64;
+    /// Waits until no request is being handled (a killed client's requests
+    /// run to their end in the emulator).
+    fn settle(&self);
+    fn update_counts(&self) -> HashMap<FindingKey, u64>;
+}
+
+impl NightlyEmu for Emu {
     fn processed(&self) -> u64 {
         self.state.counters().finding_outcome("Processed")
     }
 
-    /// Waits until no request is being handled (a killed client's requests
-    /// run to their end in the emulator).
     fn settle(&self) {
         wait_for("the emulator to go idle", Duration::from_secs(60), || {
             self.state.in_flight() == 0
@@ -89,14 +62,6 @@ impl Emu {
 
     fn update_counts(&self) -> HashMap<FindingKey, u64> {
         self.state.update_counts().into_iter().collect()
-    }
-}
-
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
     }
 }
 
@@ -304,7 +269,7 @@ fn sigkill_at_three_points_then_resume_loses_nothing_and_resends_only_what_was_i
     const CONCURRENCY: usize = 4;
     // Answers take 400-600 ms and up to 4 requests are in flight: about
     // 750 findings a second, so each run takes a while.
-    let (emu, existing) = Emu::start(Duration::from_millis(400), 12_000, 17);
+    let (emu, existing) = start_emu(Duration::from_millis(400), 12_000, 17);
     let missing: Vec<FindingKey> = (0..40).map(missing_key).collect();
     let sendable: Vec<FindingKey> = existing.iter().chain(&missing).cloned().collect();
     let mut rows: Vec<String> = sendable.iter().map(key_row).collect();
@@ -492,7 +457,7 @@ fn sigkill_at_three_points_then_resume_loses_nothing_and_resends_only_what_was_i
 #[test]
 fn sigterm_stops_gracefully_with_status_4_and_resume_completes() {
     let n = 40_000;
-    let (emu, keys) = Emu::start(Duration::from_millis(200), n, 23);
+    let (emu, keys) = start_emu(Duration::from_millis(200), n, 23);
     let rows: Vec<String> = keys.iter().map(key_row).collect();
     let dir = tempfile::tempdir().unwrap();
     let job = Job::new(dir.path(), emu.url(), &rows, "results.csv");
@@ -582,7 +547,7 @@ fn sigterm_stops_gracefully_with_status_4_and_resume_completes() {
 fn a_second_signal_exits_at_once_and_the_journal_still_resumes() {
     let n = 3_000;
     // Answers take 3 s: the first signal's grace period (10 s) would wait for them.
-    let (emu, keys) = Emu::start(Duration::from_secs(3), n, 29);
+    let (emu, keys) = start_emu(Duration::from_secs(3), n, 29);
     let rows: Vec<String> = keys.iter().map(key_row).collect();
     let dir = tempfile::tempdir().unwrap();
     let job = Job::new(dir.path(), emu.url(), &rows, "results.jsonl");
@@ -629,7 +594,7 @@ fn a_second_signal_exits_at_once_and_the_journal_still_resumes() {
 #[test]
 fn a_second_run_is_refused_and_a_stale_lock_is_taken_over() {
     let n = 3_000;
-    let (emu, keys) = Emu::start(Duration::from_millis(300), n, 31);
+    let (emu, keys) = start_emu(Duration::from_millis(300), n, 31);
     let rows: Vec<String> = keys.iter().map(key_row).collect();
     let dir = tempfile::tempdir().unwrap();
     let job = Job::new(dir.path(), emu.url(), &rows, "results.csv");
@@ -708,7 +673,7 @@ fn a_second_run_is_refused_and_a_stale_lock_is_taken_over() {
 #[test]
 fn time_budget_stops_cleanly_with_status_4_then_resume_completes() {
     let n = 6_000;
-    let (emu, keys) = Emu::start(Duration::from_millis(200), n, 37);
+    let (emu, keys) = start_emu(Duration::from_millis(200), n, 37);
     let rows: Vec<String> = keys.iter().map(key_row).collect();
     let dir = tempfile::tempdir().unwrap();
     let job = Job::new(dir.path(), emu.url(), &rows, "results.csv");
@@ -794,7 +759,7 @@ fn time_budget_stops_cleanly_with_status_4_then_resume_completes() {
 /// again).
 #[test]
 fn a_changed_input_is_refused_on_resume_unless_forced() {
-    let (emu, keys) = Emu::start(Duration::ZERO, 301, 41);
+    let (emu, keys) = start_emu(Duration::ZERO, 301, 41);
     let rows: Vec<String> = keys[..300].iter().map(key_row).collect();
     let dir = tempfile::tempdir().unwrap();
     let job = Job::new(dir.path(), emu.url(), &rows, "results.csv");
@@ -859,7 +824,7 @@ fn a_changed_input_is_refused_on_resume_unless_forced() {
 /// and every row still ends with exactly one final outcome.
 #[test]
 fn a_torn_last_line_is_cut_off_and_its_finding_sent_again() {
-    let (emu, keys) = Emu::start(Duration::ZERO, 500, 43);
+    let (emu, keys) = start_emu(Duration::ZERO, 500, 43);
     let rows: Vec<String> = keys.iter().map(key_row).collect();
     let dir = tempfile::tempdir().unwrap();
     let job = Job::new(dir.path(), emu.url(), &rows, "results.csv");
@@ -898,7 +863,7 @@ fn a_torn_last_line_is_cut_off_and_its_finding_sent_again() {
 /// the journal as it is read, so a different stream is refused.
 #[test]
 fn standard_input_is_checked_row_by_row_on_resume() {
-    let (emu, keys) = Emu::start(Duration::ZERO, 200, 47);
+    let (emu, keys) = start_emu(Duration::ZERO, 200, 47);
     let dir = tempfile::tempdir().unwrap();
     let stdin_csv = |keys: &[FindingKey]| {
         let mut s = String::from("Id,ProductArn\n");
@@ -960,7 +925,7 @@ fn standard_input_is_checked_row_by_row_on_resume() {
 fn requests_still_out_when_the_grace_period_ends_are_written_off_and_resent() {
     let n = 2_000;
     // Answers take 6-9 s; the grace period is 1 s.
-    let (emu, keys) = Emu::start(Duration::from_secs(6), n, 53);
+    let (emu, keys) = start_emu(Duration::from_secs(6), n, 53);
     let rows: Vec<String> = keys.iter().map(key_row).collect();
     let dir = tempfile::tempdir().unwrap();
     let job = Job::new(dir.path(), emu.url(), &rows, "results.csv");
@@ -1093,7 +1058,7 @@ mod library {
     /// says work is left.
     #[test]
     fn a_stop_before_the_start_sends_nothing() {
-        let (emu, keys) = Emu::start(Duration::ZERO, 500, 59);
+        let (emu, keys) = start_emu(Duration::ZERO, 500, 59);
         let stop = StopHandle::new();
         stop.stop("test stop", Duration::from_secs(1));
         let (summary, outcomes) = run(&emu, &keys, stop);
@@ -1109,7 +1074,7 @@ mod library {
     /// period and are recorded as they ended; the rest is not attempted.
     #[test]
     fn a_stop_in_mid_run_lets_requests_in_flight_finish() {
-        let (emu, keys) = Emu::start(Duration::from_millis(500), 3_000, 61);
+        let (emu, keys) = start_emu(Duration::from_millis(500), 3_000, 61);
         let stop = StopHandle::new();
         let trigger = stop.clone();
         let state = emu.state.clone();

@@ -51,22 +51,6 @@ fn key_of(f: &Value) -> FindingKey {
     FindingKey::new(f["Id"].as_str().unwrap(), f["ProductArn"].as_str().unwrap())
 }
 
-/// Reads a results CSV into one map per row.
-fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .zip(rec.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
-}
-
 fn outcome(summary: &Value, kind: &str) -> u64 {
     summary["outcomes"][kind].as_u64().unwrap_or(0)
 }
