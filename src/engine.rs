@@ -647,7 +647,10 @@ pub async fn run_with(
         burst = config.rate.burst,
         concurrency = config.concurrency,
         max_attempts = config.max_attempts,
-        region = config.region_override.as_deref().unwrap_or("from ProductArn"),
+        region = config
+            .region_override
+            .as_deref()
+            .unwrap_or("from ProductArn"),
         "run started"
     );
     let (tx, rx) = mpsc::channel::<Vec<ReaderMsg>>(64);
