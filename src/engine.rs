@@ -312,12 +312,11 @@ impl Intake {
         }
         let d = with_run_tag((*group).clone(), tag);
         if let Err(e) = d.validate() {
-            return Err(Box::new(InvalidRecord {
-                location: r.location.clone(),
-                column: Some(e.path().to_owned()),
-                reason: format!("per-row decision with the run tag: {e}"),
-                key: Some(r.key.clone()),
-            }));
+            return Err(rejected_decision(
+                r,
+                "per-row decision with the run tag",
+                &e,
+            ));
         }
         Ok(self.interner.intern(d))
     }
@@ -725,6 +724,21 @@ pub async fn run_with(
     Ok(summary)
 }
 
+/// A record whose merged decision breaks a rule of the service: invalid,
+/// naming the member at fault.
+fn rejected_decision(
+    r: &SourceRecord,
+    what: &str,
+    e: &crate::decision::DecisionError,
+) -> Box<InvalidRecord> {
+    Box::new(InvalidRecord {
+        location: r.location.clone(),
+        column: Some(e.path().to_owned()),
+        reason: format!("{what}: {e}"),
+        key: Some(r.key.clone()),
+    })
+}
+
 /// The job's decision with the record's own decision fields over it.
 fn effective_decision(
     job: &Arc<Decision>,
@@ -775,12 +789,7 @@ fn effective_decision(
     }
     d.merge_from(own);
     if let Err(e) = d.validate() {
-        return Err(Box::new(InvalidRecord {
-            location: r.location.clone(),
-            column: Some(e.path().to_owned()),
-            reason: format!("per-row decision: {e}"),
-            key: Some(r.key.clone()),
-        }));
+        return Err(rejected_decision(r, "per-row decision", &e));
     }
     Ok(interner.intern(d))
 }
