@@ -26,6 +26,7 @@ use crate::decision::{
 use crate::model::{CurrentState, FindingKey, InvalidRecord, SourceItem, SourceRecord};
 
 use super::ident::normalize;
+use super::recent::Recent;
 
 /// One cell of a planned column.
 #[derive(Clone, Copy, Debug)]
@@ -177,51 +178,6 @@ pub(crate) struct FieldPlan {
 /// A row's own decision (`None`: it sets none), or the column at fault and why.
 type RowDecision = Result<Option<Arc<Decision>>, (Arc<str>, String)>;
 
-/// A small direct-mapped cache of values by a text key (slot = hash of the
-/// key): constant work per lookup whatever the input. The caller builds the
-/// key in [`Recent::key`] and then calls [`Recent::get_or`].
-pub(crate) struct Recent<V> {
-    slots: Vec<Option<(String, V)>>,
-    /// The key being built (reused, so building it does not allocate).
-    pub(crate) key: String,
-}
-
-const CACHE_SLOTS: usize = 64;
-
-impl<V: Clone> Recent<V> {
-    pub(crate) fn new() -> Self {
-        Recent {
-            slots: (0..CACHE_SLOTS).map(|_| None).collect(),
-            key: String::new(),
-        }
-    }
-
-    /// Starts a new key.
-    pub(crate) fn start(&mut self) -> &mut String {
-        self.key.clear();
-        &mut self.key
-    }
-
-    /// The value for the key built so far, from the cache or from `build`.
-    pub(crate) fn get_or(&mut self, build: impl FnOnce() -> V) -> V {
-        let slot = slot_of(self.key.as_bytes());
-        if let Some((key, value)) = &self.slots[slot]
-            && *key == self.key
-        {
-            return value.clone();
-        }
-        let value = build();
-        match &mut self.slots[slot] {
-            Some((key, v)) => {
-                key.clone_from(&self.key);
-                *v = value.clone();
-            }
-            empty => *empty = Some((self.key.clone(), value.clone())),
-        }
-        value
-    }
-}
-
 /// Appends one cell to a cache key, with a separator no text contains.
 fn push_cell(key: &mut String, cell: FieldCell<'_>) {
     use std::fmt::Write as _;
@@ -311,7 +267,9 @@ impl FieldPlan {
             }
         }
         let columns = &self.columns;
-        record.current = self.states.get_or(|| state(columns, cells).map(Arc::new));
+        record.current = self
+            .states
+            .get_or_built(|| state(columns, cells).map(Arc::new));
         SourceItem::Record(record)
     }
 
@@ -332,7 +290,7 @@ impl FieldPlan {
         }
         let columns = &self.columns;
         self.decisions
-            .get_or(|| build_decision(columns, cells).map(|d| Some(Arc::new(d))))
+            .get_or_built(|| build_decision(columns, cells).map(|d| Some(Arc::new(d))))
     }
 }
 
@@ -556,18 +514,6 @@ fn list_cell(s: &str) -> Result<Vec<String>, String> {
         .filter(|p| !p.is_empty())
         .map(str::to_owned)
         .collect())
-}
-
-/// Slot in the decision cache: FxHash-style mixing, enough for a cache.
-fn slot_of(bytes: &[u8]) -> usize {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = bytes.len() as u64;
-    for chunk in bytes.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-    }
-    (h >> 58) as usize % CACHE_SLOTS
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::arn::{parse_product_arn, to_v1_product_arn};
 use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
 
 use super::error::SourceErrorKind;
+use super::recent::Recent;
 
 /// Limit on `Id` from the ASFF documentation (reference §2.3).
 pub const MAX_ID_CHARS: usize = 512;
@@ -178,45 +179,16 @@ pub(crate) struct IdentColumns {
 /// re-checking and converting the same ARN was most of the per-row cost.
 pub(crate) struct Checker {
     any_arn: bool,
-    /// A small direct-mapped cache (slot = hash of the raw ARN): constant
-    /// work per lookup whatever the input, unlike a map that a file full of
-    /// colliding ARNs could slow down.
-    arns: Vec<Option<CachedArn>>,
-}
-
-struct CachedArn {
-    /// The ARN as found (trimmed).
-    raw: String,
-    /// Its `::product/` form, or why it is unusable.
-    verdict: Result<String, String>,
-}
-
-/// Slots in [`Checker`]'s cache (a power of two).
-const ARN_SLOTS: usize = 64;
-
-/// A fast, non-cryptographic hash of the ARN bytes (FxHash's mixing, eight
-/// bytes at a time); the cache does not need more.
-fn slot_of(bytes: &[u8]) -> usize {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
-    let mut h = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = mix(h, u64::from_le_bytes(word));
-    }
-    for &b in chunks.remainder() {
-        h = mix(h, u64::from(b));
-    }
-    (h >> 58) as usize % ARN_SLOTS
+    /// Verdicts on recent raw ARNs (trimmed): the `::product/` form, or why
+    /// the ARN is unusable.
+    arns: Recent<Result<String, String>>,
 }
 
 impl Checker {
     pub(crate) fn new(any_arn: bool) -> Self {
         Checker {
             any_arn,
-            arns: (0..ARN_SLOTS).map(|_| None).collect(),
+            arns: Recent::new(),
         }
     }
 
@@ -226,21 +198,10 @@ impl Checker {
         let Cell::Text(raw) = arn else {
             return common_problem(arn, "product ARN").map(str::to_owned);
         };
-        let slot = slot_of(raw.as_bytes());
-        if let Some(Some(cached)) = self.arns.get(slot)
-            && cached.raw == raw
-        {
-            return cached.verdict.clone();
-        }
-        let verdict =
-            common_problem(arn, "product ARN").and_then(|raw| check_arn(raw, self.any_arn));
-        if let Some(entry) = self.arns.get_mut(slot) {
-            *entry = Some(CachedArn {
-                raw: raw.to_owned(),
-                verdict: verdict.clone(),
-            });
-        }
-        verdict
+        let any_arn = self.any_arn;
+        self.arns.get_or(raw, || {
+            common_problem(arn, "product ARN").and_then(|raw| check_arn(raw, any_arn))
+        })
     }
 
     /// Checks one record and turns it into a [`SourceItem`].
@@ -609,7 +570,7 @@ mod tests {
             ));
             assert!(i.reason.contains("not a Security Hub ARN"), "{}", i.reason);
         }
-        assert_eq!(checker.arns.iter().flatten().count(), 2);
+        assert_eq!(checker.arns.held(), 2);
     }
 
     #[test]

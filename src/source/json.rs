@@ -30,9 +30,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::error::{SourceError, SourceErrorKind};
-use super::fields::{self, FieldCell, Recent};
+use super::fields::{self, FieldCell};
 use super::ident::{self, Cell, Checker, IdentColumns};
 use super::input::{InputInfo, Stream};
+use super::recent::Recent;
 use super::{RecordIter, SourceOptions};
 use crate::decision::SeverityLabel;
 use crate::model::{CurrentState, InvalidRecord, Location, SourceItem};
@@ -1108,7 +1109,7 @@ impl Finding<'_> {
         match self.check(columns, location, checker) {
             SourceItem::Record(mut r) => {
                 self.state_key(states.start());
-                r.current = states.get_or(|| self.state().map(Arc::new));
+                r.current = states.get_or_built(|| self.state().map(Arc::new));
                 SourceItem::Record(r)
             }
             other => other,

@@ -25,6 +25,7 @@ mod ident;
 mod input;
 mod json;
 mod parquet;
+mod recent;
 
 use std::collections::VecDeque;
 use std::fmt;
