@@ -437,9 +437,10 @@ struct Item {
     throttles: u32,
     /// What the results say about it once updated (the note policy's doing).
     remark: Option<Cow<'static, str>>,
-    /// What the fields its decision sets held before, when the input
-    /// recorded it: the results keep it so that the run can be reverted.
-    prior: Option<Arc<serde_json::Value>>,
+    /// The finding's state as the input recorded it: once updated, the
+    /// results keep what its decision's fields held before, so that the run
+    /// can be reverted.
+    current: Option<Arc<CurrentState>>,
 }
 
 /// Findings of one Region waiting to be sent with one decision.
@@ -1177,7 +1178,6 @@ impl Dispatcher {
                     });
                 };
                 let idx = self.region(&region);
-                let prior = crate::revert::prior_fragment(&decision, r.current.as_deref());
                 let remark = match (r.remark, remark) {
                     (Some(own), Some(note)) => Some(Cow::Owned(format!("{own}; {note}"))),
                     (Some(own), None) => Some(Cow::Owned(own.to_string())),
@@ -1191,7 +1191,7 @@ impl Dispatcher {
                     failures: 0,
                     throttles: 0,
                     remark,
-                    prior: prior.map(Arc::new),
+                    current: r.current,
                 };
                 if let Some((code, reason)) = self.halted() {
                     // Never held: record directly.
@@ -1699,7 +1699,14 @@ impl Dispatcher {
         message: Option<String>,
     ) -> Result<(), EngineError> {
         self.held -= 1;
-        let updated = kind == OutcomeKind::Updated;
+        // What the decision's fields held before is worked out only now,
+        // and only for updated findings: most records never need it.
+        let (applied, prior) = if kind == OutcomeKind::Updated {
+            let prior = crate::revert::prior_fragment(&item.decision, item.current.as_deref());
+            (Some(item.decision), prior.map(Arc::new))
+        } else {
+            (None, None)
+        };
         self.record(Outcome {
             location: item.location,
             key: Some(item.key),
@@ -1708,8 +1715,8 @@ impl Dispatcher {
             code,
             message,
             attempts: item.attempts,
-            applied: updated.then_some(item.decision),
-            prior: if updated { item.prior } else { None },
+            applied,
+            prior,
         })
     }
 
@@ -1769,7 +1776,7 @@ mod tests {
             failures: 0,
             throttles: 0,
             remark: None,
-            prior: None,
+            current: None,
         }
     }
 
