@@ -116,27 +116,27 @@ fn assert_all_updated(emu: &Emu, run: &Run, keys: &[FindingKey], status: &str) {
     }
 }
 
+/// `path` with `suffix` added to its whole name (`a.csv` → `a.csv.gz`).
+fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
 fn gzip(path: &Path) -> std::path::PathBuf {
-    let data = std::fs::read(path).unwrap();
-    let out = path.with_extension(format!(
-        "{}.gz",
-        path.extension().unwrap().to_string_lossy()
-    ));
+    let out = with_suffix(path, ".gz");
     let mut enc = flate2::write::GzEncoder::new(
         std::fs::File::create(&out).unwrap(),
         flate2::Compression::default(),
     );
-    enc.write_all(&data).unwrap();
+    enc.write_all(&std::fs::read(path).unwrap()).unwrap();
     enc.finish().unwrap();
     out
 }
 
 fn zstd_file(path: &Path) -> std::path::PathBuf {
+    let out = with_suffix(path, ".zst");
     let data = std::fs::read(path).unwrap();
-    let out = path.with_extension(format!(
-        "{}.zst",
-        path.extension().unwrap().to_string_lossy()
-    ));
     std::fs::write(&out, zstd::encode_all(&data[..], 3).unwrap()).unwrap();
     out
 }
@@ -543,14 +543,7 @@ fn json_flavours() {
         .map(|f| event(f).to_string())
         .collect();
     std::fs::write(&path, concatenated).unwrap();
-    let gz = d.join("firehose-records.gz");
-    let mut enc = flate2::write::GzEncoder::new(
-        std::fs::File::create(&gz).unwrap(),
-        flate2::Compression::default(),
-    );
-    enc.write_all(&std::fs::read(&path).unwrap()).unwrap();
-    enc.finish().unwrap();
-    let run = update(&emu, d, &gz, &SUPPRESS);
+    let run = update(&emu, d, &gzip(&path), &SUPPRESS);
     assert_all_updated(&emu, &run, parts[4], "SUPPRESSED");
 }
 
