@@ -511,26 +511,49 @@ async fn update(args: UpdateArgs) -> anyhow::Result<i32> {
         cleared.stdin.as_ref().map(|s| s.path()),
         false,
     )?;
+    let summary = run_with_aws(
+        engine,
+        decision,
+        input,
+        &args.aws,
+        &args.output,
+        args.inputs.clone(),
+    )
+    .await?;
+    Ok(exit_status(&summary))
+}
+
+/// Runs a job against Security Hub (or `--endpoint-url`) with the standard
+/// credential chain, journaled into its outputs, and prints its summary.
+/// `inputs` are the names the journal's header records.
+pub(crate) async fn run_with_aws(
+    engine: EngineConfig,
+    decision: Decision,
+    input: Input,
+    aws: &AwsArgs,
+    output: &OutputArgs,
+    inputs: Vec<String>,
+) -> anyhow::Result<RunSummary> {
     let submitter = Submitter::from_env(&AwsSettings {
-        profile: args.aws.profile.clone(),
-        endpoint_url: args.aws.endpoint_url.clone(),
-        request_timeout: Some(args.aws.request_timeout),
+        profile: aws.profile.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
+        request_timeout: Some(aws.request_timeout),
     })
     .await;
     let ctx = nightly::JobContext {
-        inputs: args.inputs.clone(),
-        request_timeout: args.aws.request_timeout,
+        inputs,
+        request_timeout: aws.request_timeout,
     };
     let job = Job {
         engine,
         decision,
         input,
         submitter,
-        output: args.output.clone(),
+        output: output.clone(),
     };
     let summary = run_job_in(job, &ctx).await?;
-    print_summary(&summary, args.output.output)?;
-    Ok(exit_status(&summary))
+    print_summary(&summary, output.output)?;
+    Ok(summary)
 }
 
 /// Runs the engine with the outputs a job asked for.

@@ -18,13 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{AwsArgs, Job, OutputArgs, PacingArgs, exit_status, print_summary};
+use super::{AwsArgs, OutputArgs, PacingArgs, exit_status};
 use crate::decision::Decision;
 use crate::engine::{Input, InputError};
 use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
 use crate::reporting::ResultsFormat;
 use crate::revert::{restoring, state_after};
-use crate::submission::{AwsSettings, Submitter};
 
 /// `sechub-triage revert`.
 #[derive(Args, Debug)]
@@ -99,25 +98,15 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
         report_skipped(&skipped, &args.run_results);
         return Ok(super::exit::SUCCESS);
     }
-    let submitter = Submitter::from_env(&AwsSettings {
-        profile: args.aws.profile.clone(),
-        endpoint_url: args.aws.endpoint_url.clone(),
-        request_timeout: Some(args.aws.request_timeout),
-    })
-    .await;
-    let ctx = super::nightly::JobContext {
-        inputs,
-        request_timeout: args.aws.request_timeout,
-    };
-    let job = Job {
+    let summary = super::run_with_aws(
         engine,
-        decision: Decision::default(),
+        Decision::default(),
         input,
-        submitter,
-        output: args.output.clone(),
-    };
-    let summary = super::run_job_in(job, &ctx).await?;
-    print_summary(&summary, args.output.output)?;
+        &args.aws,
+        &args.output,
+        inputs,
+    )
+    .await?;
     report_skipped(&skipped, &args.run_results);
     Ok(exit_status(&summary))
 }
