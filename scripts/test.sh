@@ -3,13 +3,18 @@
 #   bash scripts/test.sh
 # It creates a Python virtual environment with boto3 (for the boto3 wire
 # compatibility test), then runs the whole Rust test suite. Extra arguments
-# go to `cargo test` (e.g. `bash scripts/test.sh --test engine`).
+# go to `cargo test`. The integration tests are one binary
+# (tests/integration/main.rs) with one module per area; run one module by
+# its path prefix, or one test by its name:
+#   bash scripts/test.sh --test integration engine::
+#   bash scripts/test.sh --test integration plan::some_test_name
+#   bash scripts/test.sh --lib retry::       (unit tests only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${SECHUB_TRIAGE_VENV:-$PWD/.venv}"
 if ! "$venv/bin/python" -c 'import boto3' 2>/dev/null; then
-  echo "==> creating $venv with boto3 (for tests/boto3_wire.rs)"
+  echo "==> creating $venv with boto3 (for tests/integration/boto3_wire.rs)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'boto3>=1.35'
 fi

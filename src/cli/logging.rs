@@ -7,7 +7,7 @@
 //! `tracing::` macros; this module only installs the subscriber. It does not
 //! draw progress, and it does not redact: nothing we log carries credentials,
 //! and the AWS SDK redacts `Authorization` and `X-Amz-Security-Token` in its
-//! own trace output (both checked by `tests/observability.rs`).
+//! own trace output (both checked by `tests/integration/observability.rs`).
 
 use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;

@@ -5,20 +5,18 @@
 //! the fewest requests), `--skip-unchanged` over exports that record the
 //! findings' state, and bad per-row values.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::*;
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, StructArray};
 use arrow::datatypes::{Field, Fields};
 use parquet::arrow::ArrowWriter;
 use sechub_triage::emulator::{EmulatorConfig, Operation, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 use serde_json::{Value, json};
-use support::*;
 
 /// Seeds `n` findings in one Region (so request counts are predictable).
 fn seed(emu: &Emu, n: usize, seed: u64) -> Vec<FindingKey> {

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 use sechub_triage::emulator::{EmulatorConfig, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 
-mod support;
-use support::{BIN, Emu};
+use crate::support::{BIN, Emu};
 
 /// The emulator with `latency` (plus up to half as much jitter) on every
 /// answer, no throttling (the client's --rate paces the runs), and `n`

@@ -3,7 +3,7 @@
 //! emulator's throttling as throttling and its 400s as
 //! `InvalidInputException` (reference §3.2–3.4, §4.3).
 //!
-//! boto3 runs in `tests/boto3_wire.py` under the interpreter named by
+//! boto3 runs in `tests/integration/boto3_wire.py` under the interpreter named by
 //! `SECHUB_TRIAGE_PYTHON` (default `python3`). Without boto3 this test fails
 //! and says how to set it up; it never passes silently.
 
@@ -123,7 +123,10 @@ async fn boto3_and_the_rust_sdk_agree_on_the_wire() {
         serde_json::to_vec(&json!({ "keys": keys })).unwrap(),
     )
     .unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/boto3_wire.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/integration/boto3_wire.py"
+    );
     let url = format!("http://{addr}");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py)

@@ -458,13 +458,12 @@ fn reads_standard_input() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
+    // This test's name inside the integration binary (`source_csv::...`):
+    // its module path without the crate name.
+    let name = concat!(module_path!(), "::reads_standard_input");
+    let name = name.split_once("::").map_or(name, |(_, rest)| rest);
     let mut child = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "reads_standard_input",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env("SOURCE_CSV_STDIN_CHILD", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -3,15 +3,13 @@
 //! campaigns run against the demo data; flags override the file; unknown
 //! keys are refused before anything is sent.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::Emu;
 use sechub_triage::emulator::EmulatorConfig;
 use sechub_triage::model::FindingKey;
-use support::Emu;
 
 /// An emulator seeded with the demo data (samples/findings.json).
 fn emu_with_samples() -> Emu {
@@ -36,7 +34,7 @@ fn samples() -> PathBuf {
 
 /// The binary, run from `cwd`, with credentials that exist only here.
 fn triage(cwd: &Path) -> Command {
-    let mut c = support::triage(cwd);
+    let mut c = crate::support::triage(cwd);
     c.current_dir(cwd);
     c
 }
@@ -81,7 +79,7 @@ fn results_rows(path: &Path) -> Vec<HashMap<String, String>> {
             })
             .collect();
     }
-    support::read_results(path)
+    crate::support::read_results(path)
 }
 
 fn read_json(path: &Path) -> serde_json::Value {

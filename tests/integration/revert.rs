@@ -1,15 +1,13 @@
 //! Undo, end to end against the emulator: export, campaign, `revert`, and a
 //! revert of the revert, checked through the emulator's stored findings.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::support::*;
 use sechub_triage::emulator::{EmulatorConfig, Operation, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 use serde_json::{Value, json};
-use support::*;
 
 /// What a campaign may change and a revert must put back.
 #[derive(Clone, Debug, PartialEq)]

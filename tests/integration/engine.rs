@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use sechub_triage::emulator::{Bucket, EmulatorConfig, FaultConfig, Operation, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 fn missing_key(i: usize) -> FindingKey {
     FindingKey::new(

@@ -10,17 +10,15 @@
 //!   the most verbose log levels, on success, access denied and an
 //!   unreachable endpoint.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
+use crate::support::{Emu, read_results as results_rows};
 use sechub_triage::emulator::{Bucket, EmulatorConfig, FaultConfig, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 use serde_json::Value;
-use support::{Emu, read_results as results_rows};
 
 /// Recognisable credentials: none of these may appear in any output.
 const SECRET: &str = "wJalrSECRETxyzzyDoNotLeak0123456789abcdef";
@@ -38,7 +36,7 @@ fn seed(emu: &Emu, count: usize, regions: &[&str]) -> Vec<FindingKey> {
 /// The binary with the recognisable credentials (and a session token) in
 /// its environment and no access to any real configuration.
 fn triage(home: &Path) -> Command {
-    let mut c = support::triage(home);
+    let mut c = crate::support::triage(home);
     c.current_dir(home)
         .env("AWS_ACCESS_KEY_ID", "AKIDOBSERVABILITY")
         .env("AWS_SECRET_ACCESS_KEY", SECRET)

@@ -1,6 +1,7 @@
 //! Shared test harness: the emulator on 127.0.0.1 (port 0) in its own
 //! runtime, the real binary with credentials that exist only here, and
-//! readers for results files. Include with `mod support;`.
+//! readers for results files. A module of the integration-test binary
+//! (`tests/integration/main.rs`); use it as `crate::support`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;

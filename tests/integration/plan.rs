@@ -18,8 +18,7 @@ use serde_json::{Value, json};
 use sechub_triage::emulator::{EmulatorConfig, EmulatorState, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -1,0 +1,25 @@
+//! The one integration-test binary (`autotests = false` in Cargo.toml): every
+//! module below was once its own test binary, and each one linked arrow,
+//! parquet, the AWS SDK and hyper again. One binary links them once.
+//!
+//! Run one module with a name filter, e.g.
+//! `cargo test --test integration engine::` or
+//! `bash scripts/test.sh --test integration plan::`.
+
+mod support;
+
+mod boto3_wire;
+mod campaign;
+mod emulator;
+mod engine;
+mod formats_e2e;
+mod nightly;
+mod observability;
+mod plan;
+mod revert;
+mod source_bad_files;
+mod source_csv;
+mod source_detect;
+mod source_json;
+mod source_parquet;
+mod source_samples;
