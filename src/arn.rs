@@ -1,6 +1,6 @@
 //! Product ARN parsing: the Region a finding must be updated in comes from
 //! its `ProductArn` (field 4), never from its `Id` (third-party Ids are free
-//! text). See reference §10.
+//! text). See docs/service-facts.md §10.
 
 use std::borrow::Cow;
 
@@ -71,7 +71,7 @@ pub fn region_of(product_arn: &str) -> Option<&str> {
 }
 
 /// Converts the new Security Hub's `::productv2/` product UIDs to the
-/// `::product/` form that `BatchUpdateFindings` needs (reference §7.1, §9).
+/// `::product/` form that `BatchUpdateFindings` needs (docs/service-facts.md §7.1, §9).
 pub fn to_v1_product_arn(s: &str) -> Cow<'_, str> {
     // Only the resource (sixth field, as parse_product_arn splits it) is
     // converted: a ":productv2/" elsewhere, e.g. in the account field, must
@@ -88,7 +88,7 @@ pub fn to_v1_product_arn(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Region name shapes per partition (reference §10, from botocore partitions.json).
+/// Region name shapes per partition (docs/service-facts.md §10, from botocore partitions.json).
 fn is_region_of_partition(region: &str, partition: &str) -> bool {
     let prefixes: &[&str] = match partition {
         "aws" => &["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx"],

@@ -259,9 +259,9 @@ api_enum!(
 );
 
 impl SeverityLabel {
-    /// The label the service derives from a `Normalized` score (reference
-    /// §8.1: 0 informational, 1–39 low, 40–69 medium, 70–89 high, 90–100
-    /// critical); `None` outside 0–100.
+    /// The label the service derives from a `Normalized` score
+    /// (docs/service-facts.md §8.1: 0 informational, 1–39 low, 40–69 medium,
+    /// 70–89 high, 90–100 critical); `None` outside 0–100.
     pub fn from_normalized(normalized: i32) -> Option<Self> {
         match normalized {
             0 => Some(SeverityLabel::Informational),
@@ -443,7 +443,7 @@ impl Decision {
         }
     }
 
-    /// Checks every rule of the service (reference §2.2, §2.3, §8) with the
+    /// Checks every rule of the service (docs/service-facts.md §2.2, §2.3, §8) with the
     /// default [`Rules`], and that at least one field is set. Errors name the
     /// API member path (`Note.Text`), the rule and the value.
     pub fn validate(&self) -> Result<(), DecisionError> {

@@ -1,7 +1,7 @@
 //! The note policy (`--note-mode`): what a decision's `Note` becomes for a
 //! finding that may already have one.
 //!
-//! `BatchUpdateFindings` replaces a finding's single note (reference §8.3),
+//! `BatchUpdateFindings` replaces a finding's single note (docs/service-facts.md §8.3),
 //! so a campaign that sets a note wipes whatever other tools keep there
 //! (ticket keys, JSON state). The policy decides per finding, from the note
 //! the export recorded ([`CurrentState`]):

@@ -1,6 +1,6 @@
 //! The service's rules for a decision, checked before any call.
 //!
-//! Sources: reference §2.2/§2.3 (model constraints: enums, 0–100 ranges,
+//! Sources: docs/service-facts.md §2.2/§2.3 (model constraints: enums, 0–100 ranges,
 //! `NonEmptyString` = pattern `.*\S.*`) and the ASFF documentation limits the
 //! model does not encode (Note.Text 1–512, Types at most 50,
 //! UserDefinedFields at most 50 pairs with keys up to 128 and values up to
@@ -48,7 +48,7 @@ pub const RELATED_FINDINGS_MIN: usize = 1;
 /// Most `RelatedFindings` entries (ASFF documentation).
 pub const RELATED_FINDINGS_MAX: usize = 10;
 
-/// The five documented finding-type namespaces (reference §8.5).
+/// The five documented finding-type namespaces (docs/service-facts.md §8.5).
 pub const TYPE_NAMESPACES: [&str; 5] = [
     "Software and Configuration Checks",
     "TTPs",

@@ -76,7 +76,7 @@ asff_enum!(
 );
 
 impl SeverityLabel {
-    /// Label derived from a Normalized score (reference §8.1).
+    /// Label derived from a Normalized score (docs/service-facts.md §8.1).
     pub(crate) fn from_normalized(n: u8) -> SeverityLabel {
         match n {
             0 => SeverityLabel::Informational,
@@ -87,7 +87,7 @@ impl SeverityLabel {
         }
     }
 
-    /// Normalized score derived from a Label (reference §8.1).
+    /// Normalized score derived from a Label (docs/service-facts.md §8.1).
     pub(crate) fn normalized(self) -> u8 {
         match self {
             SeverityLabel::Informational => 0,
@@ -232,7 +232,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// The partition a Region name belongs to (reference §10).
+/// The partition a Region name belongs to (docs/service-facts.md §10).
 pub(crate) fn partition_of_region(region: &str) -> &'static str {
     const TABLE: &[(&str, &str)] = &[
         ("us-gov-", "aws-us-gov"),

@@ -1,5 +1,6 @@
-//! Emulator configuration: throttling, fault injection and the behaviours the
-//! reference marks UNVERIFIED (each one a documented, switchable choice).
+//! Emulator configuration: throttling, fault injection and the behaviours
+//! `docs/service-facts.md` marks unverified (each one a documented,
+//! switchable choice).
 //!
 //! These are plain values; they do not act by themselves. The state applies
 //! them per request, and throttling, faults and semantics can be replaced
@@ -42,7 +43,7 @@ pub struct EmulatorConfig {
     pub throttle: ThrottleConfig,
     /// Fault injection (all off by default).
     pub faults: FaultConfig,
-    /// Choices for behaviours the reference marks UNVERIFIED.
+    /// Choices for behaviours docs/service-facts.md marks unverified (§12).
     pub semantics: Semantics,
     /// Seed of the random generator behind every injected fault and jitter,
     /// so that a run with the same seed and the same request sequence gives
@@ -58,7 +59,7 @@ pub struct EmulatorConfig {
 
 /// Default for [`EmulatorConfig::account_id`].
 pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
-/// Default for [`EmulatorConfig::max_body_bytes`]: 6 MiB (reference §4.1).
+/// Default for [`EmulatorConfig::max_body_bytes`]: 6 MiB (docs/service-facts.md §4.1).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 impl Default for EmulatorConfig {
@@ -108,7 +109,7 @@ impl Bucket {
     }
 }
 
-/// Which error code a throttled request gets (reference §4.2).
+/// Which error code a throttled request gets (docs/service-facts.md §4.2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ThrottleCode {
     /// The modelled V1 error (`LimitExceededException`, HTTP 429).
@@ -241,7 +242,7 @@ impl FaultConfig {
 }
 
 /// What to do with an identifier that appears more than once in one
-/// `BatchUpdateFindings` request (reference §2.4; exact behaviour UNVERIFIED).
+/// `BatchUpdateFindings` request (docs/service-facts.md §2.4; exact behaviour UNVERIFIED).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DuplicatePolicy {
     /// The first occurrence is processed; each later one is reported as
@@ -254,7 +255,7 @@ pub enum DuplicatePolicy {
 }
 
 /// How a `UserDefinedFields` update combines with the finding's map
-/// (reference §8.3; UNDOCUMENTED).
+/// (docs/service-facts.md §8.3; UNDOCUMENTED).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UdfPolicy {
     /// Supplied keys are added or overwritten; other keys stay.
@@ -276,7 +277,7 @@ pub enum RegionScope {
     Any,
 }
 
-/// Choices for behaviours the reference does not pin down.
+/// Choices for behaviours no source pins down (docs/service-facts.md §12).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Semantics {
@@ -298,7 +299,7 @@ pub struct Semantics {
     /// Region isolation.
     pub region_scope: RegionScope,
     /// Cross-Region aggregation home Region: requests to it see the findings
-    /// of every Region of its partition (reference §8.7).
+    /// of every Region of its partition (docs/service-facts.md §8.7).
     pub home_region: Option<String>,
 }
 

@@ -1,4 +1,4 @@
-//! `GetFindings` string filters (reference §6): compiles the `Filters` member
+//! `GetFindings` string filters (docs/service-facts.md §6): compiles the `Filters` member
 //! into a predicate over a finding's indexed fields.
 //!
 //! Supports the string filters `Id`, `ProductArn`, `AwsAccountId`, `Region`,

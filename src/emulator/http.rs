@@ -1,7 +1,7 @@
 //! The HTTP/1.1 front: [`serve`] accepts connections on a listener the
 //! caller bound, routes restJson1 requests to the operations and
 //! `/_emulator/` to the admin API, and writes responses and errors exactly as
-//! the SDKs parse them (reference §3: status, `x-amzn-ErrorType`,
+//! the SDKs parse them (docs/service-facts.md §3: status, `x-amzn-ErrorType`,
 //! `{"Code","Message"}` body, `x-amzn-RequestId` on everything).
 //!
 //! Order of checks for an API request: route (404), SigV4 credential scope

@@ -2,7 +2,7 @@
 //! the triage engine needs (`BatchUpdateFindings`, `BatchImportFindings`,
 //! `GetFindings`), for tests and demos.
 //!
-//! It speaks restJson1 over HTTP/1.1 exactly as reference §1–§6 describes, so
+//! It speaks restJson1 over HTTP/1.1 exactly as docs/service-facts.md §1–§6 describes, so
 //! the real `aws-sdk-securityhub` client and boto3 can talk to it unchanged
 //! (point them at `http://127.0.0.1:PORT`). It throttles like the service,
 //! injects faults on demand (reproducibly, from a seed), detects real

@@ -193,7 +193,7 @@ pub(crate) struct PreparedUpdate {
 }
 
 impl PreparedUpdate {
-    /// `now` stamps the note (reference §8.3: the service sets its UpdatedAt).
+    /// `now` stamps the note (docs/service-facts.md §8.3: the service sets its UpdatedAt).
     pub(crate) fn new(u: UpdateFields, now: &str) -> Self {
         PreparedUpdate {
             note: u.note.map(|n| {
@@ -514,7 +514,7 @@ impl Store {
         } = f;
         let region = region.unwrap_or_else(|| default_region.to_owned());
         doc.insert("Region".into(), Value::String(region.clone()));
-        // Customer-owned fields leave the provider document (reference §5:
+        // Customer-owned fields leave the provider document (docs/service-facts.md §5:
         // after creation, imports cannot change them).
         let mut overlay = Overlay::default();
         if let Some(Value::Object(n)) = doc.remove("Note") {
@@ -765,7 +765,7 @@ impl Store {
             }
             let mut label = f.severity_label;
             if let Some(s) = &u.severity {
-                // Reference §8.1: a missing Label derives from Normalized and
+                // docs/service-facts.md §8.1: a missing Label derives from Normalized and
                 // vice versa; both given are kept as given (UNVERIFIED).
                 match (s.label, s.normalized) {
                     (Some(l), Some(n)) => {

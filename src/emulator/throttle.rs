@@ -1,5 +1,5 @@
 //! Token-bucket throttling per (access key, Region, operation), the way the
-//! service applies its per-account, per-Region quotas (reference §4.1).
+//! service applies its per-account, per-Region quotas (docs/service-facts.md §4.1).
 //!
 //! It only answers "may this request pass now?"; the HTTP layer turns a "no"
 //! into the configured 429 error. The clock is passed in, so the bucket

@@ -1,7 +1,7 @@
-//! Server-side validation of the three requests (reference §2.2–2.3, §5, §6):
+//! Server-side validation of the three requests (docs/service-facts.md §2.2–2.3, §5, §6):
 //! required members, JSON types, enums, 0–100 ranges, the `NonEmptyString`
 //! pattern and the ASFF length limits. SDKs check almost none of this
-//! (reference §2.6), so the emulator must.
+//! (docs/service-facts.md §2.6), so the emulator must.
 //!
 //! Request-level problems become [`InvalidInput`] (HTTP 400
 //! `InvalidInputException`); a finding in `BatchImportFindings` that breaks
@@ -479,10 +479,10 @@ pub(crate) struct ImportFailure {
     pub message: String,
 }
 
-/// The prefix of the service's ASFF validation messages (reference §5).
+/// The prefix of the service's ASFF validation messages (docs/service-facts.md §5).
 const ASFF_PREFIX: &str = "Finding does not adhere to Amazon Finding Format.";
 
-/// Checks one finding against the ASFF rules reference §5 lists, with
+/// Checks one finding against the ASFF rules docs/service-facts.md §5 lists, with
 /// messages in the service's (JSON-schema) style, e.g.
 /// `data.Title should NOT be longer than 256 characters.`
 pub(crate) fn check_finding(doc: Map<String, Value>) -> Result<ImportedFinding, ImportFailure> {

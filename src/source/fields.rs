@@ -137,7 +137,7 @@ fn target_of(raw: &str, ocsf: bool) -> Option<Target> {
         "types" => Target::Types,
         "userdefinedfields" => Target::UserFields,
         "relatedfindings" => Target::Related,
-        // The CSV Manager's custom columns (reference §9).
+        // The CSV Manager's custom columns (docs/service-facts.md §9).
         "customerowner" => Target::UserField("Owner".into()),
         "customerissue" => Target::UserField("Issue".into()),
         "customerticket" => Target::UserField("Ticket".into()),
@@ -323,7 +323,7 @@ fn state(columns: &[Planned], cells: &[FieldCell<'_>]) -> Option<CurrentState> {
 }
 
 /// OCSF `status` (caption) or `status_id` as a workflow status. The ASR
-/// mapping (reference §7.1) pairs NOTIFIED with "In Progress" (2).
+/// mapping (docs/service-facts.md §7.1) pairs NOTIFIED with "In Progress" (2).
 pub(crate) fn ocsf_status(cell: FieldCell<'_>) -> Option<&'static str> {
     let id = match cell {
         FieldCell::Int(n) => n,

@@ -14,11 +14,11 @@ use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord
 use super::error::SourceErrorKind;
 use super::recent::Recent;
 
-/// Limit on `Id` from the ASFF documentation (reference §2.3).
+/// Limit on `Id` from the ASFF documentation (docs/service-facts.md §2.3).
 pub const MAX_ID_CHARS: usize = 512;
-/// Limits on `ProductArn` from the ASFF documentation (reference §2.3).
+/// Limits on `ProductArn` from the ASFF documentation (docs/service-facts.md §2.3).
 pub const MIN_PRODUCT_ARN_CHARS: usize = 12;
-/// Upper limit on `ProductArn` (reference §2.3).
+/// Upper limit on `ProductArn` (docs/service-facts.md §2.3).
 pub const MAX_PRODUCT_ARN_CHARS: usize = 2048;
 /// Identifiers kept in an invalid record are cut to this many characters so
 /// that a megabyte-long cell does not end up in the results file.
@@ -26,7 +26,7 @@ const MAX_KEPT_CHARS: usize = 1024;
 
 /// Normalised names of columns that hold the finding Id, in order of
 /// preference: ASFF `Id`, snake_case `finding_id`, OCSF 1.1 `finding_info.uid`,
-/// OCSF 1.0 `finding.uid` (reference §9).
+/// OCSF 1.0 `finding.uid` (docs/service-facts.md §9).
 const ID_NAMES: &[&str] = &["id", "findingid", "findinginfouid", "findinguid"];
 /// Normalised names of columns that hold the product ARN.
 const ARN_NAMES: &[&str] = &["productarn", "metadataproductuid"];
@@ -167,7 +167,7 @@ pub(crate) struct IdentColumns {
 
 /// Checks records' identifiers and turns them into [`SourceItem`]s.
 ///
-/// Rules (the same for every format, reference §2.3): the Id must contain a
+/// Rules (the same for every format, docs/service-facts.md §2.3): the Id must contain a
 /// non-whitespace character, no line break, and at most 512 characters; the
 /// product ARN 12–2048 characters, and unless `any_arn` (`--region` given)
 /// must parse as a Security Hub product ARN. `::productv2/` ARNs are turned

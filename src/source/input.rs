@@ -17,7 +17,7 @@ use super::error::{SourceError, SourceErrorKind};
 use super::{Format, InputSpec, RecordIter, SourceOptions};
 
 /// Largest single record (CSV row, JSON value) a reader accepts. A finding
-/// is at most 240 KB (reference §4.1); anything this large is a broken file
+/// is at most 240 KB (docs/service-facts.md §4.1); anything this large is a broken file
 /// (typically an unterminated quote) that would otherwise be buffered whole.
 pub(crate) const MAX_RECORD_BYTES: u64 = 64 << 20;
 /// How much decompressed content is looked at to detect the format.

@@ -872,7 +872,7 @@ struct Finding<'a> {
     id: Option<Text<'a>>,
     #[serde(rename = "ProductArn", borrow)]
     product_arn: Option<Text<'a>>,
-    /// Athena/Glue lower-case names (reference §9). Not an alias of `Id`:
+    /// Athena/Glue lower-case names (docs/service-facts.md §9). Not an alias of `Id`:
     /// an EventBridge event has its own top-level `id`.
     #[serde(rename = "id", borrow)]
     id_lower: Option<Text<'a>>,

@@ -1,7 +1,7 @@
 //! Wire compatibility: boto3 and the Rust SDK, driven against the same
 //! emulator, must derive the same error codes and both classify the
 //! emulator's throttling as throttling and its 400s as
-//! `InvalidInputException` (reference §3.2–3.4, §4.3).
+//! `InvalidInputException` (docs/service-facts.md §3.2–3.4, §4.3).
 //!
 //! boto3 runs in `tests/integration/boto3_wire.py` under the interpreter named by
 //! `SECHUB_TRIAGE_PYTHON` (default `python3`). Without boto3 this test fails
@@ -285,7 +285,7 @@ async fn boto3_and_the_rust_sdk_agree_on_the_wire() {
         });
         let (ok, got, status, attempts) = rust_scenario(&state, addr, one, 3, None).await;
         // The Rust SDK retries a 429 only when its code is a known
-        // throttling code (reference §3.4), so 3 attempts is its
+        // throttling code (docs/service-facts.md §3.4), so 3 attempts is its
         // "throttling" classification.
         assert_eq!(
             (ok, got.as_deref(), status, attempts),

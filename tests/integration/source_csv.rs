@@ -94,7 +94,7 @@ fn athena_lower_case() {
 
 #[test]
 fn csv_manager_layout_with_multiline_fields() {
-    // Reference §9: the header starts with Id, then many columns; free-text
+    // docs/service-facts.md §9: the header starts with Id, then many columns; free-text
     // columns carry quoted line breaks and doubled quotes.
     let header = "Id,ProductArn,Criticality,Confidence,NoteText,NoteUpdatedBy,CustomerOwner,CustomerIssue,\
         CustomerTicket,ProductSeverity,NormalizedSeverity,SeverityLabel,VerificationState,Workflow,UpdateVersion,\

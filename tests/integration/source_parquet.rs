@@ -90,7 +90,7 @@ fn flat_columns() {
     );
 }
 
-/// Security Lake source v2 (OCSF 1.1) layout, reference §9.
+/// Security Lake source v2 (OCSF 1.1) layout, docs/service-facts.md §9.
 fn security_lake_batch(
     uids: &[&str],
     products: &[&str],
