@@ -517,6 +517,48 @@ mod tests {
         }
     }
 
+    fn records(n: u64) -> Input {
+        use crate::model::{Location, SourceItem, SourceRecord};
+        Box::new((1..=n).map(|row| {
+            Ok(SourceItem::Record(SourceRecord::new(
+                Location {
+                    file: "f".into(),
+                    row,
+                    detail: None,
+                },
+                FindingKey::new(format!("id-{row}"), "arn"),
+            )))
+        }))
+    }
+
+    #[test]
+    fn a_run_reading_other_than_its_plan_ends_in_an_input_error() {
+        let cleared = |planned| Cleared {
+            spooled: Spooled::default(),
+            files: Vec::new(),
+            planned,
+        };
+        // As planned: every record, then the end.
+        let items: Vec<_> = cleared(3).expect_records(records(3)).collect();
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(Result::is_ok));
+        // Fewer: the records read, then an error saying so.
+        let items: Vec<_> = cleared(5).expect_records(records(2)).collect();
+        assert_eq!(items.len(), 3);
+        let e = items[2].as_ref().unwrap_err().to_string();
+        assert!(e.contains("read 2 records where the plan read 5"), "{e}");
+        // More: the planned ones, then an error instead of the extra one.
+        let items: Vec<_> = cleared(2).expect_records(records(4)).collect();
+        assert_eq!(items.len(), 3);
+        assert!(
+            items[2]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("more records")
+        );
+    }
+
     #[test]
     fn the_run_tag_is_checked_like_any_user_defined_field() {
         let mut engine = EngineConfig::default();
