@@ -457,3 +457,56 @@ fn the_emulator_stays_on_loopback_unless_told_and_closes_idle_connections() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn input_errors_are_printed_clean_escaped_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let plan = |input: &Path| {
+        triage(home)
+            .args(["plan", s(input), "--workflow", "Status=NEW"])
+            .output()
+            .unwrap()
+    };
+    // A corrupt Parquet page makes the parquet crate panic: the reader
+    // catches it, and only the clean error is printed.
+    let corrupt = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bad/fuzz-parquet-divide-by-zero.parquet");
+    let out = plan(&corrupt);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the Parquet decoder failed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        err.trim().is_empty(),
+        "nothing but the plan's own error: {err}"
+    );
+    // Terminal escapes and a megabyte header cell.
+    let esc = home.join("esc.csv");
+    let header = format!("\u{1b}[2J\u{1b}[31mred,{}\nx,y\n", "A".repeat(1_000_000));
+    std::fs::write(&esc, header).unwrap();
+    let out = plan(&esc);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!err.contains('\u{1b}'), "{err}");
+    assert!(err.contains("\\u{1b}[31mred"), "{err}");
+    assert!(err.len() < 2_000, "{} bytes", err.len());
+    assert!(err.contains("more characters"), "{err}");
+    // The same column twice.
+    let dup = home.join("dup.csv");
+    std::fs::write(
+        &dup,
+        "Id,Id,ProductArn\na,b,arn:aws:securityhub:us-east-1::product/aws/guardduty\n",
+    )
+    .unwrap();
+    let out = plan(&dup);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        err.contains("\"Id\" more than once") && err.contains("columns 1 and 2"),
+        "{err}"
+    );
+}

@@ -398,8 +398,11 @@ pub fn main() -> i32 {
         Ok(code) => (code, None),
         Err(e) if is_broken_pipe(&e) => (exit::SUCCESS, None),
         Err(e) => {
-            eprintln!("sechub-triage: error: {e:#}");
-            (exit::for_error(&e), Some(format!("{e:#}")))
+            // Whatever an error quotes from an input (a header cell, a
+            // campaign value) is printed escaped and cut to a sane length.
+            let message = source::printable(&format!("{e:#}"), ERROR_MAX_CHARS);
+            eprintln!("sechub-triage: error: {message}");
+            (exit::for_error(&e), Some(message))
         }
     };
     // Last, so that the report carries the status the process exits with.
@@ -413,6 +416,10 @@ pub fn main() -> i32 {
     }
     code
 }
+
+/// Longest error message printed: enough for every message of ours with
+/// its causes, never the megabytes of a malformed input.
+const ERROR_MAX_CHARS: usize = 4000;
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
