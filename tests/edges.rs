@@ -510,3 +510,109 @@ fn input_errors_are_printed_clean_escaped_and_cut() {
         "{err}"
     );
 }
+
+fn kill(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A hang guard, not a timing assertion: polls `cond` until it holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_signal_during_the_plan_pass_exits_4_with_a_message() {
+    let (dir, emu, _keys, _input) = setup(3);
+    let home = dir.path();
+    let tmp = home.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // Standard input held open: the plan pass is busy saving it.
+    let child = update(home, &emu, &["-", "--results", s(&home.join("r.csv"))])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the plan pass to start saving standard input", || {
+        std::fs::read_dir(&tmp).unwrap().next().is_some()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    kill(child.id(), "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SIGTERM during the plan pass") && err.contains("before anything was sent"),
+        "{err}"
+    );
+    assert_eq!(emu.requests(), 0);
+    assert!(!home.join("r.csv").exists());
+}
+
+#[test]
+fn the_report_is_finalised_after_a_second_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let mut config = EmulatorConfig::unthrottled();
+    config.faults.latency = Duration::from_secs(3);
+    let emu = Emu::start(config);
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 300,
+        seed: 5,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let input = home.join("in.csv");
+    write_csv(
+        &input,
+        "Id,ProductArn",
+        &keys.iter().map(key_row).collect::<Vec<_>>(),
+    );
+    let report = home.join("report.json");
+    let child = update(
+        home,
+        &emu,
+        &[
+            s(&input),
+            "--results",
+            s(&home.join("r.csv")),
+            "--report",
+            s(&report),
+            "--rate",
+            "1",
+            "--burst",
+            "1",
+            "--grace",
+            "60s",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for("a request in flight", || emu.state.in_flight() > 0);
+    kill(child.id(), "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    kill(child.id(), "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(doc["state"], "finished", "{doc}");
+    assert_eq!(doc["exit_status"], 4, "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap_or_default().contains("twice"),
+        "{doc}"
+    );
+}

@@ -50,6 +50,17 @@ impl LocalIo {
     }
 }
 
+/// SIGINT or SIGTERM before the run started (during the plan pass or the
+/// confirmation): nothing was sent; exit status [`STOPPED`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{signal} during the plan pass: stopped before anything was sent; run the same command again"
+)]
+pub struct StoppedBeforeRun {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: &'static str,
+}
+
 /// The status for a run that ended in an error before or outside the
 /// engine: [`LOCKED`] for a held lock, [`LOCAL_IO`] for a local file that
 /// could not be written, [`USAGE`] for everything else (flags, campaign
@@ -61,6 +72,9 @@ pub fn for_error(e: &anyhow::Error) -> i32 {
     for c in e.chain() {
         if let Some(LockError::Held { .. }) = c.downcast_ref::<LockError>() {
             return LOCKED;
+        }
+        if c.downcast_ref::<StoppedBeforeRun>().is_some() {
+            return STOPPED;
         }
         local_io |= matches!(c.downcast_ref::<LockError>(), Some(LockError::Io { .. }))
             || matches!(

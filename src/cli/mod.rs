@@ -394,6 +394,9 @@ pub fn main() -> i32 {
                 .map(|()| exit::SUCCESS),
         }
     });
+    // Work left on blocking threads (a plan pass a signal interrupted) is
+    // not waited for.
+    rt.shutdown_background();
     let (code, error) = match result {
         Ok(code) => (code, None),
         Err(e) if is_broken_pipe(&e) => (exit::SUCCESS, None),
@@ -560,8 +563,14 @@ pub(crate) async fn update_reading(
         extra,
         engine,
     } = checked;
-    // The plan pass: guardrails and confirmation before any call.
-    let cleared = plan::clear_run(&args, &decision, &extra, &engine).await?;
+    // The plan pass: guardrails and confirmation before any call. A
+    // signal now stops the command at once (status 4): nothing was sent.
+    let cleared = tokio::select! {
+        cleared = plan::clear_run(&args, &decision, &extra, &engine) => cleared?,
+        signal = nightly::next_signal() => {
+            return Err(exit::StoppedBeforeRun { signal }.into());
+        }
+    };
     cleared.check_unchanged()?;
     let input = open_input_with(
         &args.inputs,

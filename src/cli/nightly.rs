@@ -344,10 +344,28 @@ fn listen_for_signals(
                 if let Some(lock) = &lock {
                     let _ = std::fs::remove_file(lock);
                 }
+                // The report must not stay "running": it ends here too.
+                if let Err(e) = super::report::finish(
+                    exit::STOPPED,
+                    Some(format!(
+                        "{name} received twice: exited at once; the results hold every outcome up \
+                         to the last completed request"
+                    )),
+                ) {
+                    eprintln!("sechub-triage: error: {e}");
+                }
                 std::process::exit(exit::STOPPED);
             }
         }
     })
+}
+
+/// The next SIGINT or SIGTERM (never, where signals cannot be listened to).
+pub(crate) async fn next_signal() -> &'static str {
+    match Signals::new() {
+        Some(mut s) => s.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The signals that stop a run, listened to from creation on (so that
