@@ -45,7 +45,7 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// Reading or writing a journal file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -144,7 +144,13 @@ impl InputFingerprint {
                 rows: None,
             });
         }
-        let path = Path::new(name);
+        Self::of_copy(name, Path::new(name))
+    }
+
+    /// Fingerprints the input named `name` from the bytes at `path`: the
+    /// file itself, or the copy of an input that can be read only once (a
+    /// pipe, a FIFO, process substitution), saved before the plan pass.
+    pub fn of_copy(name: &str, path: &Path) -> Result<Self, JournalError> {
         let mut file = File::open(path).map_err(|e| JournalError::io(path, e))?;
         let mut hasher = twox_hash::XxHash3_64::new();
         let mut buf = vec![0u8; 1 << 20];

@@ -42,7 +42,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::UpdateArgs;
-use crate::decision::{DecisionField, parse_cli_input_json, parse_flag};
+use crate::decision::{DecisionField, Rules, parse_cli_input_json_with, parse_flag_with};
 
 /// Options of `sechub-triage run`.
 #[derive(Args, Debug)]
@@ -175,6 +175,8 @@ section! {
         related_findings,
         /// `--cli-input-json`.
         cli_input_json,
+        /// `true` to accept `types` outside the five documented namespaces.
+        allow_unknown_type_namespaces,
     }
 }
 
@@ -497,6 +499,7 @@ impl Campaign {
         key: &str,
         values: &[String],
         v: &Spanned<toml::Value>,
+        rules: &Rules,
     ) -> Result<(), CampaignError> {
         let field = match key {
             "note" => DecisionField::Note,
@@ -510,12 +513,12 @@ impl Campaign {
             "related_findings" => DecisionField::RelatedFindings,
             _ => {
                 let doc = values.first().map(String::as_str).unwrap_or_default();
-                return parse_cli_input_json(doc)
+                return parse_cli_input_json_with(doc, rules)
                     .map(drop)
                     .map_err(|e| self.value_error(v, &format!("decision.{key}"), e));
             }
         };
-        parse_flag(field, values)
+        parse_flag_with(field, values, rules)
             .map(drop)
             .map_err(|e| self.value_error(v, &format!("decision.{key}"), e))
     }
@@ -531,6 +534,14 @@ impl Campaign {
             )
         };
         let cmd = file_command();
+        let allow_types = given("allow_unknown_type_namespaces")
+            || self
+                .file
+                .decision
+                .allow_unknown_type_namespaces
+                .as_ref()
+                .is_some_and(|v| v.get_ref().as_bool() == Some(true));
+        let rules = Rules::default().allow_unknown_type_namespaces(allow_types);
         let arg_of = |id: &str| cmd.get_arguments().find(|a| a.get_id().as_str() == id);
         // The file's settings as command-line tokens, checked one by one.
         let mut tokens: Vec<OsString> = vec![self.path.clone().into_os_string()];
@@ -556,7 +567,7 @@ impl Campaign {
             } else {
                 let values = self.flag_values(table, key, v, multiple)?;
                 if table == "decision" {
-                    self.check_decision(key, &values, v)?;
+                    self.check_decision(key, &values, v, &rules)?;
                 }
                 // `--flag=value`, one token each, so that a value starting
                 // with `-` is not taken for a flag.
@@ -666,7 +677,8 @@ pub async fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<i32> {
     if let Some(name) = &campaign.file.name {
         tracing::info!(campaign = %path.display(), name = %name, "campaign loaded");
     }
-    super::update(args).await
+    let campaign_file = super::paths::Named::new("the campaign file", &path);
+    super::update_reading(args, &[campaign_file]).await
 }
 
 /// `run` flags a campaign file cannot set, and why.

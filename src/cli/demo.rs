@@ -58,6 +58,15 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
     let dir = samples_dir(args.samples.as_deref())?;
     let json_path = dir.join("findings.json");
     let csv_path = dir.join("findings.csv");
+    // Settings and output paths before anything is started or written.
+    super::settings::check_nightly(&args.output, Duration::from_secs(10))?;
+    super::paths::check(
+        &[
+            super::paths::Named::new("the sample findings", &json_path),
+            super::paths::Named::new("the sample list", &csv_path),
+        ],
+        &super::settings::outputs(&args.output, None),
+    )?;
 
     let mut config = EmulatorConfig::default();
     if !args.no_faults {

@@ -20,14 +20,71 @@ pub const ABORTED: i32 = 3;
 pub const STOPPED: i32 = 4;
 /// Another run holds the results file's lock: nothing was done.
 pub const LOCKED: i32 = 5;
+/// A local file could not be written or read back: the results journal,
+/// its header or lock, the `--failed` file, the report, the copy of
+/// standard input; a directory that cannot be written to, a full disk. The
+/// flags were fine: the machine needs a person. Outcomes recorded before
+/// the failure stay in the journal, so `--resume` carries on once it is
+/// fixed.
+pub const LOCAL_IO: i32 = 6;
 
-/// The status for a run that ended in an error before or outside the engine.
+/// A local file that could not be written (or read back): exit status
+/// [`LOCAL_IO`], not [`USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct LocalIo {
+    /// What could not be done, naming the file.
+    pub what: String,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl LocalIo {
+    /// `what` failed because of `source`.
+    pub fn new(what: impl Into<String>, source: std::io::Error) -> Self {
+        LocalIo {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// SIGINT or SIGTERM before the run started (during the plan pass or the
+/// confirmation): nothing was sent; exit status [`STOPPED`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{signal} during the plan pass: stopped before anything was sent; run the same command again"
+)]
+pub struct StoppedBeforeRun {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: &'static str,
+}
+
+/// The status for a run that ended in an error before or outside the
+/// engine: [`LOCKED`] for a held lock, [`LOCAL_IO`] for a local file that
+/// could not be written, [`USAGE`] for everything else (flags, campaign
+/// files, inputs).
 pub fn for_error(e: &anyhow::Error) -> i32 {
-    let locked = e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<crate::journal::lock::LockError>(),
-            Some(crate::journal::lock::LockError::Held { .. })
-        )
-    });
-    if locked { LOCKED } else { USAGE }
+    use crate::journal::JournalError;
+    use crate::journal::lock::LockError;
+    let mut local_io = false;
+    for c in e.chain() {
+        if let Some(LockError::Held { .. }) = c.downcast_ref::<LockError>() {
+            return LOCKED;
+        }
+        if c.downcast_ref::<StoppedBeforeRun>().is_some() {
+            return STOPPED;
+        }
+        local_io |= matches!(c.downcast_ref::<LockError>(), Some(LockError::Io { .. }))
+            || matches!(
+                c.downcast_ref::<JournalError>(),
+                Some(JournalError::Io { .. })
+            )
+            || c.downcast_ref::<crate::engine::EngineError>().is_some()
+            || c.downcast_ref::<LocalIo>().is_some()
+            || c.downcast_ref::<super::paths::PathError>()
+                .is_some_and(super::paths::PathError::is_local_io);
+    }
+    if local_io { LOCAL_IO } else { USAGE }
 }

@@ -87,7 +87,26 @@ pub fn filter_for(
             let others = level.min(LevelFilter::ERROR);
             format!("{others},sechub_triage={level}")
         }
-        Err(_) => value.to_owned(),
+        Err(_) => {
+            // `tracing` takes a bare word as a target at every level, so a
+            // misspelt level (`dbug`) would silently turn every warning
+            // off: each directive must be a level or say `target=level`.
+            if let Some(bad) = value
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .find(|d| !d.contains('=') && d.parse::<LevelFilter>().is_err())
+            {
+                return Err(LogSetupError::Level {
+                    value: value.to_owned(),
+                    reason: format!(
+                        "{bad:?} is not a level (error, warn, info, debug, trace, off) nor a \
+                         `target=level` directive"
+                    ),
+                });
+            }
+            value.to_owned()
+        }
     };
     EnvFilter::try_new(&directives).map_err(|e| LogSetupError::Level {
         value: value.to_owned(),
@@ -167,5 +186,12 @@ mod tests {
     fn a_bad_flag_value_is_an_error_naming_it() {
         let e = filter_for(Some("loud=="), None).unwrap_err();
         assert!(e.to_string().contains("\"loud==\""), "{e}");
+        // A misspelt level is not taken for a target (which would silence
+        // every warning).
+        for bad in ["dbug", "warning", "info,aws_smithy_runtime"] {
+            let e = filter_for(Some(bad), None).unwrap_err();
+            assert!(e.to_string().contains("is not a level"), "{bad}: {e}");
+        }
+        assert!(filter_for(Some("WARN"), None).is_ok());
     }
 }

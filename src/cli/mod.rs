@@ -6,10 +6,12 @@ pub mod campaign;
 pub mod exit;
 pub mod logging;
 pub mod nightly;
+pub(crate) mod paths;
 pub mod plan;
 mod progress;
 pub mod report;
 pub mod revert;
+pub(crate) mod settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::decision::{Decision, DecisionField, parse_cli_input_json, parse_flag};
+use crate::decision::{Decision, DecisionField, Rules, parse_cli_input_json_with, parse_flag_with};
 use crate::engine::{self, EngineConfig, Input};
 use crate::events::{EventSink, NullSink};
 use crate::limits::RateConfig;
@@ -94,6 +96,10 @@ pub struct DecisionArgs {
     /// file://PATH); its FindingIdentifiers join the input. Flags win over it.
     #[arg(long, value_name = "JSON", help_heading = "Decision")]
     pub cli_input_json: Option<String>,
+    /// Accept `--types` values whose namespace is not one of the five
+    /// documented ones (whether Security Hub accepts them is unverified).
+    #[arg(long, help_heading = "Decision")]
+    pub allow_unknown_type_namespaces: bool,
 }
 
 impl DecisionArgs {
@@ -101,10 +107,11 @@ impl DecisionArgs {
     /// carries per-row decisions); also returns identifiers from
     /// `--cli-input-json`.
     pub fn build(&self) -> anyhow::Result<(Decision, Vec<FindingKey>)> {
+        let rules = self.rules();
         let mut decision = Decision::default();
         let mut ids = Vec::new();
         if let Some(doc) = &self.cli_input_json {
-            let input = parse_cli_input_json(doc)?;
+            let input = parse_cli_input_json_with(doc, &rules)?;
             decision = input.decision;
             ids = input.finding_identifiers;
         }
@@ -134,15 +141,20 @@ impl DecisionArgs {
         ];
         for (field, values) in fields {
             if let Some(values) = values {
-                decision.merge_from(parse_flag(field, &values)?);
+                decision.merge_from(parse_flag_with(field, &values, &rules)?);
             }
         }
         // No decision at all is allowed here: the input may carry one per
         // row. A record that ends up with none is rejected by the engine.
         if !decision.is_empty() {
-            decision.validate()?;
+            decision.validate_with(&rules)?;
         }
         Ok((decision, ids))
+    }
+
+    /// The validation rules these flags ask for.
+    pub fn rules(&self) -> Rules {
+        Rules::default().allow_unknown_type_namespaces(self.allow_unknown_type_namespaces)
     }
 }
 
@@ -208,9 +220,24 @@ pub struct AwsArgs {
     /// Custom endpoint (the emulator, a VPC endpoint).
     #[arg(long, value_name = "URL", help_heading = "AWS")]
     pub endpoint_url: Option<String>,
-    /// Per-request timeout.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "AWS")]
+    /// Per-request timeout (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout, help_heading = "AWS")]
     pub request_timeout: Duration,
+}
+
+/// Shortest `--request-timeout`: below it every request would time out
+/// (a TLS handshake alone can take longer), turning the run into retries.
+pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn parse_request_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < MIN_REQUEST_TIMEOUT {
+        return Err(format!(
+            "{s} is shorter than the floor of {}: a request needs time to be answered",
+            humantime::format_duration(MIN_REQUEST_TIMEOUT)
+        ));
+    }
+    Ok(d)
 }
 
 /// Pacing and retries.
@@ -367,25 +394,35 @@ pub fn main() -> i32 {
                 .map(|()| exit::SUCCESS),
         }
     });
+    // Work left on blocking threads (a plan pass a signal interrupted) is
+    // not waited for.
+    rt.shutdown_background();
     let (code, error) = match result {
         Ok(code) => (code, None),
         Err(e) if is_broken_pipe(&e) => (exit::SUCCESS, None),
         Err(e) => {
-            eprintln!("sechub-triage: error: {e:#}");
-            (exit::for_error(&e), Some(format!("{e:#}")))
+            // Whatever an error quotes from an input (a header cell, a
+            // campaign value) is printed escaped and cut to a sane length.
+            let message = source::printable(&format!("{e:#}"), ERROR_MAX_CHARS);
+            eprintln!("sechub-triage: error: {message}");
+            (exit::for_error(&e), Some(message))
         }
     };
     // Last, so that the report carries the status the process exits with.
     if let Err(e) = report::finish(code, error) {
         eprintln!("sechub-triage: error: {e}");
         return if code == exit::SUCCESS {
-            exit::USAGE
+            exit::LOCAL_IO
         } else {
             code
         };
     }
     code
 }
+
+/// Longest error message printed: enough for every message of ours with
+/// its causes, never the megabytes of a malformed input.
+const ERROR_MAX_CHARS: usize = 4000;
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -410,18 +447,26 @@ pub(crate) fn open_input(
     args: &InputArgs,
     region: Option<String>,
 ) -> anyhow::Result<Input> {
-    open_input_with(inputs, extra, args, region, None, false)
+    open_input_with(
+        inputs,
+        extra,
+        args,
+        region,
+        &plan::Spooled::default(),
+        false,
+    )
 }
 
-/// [`open_input`], reading standard input from `stdin_file` (where `update`
-/// saved it to read it twice) and, with `quiet`, printing no notices (the
-/// plan pass: the run prints them).
+/// [`open_input`], reading standard input and the other inputs that can be
+/// read only once from the copies in `spooled` (where `update` saved them
+/// to read them twice) and, with `quiet`, printing no notices (the plan
+/// pass: the run prints them).
 pub(crate) fn open_input_with(
     inputs: &[String],
     extra: Vec<FindingKey>,
     args: &InputArgs,
     region: Option<String>,
-    stdin_file: Option<&std::path::Path>,
+    spooled: &plan::Spooled,
     quiet: bool,
 ) -> anyhow::Result<Input> {
     if inputs.is_empty() && extra.is_empty() {
@@ -461,66 +506,104 @@ pub(crate) fn open_input_with(
     if specs.is_empty() {
         return Ok(Box::new(from_json));
     }
-    let files: Box<dyn Iterator<Item = _> + Send> = match stdin_file {
-        None => Box::new(source::open(&specs, &opts).map_err(anyhow::Error::new)?),
-        Some(path) => {
-            // Files before and after `-` as usual; `-` from the saved copy,
-            // still named `-`.
-            let mut parts: Vec<source::Source> = Vec::new();
-            for group in specs.split(|s| *s == InputSpec::Stdin).enumerate() {
-                if group.0 > 0 {
-                    let file = std::fs::File::open(path)
-                        .with_context(|| format!("cannot reopen {}", path.display()))?;
-                    parts.push(source::open_reader("-", file, &opts).map_err(anyhow::Error::new)?);
+    // Runs of inputs read directly are opened together as usual; a saved
+    // copy is read under its input's own name (`-`, `/dev/fd/63`).
+    let mut parts: Vec<source::Source> = Vec::new();
+    let mut direct: Vec<InputSpec> = Vec::new();
+    for (i, spec) in specs.into_iter().enumerate() {
+        match spooled.get(i) {
+            None => direct.push(spec),
+            Some(copy) => {
+                if !direct.is_empty() {
+                    parts.push(source::open(&direct, &opts).map_err(anyhow::Error::new)?);
+                    direct.clear();
                 }
-                if !group.1.is_empty() {
-                    parts.push(source::open(group.1, &opts).map_err(anyhow::Error::new)?);
-                }
+                let file = std::fs::File::open(copy)
+                    .with_context(|| format!("cannot reopen {}", copy.display()))?;
+                parts.push(
+                    source::open_reader(&inputs[i], file, &opts).map_err(anyhow::Error::new)?,
+                );
             }
-            Box::new(parts.into_iter().flatten())
         }
-    };
+    }
+    if !direct.is_empty() {
+        parts.push(source::open(&direct, &opts).map_err(anyhow::Error::new)?);
+    }
+    let files = parts.into_iter().flatten();
     Ok(Box::new(from_json.chain(files.map(|r| {
         r.map_err(|e| Box::new(e) as engine::InputError)
     }))))
 }
 
 async fn update(args: UpdateArgs) -> anyhow::Result<i32> {
+    update_reading(args, &[]).await
+}
+
+/// `update`, for a command that also reads the files `also_read` (a
+/// campaign file): every setting is checked first, before the plan pass.
+pub(crate) async fn update_reading(
+    args: UpdateArgs,
+    also_read: &[paths::Named],
+) -> anyhow::Result<i32> {
+    let mode = if args.campaign.dry_run {
+        settings::Mode::Plan
+    } else {
+        settings::Mode::Send
+    };
+    let checked = settings::check_update(&args, mode, also_read);
     if let Some(path) = &args.output.report {
         report::register(path, "update", None, &args.inputs);
     }
+    let checked = checked.inspect_err(forget_report_on_clash)?;
     if args.campaign.dry_run {
-        return plan::plan_command(args).await;
+        return plan::plan_command_checked(args, checked).await;
     }
-    let (decision, extra) = args.decision.build()?;
-    if decision.is_empty() && (args.input.no_row_decisions || args.inputs.is_empty()) {
-        // Without per-row decisions there is nothing any record could carry.
-        decision.validate()?;
-    }
-    let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
-    engine.skip_unchanged = args.input.skip_unchanged;
-    args.campaign.configure(&mut engine, &decision)?;
-    // The plan pass: guardrails and confirmation before any call.
-    let cleared = plan::clear_run(&args, &decision, &extra, &engine).await?;
+    let settings::UpdateSettings {
+        decision,
+        extra,
+        engine,
+    } = checked;
+    // The plan pass: guardrails and confirmation before any call. A
+    // signal now stops the command at once (status 4): nothing was sent.
+    let cleared = tokio::select! {
+        cleared = plan::clear_run(&args, &decision, &extra, &engine) => cleared?,
+        signal = nightly::next_signal() => {
+            return Err(exit::StoppedBeforeRun { signal }.into());
+        }
+    };
     cleared.check_unchanged()?;
     let input = open_input_with(
         &args.inputs,
         extra,
         &args.input,
         args.aws.region.clone(),
-        cleared.stdin.as_ref().map(|s| s.path()),
+        &cleared.spooled,
         false,
     )?;
-    let summary = run_with_aws(
+    let input = cleared.expect_records(input);
+    let summary = run_with_aws_copies(
         engine,
         decision,
         input,
         &args.aws,
         &args.output,
         args.inputs.clone(),
+        cleared.spooled.paths(),
     )
     .await?;
     Ok(exit_status(&summary))
+}
+
+/// A report whose path clashes with another file must not be written.
+pub(crate) fn forget_report_on_clash(e: &anyhow::Error) {
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<paths::PathError>(),
+            Some(paths::PathError::Clash { .. } | paths::PathError::IsDirectory { .. })
+        )
+    }) {
+        report::forget();
+    }
 }
 
 /// Runs a job against Security Hub (or `--endpoint-url`) with the standard
@@ -534,6 +617,21 @@ pub(crate) async fn run_with_aws(
     output: &OutputArgs,
     inputs: Vec<String>,
 ) -> anyhow::Result<RunSummary> {
+    let copies = vec![None; inputs.len()];
+    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies).await
+}
+
+/// [`run_with_aws`] where some inputs were read from saved copies
+/// (`copies[i]`, by input position): the journal fingerprints the copies.
+pub(crate) async fn run_with_aws_copies(
+    engine: EngineConfig,
+    decision: Decision,
+    input: Input,
+    aws: &AwsArgs,
+    output: &OutputArgs,
+    inputs: Vec<String>,
+    copies: Vec<Option<std::path::PathBuf>>,
+) -> anyhow::Result<RunSummary> {
     let submitter = Submitter::from_env(&AwsSettings {
         profile: aws.profile.clone(),
         endpoint_url: aws.endpoint_url.clone(),
@@ -542,6 +640,7 @@ pub(crate) async fn run_with_aws(
     .await;
     let ctx = nightly::JobContext {
         inputs,
+        copies,
         request_timeout: aws.request_timeout,
     };
     let job = Job {
@@ -571,7 +670,7 @@ pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::R
         report::register(path, "run", None, &[]);
     }
     // Only now, holding the lock: the report may be another run's until then.
-    report::start()?;
+    report::start().map_err(|e| exit::LocalIo::new("cannot write --report", e))?;
     // Log lines and a redrawn bar on one terminal garble each other.
     let progress = if job.output.no_progress || tracing::enabled!(tracing::Level::INFO) {
         None

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 
 use super::OutputArgs;
@@ -94,6 +94,9 @@ impl NightlyArgs {
 pub struct JobContext {
     /// The inputs, as given (`-` for standard input).
     pub inputs: Vec<String>,
+    /// Saved copies of inputs that can be read only once (pipes, FIFOs),
+    /// by input position: their fingerprints are the copies'.
+    pub copies: Vec<Option<PathBuf>>,
     /// `--request-timeout`.
     pub request_timeout: Duration,
 }
@@ -102,6 +105,7 @@ impl Default for JobContext {
     fn default() -> Self {
         JobContext {
             inputs: Vec::new(),
+            copies: Vec::new(),
             request_timeout: crate::submission::DEFAULT_REQUEST_TIMEOUT,
         }
     }
@@ -141,29 +145,15 @@ impl Session {
         let started = *PROCESS_START.get_or_init(Instant::now);
         let args = &output.nightly;
         let mode = args.resume_mode();
-        if mode != ResumeMode::Refuse && output.results.is_none() {
-            bail!(
-                "--resume and --force-resume need --results: the results file is the journal a run resumes from"
-            );
-        }
+        // The flags were checked before the plan pass (`settings`); this
+        // is for callers that did not go through it.
+        super::settings::check_nightly(output, ctx.request_timeout)?;
         // Requests in flight at a budget stop need their timeout at most.
         let in_flight_grace = args.grace.max(ctx.request_timeout);
-        let budget_stop = match args.time_budget {
-            Some(budget) => {
-                let margin = in_flight_grace + BUDGET_SLACK;
-                if budget <= margin {
-                    bail!(
-                        "--time-budget {} leaves no time to work: it must be longer than max(--grace, \
-                         --request-timeout) + {} s = {}",
-                        humantime::format_duration(budget),
-                        BUDGET_SLACK.as_secs(),
-                        humantime::format_duration(margin)
-                    );
-                }
-                Some((budget, started + (budget - margin)))
-            }
-            None => None,
-        };
+        let budget_stop = args.time_budget.map(|budget| {
+            let margin = in_flight_grace + BUDGET_SLACK;
+            (budget, started + (budget - margin))
+        });
 
         let run = RunEntry::now();
         let stop = StopHandle::new();
@@ -226,11 +216,16 @@ impl Session {
         };
         if let Some(results) = &output.results {
             let names = ctx.inputs.clone();
+            let copies = ctx.copies.clone();
             // Hashing reads every input once: off the async threads.
             let inputs = tokio::task::spawn_blocking(move || {
                 names
                     .iter()
-                    .map(|n| InputFingerprint::of(n))
+                    .enumerate()
+                    .map(|(i, n)| match copies.get(i).and_then(Option::as_deref) {
+                        Some(copy) if n != "-" => InputFingerprint::of_copy(n, copy),
+                        _ => InputFingerprint::of(n),
+                    })
                     .collect::<Result<Vec<_>, _>>()
             })
             .await
@@ -245,7 +240,8 @@ impl Session {
             }
             sinks.push(Box::new(opened.writer));
             if let Some(failed) = &output.failed {
-                let mut w = ResultsWriter::create_failed(failed)?;
+                let mut w = ResultsWriter::create_failed(failed)
+                    .map_err(|e| exit::LocalIo::new("cannot write --failed", e))?;
                 if opened.done.is_some() {
                     // The failed file lists the failures of every run.
                     journal::earlier_failed(results, &mut |o| w.record(o))?;
@@ -255,7 +251,10 @@ impl Session {
             controls.prior = opened.done;
             session.journal = Some(opened.journal);
         } else if let Some(failed) = &output.failed {
-            sinks.push(Box::new(ResultsWriter::create_failed(failed)?));
+            sinks
+                .push(Box::new(ResultsWriter::create_failed(failed).map_err(
+                    |e| exit::LocalIo::new("cannot write --failed", e),
+                )?));
         }
 
         let input = if ctx.inputs.iter().any(|i| i == "-") {
@@ -345,10 +344,28 @@ fn listen_for_signals(
                 if let Some(lock) = &lock {
                     let _ = std::fs::remove_file(lock);
                 }
+                // The report must not stay "running": it ends here too.
+                if let Err(e) = super::report::finish(
+                    exit::STOPPED,
+                    Some(format!(
+                        "{name} received twice: exited at once; the results hold every outcome up \
+                         to the last completed request"
+                    )),
+                ) {
+                    eprintln!("sechub-triage: error: {e}");
+                }
                 std::process::exit(exit::STOPPED);
             }
         }
     })
+}
+
+/// The next SIGINT or SIGTERM (never, where signals cannot be listened to).
+pub(crate) async fn next_signal() -> &'static str {
+    match Signals::new() {
+        Some(mut s) => s.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The signals that stop a run, listened to from creation on (so that

@@ -21,6 +21,7 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
+use super::exit::LocalIo;
 use super::{OutputFormat, UpdateArgs, exit};
 use crate::decision::{Decision, NoteMode};
 use crate::engine::{EngineConfig, Input, RUN_TAG_KEY, with_run_tag};
@@ -181,10 +182,22 @@ pub(crate) fn print_plan(plan: &Plan, format: OutputFormat) -> anyhow::Result<()
 /// status 0 when the run could start (perhaps after confirmation), 1 when
 /// the plan cannot be made or the run would be refused.
 pub(crate) async fn plan_command(args: UpdateArgs) -> anyhow::Result<i32> {
-    let (decision, extra) = args.decision.build()?;
-    let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
-    engine.skip_unchanged = args.input.skip_unchanged;
-    args.campaign.configure(&mut engine, &decision)?;
+    let checked = super::settings::check_update(&args, super::settings::Mode::Plan, &[])
+        .inspect_err(super::forget_report_on_clash)?;
+    plan_command_checked(args, checked).await
+}
+
+/// [`plan_command`] with its settings checked.
+pub(crate) async fn plan_command_checked(
+    args: UpdateArgs,
+    checked: super::settings::UpdateSettings,
+) -> anyhow::Result<i32> {
+    let super::settings::UpdateSettings {
+        decision,
+        extra,
+        engine,
+    } = checked;
+    // A plan reads every input once: no copy is needed.
     let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
     let settings = args.campaign.settings(&engine, &args.inputs);
     let plan = make_plan(&decision, input, settings, &args.campaign).await?;
@@ -199,9 +212,12 @@ pub(crate) async fn plan_command(args: UpdateArgs) -> anyhow::Result<i32> {
 /// What `update` keeps from its plan pass for the run.
 #[derive(Debug)]
 pub(crate) struct Cleared {
-    /// Standard input, saved for the second read.
-    pub stdin: Option<Spool>,
+    /// Inputs that cannot be read twice (standard input, pipes, FIFOs,
+    /// process substitution), saved for the second read.
+    pub spooled: Spooled,
     files: Vec<(PathBuf, Option<Stamp>)>,
+    /// Records the plan read, which the run must read too.
+    planned: u64,
 }
 
 /// A file's length and modification time.
@@ -220,12 +236,117 @@ impl Cleared {
         }
         Ok(())
     }
+
+    /// The run's input, checked to hold exactly the records the plan read:
+    /// fewer (an input drained or cut short) or more (grown) stops the run
+    /// with an input error instead of a run that silently did less, or
+    /// more, than planned.
+    pub fn expect_records(&self, input: Input) -> Input {
+        Box::new(ExpectRecords {
+            inner: input,
+            planned: self.planned,
+            read: 0,
+            done: false,
+        })
+    }
+}
+
+/// See [`Cleared::expect_records`].
+struct ExpectRecords {
+    inner: Input,
+    planned: u64,
+    read: u64,
+    done: bool,
+}
+
+impl Iterator for ExpectRecords {
+    type Item = Result<crate::model::SourceItem, crate::engine::InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.inner.next() {
+            Some(Ok(item)) => {
+                self.read += 1;
+                if self.read > self.planned {
+                    self.done = true;
+                    return Some(Err(format!(
+                        "the inputs hold more records than the {} the plan read: they changed \
+                         between the plan and the run; nothing beyond the planned records was \
+                         sent: run again to plan the new content",
+                        self.planned
+                    )
+                    .into()));
+                }
+                Some(Ok(item))
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            None => {
+                self.done = true;
+                (self.read < self.planned).then(|| {
+                    Err(format!(
+                        "the run read {} records where the plan read {}: an input was drained or \
+                         cut short between the plan and the run (a pipe read twice?); the records \
+                         not read have no outcome: run again",
+                        self.read, self.planned
+                    )
+                    .into())
+                })
+            }
+        }
+    }
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
     std::fs::metadata(path)
         .ok()
         .map(|m| (m.len(), m.modified().ok()))
+}
+
+/// Copies of the inputs that cannot be read twice, by input position.
+#[derive(Debug, Default)]
+pub(crate) struct Spooled(Vec<Option<Spool>>);
+
+impl Spooled {
+    /// Saves standard input and every input that is not a regular file
+    /// (a pipe, a FIFO, `/dev/stdin`, `<(zcat x.gz)`), so that the plan and
+    /// the run read the same bytes.
+    fn save(inputs: &[String]) -> anyhow::Result<Spooled> {
+        let mut v = Vec::with_capacity(inputs.len());
+        for name in inputs {
+            v.push(if name == "-" {
+                Some(Spool::stdin()?)
+            } else if needs_spool(Path::new(name)) {
+                Some(Spool::file(Path::new(name))?)
+            } else {
+                None
+            });
+        }
+        Ok(Spooled(v))
+    }
+
+    /// Where input `i`'s copy is, if it has one.
+    pub fn get(&self, i: usize) -> Option<&Path> {
+        self.0.get(i).and_then(Option::as_ref).map(Spool::path)
+    }
+
+    /// The copies, by input position, for the journal's fingerprints.
+    pub fn paths(&self) -> Vec<Option<PathBuf>> {
+        self.0
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.path().to_owned()))
+            .collect()
+    }
+}
+
+/// Whether `path` names something that exists and is not a regular file
+/// (after following links): it can be read only once.
+pub(crate) fn needs_spool(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// `update`'s plan pass: reads the inputs, applies the guardrails, and asks
@@ -237,23 +358,21 @@ pub(crate) async fn clear_run(
     extra: &[FindingKey],
     engine: &EngineConfig,
 ) -> anyhow::Result<Cleared> {
-    let stdin = if args.inputs.iter().filter(|i| *i == "-").count() == 1 {
-        Some(tokio::task::spawn_blocking(Spool::stdin).await??)
-    } else {
-        None
-    };
+    let names = args.inputs.clone();
+    let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
     let files = args
         .inputs
         .iter()
-        .filter(|i| *i != "-")
-        .map(|i| (PathBuf::from(i), stamp(Path::new(i))))
+        .enumerate()
+        .filter(|(i, _)| spooled.get(*i).is_none())
+        .map(|(_, i)| (PathBuf::from(i), stamp(Path::new(i))))
         .collect();
     let input = super::open_input_with(
         &args.inputs,
         extra.to_vec(),
         &args.input,
         args.aws.region.clone(),
-        stdin.as_ref().map(Spool::path),
+        &spooled,
         true,
     )?;
     let settings = args.campaign.settings(engine, &args.inputs);
@@ -262,6 +381,7 @@ pub(crate) async fn clear_run(
         bail!("the plan has no guardrail verdict");
     };
     let n = plan.totals.to_update;
+    let stdin_is_input = args.inputs.iter().any(|i| i == "-");
     match report.verdict {
         Verdict::Proceed => {}
         Verdict::Refuse => {
@@ -272,7 +392,7 @@ pub(crate) async fn clear_run(
         }
         Verdict::Confirm => {
             // Standard input holding the findings is never a terminal.
-            let interactive = stdin.is_none() && std::io::stdin().is_terminal();
+            let interactive = !stdin_is_input && std::io::stdin().is_terminal();
             if !interactive {
                 bail!(
                     "refusing to run, nothing was sent: {}, and there is no terminal to confirm on: \
@@ -292,7 +412,11 @@ pub(crate) async fn clear_run(
             }
         }
     }
-    Ok(Cleared { stdin, files })
+    Ok(Cleared {
+        spooled,
+        files,
+        planned: plan.totals.records,
+    })
 }
 
 /// Asks a yes/no question; only `yes` or `y` (any case) is yes.
@@ -317,9 +441,19 @@ pub(crate) struct Spool {
 
 impl Spool {
     fn stdin() -> anyhow::Result<Spool> {
+        Self::save(&mut std::io::stdin().lock(), "standard input")
+    }
+
+    fn file(path: &Path) -> anyhow::Result<Spool> {
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Self::save(&mut f, &path.display().to_string())
+    }
+
+    fn save(from: &mut impl std::io::Read, what: &str) -> anyhow::Result<Spool> {
         let dir = std::env::temp_dir();
         let name = format!(
-            "sechub-triage-stdin-{}-{:016x}",
+            "sechub-triage-input-{}-{:016x}",
             std::process::id(),
             rand::random::<u64>()
         );
@@ -331,19 +465,21 @@ impl Spool {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let file = opts
-            .open(&path)
-            .with_context(|| format!("cannot save standard input to {}", path.display()))?;
-        let spool = Spool { path };
+        let saving = || {
+            format!(
+                "cannot save {what} to {} (it is read twice: once for the plan, once for the run)",
+                path.display()
+            )
+        };
+        let file = opts.open(&path).map_err(|e| LocalIo::new(saving(), e))?;
+        let spool = Spool { path: path.clone() };
         let mut w = std::io::BufWriter::new(file);
-        std::io::copy(&mut std::io::stdin().lock(), &mut w)
-            .and_then(|_| w.flush())
-            .with_context(|| {
-                format!(
-                    "cannot save standard input to {} (it is read twice: once for the plan, once for the run)",
-                    spool.path.display()
-                )
-            })?;
+        let copied = std::io::copy(from, &mut w).and_then(|_| w.flush());
+        if let Err(e) = copied {
+            // Reading a pipe can fail too, but a full temporary directory is
+            // the usual cause: local I/O either way.
+            return Err(LocalIo::new(saving(), e).into());
+        }
         Ok(spool)
     }
 
@@ -379,6 +515,48 @@ mod tests {
             assert_eq!(got, want, "{answer:?}");
             assert_eq!(out, b"Go? ");
         }
+    }
+
+    fn records(n: u64) -> Input {
+        use crate::model::{Location, SourceItem, SourceRecord};
+        Box::new((1..=n).map(|row| {
+            Ok(SourceItem::Record(SourceRecord::new(
+                Location {
+                    file: "f".into(),
+                    row,
+                    detail: None,
+                },
+                FindingKey::new(format!("id-{row}"), "arn"),
+            )))
+        }))
+    }
+
+    #[test]
+    fn a_run_reading_other_than_its_plan_ends_in_an_input_error() {
+        let cleared = |planned| Cleared {
+            spooled: Spooled::default(),
+            files: Vec::new(),
+            planned,
+        };
+        // As planned: every record, then the end.
+        let items: Vec<_> = cleared(3).expect_records(records(3)).collect();
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(Result::is_ok));
+        // Fewer: the records read, then an error saying so.
+        let items: Vec<_> = cleared(5).expect_records(records(2)).collect();
+        assert_eq!(items.len(), 3);
+        let e = items[2].as_ref().unwrap_err().to_string();
+        assert!(e.contains("read 2 records where the plan read 5"), "{e}");
+        // More: the planned ones, then an error instead of the extra one.
+        let items: Vec<_> = cleared(2).expect_records(records(4)).collect();
+        assert_eq!(items.len(), 3);
+        assert!(
+            items[2]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("more records")
+        );
     }
 
     #[test]

@@ -378,6 +378,13 @@ pub fn active() -> Option<Arc<RunReport>> {
     slot().clone()
 }
 
+/// Drops the report registered so far without writing anything: its path
+/// clashes with an input or another output, so writing it would destroy
+/// that file.
+pub fn forget() {
+    slot().take();
+}
+
 /// Writes the final report, with the status the process is about to exit
 /// with and the error that ended it, if any. Does nothing without a report,
 /// or when another run holds the lock (the report is that run's).

@@ -80,8 +80,34 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
             args.run_results.display()
         );
     }
-    let (input, skipped) = open(&args.run_results)?;
+    // Every setting before any I/O; the results being reverted (and their
+    // journal header) are inputs no output may overwrite.
     let engine = args.pacing.engine_config(args.aws.region.clone())?;
+    let mut read =
+        crate::cli::paths::results_files("the results being reverted", &args.run_results);
+    read.truncate(2);
+    let outputs = if args.dry_run {
+        super::settings::outputs(
+            &OutputArgs {
+                results: None,
+                failed: None,
+                ..args.output.clone()
+            },
+            None,
+        )
+    } else {
+        super::settings::check_nightly(&args.output, args.aws.request_timeout)?;
+        super::settings::outputs(&args.output, None)
+    };
+    if let Err(e) = super::paths::check(&read, &outputs) {
+        let e = anyhow::Error::new(e);
+        super::forget_report_on_clash(&e);
+        return Err(e);
+    }
+    if !args.dry_run {
+        super::settings::check_profile(&args.aws)?;
+    }
+    let (input, skipped) = open(&args.run_results)?;
     let inputs = vec![args.run_results.display().to_string()];
     if args.dry_run {
         let settings = crate::plan::PlanSettings {

@@ -256,7 +256,8 @@ pub enum DecisionErrorKind {
     /// A finding type outside the five documented namespaces.
     #[error(
         "{} is not a documented type namespace: must be one of {} (whether Security Hub \
-         accepts other namespaces is unverified, so they are refused unless explicitly allowed)",
+         accepts other namespaces is unverified, so they are refused unless \
+         --allow-unknown-type-namespaces (campaign files: allow_unknown_type_namespaces) is given)",
         quote(namespace),
         super::validate::TYPE_NAMESPACES.join(", ")
     )]

@@ -20,7 +20,7 @@ use super::config::{
     Bucket, ConfigError, DEFAULT_ACCOUNT_ID, DEFAULT_MAX_BODY_BYTES, DuplicatePolicy,
     EmulatorConfig, FaultConfig, RegionScope, Semantics, ThrottleCode, ThrottleConfig, UdfPolicy,
 };
-use super::http::serve;
+
 use super::state::EmulatorState;
 use super::synth::{SyntheticSpec, write_keys_csv, write_samples};
 
@@ -68,8 +68,25 @@ pub enum RegionScopeArg {
 #[derive(Clone, Debug, clap::Args)]
 pub struct EmulatorArgs {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
+    /// Only loopback addresses unless --allow-remote.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "HOST:PORT")]
     pub listen: SocketAddr,
+
+    /// Allow a --listen address other than loopback: the emulator has no
+    /// authentication, and its admin API (/_emulator/) changes its state,
+    /// so anyone who can reach the address controls it.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Close a connection whose next request's headers are not all in
+    /// within this time (an idle keep-alive connection, or headers
+    /// trickling in).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s", value_name = "DURATION")]
+    pub header_timeout: Duration,
+
+    /// Close a connection whose request body is not all in within this time.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s", value_name = "DURATION")]
+    pub body_timeout: Duration,
 
     /// Seed findings from a file: ASFF JSON as `aws securityhub get-findings`
     /// prints it ({"Findings": [...]}), a JSON array of findings, or JSON
@@ -463,6 +480,18 @@ pub async fn run_with(
         )?;
         return Ok(());
     }
+    let remote = !args.listen.ip().is_loopback();
+    if remote && !args.allow_remote {
+        anyhow::bail!(
+            "--listen {}: not a loopback address; the emulator has no authentication and its admin \
+             API changes its state, so anyone who can reach it controls it: give --allow-remote to \
+             serve it there anyway",
+            args.listen
+        );
+    }
+    if args.header_timeout.is_zero() || args.body_timeout.is_zero() {
+        anyhow::bail!("--header-timeout and --body-timeout must be longer than 0s");
+    }
     let config = args.to_config().context("invalid emulator options")?;
     let state = EmulatorState::new(config);
     for path in &args.seed_files {
@@ -490,8 +519,18 @@ pub async fn run_with(
     // The stdout contract: parents read the port from this first line.
     writeln!(out, "listening on http://{addr}")?;
     out.flush()?;
+    if remote {
+        eprintln!(
+            "sechub-triage emulator: warning: serving on {addr}, which is not a loopback address: \
+             anyone who can reach it can read and change every finding (no authentication)"
+        );
+    }
     tracing::info!(findings = state.len(), %addr, "emulator: serving");
-    serve(listener, state.clone(), shutdown).await?;
+    let limits = super::ConnectionLimits {
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+    };
+    super::serve_with(listener, state.clone(), shutdown, limits).await?;
     let c = state.counters();
     tracing::info!(
         requests = c.requests.values().sum::<u64>(),

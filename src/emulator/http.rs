@@ -23,7 +23,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -50,9 +50,38 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
+/// How long a client may take: for the head of each request (which covers
+/// a keep-alive connection left idle between requests, and headers sent a
+/// byte at a time), and for its body. A connection that takes longer is
+/// closed, so that idle or trickling clients cannot hold sockets forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From the moment the server waits for a request until its headers
+    /// are all in (idle keep-alive time included).
+    pub header_timeout: Duration,
+    /// Reading a request's body.
+    pub body_timeout: Duration,
+}
+
+/// Default [`ConnectionLimits::header_timeout`]: the SDK's pooled
+/// connections are reopened after this (as the service closes idle ones).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default [`ConnectionLimits::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+        }
+    }
+}
+
 /// Serves the emulator on `listener` until `shutdown` completes, then stops
 /// accepting, lets requests in progress finish (idle keep-alive connections
-/// are closed at once) and returns.
+/// are closed at once) and returns. Connections have the default
+/// [`ConnectionLimits`].
 ///
 /// Errors accepting one connection (e.g. too many open files) are logged
 /// and retried after a short pause rather than ending the server.
@@ -60,6 +89,16 @@ pub async fn serve(
     listener: TcpListener,
     state: EmulatorState,
     shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with(listener, state, shutdown, ConnectionLimits::default()).await
+}
+
+/// [`serve`] with the given connection limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: EmulatorState,
+    shutdown: impl Future<Output = ()>,
+    limits: ConnectionLimits,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
@@ -83,14 +122,16 @@ pub async fn serve(
         let state = state.clone();
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
-            let svc = service_fn(move |req| handle(state.clone(), req));
+            let svc = service_fn(move |req| handle(state.clone(), limits, req));
             let conn = http1::Builder::new()
                 .keep_alive(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {
-                // Connection errors (client gone, injected drops) end only
-                // this connection.
+                // Connection errors (client gone, injected drops, timeouts)
+                // end only this connection.
                 _ = conn.as_mut() => {}
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
@@ -193,6 +234,7 @@ impl Drop for Tracker<'_> {
 
 async fn handle(
     state: EmulatorState,
+    limits: ConnectionLimits,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DropConnection> {
     let path = req.uri().path();
@@ -214,7 +256,7 @@ async fn handle(
         return Ok(error_response(&e, &rid));
     };
     let mut tracker = Tracker::start(&state, op);
-    match run(&state, op, req).await {
+    match run(&state, op, req, limits.body_timeout).await {
         ApiReply::Ok(body) => {
             tracker.finish("200", None);
             Ok(json_response(200, body, &rid))
@@ -230,14 +272,23 @@ async fn handle(
     }
 }
 
-async fn run(state: &EmulatorState, op: Operation, req: Request<Incoming>) -> ApiReply {
+async fn run(
+    state: &EmulatorState,
+    op: Operation,
+    req: Request<Incoming>,
+    body_timeout: Duration,
+) -> ApiReply {
     let caller = match caller(req.headers()) {
         Ok(c) => c,
         Err(e) => return ApiReply::Err(e),
     };
-    let body = match read_body(req, state.inner.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return ApiReply::Err(e),
+    let body = match tokio::time::timeout(body_timeout, read_body(req, state.inner.max_body_bytes))
+        .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return ApiReply::Err(e),
+        // A body trickling in: close the connection.
+        Err(_) => return ApiReply::Drop,
     };
     let live = state.live();
     if live.faults.access_denied {

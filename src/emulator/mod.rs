@@ -38,7 +38,7 @@ pub use config::{
     ThrottleCode, ThrottleConfig, UdfPolicy,
 };
 pub use counters::{Counters, Operation};
-pub use http::serve;
+pub use http::{ConnectionLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, serve, serve_with};
 pub use state::EmulatorState;
 pub use synth::{
     SAMPLE_COUNT, SAMPLE_SEED, SyntheticSpec, render_sample_csv, render_sample_json,

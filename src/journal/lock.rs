@@ -57,7 +57,7 @@ pub enum LockError {
         owner: Option<LockOwner>,
     },
     /// The lock file could not be created, opened or written.
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}")]
     Io {
         /// The lock file.
         path: PathBuf,

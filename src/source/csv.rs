@@ -92,6 +92,9 @@ pub(crate) fn open(
     };
     let id_idx = column(Ident::Id, opts.id_column.as_deref())?;
     let arn_idx = column(Ident::ProductArn, opts.product_arn_column.as_deref())?;
+    if let Some(kind) = ident::duplicate_column(&names, &[id_idx, arn_idx]) {
+        return Err(SourceError::new(&info.name, kind).at("line 1"));
+    }
     let cols = IdentColumns {
         id: names[id_idx].trim().into(),
         product_arn: names[arn_idx].trim().into(),

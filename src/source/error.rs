@@ -136,6 +136,18 @@ pub enum SourceErrorKind {
         /// What is wrong, as a lowercase fragment.
         detail: String,
     },
+    /// Two header cells name the same column, so which one holds the value
+    /// would be a guess.
+    #[error(
+        "the header names \"{name}\" more than once (columns {positions}): which one holds the \
+         value would be a guess; rename or remove all but one"
+    )]
+    DuplicateColumn {
+        /// The name, as in the header (made printable and cut).
+        name: String,
+        /// 1-based column positions, e.g. `1 and 2`.
+        positions: String,
+    },
     /// One record is larger than the reader accepts.
     #[error(
         "a single record is larger than {limit} bytes, which no finding is: the file is malformed \
@@ -145,6 +157,32 @@ pub enum SourceErrorKind {
         /// The limit in bytes.
         limit: u64,
     },
+}
+
+/// Longest piece of input (a header cell, a value) quoted in a message.
+pub(crate) const QUOTED_MAX_CHARS: usize = 80;
+
+/// `s` made safe to print in a message: control characters (terminal
+/// escape sequences, newlines) escaped as `\u{1b}`, and cut after `max`
+/// characters with a note of how many more there were.
+pub fn printable(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut n = 0usize;
+    let mut chars = s.chars();
+    for c in chars.by_ref() {
+        if n == max {
+            let rest = 1 + chars.count();
+            out.push_str(&format!("… ({rest} more characters)"));
+            return out;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        n += 1;
+    }
+    out
 }
 
 struct DisplayFile<'a>(&'a Option<Arc<str>>);

@@ -101,9 +101,13 @@ pub(crate) fn missing_column(
     extra_hint: &str,
 ) -> SourceErrorKind {
     const MAX_LISTED: usize = 40;
-    let mut found: Vec<&str> = names.iter().take(MAX_LISTED).map(String::as_str).collect();
+    let mut found: Vec<String> = names
+        .iter()
+        .take(MAX_LISTED)
+        .map(|n| super::error::printable(n, super::error::QUOTED_MAX_CHARS))
+        .collect();
     if found.is_empty() {
-        found.push("none");
+        found.push("none".into());
     }
     let mut found = found.join(", ");
     if names.len() > MAX_LISTED {
@@ -112,8 +116,9 @@ pub(crate) fn missing_column(
     let mut hint = String::new();
     if let Some(user) = user {
         hint.push_str(&format!(
-            "; the column named by {} ({user:?}) does not exist",
-            which.flag()
+            "; the column named by {} (\"{}\") does not exist",
+            which.flag(),
+            super::error::printable(user, super::error::QUOTED_MAX_CHARS)
         ));
     }
     hint.push_str(extra_hint);
@@ -123,6 +128,49 @@ pub(crate) fn missing_column(
         flag: which.flag(),
         hint,
     }
+}
+
+/// A header that names a column twice: exactly the same name, or (for the
+/// identifier columns chosen) another column that reads the same once
+/// case and separators are ignored (`Id` and `ID`), since which one holds
+/// the identifier would be a guess.
+pub(crate) fn duplicate_column(names: &[String], chosen: &[usize]) -> Option<SourceErrorKind> {
+    let trimmed: Vec<&str> = names.iter().map(|n| n.trim()).collect();
+    let mut first_dup: Option<(usize, usize)> = None;
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, n) in trimmed.iter().enumerate() {
+        if n.is_empty() {
+            continue;
+        }
+        if let Some(&j) = seen.get(n) {
+            first_dup = Some((j, i));
+            break;
+        }
+        seen.insert(n, i);
+    }
+    if first_dup.is_none() {
+        for &c in chosen {
+            let want = normalize(&names[c]);
+            if let Some(i) = (0..names.len()).find(|&i| i != c && normalize(&names[i]) == want) {
+                first_dup = Some((c.min(i), c.max(i)));
+                break;
+            }
+        }
+    }
+    let (a, b) = first_dup?;
+    Some(SourceErrorKind::DuplicateColumn {
+        name: super::error::printable(trimmed[a], super::error::QUOTED_MAX_CHARS),
+        positions: if trimmed[a] == trimmed[b] {
+            format!("{} and {}", a + 1, b + 1)
+        } else {
+            format!(
+                "{} and {}, as \"{}\"",
+                a + 1,
+                b + 1,
+                super::error::printable(trimmed[b], super::error::QUOTED_MAX_CHARS)
+            )
+        },
+    })
 }
 
 /// One identifier as a reader found it in a record.

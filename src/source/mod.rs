@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-pub use self::error::{SourceError, SourceErrorKind};
+pub use self::error::{SourceError, SourceErrorKind, printable};
 pub use self::ident::{MAX_ID_CHARS, MAX_PRODUCT_ARN_CHARS, MIN_PRODUCT_ARN_CHARS};
 pub use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
 

@@ -50,13 +50,38 @@ pub(crate) fn open<T: ChunkReader + 'static>(
 /// footer); a corrupt input must be an error, never a crash. The reader is
 /// not used again after a panic.
 fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+    quiet_panics_hook();
+    GUARDED.with(|g| g.set(g.get() + 1));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(g.get() - 1));
+    result.map_err(|payload| {
         payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown failure".into())
     })
+}
+
+thread_local! {
+    /// How deep this thread is inside [`guarded`]: a panic there is caught
+    /// and reported as a clean error, so the panic hook must not print it.
+    static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Installs (once) a panic hook that stays silent for panics [`guarded`]
+/// catches, and hands every other panic to the hook that was there before
+/// (so real bugs still print their message and backtrace).
+fn quiet_panics_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(|g| g.get()) == 0 {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn decoder_panic(name: &std::sync::Arc<str>, message: &str, group: Option<usize>) -> SourceError {

@@ -1,0 +1,618 @@
+//! Nothing lost at the edges: what a new user's typo, pipe or flag does,
+//! through the real binary against the emulator on 127.0.0.1.
+//!
+//! - outputs that name an input (or each other) are refused before anything
+//!   is written, and the input is byte-for-byte intact;
+//! - inputs that can be read only once (pipes, `/dev/stdin`, FIFOs,
+//!   process substitution) are read once, as planned;
+//! - settings are checked before the plan pass, with exit statuses by tier;
+//! - the emulator's hardening (loopback only, idle and trickling clients).
+#![cfg(unix)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sechub_triage::emulator::{EmulatorConfig, SyntheticSpec};
+use sechub_triage::model::FindingKey;
+
+mod support;
+use support::{BIN, Emu, key_row, read_results, triage, write_csv};
+
+/// An emulator with `n` findings in us-east-1 and a CSV listing them.
+fn setup(n: usize) -> (tempfile::TempDir, Emu, Vec<FindingKey>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: n,
+        seed: 11,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let input = dir.path().join("in.csv");
+    let rows: Vec<String> = keys.iter().map(key_row).collect();
+    write_csv(&input, "Id,ProductArn", &rows);
+    (dir, emu, keys, input)
+}
+
+fn update(home: &Path, emu: &Emu, args: &[&str]) -> Command {
+    let mut c = triage(home);
+    c.arg("update")
+        .args(args)
+        .args(["--workflow", "Status=SUPPRESSED"])
+        .args(["--endpoint-url", &emu.url()])
+        .arg("--no-progress");
+    c
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn outputs_naming_an_input_or_each_other_are_refused_and_the_input_is_intact() {
+    let (dir, emu, _keys, input) = setup(40);
+    let home = dir.path();
+    // A real results journal first: the one record of what a run did.
+    let results = home.join("r.csv");
+    let out = update(home, &emu, &[s(&input), "--results", s(&results)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let sent = emu.requests();
+    let before_input = std::fs::read(&input).unwrap();
+    let before_results = std::fs::read(&results).unwrap();
+    let link = home.join("link.csv");
+    std::fs::hard_link(&input, &link).unwrap();
+    let respelt = format!("{}/./sub/../in.csv", home.display());
+    std::fs::create_dir(home.join("sub")).unwrap();
+    let other = home.join("other.csv");
+    let lock = format!("{}.lock", s(&other));
+    let cases: Vec<(Vec<&str>, [&str; 2])> = vec![
+        (
+            vec![s(&input), "--failed", s(&input)],
+            ["--failed", "input 1"],
+        ),
+        (
+            vec![s(&input), "--report", s(&input)],
+            ["--report", "input 1"],
+        ),
+        (
+            vec![s(&input), "--failed", &respelt],
+            ["--failed", "input 1"],
+        ),
+        (
+            vec![s(&input), "--report", s(&link)],
+            ["--report", "input 1"],
+        ),
+        (
+            vec![s(&input), "--results", s(&other), "--report", s(&other)],
+            ["--report", "--results"],
+        ),
+        (
+            vec![s(&input), "--results", s(&other), "--failed", &lock],
+            ["--failed", "lock"],
+        ),
+        (
+            vec![
+                s(&input),
+                "--resume",
+                "--results",
+                s(&results),
+                "--report",
+                s(&results),
+            ],
+            ["--report", "--results"],
+        ),
+        (
+            vec![
+                s(&input),
+                "--resume",
+                "--results",
+                s(&results),
+                "--failed",
+                s(&results),
+            ],
+            ["--failed", "--results"],
+        ),
+        (
+            vec![s(&results), "--failed", s(&results)],
+            ["--failed", "input 1"],
+        ),
+    ];
+    for (args, names) in &cases {
+        let out = update(home, &emu, args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        for n in names {
+            assert!(err.contains(n), "{args:?} must name {n}: {err}");
+        }
+        assert!(err.contains("same file"), "{args:?}: {err}");
+        assert_eq!(std::fs::read(&input).unwrap(), before_input, "{args:?}");
+        assert_eq!(std::fs::read(&results).unwrap(), before_results, "{args:?}");
+        assert!(!other.exists(), "{args:?} created {}", other.display());
+    }
+    assert_eq!(emu.requests(), sent, "a refused run sends nothing");
+
+    // revert's files: its input is the results being reverted.
+    for flag in ["--failed", "--report", "--results"] {
+        let out = triage(home)
+            .args(["revert", s(&results), flag, s(&results)])
+            .args(["--endpoint-url", &emu.url(), "--no-progress"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "revert {flag}: {}", text(&out));
+        assert_eq!(std::fs::read(&results).unwrap(), before_results, "{flag}");
+    }
+    // A campaign file is an input too.
+    let campaign = home.join("c.toml");
+    let toml = format!(
+        "inputs = [\"{}\"]\n[decision]\nworkflow = \"Status=NEW\"\n[output]\nfailed = \"c.toml\"\n",
+        s(&input)
+    );
+    std::fs::write(&campaign, &toml).unwrap();
+    let out = triage(home)
+        .args(["run", s(&campaign), "--endpoint-url", &emu.url()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the campaign file"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&campaign).unwrap(), toml);
+    assert_eq!(emu.requests(), sent);
+}
+
+/// Runs `sechub-triage update <input>` through `bash` (for process
+/// substitution and pipes) and checks that every finding was updated.
+fn assert_all_updated(out: &Output, results: &Path, n: usize, file: &str) {
+    assert_eq!(out.status.code(), Some(0), "{}", text(out));
+    let rows = read_results(results);
+    assert_eq!(rows.len(), n, "{}", text(out));
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] == "updated" && r["file"] == file)
+    );
+}
+
+#[test]
+fn inputs_that_can_be_read_once_are_read_once_as_planned() {
+    let (dir, emu, keys, input) = setup(120);
+    let home = dir.path();
+    let n = keys.len();
+    let url = emu.url();
+    let bash = |script: &str| {
+        let mut c = support::with_test_env(Command::new("bash"), home);
+        c.args(["-c", script]).env("BIN", BIN).env("URL", &url);
+        c.output().unwrap()
+    };
+    // Process substitution: /dev/fd/63, a pipe.
+    let r1 = home.join("r1.csv");
+    let out = bash(&format!(
+        "\"$BIN\" update <(cat {}) --workflow Status=NOTIFIED --endpoint-url \"$URL\" --no-progress --results {}",
+        s(&input),
+        s(&r1)
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(read_results(&r1).len(), n);
+    assert!(
+        read_results(&r1).iter().all(|r| r["outcome"] == "updated"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(emu.workflow(&keys[0]), "NOTIFIED");
+    // /dev/stdin fed by a pipe.
+    let r2 = home.join("r2.csv");
+    let out = bash(&format!(
+        "cat {} | \"$BIN\" update /dev/stdin --workflow Status=RESOLVED --endpoint-url \"$URL\" --no-progress --results {}",
+        s(&input),
+        s(&r2)
+    ));
+    assert_all_updated(&out, &r2, n, "/dev/stdin");
+    assert_eq!(emu.workflow(&keys[n - 1]), "RESOLVED");
+    // A named FIFO, written once.
+    let fifo = home.join("findings.fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let writer = {
+        let (fifo, input) = (fifo.clone(), input.clone());
+        std::thread::spawn(move || {
+            let data = std::fs::read(&input).unwrap();
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all(&data).unwrap();
+        })
+    };
+    let r3 = home.join("r3.csv");
+    let out = update(home, &emu, &[s(&fifo), "--results", s(&r3)])
+        .output()
+        .unwrap();
+    writer.join().unwrap();
+    assert_all_updated(&out, &r3, n, s(&fifo));
+    assert_eq!(emu.workflow(&keys[n / 2]), "SUPPRESSED");
+}
+
+/// Waits for `child` at most `limit` (a hang guard), killing it after.
+fn wait_with_limit(mut child: std::process::Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}: {}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn settings_are_refused_before_the_plan_pass_reads_anything() {
+    let (dir, emu, _keys, _input) = setup(5);
+    let home = dir.path();
+    // Standard input stays open and empty: a plan pass would wait on it
+    // for ever, so an answer proves the settings were checked first.
+    for (args, says) in [
+        (
+            vec!["-", "--resume"],
+            "--resume and --force-resume need --results",
+        ),
+        (
+            vec!["-", "--results", "r.csv", "--time-budget", "5s"],
+            "leaves no time to work",
+        ),
+        (vec!["-", "--failed", "nodir/f.csv"], "does not exist"),
+        (vec!["-", "--profile", "nosuch"], "\"nosuch\""),
+    ] {
+        let child = update(home, &emu, &args)
+            .current_dir(home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_with_limit(child, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!home.join("r.csv").exists());
+    }
+    assert_eq!(emu.requests(), 0, "nothing was sent");
+}
+
+#[test]
+fn flags_with_values_that_cannot_work_are_refused() {
+    let (dir, emu, keys, input) = setup(3);
+    let home = dir.path();
+    for (args, says) in [
+        (
+            vec![s(&input), "--request-timeout", "1ns"],
+            "shorter than the floor",
+        ),
+        (
+            vec![s(&input), "--request-timeout", "0s"],
+            "shorter than the floor",
+        ),
+        (vec![s(&input), "--log-level", "dbug"], "is not a level"),
+        (
+            vec![s(&input), "--types", "Made Up/Category/Thing"],
+            "--allow-unknown-type-namespaces",
+        ),
+    ] {
+        let out = update(home, &emu, &args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(emu.requests(), 0);
+    // The namespace check has a flag that lifts it.
+    let out = update(
+        home,
+        &emu,
+        &[
+            s(&input),
+            "--types",
+            "Made Up/Category/Thing",
+            "--allow-unknown-type-namespaces",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let f = emu.state.finding(&keys[0]).unwrap();
+    assert_eq!(f["Types"][0], "Made Up/Category/Thing", "{f}");
+}
+
+#[test]
+fn a_profile_that_does_not_exist_is_named_and_nothing_is_sent() {
+    let (dir, emu, _keys, input) = setup(3);
+    let home = dir.path();
+    std::fs::write(
+        home.join("no-config"),
+        "[profile real]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let report = home.join("report.json");
+    let out = update(
+        home,
+        &emu,
+        &[s(&input), "--profile", "nosuch", "--report", s(&report)],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"nosuch\"") && err.contains("could not be found"),
+        "{err}"
+    );
+    assert_eq!(emu.requests(), 0);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(doc["summary"].is_null(), "nothing counted as sent: {doc}");
+    assert_eq!(doc["pacing"]["requests"], 0, "{doc}");
+}
+
+#[test]
+fn a_local_file_that_cannot_be_written_is_not_a_usage_error() {
+    let (dir, emu, keys, input) = setup(10);
+    let home = dir.path();
+    // One finding that does not exist, so that --failed gets a row; the
+    // failed file is a full disk (/dev/full).
+    let mut rows: Vec<String> = keys.iter().map(key_row).collect();
+    rows.push(key_row(&FindingKey::new(
+        "gone-1",
+        "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+    )));
+    write_csv(&input, "Id,ProductArn", &rows);
+    let full = home.join("failed.csv");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let out = update(
+        home,
+        &emu,
+        &[
+            s(&input),
+            "--failed",
+            s(&full),
+            "--results",
+            s(&home.join("r.csv")),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed.csv"), "{err}");
+}
+
+#[test]
+fn the_emulator_stays_on_loopback_unless_told_and_closes_idle_connections() {
+    let out = Command::new(BIN)
+        .args(["emulator", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
+
+    let mut child = Command::new(BIN)
+        .args([
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "1s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::new(child.stdout.as_mut().unwrap());
+        r.read_line(&mut line).unwrap();
+    }
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    let guard = Duration::from_secs(30);
+    // Idle: never sends a byte.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(guard)).unwrap();
+    let mut buf = [0u8; 64];
+    let n = idle
+        .read(&mut buf)
+        .expect("closed, not timed out on our side");
+    assert_eq!(n, 0, "the server closes an idle connection");
+    // Trickling: a header byte every 300 ms, never finished.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(guard)).unwrap();
+    let start = Instant::now();
+    let mut closed = false;
+    while start.elapsed() < guard {
+        if slow.write_all(b"X").is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        closed,
+        "the server closes a connection trickling its headers"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn input_errors_are_printed_clean_escaped_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let plan = |input: &Path| {
+        triage(home)
+            .args(["plan", s(input), "--workflow", "Status=NEW"])
+            .output()
+            .unwrap()
+    };
+    // A corrupt Parquet page makes the parquet crate panic: the reader
+    // catches it, and only the clean error is printed.
+    let corrupt = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bad/fuzz-parquet-divide-by-zero.parquet");
+    let out = plan(&corrupt);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the Parquet decoder failed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        err.trim().is_empty(),
+        "nothing but the plan's own error: {err}"
+    );
+    // Terminal escapes and a megabyte header cell.
+    let esc = home.join("esc.csv");
+    let header = format!("\u{1b}[2J\u{1b}[31mred,{}\nx,y\n", "A".repeat(1_000_000));
+    std::fs::write(&esc, header).unwrap();
+    let out = plan(&esc);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!err.contains('\u{1b}'), "{err}");
+    assert!(err.contains("\\u{1b}[31mred"), "{err}");
+    assert!(err.len() < 2_000, "{} bytes", err.len());
+    assert!(err.contains("more characters"), "{err}");
+    // The same column twice.
+    let dup = home.join("dup.csv");
+    std::fs::write(
+        &dup,
+        "Id,Id,ProductArn\na,b,arn:aws:securityhub:us-east-1::product/aws/guardduty\n",
+    )
+    .unwrap();
+    let out = plan(&dup);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        err.contains("\"Id\" more than once") && err.contains("columns 1 and 2"),
+        "{err}"
+    );
+}
+
+fn kill(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A hang guard, not a timing assertion: polls `cond` until it holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_signal_during_the_plan_pass_exits_4_with_a_message() {
+    let (dir, emu, _keys, _input) = setup(3);
+    let home = dir.path();
+    let tmp = home.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // Standard input held open: the plan pass is busy saving it.
+    let child = update(home, &emu, &["-", "--results", s(&home.join("r.csv"))])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the plan pass to start saving standard input", || {
+        std::fs::read_dir(&tmp).unwrap().next().is_some()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    kill(child.id(), "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SIGTERM during the plan pass") && err.contains("before anything was sent"),
+        "{err}"
+    );
+    assert_eq!(emu.requests(), 0);
+    assert!(!home.join("r.csv").exists());
+}
+
+#[test]
+fn the_report_is_finalised_after_a_second_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let mut config = EmulatorConfig::unthrottled();
+    config.faults.latency = Duration::from_secs(3);
+    let emu = Emu::start(config);
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 300,
+        seed: 5,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let input = home.join("in.csv");
+    write_csv(
+        &input,
+        "Id,ProductArn",
+        &keys.iter().map(key_row).collect::<Vec<_>>(),
+    );
+    let report = home.join("report.json");
+    let child = update(
+        home,
+        &emu,
+        &[
+            s(&input),
+            "--results",
+            s(&home.join("r.csv")),
+            "--report",
+            s(&report),
+            "--rate",
+            "1",
+            "--burst",
+            "1",
+            "--grace",
+            "60s",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for("a request in flight", || emu.state.in_flight() > 0);
+    kill(child.id(), "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    kill(child.id(), "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(doc["state"], "finished", "{doc}");
+    assert_eq!(doc["exit_status"], 4, "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap_or_default().contains("twice"),
+        "{doc}"
+    );
+}
