@@ -4,6 +4,7 @@
 
 pub mod campaign;
 pub mod exit;
+pub mod generate;
 pub mod logging;
 pub mod nightly;
 pub mod plan;
@@ -57,6 +58,17 @@ enum Command {
     Demo(Box<demo::DemoArgs>),
     /// Run the local Security Hub emulator.
     Emulator(Box<crate::emulator::cli::EmulatorArgs>),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(generate::CompletionsArgs),
+    /// Print the man page (roff), every subcommand included.
+    Man(generate::ManArgs),
+}
+
+/// The whole command-line definition (for completions, the man page and
+/// tests that walk it).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
 }
 
 /// The nine `BatchUpdateFindings` fields, with the AWS CLI's flag names and
@@ -365,6 +377,8 @@ pub fn main() -> i32 {
             Command::Emulator(args) => crate::emulator::cli::run(*args)
                 .await
                 .map(|()| exit::SUCCESS),
+            Command::Completions(args) => generate::run_completions(&args, command()),
+            Command::Man(args) => generate::run_man(&args, command()),
         }
     });
     let (code, error) = match result {
