@@ -13,6 +13,7 @@ pub mod arn;
 pub mod cli;
 pub mod decision;
 pub mod dedup;
+pub mod diagnose;
 pub mod emulator;
 pub mod engine;
 pub mod events;

@@ -567,6 +567,12 @@ pub(crate) async fn run_with_aws(
     };
     let summary = run_job_in(job, &ctx).await?;
     print_summary(&summary, output.output)?;
+    for line in crate::diagnose::advice(
+        &summary,
+        &crate::diagnose::Setting::of(&aws.profile, &aws.endpoint_url, &aws.region),
+    ) {
+        eprintln!("{line}");
+    }
     Ok(summary)
 }
 
