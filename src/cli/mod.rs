@@ -307,6 +307,8 @@ pub enum OutputFormat {
     Text,
     /// One JSON object.
     Json,
+    /// GitHub-flavoured Markdown, for a pull request or a CI comment.
+    Markdown,
 }
 
 /// `sechub-triage update`.
@@ -635,6 +637,9 @@ pub(crate) fn print_summary(summary: &RunSummary, format: OutputFormat) -> anyho
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut out, summary)?;
             out.write_all(b"\n")?;
+        }
+        OutputFormat::Markdown => {
+            out.write_all(crate::plan::markdown::summary(summary).as_bytes())?
         }
     }
     out.flush()?;

@@ -172,6 +172,7 @@ pub(crate) fn print_plan(plan: &Plan, format: OutputFormat) -> anyhow::Result<()
             out.write_all(plan.to_json().as_bytes())?;
             out.write_all(b"\n")?;
         }
+        OutputFormat::Markdown => out.write_all(crate::plan::markdown::plan(plan).as_bytes())?,
     }
     out.flush()?;
     Ok(())
