@@ -24,5 +24,6 @@ pub mod plan;
 pub mod reporting;
 pub mod retry;
 pub mod revert;
+pub mod schema;
 pub mod source;
 pub mod submission;

@@ -635,7 +635,10 @@ pub(crate) fn print_summary(summary: &RunSummary, format: OutputFormat) -> anyho
     match format {
         OutputFormat::Text => out.write_all(summary.to_text().as_bytes())?,
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, summary)?;
+            serde_json::to_writer_pretty(
+                &mut out,
+                &crate::schema::Versioned::new(crate::schema::SUMMARY, summary),
+            )?;
             out.write_all(b"\n")?;
         }
         OutputFormat::Markdown => {

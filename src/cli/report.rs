@@ -36,7 +36,7 @@ use crate::retry::{CallFailure, Disposition, RetryClass, classify_call};
 
 /// Bumped when a field changes meaning or disappears (new fields may appear
 /// at any time).
-pub const REPORT_FORMAT_VERSION: u32 = 1;
+pub const REPORT_FORMAT_VERSION: u32 = crate::schema::REPORT;
 
 /// Requests seen for one Region.
 #[derive(Debug, Default)]
@@ -158,6 +158,7 @@ impl RunReport {
             None => (None, None),
         };
         ReportDoc {
+            schema_version: crate::schema::REPORT,
             report_format: REPORT_FORMAT_VERSION,
             tool: "sechub-triage",
             version: env!("CARGO_PKG_VERSION"),
@@ -266,6 +267,8 @@ impl EventSink for RunReport {
 
 #[derive(Serialize)]
 struct ReportDoc {
+    schema_version: u32,
+    /// The same number under its earlier name, for readers of earlier releases.
     report_format: u32,
     tool: &'static str,
     version: &'static str,
