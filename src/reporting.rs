@@ -235,7 +235,10 @@ impl OutcomeSink for ResultsWriter {
             RowWriter::Csv(w) => w.serialize(&row).map_err(|e| e.to_string()),
             RowWriter::Json(w) => serde_json::to_writer(
                 &mut *w,
-                &crate::schema::Versioned::new(crate::schema::RESULTS, &row),
+                &crate::schema::VersionedLast {
+                    inner: &row,
+                    schema_version: crate::schema::RESULTS,
+                },
             )
             .map_err(|e| e.to_string())
             .and_then(|()| w.write_all(b"\n").map_err(|e| e.to_string())),

@@ -34,6 +34,17 @@ pub struct Versioned<'a, T: Serialize> {
     pub inner: &'a T,
 }
 
+/// `inner`'s JSON object with `schema_version` as its last member (results
+/// rows: a resumed run recognises a row cut short by how it begins).
+#[derive(Serialize)]
+pub struct VersionedLast<'a, T: Serialize> {
+    /// The document.
+    #[serde(flatten)]
+    pub inner: &'a T,
+    /// The output's version.
+    pub schema_version: u32,
+}
+
 impl<'a, T: Serialize> Versioned<'a, T> {
     /// `inner` as version `schema_version`.
     pub fn new(schema_version: u32, inner: &'a T) -> Self {

@@ -256,7 +256,7 @@ fn run_summary_report_and_results_keep_their_shape() {
     assert_eq!(r.report["schema_version"], schema::REPORT);
     check("report", schema::REPORT, &fields_of(&[r.report.clone()]));
 
-    // Results: every JSON Lines row carries the version; the CSV header is
+    // Results: every JSON Lines row carries the version (last); the CSV header is
     // the same columns without it; both journal headers carry it.
     assert!(r.jsonl.len() > 40);
     for row in &r.jsonl {
