@@ -2,6 +2,9 @@
 //! the snapshot test in `src/plan/markdown.rs` pins for the README's
 //! campaign over `samples/findings.json`; the same run twice gives the same
 //! bytes (a plan committed next to a campaign diffs only when it changes).
+//! A run with `--output markdown` prints its summary that way.
+
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -47,4 +50,37 @@ fn the_cli_prints_the_snapshotted_page() {
     let page = plan_markdown();
     assert_eq!(page.trim_end(), body.trim_end());
     assert_eq!(page, plan_markdown(), "not deterministic");
+}
+
+#[test]
+fn a_run_prints_its_summary_as_markdown() {
+    use sechub_triage::emulator::{EmulatorConfig, SyntheticSpec};
+    let emu = support::Emu::start(EmulatorConfig::default());
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 5,
+        seed: 9,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let rows: Vec<String> = keys.iter().map(support::key_row).collect();
+    support::write_csv(&input, "Id,ProductArn", &rows);
+    let out = support::triage(dir.path())
+        .arg("update")
+        .arg(&input)
+        .args(["--workflow", "Status=NOTIFIED", "--no-progress"])
+        .args(["--endpoint-url", &emu.url(), "--output", "markdown"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.starts_with("## sechub-triage run: 5 of 5 records updated\n"),
+        "{page}"
+    );
+    assert!(page.contains("| updated | 5 |"), "{page}");
+    for k in &keys {
+        assert_eq!(emu.workflow(k), "NOTIFIED");
+    }
 }

@@ -289,7 +289,9 @@ struct ReportDoc {
     retried_findings: Option<u64>,
     retries_by_code: BTreeMap<String, u64>,
     request_errors_by_code: BTreeMap<String, u64>,
-    /// The run's totals (absent when the run never started).
+    /// The run's totals (absent when the run never started), the same
+    /// document as `--output json` prints, `schema_version` included.
+    #[serde(serialize_with = "versioned_summary")]
     summary: Option<RunSummary>,
 }
 
@@ -313,6 +315,16 @@ struct RegionDoc {
     request_errors_by_code: BTreeMap<String, u64>,
     mean_latency_ms: Option<f64>,
     max_latency_ms: f64,
+}
+
+fn versioned_summary<S: serde::Serializer>(
+    summary: &Option<RunSummary>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    summary
+        .as_ref()
+        .map(|inner| crate::schema::Versioned::new(crate::schema::SUMMARY, inner))
+        .serialize(s)
 }
 
 fn round3(x: f64) -> f64 {
