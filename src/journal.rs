@@ -233,6 +233,10 @@ pub struct JournalHeader {
     pub format: String,
     /// The format version ([`VERSION`]).
     pub version: u32,
+    /// The results file's row layout ([`crate::schema::RESULTS`]; absent,
+    /// so read as 1, in journals of earlier releases).
+    #[serde(default = "first_results_schema")]
+    pub schema_version: u32,
     /// The inputs the rows come from.
     pub inputs: Vec<InputFingerprint>,
     /// The job's decision.
@@ -246,11 +250,16 @@ impl JournalHeader {
         JournalHeader {
             format: FORMAT.to_owned(),
             version: VERSION,
+            schema_version: crate::schema::RESULTS,
             inputs: identity.inputs.clone(),
             decision: identity.decision.clone(),
             runs: vec![run],
         }
     }
+}
+
+fn first_results_schema() -> u32 {
+    1
 }
 
 /// Where the header of the journal `results` lives.

@@ -1112,5 +1112,7 @@ fn duration(seconds: f64) -> String {
     }
 }
 
+pub mod markdown;
+
 #[cfg(test)]
 mod tests;

@@ -233,9 +233,15 @@ impl OutcomeSink for ResultsWriter {
         let row = ResultRow::new(outcome);
         let res = match &mut self.writer {
             RowWriter::Csv(w) => w.serialize(&row).map_err(|e| e.to_string()),
-            RowWriter::Json(w) => serde_json::to_writer(&mut *w, &row)
-                .map_err(|e| e.to_string())
-                .and_then(|()| w.write_all(b"\n").map_err(|e| e.to_string())),
+            RowWriter::Json(w) => serde_json::to_writer(
+                &mut *w,
+                &crate::schema::VersionedLast {
+                    inner: &row,
+                    schema_version: crate::schema::RESULTS,
+                },
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|()| w.write_all(b"\n").map_err(|e| e.to_string())),
         };
         res.map_err(|e| self.wrap(e))
     }

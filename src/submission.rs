@@ -246,7 +246,13 @@ fn transport_error(t: Transport, code: &str, err: &(dyn std::error::Error + 'sta
             transport: Some(t),
         },
         code: code.into(),
-        message: error_chain(err),
+        message: if t == Transport::Credentials {
+            // One sentence; the SDK's nested account only at debug level.
+            tracing::debug!(error = %error_chain(err), "loading AWS credentials failed");
+            crate::diagnose::credentials_message(err)
+        } else {
+            error_chain(err)
+        },
         request_id: None,
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod campaign;
 pub mod exit;
+pub mod generate;
 pub mod logging;
 pub mod nightly;
 pub(crate) mod paths;
@@ -59,6 +60,17 @@ enum Command {
     Demo(Box<demo::DemoArgs>),
     /// Run the local Security Hub emulator.
     Emulator(Box<crate::emulator::cli::EmulatorArgs>),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(generate::CompletionsArgs),
+    /// Print the man page (roff), every subcommand included.
+    Man(generate::ManArgs),
+}
+
+/// The whole command-line definition (for completions, the man page and
+/// tests that walk it).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
 }
 
 /// The nine `BatchUpdateFindings` fields, with the AWS CLI's flag names and
@@ -322,6 +334,8 @@ pub enum OutputFormat {
     Text,
     /// One JSON object.
     Json,
+    /// GitHub-flavoured Markdown, for a pull request or a CI comment.
+    Markdown,
 }
 
 /// `sechub-triage update`.
@@ -392,6 +406,8 @@ pub fn main() -> i32 {
             Command::Emulator(args) => crate::emulator::cli::run(*args)
                 .await
                 .map(|()| exit::SUCCESS),
+            Command::Completions(args) => generate::run_completions(&args, command()),
+            Command::Man(args) => generate::run_man(&args, command()),
         }
     });
     // Work left on blocking threads (a plan pass a signal interrupted) is
@@ -652,6 +668,12 @@ pub(crate) async fn run_with_aws_copies(
     };
     let summary = run_job_in(job, &ctx).await?;
     print_summary(&summary, output.output)?;
+    for line in crate::diagnose::advice(
+        &summary,
+        &crate::diagnose::Setting::of(&aws.profile, &aws.endpoint_url, &aws.region),
+    ) {
+        eprintln!("{line}");
+    }
     Ok(summary)
 }
 
@@ -712,8 +734,14 @@ pub(crate) fn print_summary(summary: &RunSummary, format: OutputFormat) -> anyho
     match format {
         OutputFormat::Text => out.write_all(summary.to_text().as_bytes())?,
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, summary)?;
+            serde_json::to_writer_pretty(
+                &mut out,
+                &crate::schema::Versioned::new(crate::schema::SUMMARY, summary),
+            )?;
             out.write_all(b"\n")?;
+        }
+        OutputFormat::Markdown => {
+            out.write_all(crate::plan::markdown::summary(summary).as_bytes())?
         }
     }
     out.flush()?;

@@ -170,9 +170,13 @@ pub(crate) fn print_plan(plan: &Plan, format: OutputFormat) -> anyhow::Result<()
     match format {
         OutputFormat::Text => out.write_all(plan.to_text().as_bytes())?,
         OutputFormat::Json => {
-            out.write_all(plan.to_json().as_bytes())?;
+            serde_json::to_writer_pretty(
+                &mut out,
+                &crate::schema::Versioned::new(crate::schema::PLAN, plan),
+            )?;
             out.write_all(b"\n")?;
         }
+        OutputFormat::Markdown => out.write_all(crate::plan::markdown::plan(plan).as_bytes())?,
     }
     out.flush()?;
     Ok(())

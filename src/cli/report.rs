@@ -36,7 +36,7 @@ use crate::retry::{CallFailure, Disposition, RetryClass, classify_call};
 
 /// Bumped when a field changes meaning or disappears (new fields may appear
 /// at any time).
-pub const REPORT_FORMAT_VERSION: u32 = 1;
+pub const REPORT_FORMAT_VERSION: u32 = crate::schema::REPORT;
 
 /// Requests seen for one Region.
 #[derive(Debug, Default)]
@@ -158,6 +158,7 @@ impl RunReport {
             None => (None, None),
         };
         ReportDoc {
+            schema_version: crate::schema::REPORT,
             report_format: REPORT_FORMAT_VERSION,
             tool: "sechub-triage",
             version: env!("CARGO_PKG_VERSION"),
@@ -266,6 +267,8 @@ impl EventSink for RunReport {
 
 #[derive(Serialize)]
 struct ReportDoc {
+    schema_version: u32,
+    /// The same number under its earlier name, for readers of earlier releases.
     report_format: u32,
     tool: &'static str,
     version: &'static str,
@@ -286,7 +289,9 @@ struct ReportDoc {
     retried_findings: Option<u64>,
     retries_by_code: BTreeMap<String, u64>,
     request_errors_by_code: BTreeMap<String, u64>,
-    /// The run's totals (absent when the run never started).
+    /// The run's totals (absent when the run never started), the same
+    /// document as `--output json` prints, `schema_version` included.
+    #[serde(serialize_with = "versioned_summary")]
     summary: Option<RunSummary>,
 }
 
@@ -310,6 +315,16 @@ struct RegionDoc {
     request_errors_by_code: BTreeMap<String, u64>,
     mean_latency_ms: Option<f64>,
     max_latency_ms: f64,
+}
+
+fn versioned_summary<S: serde::Serializer>(
+    summary: &Option<RunSummary>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    summary
+        .as_ref()
+        .map(|inner| crate::schema::Versioned::new(crate::schema::SUMMARY, inner))
+        .serialize(s)
 }
 
 fn round3(x: f64) -> f64 {
