@@ -10,11 +10,16 @@ mod support;
 
 mod boto3_wire;
 mod campaign;
+mod completions_man;
+mod edges;
 mod emulator;
 mod engine;
+mod first_run_errors;
 mod formats_e2e;
+mod markdown_plan;
 mod nightly;
 mod observability;
+mod output_schemas;
 mod plan;
 mod revert;
 mod source_bad_files;

@@ -5,14 +5,14 @@
 //! ever contacted (`AWS_ENDPOINT_URL` points every other AWS service at a
 //! closed local port too).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use sechub_triage::emulator::{EmulatorConfig, FaultConfig, SyntheticSpec};
 use sechub_triage::model::FindingKey;
-use support::Emu;
+use crate::support::Emu;
 
 fn seed(emu: &Emu, count: usize) -> Vec<FindingKey> {
     emu.state.seed_synthetic(&SyntheticSpec {

@@ -4,7 +4,7 @@
 //! bytes (a plan committed next to a campaign diffs only when it changes).
 //! A run with `--output markdown` prints its summary that way.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use sechub_triage::emulator::{EmulatorConfig, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 
-mod support;
-use support::{BIN, Emu, key_row, read_results, triage, write_csv};
+use crate::support;
+use crate::support::{BIN, Emu, key_row, read_results, triage, write_csv};
 
 /// An emulator with `n` findings in us-east-1 and a CSV listing them.
 fn setup(n: usize) -> (tempfile::TempDir, Emu, Vec<FindingKey>, PathBuf) {
