@@ -21,6 +21,7 @@
 //! parameter files): a value that starts with one is taken literally.
 
 mod error;
+mod holds;
 mod note;
 mod parse;
 mod sdk;
@@ -36,6 +37,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::model::FindingKey;
 
 pub use error::{DecisionError, DecisionErrorKind};
+pub use holds::{decision_holds, decision_holds_but};
 pub use note::{
     APPEND_MIN_CHARS, APPEND_SEPARATOR, CUT_MARKER, NoteAction, NoteMode, append as append_note,
     apply_note_mode,

@@ -1,0 +1,387 @@
+//! The read side of a run: duplicates, each record's effective decision
+//! (job decision, per-row fields, run tag, note policy) and
+//! `--skip-unchanged`. [`Intake`] is pure and shared with the plan;
+//! `read_input` runs it on the reading thread.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{DedupIndex, EngineConfig, Input, InputError};
+use crate::decision::{Decision, NoteAction, NoteMode, apply_note_mode, decision_holds_but};
+use crate::journal::{Done, Prior, RowChanged};
+use crate::model::{FindingKey, InvalidRecord, OutcomeKind, SourceItem, SourceRecord};
+
+/// What the reading thread sends to the dispatcher.
+pub(super) enum ReaderMsg {
+    /// A record to send, with its effective decision and what to say about
+    /// its note in the results.
+    Record(SourceRecord, Arc<Decision>, Option<Cow<'static, str>>),
+    Duplicate(SourceRecord),
+    /// Not sent: nothing to change (see [`Admitted::Unchanged`]).
+    Unchanged(SourceRecord, Cow<'static, str>),
+    Invalid(InvalidRecord),
+    Error(InputError),
+    /// `--resume`: an earlier run recorded this row's final outcome.
+    AlreadyDone(OutcomeKind),
+}
+
+/// What the read side decided about one input item.
+#[derive(Debug)]
+pub enum Admitted {
+    /// To be sent.
+    Send {
+        /// The record.
+        record: SourceRecord,
+        /// The job's decision with the record's own fields over it, before
+        /// the note policy: the decision group a plan reports.
+        group: Arc<Decision>,
+        /// What is sent: `group` after the note policy.
+        decision: Arc<Decision>,
+        /// What the note policy did.
+        note: NoteAction,
+        /// The export shows the finding already holds `decision` (it is sent
+        /// anyway: `--skip-unchanged` is off).
+        holds: bool,
+    },
+    /// Not sent: the export shows the finding already holds the decision
+    /// (`--skip-unchanged`), or the note policy left nothing to send.
+    Unchanged {
+        /// The record.
+        record: SourceRecord,
+        /// As in [`Admitted::Send`].
+        group: Arc<Decision>,
+        /// What the note policy did.
+        note: NoteAction,
+        /// Why, for the results.
+        message: Cow<'static, str>,
+    },
+    /// The same finding came earlier in the input.
+    Duplicate(SourceRecord),
+    /// Rejected: a bad row, or a per-row decision the service would refuse.
+    Invalid(InvalidRecord),
+}
+
+/// The read side of a run, shared by [`run`] and by the plan
+/// (`crate::plan`), so that a plan counts exactly what a run would do:
+/// duplicate detection, each record's effective decision (job decision,
+/// per-row fields, note policy) and `--skip-unchanged`. Pure: no I/O.
+pub struct Intake {
+    dedup: DedupIndex,
+    interner: Interner,
+    job: Arc<Decision>,
+    skip_unchanged: bool,
+    note_mode: NoteMode,
+    run_tag: Option<String>,
+}
+
+/// The `UserDefinedFields` key of the run tag (`--run-tag`).
+pub const RUN_TAG_KEY: &str = "sechub-triage-run";
+
+/// `decision` with the run tag in its `UserDefinedFields`.
+pub fn with_run_tag(mut decision: Decision, tag: &str) -> Decision {
+    decision
+        .user_defined_fields
+        .get_or_insert_default()
+        .insert(RUN_TAG_KEY.to_owned(), tag.to_owned());
+    decision
+}
+
+impl Intake {
+    /// The read side of a run of `config` applying `job`.
+    pub fn new(job: &Decision, config: &EngineConfig) -> Self {
+        let mut interner = Interner::default();
+        let job = match &config.run_tag {
+            Some(tag) => with_run_tag(job.clone(), tag),
+            None => job.clone(),
+        };
+        let job = interner.intern(job);
+        Intake {
+            dedup: DedupIndex::default(),
+            interner,
+            job,
+            skip_unchanged: config.skip_unchanged,
+            note_mode: config.note_mode,
+            run_tag: config.run_tag.clone(),
+        }
+    }
+
+    /// Puts the run tag back into a decision whose `UserDefinedFields` a
+    /// per-row decision replaced (fields merge whole).
+    fn tag(
+        &mut self,
+        r: &SourceRecord,
+        group: Arc<Decision>,
+    ) -> Result<Arc<Decision>, Box<InvalidRecord>> {
+        let Some(tag) = &self.run_tag else {
+            return Ok(group);
+        };
+        let udf = group.user_defined_fields.as_ref();
+        if udf.and_then(|m| m.get(RUN_TAG_KEY)) == Some(tag) {
+            return Ok(group);
+        }
+        let d = with_run_tag((*group).clone(), tag);
+        if let Err(e) = d.validate() {
+            return Err(rejected_decision(
+                r,
+                "per-row decision with the run tag",
+                &e,
+            ));
+        }
+        Ok(self.interner.intern(d))
+    }
+
+    /// Decides what happens to one input item.
+    pub fn admit(&mut self, item: SourceItem) -> Admitted {
+        let r = match item {
+            SourceItem::Record(r) => r,
+            SourceItem::Invalid(i) => return Admitted::Invalid(i),
+        };
+        if !self.dedup.insert(&r.key) {
+            return Admitted::Duplicate(r);
+        }
+        let group = match effective_decision(&self.job, &r, &mut self.interner) {
+            Ok(d) => d,
+            Err(invalid) => return Admitted::Invalid(*invalid),
+        };
+        let group = match self.tag(&r, group) {
+            Ok(d) => d,
+            Err(invalid) => return Admitted::Invalid(*invalid),
+        };
+        let current = r.current.as_deref();
+        let (decision, note) = match apply_note_mode(&group, self.note_mode, current) {
+            (None, note) => (group.clone(), note),
+            (Some(d), note) if d.is_empty() => {
+                let why = note.remark(self.note_mode).unwrap_or_default();
+                return Admitted::Unchanged {
+                    record: r,
+                    group,
+                    note,
+                    message: Cow::Owned(format!(
+                        "not sent: {why}, and the decision sets nothing else"
+                    )),
+                };
+            }
+            (Some(d), note) => (self.interner.intern(d), note),
+        };
+        let tag = self.run_tag.as_ref().map(|_| RUN_TAG_KEY);
+        let holds = current.is_some_and(|c| decision_holds_but(&decision, c, tag));
+        if holds && self.skip_unchanged {
+            return Admitted::Unchanged {
+                record: r,
+                group,
+                note,
+                message: Cow::Borrowed(
+                    "the export shows the finding already holds the decision; not sent",
+                ),
+            };
+        }
+        Admitted::Send {
+            record: r,
+            group,
+            decision,
+            note,
+            holds,
+        }
+    }
+
+    /// Counts `key` as seen, so that a later record of it is a duplicate
+    /// (a resumed run skips rows that earlier runs settled, but their
+    /// findings still come first).
+    pub fn mark_seen(&mut self, key: &FindingKey) {
+        self.dedup.insert(key);
+    }
+
+    /// The note policy in force.
+    pub fn note_mode(&self) -> NoteMode {
+        self.note_mode
+    }
+}
+
+/// Why a record whose Region cannot be known is invalid.
+pub const UNKNOWN_REGION: &str =
+    "ProductArn is not a Security Hub product ARN, so its Region is unknown (give --region)";
+
+/// The Region a finding's request goes to: `region_override` (`--region`),
+/// else the Region of its ProductArn; `None` when neither is known.
+pub fn route<'a>(region_override: Option<&'a str>, key: &'a FindingKey) -> Option<&'a str> {
+    region_override.or_else(|| crate::arn::region_of(&key.product_arn))
+}
+
+/// Shares one `Arc` among records with equal effective decisions, so that a
+/// file of a million rows carrying a handful of decisions holds a handful of
+/// decisions. Bounded: it starts over when full (sharing is an optimisation;
+/// grouping compares decisions by value).
+#[derive(Default)]
+struct Interner {
+    map: HashMap<Decision, Arc<Decision>>,
+}
+
+impl Interner {
+    const MAX: usize = 4096;
+
+    fn intern(&mut self, d: Decision) -> Arc<Decision> {
+        if let Some(a) = self.map.get(&d) {
+            return a.clone();
+        }
+        if self.map.len() >= Self::MAX {
+            self.map.clear();
+        }
+        let a = Arc::new(d.clone());
+        self.map.insert(d, a.clone());
+        a
+    }
+}
+
+/// A record whose merged decision breaks a rule of the service: invalid,
+/// naming the member at fault.
+fn rejected_decision(
+    r: &SourceRecord,
+    what: &str,
+    e: &crate::decision::DecisionError,
+) -> Box<InvalidRecord> {
+    Box::new(InvalidRecord {
+        location: r.location.clone(),
+        column: Some(e.path().to_owned()),
+        reason: format!("{what}: {e}"),
+        key: Some(r.key.clone()),
+    })
+}
+
+/// The job's decision with the record's own decision fields over it.
+fn effective_decision(
+    job: &Arc<Decision>,
+    r: &SourceRecord,
+    interner: &mut Interner,
+) -> Result<Arc<Decision>, Box<InvalidRecord>> {
+    let Some(own) = &r.decision else {
+        if job.is_empty() {
+            return Err(Box::new(InvalidRecord {
+                location: r.location.clone(),
+                column: None,
+                reason: "nothing to update: the command line sets no decision (--workflow, --note, ...) \
+                         and this row has no per-row decision values"
+                    .into(),
+                key: Some(r.key.clone()),
+            }));
+        }
+        return Ok(job.clone());
+    };
+    let mut d = (**job).clone();
+    let mut own = (**own).clone();
+    // A row may give only Note.Text or only Note.UpdatedBy: the other half
+    // comes from the command line's note, or the row cannot be sent.
+    if let Some(note) = &mut own.note
+        && (note.text.is_empty() || note.updated_by.is_empty())
+    {
+        let (missing, column) = if note.text.is_empty() {
+            ("text", "Note.Text")
+        } else {
+            ("UpdatedBy", "Note.UpdatedBy")
+        };
+        let Some(job_note) = &job.note else {
+            return Err(Box::new(InvalidRecord {
+                location: r.location.clone(),
+                column: Some(column.to_owned()),
+                reason: format!(
+                    "per-row decision: the row sets a note but not its {missing}, and the command line has no \
+                     --note to take it from (add a {column} column, or give --note)"
+                ),
+                key: Some(r.key.clone()),
+            }));
+        };
+        if note.text.is_empty() {
+            note.text.clone_from(&job_note.text);
+        } else {
+            note.updated_by.clone_from(&job_note.updated_by);
+        }
+    }
+    d.merge_from(own);
+    if let Err(e) = d.validate() {
+        return Err(rejected_decision(r, "per-row decision", &e));
+    }
+    Ok(interner.intern(d))
+}
+
+/// Runs on the reading thread: takes each item through the [`Intake`] and
+/// sends the messages in batches.
+pub(super) fn read_input(
+    input: Input,
+    tx: mpsc::Sender<Vec<ReaderMsg>>,
+    mut intake: Intake,
+    prior: Option<Arc<Done>>,
+) {
+    const BATCH: usize = 256;
+    let mode = intake.note_mode();
+    let mut batch = Vec::with_capacity(BATCH);
+    for item in input {
+        // `--resume`: rows an earlier run settled are skipped, but their
+        // findings count as seen, so later records of them stay duplicates.
+        if let (Some(prior), Ok(item)) = (&prior, &item) {
+            let (location, key) = match item {
+                SourceItem::Record(r) => (&r.location, Some(&r.key)),
+                SourceItem::Invalid(i) => (&i.location, i.key.as_ref()),
+            };
+            let record_key = matches!(item, SourceItem::Record(_))
+                .then_some(key)
+                .flatten();
+            match prior.check(location, key) {
+                Prior::New => {}
+                Prior::Done(kind) => {
+                    if let Some(k) = record_key {
+                        intake.mark_seen(k);
+                    }
+                    batch.push(ReaderMsg::AlreadyDone(kind));
+                    if batch.len() >= BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        if tx.blocking_send(full).is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Prior::FindingDone => {
+                    if let Some(k) = record_key {
+                        intake.mark_seen(k);
+                    }
+                }
+                Prior::Changed => {
+                    let location = location.clone();
+                    batch.push(ReaderMsg::Error(Box::new(RowChanged { location })));
+                    break;
+                }
+            }
+        }
+        let msg = match item {
+            Ok(item) => match intake.admit(item) {
+                Admitted::Send {
+                    record,
+                    decision,
+                    note,
+                    ..
+                } => ReaderMsg::Record(record, decision, note.remark(mode)),
+                Admitted::Unchanged {
+                    record, message, ..
+                } => ReaderMsg::Unchanged(record, message),
+                Admitted::Duplicate(r) => ReaderMsg::Duplicate(r),
+                Admitted::Invalid(i) => ReaderMsg::Invalid(i),
+            },
+            Err(e) => {
+                batch.push(ReaderMsg::Error(e));
+                break;
+            }
+        };
+        batch.push(msg);
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.blocking_send(full).is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
+}
