@@ -266,7 +266,7 @@ impl Dispatcher {
             ReaderMsg::AlreadyDone(kind) => self.tally.already_done(kind),
             ReaderMsg::Error(e) => {
                 let text = crate::submission::error_chain(&*e);
-                tracing::warn!(error = %text, "input error: reading stopped");
+                tracing::warn!(target: "sechub_triage::engine", error = %text, "input error: reading stopped");
                 self.tally.summary_mut().input_error = Some(text.clone());
                 self.events.emit(&Event::Aborting {
                     reason: format!("input error: {text}"),
@@ -395,7 +395,7 @@ impl Dispatcher {
             let result = submitter.send(&name, &decision, &keys).await;
             let latency = started.elapsed();
             match &result {
-                Ok(r) => tracing::debug!(
+                Ok(r) => tracing::debug!(target: "sechub_triage::engine",
                     region = %name,
                     request_id = r.request_id.as_deref().unwrap_or("-"),
                     chunk = keys.len(),
@@ -405,7 +405,7 @@ impl Dispatcher {
                     attempt,
                     "BatchUpdateFindings answered"
                 ),
-                Err(e) => tracing::debug!(
+                Err(e) => tracing::debug!(target: "sechub_triage::engine",
                     region = %name,
                     request_id = e.request_id.as_deref().unwrap_or("-"),
                     chunk = keys.len(),

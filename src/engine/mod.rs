@@ -181,7 +181,7 @@ pub async fn run_with(
     controls: RunControls,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
-    tracing::info!(
+    tracing::info!(target: "sechub_triage::engine",
         rate = config.rate.rate,
         burst = config.rate.burst,
         concurrency = config.concurrency,
@@ -221,7 +221,7 @@ pub async fn run_with(
         summary.count(OutcomeKind::Updated) as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     summary.aborted = d.aborted;
     summary.stopped = d.stopping.filter(|s| s.left_work).map(|s| s.reason);
-    tracing::info!(
+    tracing::info!(target: "sechub_triage::engine",
         records = summary.records,
         updated = summary.count(OutcomeKind::Updated),
         failed = summary.count(OutcomeKind::Failed),

@@ -106,7 +106,7 @@ impl Dispatcher {
         pending: &mut VecDeque<ReaderMsg>,
         channel_open: &mut bool,
     ) -> Result<(), EngineError> {
-        tracing::info!(reason = %req.reason, grace_s = req.grace.as_secs_f64(), "stopping");
+        tracing::info!(target: "sechub_triage::engine", reason = %req.reason, grace_s = req.grace.as_secs_f64(), "stopping");
         self.events.emit(&Event::Aborting {
             reason: format!("stopping: {}", req.reason),
         });
@@ -209,7 +209,7 @@ impl Dispatcher {
         if self.aborted.is_some() {
             return Ok(());
         }
-        tracing::warn!(reason = %reason, "run aborting: no new requests");
+        tracing::warn!(target: "sechub_triage::engine", reason = %reason, "run aborting: no new requests");
         self.events.emit(&Event::Aborting {
             reason: reason.clone(),
         });
