@@ -16,7 +16,7 @@ use super::chunker::{Item, Next, RegionState};
 use super::intake::{ReaderMsg, UNKNOWN_REGION, route};
 use super::queue::RetryQueue;
 use super::stop::{RunControls, StopHandle, StopRequest, Stopping, stop_changed};
-use super::{EngineConfig, EngineError, outcome};
+use super::{EngineConfig, EngineError, LOG_TARGET, outcome};
 use crate::events::{Event, EventSink};
 use crate::model::{FindingKey, OutcomeKind};
 use crate::reporting::{Outcome, OutcomeSink, Tally};
@@ -266,7 +266,7 @@ impl Dispatcher {
             ReaderMsg::AlreadyDone(kind) => self.tally.already_done(kind),
             ReaderMsg::Error(e) => {
                 let text = crate::submission::error_chain(&*e);
-                tracing::warn!(error = %text, "input error: reading stopped");
+                tracing::warn!(target: LOG_TARGET, error = %text, "input error: reading stopped");
                 self.tally.summary_mut().input_error = Some(text.clone());
                 self.events.emit(&Event::Aborting {
                     reason: format!("input error: {text}"),
@@ -396,6 +396,7 @@ impl Dispatcher {
             let latency = started.elapsed();
             match &result {
                 Ok(r) => tracing::debug!(
+                target: LOG_TARGET,
                     region = %name,
                     request_id = r.request_id.as_deref().unwrap_or("-"),
                     chunk = keys.len(),
@@ -406,6 +407,7 @@ impl Dispatcher {
                     "BatchUpdateFindings answered"
                 ),
                 Err(e) => tracing::debug!(
+                target: LOG_TARGET,
                     region = %name,
                     request_id = e.request_id.as_deref().unwrap_or("-"),
                     chunk = keys.len(),

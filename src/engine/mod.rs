@@ -57,6 +57,10 @@ pub use stop::{RunControls, STOPPED_CODE, StopHandle, StopRequest};
 use dispatch::Dispatcher;
 use intake::{ReaderMsg, read_input};
 
+/// The target of the engine's log events, whichever file emits them (logs
+/// are filtered and read by it).
+const LOG_TARGET: &str = "sechub_triage::engine";
+
 /// The most identifiers `BatchUpdateFindings` takes in one call.
 pub const MAX_CHUNK: usize = 100;
 /// Default attempts per finding before a retryable error becomes final.
@@ -182,6 +186,7 @@ pub async fn run_with(
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     tracing::info!(
+        target: LOG_TARGET,
         rate = config.rate.rate,
         burst = config.rate.burst,
         concurrency = config.concurrency,
@@ -222,6 +227,7 @@ pub async fn run_with(
     summary.aborted = d.aborted;
     summary.stopped = d.stopping.filter(|s| s.left_work).map(|s| s.reason);
     tracing::info!(
+        target: LOG_TARGET,
         records = summary.records,
         updated = summary.count(OutcomeKind::Updated),
         failed = summary.count(OutcomeKind::Failed),

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::EngineError;
 use super::chunker::Item;
 use super::dispatch::Dispatcher;
 use super::intake::ReaderMsg;
+use super::{EngineError, LOG_TARGET};
 use crate::events::Event;
 use crate::journal::Done;
 use crate::model::OutcomeKind;
@@ -106,7 +106,12 @@ impl Dispatcher {
         pending: &mut VecDeque<ReaderMsg>,
         channel_open: &mut bool,
     ) -> Result<(), EngineError> {
-        tracing::info!(reason = %req.reason, grace_s = req.grace.as_secs_f64(), "stopping");
+        tracing::info!(
+            target: LOG_TARGET,
+            reason = %req.reason,
+            grace_s = req.grace.as_secs_f64(),
+            "stopping"
+        );
         self.events.emit(&Event::Aborting {
             reason: format!("stopping: {}", req.reason),
         });
@@ -209,7 +214,7 @@ impl Dispatcher {
         if self.aborted.is_some() {
             return Ok(());
         }
-        tracing::warn!(reason = %reason, "run aborting: no new requests");
+        tracing::warn!(target: LOG_TARGET, reason = %reason, "run aborting: no new requests");
         self.events.emit(&Event::Aborting {
             reason: reason.clone(),
         });
