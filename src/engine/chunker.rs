@@ -11,6 +11,7 @@ use super::MAX_CHUNK;
 use crate::decision::Decision;
 use crate::limits::{RateConfig, RegionLimiter};
 use crate::model::{CurrentState, FindingKey, Location};
+use crate::retry::Tries;
 
 /// One finding on its way through the pipeline.
 pub(super) struct Item {
@@ -18,12 +19,8 @@ pub(super) struct Item {
     pub(super) key: FindingKey,
     /// Its effective decision (shared by every finding that has it).
     pub(super) decision: Arc<Decision>,
-    /// Requests that carried it.
-    pub(super) attempts: u32,
-    /// Retryable failures so far (throttles not included).
-    pub(super) failures: u32,
-    /// Throttled responses so far.
-    pub(super) throttles: u32,
+    /// Requests that carried it, failures and throttles so far.
+    pub(super) tries: Tries,
     /// What the results say about it once updated (the note policy's doing).
     pub(super) remark: Option<Cow<'static, str>>,
     /// The finding's state as the input recorded it: once updated, the
@@ -198,9 +195,7 @@ mod tests {
                 "arn:aws:securityhub:us-east-1::product/aws/guardduty",
             ),
             decision: d.clone(),
-            attempts: 0,
-            failures: 0,
-            throttles: 0,
+            tries: Tries::default(),
             remark: None,
             current: None,
         }

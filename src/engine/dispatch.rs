@@ -20,6 +20,7 @@ use super::{EngineConfig, EngineError, LOG_TARGET, outcome};
 use crate::events::{Event, EventSink};
 use crate::model::{FindingKey, OutcomeKind};
 use crate::reporting::{Outcome, OutcomeSink, Tally};
+use crate::retry::{RetryPolicy, Tries};
 use crate::submission::{BatchResult, CallError, Submitter};
 
 /// A request's answer, back from its task.
@@ -33,6 +34,8 @@ pub(super) struct Completion {
 /// The dispatcher's state (see the module documentation).
 pub(super) struct Dispatcher {
     pub(super) config: EngineConfig,
+    /// Budgets and backoff, from `config`.
+    pub(super) policy: RetryPolicy,
     pub(super) submitter: Arc<Submitter>,
     pub(super) events: Arc<dyn EventSink>,
     pub(super) tally: Tally,
@@ -69,6 +72,11 @@ impl Dispatcher {
     ) -> Self {
         Dispatcher {
             config: config.clone(),
+            policy: RetryPolicy {
+                max_attempts: config.max_attempts,
+                max_throttled: config.max_throttled,
+                backoff: config.backoff.clone(),
+            },
             submitter,
             events,
             tally: Tally::new(sinks),
@@ -206,9 +214,7 @@ impl Dispatcher {
                     location: r.location,
                     key: r.key,
                     decision,
-                    attempts: 0,
-                    failures: 0,
-                    throttles: 0,
+                    tries: Tries::default(),
                     remark,
                     current: r.current,
                 };
@@ -366,10 +372,10 @@ impl Dispatcher {
     ) {
         self.requests += 1;
         for it in &mut items {
-            if it.attempts > 0 {
+            if it.tries.attempts > 0 {
                 self.retries += 1;
             }
-            it.attempts += 1;
+            it.tries.attempts += 1;
         }
         let name = self.regions[region].name.clone();
         self.events.emit(&Event::RequestSent {
@@ -386,7 +392,7 @@ impl Dispatcher {
         let keys: Vec<FindingKey> = items.iter().map(|i| i.key.clone()).collect();
         // The findings of a chunk may be on different attempts (retries
         // are rebatched with fresh findings): log the highest.
-        let attempt = items.iter().map(|i| i.attempts).max().unwrap_or(1);
+        let attempt = items.iter().map(|i| i.tries.attempts).max().unwrap_or(1);
         let id = self.next_request;
         self.next_request += 1;
         self.in_flight.insert(id, (region, items));
@@ -396,7 +402,7 @@ impl Dispatcher {
             let latency = started.elapsed();
             match &result {
                 Ok(r) => tracing::debug!(
-                target: LOG_TARGET,
+                    target: LOG_TARGET,
                     region = %name,
                     request_id = r.request_id.as_deref().unwrap_or("-"),
                     chunk = keys.len(),
@@ -407,7 +413,7 @@ impl Dispatcher {
                     "BatchUpdateFindings answered"
                 ),
                 Err(e) => tracing::debug!(
-                target: LOG_TARGET,
+                    target: LOG_TARGET,
                     region = %name,
                     request_id = e.request_id.as_deref().unwrap_or("-"),
                     chunk = keys.len(),
@@ -454,7 +460,7 @@ impl Dispatcher {
             (None, None)
         };
         self.record(Outcome {
-            attempts: item.attempts,
+            attempts: item.tries.attempts,
             applied,
             prior,
             ..outcome(
