@@ -10,17 +10,18 @@ use std::time::{Duration, Instant};
 use super::EngineError;
 use super::chunker::Item;
 use super::dispatch::{Completion, Dispatcher};
+use super::operation::UpdateOperation;
 use crate::events::Event;
-use crate::model::{FindingKey, OutcomeKind};
+use crate::model::OutcomeKind;
 use crate::retry::{
     Action, EntryDisposition, MISSING_FROM_RESPONSE_CODE, MISSING_FROM_RESPONSE_MESSAGE,
-    RequestAction, classify_call, classify_unprocessed,
+    RequestAction,
 };
 use crate::submission::{BatchResult, CallError};
 
-impl Dispatcher {
+impl<O: UpdateOperation> Dispatcher<O> {
     /// Handles a finished request.
-    pub(super) fn complete(&mut self, c: Completion) -> Result<(), EngineError> {
+    pub(super) fn complete(&mut self, c: Completion<O>) -> Result<(), EngineError> {
         // Absent only if written off at the end of a stop's grace period.
         let Some((region, items)) = self.in_flight.remove(&c.id) else {
             return Ok(());
@@ -38,11 +39,11 @@ impl Dispatcher {
     fn complete_ok(
         &mut self,
         region: usize,
-        items: Vec<Item>,
-        result: BatchResult,
+        items: Vec<Item<O>>,
+        result: BatchResult<O::Key>,
     ) -> Result<(), EngineError> {
-        let processed: HashSet<&FindingKey> = result.processed.iter().collect();
-        let unprocessed: HashMap<&FindingKey, (&str, &str)> = result
+        let processed: HashSet<&O::Key> = result.processed.iter().collect();
+        let unprocessed: HashMap<&O::Key, (&str, &str)> = result
             .unprocessed
             .iter()
             .map(|(k, c, m)| (k, (c.as_str(), m.as_str())))
@@ -57,7 +58,7 @@ impl Dispatcher {
         }
         for item in items {
             if let Some((code, message)) = unprocessed.get(&item.key) {
-                let disposition = classify_unprocessed(code);
+                let disposition = O::classify_entry(code);
                 self.after_entry(region, item, disposition, code, message.to_string())?;
             } else if processed.contains(&item.key) {
                 let name = self.regions[region].name.clone();
@@ -80,10 +81,10 @@ impl Dispatcher {
         &mut self,
         region: usize,
         sent_at: Instant,
-        items: Vec<Item>,
+        items: Vec<Item<O>>,
         err: CallError,
     ) -> Result<(), EngineError> {
-        let disposition = classify_call(&err.failure);
+        let disposition = O::classify_call(&err.failure);
         let detail = match &err.request_id {
             Some(id) => format!("{} (request id {id})", err.message),
             None => err.message.clone(),
@@ -135,7 +136,7 @@ impl Dispatcher {
     fn after_entry(
         &mut self,
         region: usize,
-        mut item: Item,
+        mut item: Item<O>,
         disposition: EntryDisposition,
         code: &str,
         message: String,
@@ -152,7 +153,7 @@ impl Dispatcher {
     fn carry_out(
         &mut self,
         region: usize,
-        item: Item,
+        item: Item<O>,
         action: Action,
         code: &str,
     ) -> Result<(), EngineError> {
@@ -179,7 +180,7 @@ impl Dispatcher {
     pub(super) fn schedule(
         &mut self,
         region: usize,
-        item: Item,
+        item: Item<O>,
         delay: Duration,
     ) -> Result<(), EngineError> {
         if self.aborted.is_none() && self.stopping.is_some() {
@@ -197,7 +198,7 @@ impl Dispatcher {
     pub(super) fn fail(
         &mut self,
         region: usize,
-        item: Item,
+        item: Item<O>,
         code: String,
         message: String,
     ) -> Result<(), EngineError> {

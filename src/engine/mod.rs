@@ -34,6 +34,7 @@ mod chunker;
 mod complete;
 mod dispatch;
 mod intake;
+mod operation;
 mod queue;
 mod stop;
 
@@ -48,10 +49,11 @@ use crate::limits::RateConfig;
 use crate::model::{FindingKey, Location, OutcomeKind, SourceItem};
 use crate::reporting::{Outcome, OutcomeSink, RunSummary};
 use crate::retry::Backoff;
-use crate::submission::Submitter;
+use crate::submission::{BatchUpdateFindings, Submitter};
 
 pub use crate::decision::{decision_holds, decision_holds_but};
 pub use intake::{Admitted, Intake, RUN_TAG_KEY, UNKNOWN_REGION, route, with_run_tag};
+pub use operation::{Reported, UpdateOperation};
 pub use stop::{RunControls, STOPPED_CODE, StopHandle, StopRequest};
 
 use dispatch::Dispatcher;
@@ -184,6 +186,22 @@ pub async fn run_with(
     events: Arc<dyn EventSink>,
     controls: RunControls,
 ) -> Result<RunSummary, EngineError> {
+    let operation = Arc::new(BatchUpdateFindings::new(submitter));
+    run_operation(config, input, decision, operation, sinks, events, controls).await
+}
+
+/// [`run_with`] for any update operation: the job's `decision` and the
+/// input's records, as the intake reads them, are turned into `O`'s
+/// requests by `O` ([`UpdateOperation::admit`]).
+pub async fn run_operation<O: UpdateOperation>(
+    config: &EngineConfig,
+    input: Input,
+    decision: Arc<Decision>,
+    operation: Arc<O>,
+    sinks: Vec<Box<dyn OutcomeSink>>,
+    events: Arc<dyn EventSink>,
+    controls: RunControls,
+) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     tracing::info!(
         target: LOG_TARGET,
@@ -207,7 +225,7 @@ pub async fn run_with(
         })
         .map_err(EngineError::Output)?;
 
-    let mut d = Dispatcher::new(config, submitter, events, sinks, &controls);
+    let mut d = Dispatcher::new(config, operation, events, sinks, &controls);
     let result = d.run_loop(rx).await;
     // The reader ends by itself once the channel is dropped (it was, with
     // `rx`). After a stop it is not waited for: it may be blocked reading
