@@ -19,6 +19,13 @@
 //! one period (100 ms at 10/s) at the cost of one request's worth of burst.
 //! The limiter never sleeps; [`RegionLimiter::try_acquire`] says "now" or
 //! "not before T", and the engine's single dispatch loop waits.
+//!
+//! The quota's clock is injected (governor's [`Clock`]): the engine uses
+//! [`DefaultClock`], and the pacing tests a [`FakeRelativeClock`] that they
+//! advance by hand, so they check exact spacings without waiting for them.
+//! The adaptive pace reads the time it is given (`now`).
+//!
+//! [`FakeRelativeClock`]: governor::clock::FakeRelativeClock
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -48,16 +55,16 @@ const MIN_FACTOR: f64 = 1.0 / 64.0;
 /// Fraction of the configured rate regained per successful request.
 const ADDITIVE_STEP: f64 = 0.02;
 
-/// The pacing state of one Region.
-pub struct RegionLimiter {
+/// The pacing state of one Region, on the quota clock `C`.
+pub struct RegionLimiter<C: Clock = DefaultClock> {
     config: RateConfig,
     quota: RateLimiter<
         governor::state::NotKeyed,
         governor::state::InMemoryState,
-        DefaultClock,
-        governor::middleware::NoOpMiddleware<<DefaultClock as Clock>::Instant>,
+        C,
+        governor::middleware::NoOpMiddleware<C::Instant>,
     >,
-    clock: DefaultClock,
+    clock: C,
     /// Current allowed fraction of the configured rate (1.0 = full speed).
     factor: f64,
     /// When the last request left (for the adaptive spacing).
@@ -68,9 +75,16 @@ pub struct RegionLimiter {
 }
 
 impl RegionLimiter {
-    /// A limiter for `config`. Rates below one request per hour are refused
-    /// earlier, by configuration validation.
+    /// A limiter for `config` on the real clock. Rates below one request per
+    /// hour are refused earlier, by configuration validation.
     pub fn new(config: RateConfig) -> Self {
+        Self::with_clock(config, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RegionLimiter<C> {
+    /// A limiter for `config` whose quota reads the time from `clock`.
+    pub fn with_clock(config: RateConfig, clock: C) -> Self {
         let period = Duration::from_secs_f64(1.0 / config.rate.max(1.0 / 3600.0));
         // One token in reserve (see the module docs), when the burst allows it.
         let burst =
@@ -78,7 +92,6 @@ impl RegionLimiter {
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
             .allow_burst(burst);
-        let clock = DefaultClock::default();
         RegionLimiter {
             config,
             quota: RateLimiter::direct_with_clock(quota, clock.clone()),
@@ -139,6 +152,8 @@ impl RegionLimiter {
 
 #[cfg(test)]
 mod tests {
+    use governor::clock::FakeRelativeClock;
+
     use super::*;
 
     #[test]
@@ -192,5 +207,116 @@ mod tests {
         let wait = l.try_acquire(t0).unwrap_err();
         assert!(wait > Duration::from_millis(15) && wait <= Duration::from_millis(20));
         assert!(l.try_acquire(t0 + Duration::from_millis(20)).is_ok());
+    }
+
+    /// Fake time: the quota's clock and the `now` handed to the limiter
+    /// move together, only when the test says so.
+    struct FakeTime {
+        clock: FakeRelativeClock,
+        start: Instant,
+    }
+
+    impl FakeTime {
+        fn new() -> Self {
+            FakeTime {
+                clock: FakeRelativeClock::default(),
+                start: Instant::now(),
+            }
+        }
+        fn limiter(&self, config: RateConfig) -> RegionLimiter<FakeRelativeClock> {
+            RegionLimiter::with_clock(config, self.clock.clone())
+        }
+        fn now(&self) -> Instant {
+            self.start + Duration::from(self.clock.now())
+        }
+        fn advance(&self, by: Duration) {
+            self.clock.advance(by);
+        }
+        /// Runs a dispatch loop for `span`: asks for a token, and when
+        /// refused, waits exactly as long as the limiter says. Returns the
+        /// times (since the start) at which tokens were granted.
+        fn drive<C: Clock + Clone>(
+            &self,
+            l: &mut RegionLimiter<C>,
+            span: Duration,
+        ) -> Vec<Duration> {
+            let mut granted = Vec::new();
+            while self.now() - self.start <= span {
+                match l.try_acquire(self.now()) {
+                    Ok(()) => granted.push(self.now() - self.start),
+                    Err(wait) => self.advance(wait),
+                }
+            }
+            granted
+        }
+    }
+
+    #[test]
+    fn fake_time_burst_then_exact_period() {
+        let t = FakeTime::new();
+        let mut l = t.limiter(RateConfig {
+            rate: 1.0,
+            burst: 4,
+        });
+        // A burst of 4 with one token in reserve: 3 at once, then exactly
+        // one period (1 s) to the next token.
+        for _ in 0..3 {
+            assert!(l.try_acquire(t.now()).is_ok());
+        }
+        assert_eq!(l.try_acquire(t.now()), Err(Duration::from_secs(1)));
+        t.advance(Duration::from_millis(999));
+        assert_eq!(l.try_acquire(t.now()), Err(Duration::from_millis(1)));
+        t.advance(Duration::from_millis(1));
+        assert!(l.try_acquire(t.now()).is_ok());
+        assert_eq!(l.try_acquire(t.now()), Err(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn fake_time_sustained_rate_is_the_quota() {
+        let t = FakeTime::new();
+        let mut l = t.limiter(RateConfig::DOCUMENTED);
+        let granted = t.drive(&mut l, Duration::from_secs(10));
+        // 29 at once (burst 30, one in reserve), then one every 100 ms.
+        let at_start = granted.iter().filter(|d| d.is_zero()).count();
+        assert_eq!(at_start, 29);
+        assert_eq!(granted.len(), 29 + 100);
+        for pair in granted[29..].windows(2) {
+            assert_eq!(pair[1] - pair[0], Duration::from_millis(100));
+        }
+        // Never more than the quota in any second after the burst.
+        let in_last_second = granted
+            .iter()
+            .filter(|d| **d > Duration::from_secs(9))
+            .count();
+        assert_eq!(in_last_second, 10);
+    }
+
+    #[test]
+    fn fake_time_throttle_spaces_evenly_then_recovers() {
+        let t = FakeTime::new();
+        let mut l = t.limiter(RateConfig {
+            rate: 100.0,
+            burst: 50,
+        });
+        assert!(l.on_throttled(t.now(), t.now()));
+        // 50/s: one every 20 ms, no burst while the pace is cut.
+        let granted = t.drive(&mut l, Duration::from_secs(1));
+        assert_eq!(granted.len(), 51);
+        for pair in granted.windows(2) {
+            assert_eq!(pair[1] - pair[0], Duration::from_millis(20));
+        }
+        // 25 successes at 2% each regain the full rate; the spacing is gone.
+        for _ in 0..25 {
+            l.on_success();
+        }
+        assert_eq!(l.current_rate(), 100.0);
+        t.advance(Duration::from_secs(1));
+        let start = t.now() - t.start;
+        let burst = t
+            .drive(&mut l, start)
+            .into_iter()
+            .filter(|d| *d == start)
+            .count();
+        assert_eq!(burst, 49, "the burst is usable again at full pace");
     }
 }

@@ -1,12 +1,17 @@
 //! What to do after a failure: the one place that decides whether a finding
-//! or a whole request is retried, and how long to wait first.
+//! or a whole request is retried, how long to wait first, and when to give
+//! up.
 //!
-//! Two pure, table-tested functions make every decision:
+//! Classification is two pure, table-tested functions:
 //! [`classify_unprocessed`] for the per-finding codes that come back inside a
-//! successful `BatchUpdateFindings` response, and [`classify_call`] for
-//! failures of a whole request. [`Backoff`] turns a retry class and an attempt
-//! number into a delay (exponential, capped, full jitter). Nothing here sends
-//! requests or sleeps; the engine acts on the decisions.
+//! successful `BatchUpdateFindings` response ([`EntryDisposition`]), and
+//! [`classify_call`] for failures of a whole request ([`CallDisposition`]).
+//! Policy is [`RetryPolicy`]: the attempt budgets, the throttle ceiling, the
+//! [`Backoff`] curves (exponential, capped, full jitter), splitting a
+//! rejected request, resending alone, and abort versus not attempted. It
+//! turns a disposition and a finding's [`Tries`] into an [`Action`] (and a
+//! whole request's failure into a [`RequestAction`]) that the engine's
+//! dispatcher only carries out. Nothing here sends requests or sleeps.
 
 use std::time::Duration;
 
@@ -23,32 +28,58 @@ pub enum RetryClass {
     Throttle,
 }
 
-/// The decision for one unprocessed finding or one failed request.
+/// The decision for one entry a successful response reported as not
+/// processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disposition {
+pub enum EntryDisposition {
     /// Try again after a backoff of the given class.
     Retry(RetryClass),
     /// Send the finding again, alone (a `DuplicatedFindingIdentifier` we did
     /// not expect: the engine never puts one identifier twice in a request).
     ResendAlone,
+    /// Final failure for the finding.
+    Permanent,
+}
+
+impl EntryDisposition {
+    /// A finding the response mentioned neither as processed nor as
+    /// unprocessed: it may or may not be updated, so it is sent again.
+    pub const MISSING_FROM_RESPONSE: EntryDisposition =
+        EntryDisposition::Retry(RetryClass::Transient);
+}
+
+/// The code recorded for a finding the response did not mention.
+pub const MISSING_FROM_RESPONSE_CODE: &str = "MissingFromResponse";
+/// The message recorded for a finding the response did not mention.
+pub const MISSING_FROM_RESPONSE_MESSAGE: &str = "the response did not mention this finding";
+
+/// The decision for a request that failed as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallDisposition {
+    /// Try again after a backoff of the given class.
+    Retry(RetryClass),
     /// The request was rejected as a whole as invalid: split it until the
     /// offending findings are isolated.
     Split,
-    /// Final failure for the finding(s) concerned.
+    /// Final failure for the findings concerned.
     Permanent,
     /// Stop the whole run: nothing else will succeed (access denied, bad credentials).
     Abort,
 }
 
+/// The former name of [`CallDisposition`] (the only one with `Retry`,
+/// `Split` and `Abort`), kept so that callers keep compiling.
+pub type Disposition = CallDisposition;
+
 /// Classifies a per-finding `ErrorCode` from `UnprocessedFindings` (reference §2.4).
-pub fn classify_unprocessed(code: &str) -> Disposition {
+pub fn classify_unprocessed(code: &str) -> EntryDisposition {
     match code {
-        "ConcurrentUpdateError" => Disposition::Retry(RetryClass::Conflict),
-        "InternalFailure" => Disposition::Retry(RetryClass::Transient),
-        "DuplicatedFindingIdentifier" => Disposition::ResendAlone,
-        "FindingNotFound" | "InvalidInput" | "FindingSizeExceeded" => Disposition::Permanent,
+        "ConcurrentUpdateError" => EntryDisposition::Retry(RetryClass::Conflict),
+        "InternalFailure" => EntryDisposition::Retry(RetryClass::Transient),
+        "DuplicatedFindingIdentifier" => EntryDisposition::ResendAlone,
+        "FindingNotFound" | "InvalidInput" | "FindingSizeExceeded" => EntryDisposition::Permanent,
         // An undocumented code: retrying blindly could loop; record it with its code.
-        _ => Disposition::Permanent,
+        _ => EntryDisposition::Permanent,
     }
 }
 
@@ -104,33 +135,33 @@ const ACCESS_CODES: &[&str] = &[
 ];
 
 /// Classifies a failed request (reference §3, §4).
-pub fn classify_call(f: &CallFailure) -> Disposition {
+pub fn classify_call(f: &CallFailure) -> CallDisposition {
     if let Some(t) = f.transport {
         return match t {
-            Transport::Io | Transport::Timeout => Disposition::Retry(RetryClass::Transient),
-            Transport::Credentials => Disposition::Abort,
-            Transport::Other => Disposition::Abort,
+            Transport::Io | Transport::Timeout => CallDisposition::Retry(RetryClass::Transient),
+            Transport::Credentials => CallDisposition::Abort,
+            Transport::Other => CallDisposition::Abort,
         };
     }
     let code = f.code.as_deref().unwrap_or("");
     if THROTTLING_CODES.contains(&code) || (f.status == Some(429)) {
         // A bare 429 is throttling too, whatever its body says.
-        return Disposition::Retry(RetryClass::Throttle);
+        return CallDisposition::Retry(RetryClass::Throttle);
     }
     if ACCESS_CODES.contains(&code) || matches!(f.status, Some(401 | 403)) {
-        return Disposition::Abort;
+        return CallDisposition::Abort;
     }
     if code == "InvalidInputException" || code == "ValidationException" {
-        return Disposition::Split;
+        return CallDisposition::Split;
     }
     match f.status {
-        Some(500..=599) => Disposition::Retry(RetryClass::Transient),
-        Some(408) => Disposition::Retry(RetryClass::Transient),
+        Some(500..=599) => CallDisposition::Retry(RetryClass::Transient),
+        Some(408) => CallDisposition::Retry(RetryClass::Transient),
         _ if code == "RequestTimeout" || code == "RequestTimeoutException" => {
-            Disposition::Retry(RetryClass::Transient)
+            CallDisposition::Retry(RetryClass::Transient)
         }
         // Any other 4xx: the request as built is wrong and will stay wrong.
-        _ => Disposition::Permanent,
+        _ => CallDisposition::Permanent,
     }
 }
 
@@ -179,6 +210,178 @@ impl Backoff {
     }
 }
 
+/// A finding's counters, kept with it from its first request to its outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tries {
+    /// Requests that carried it.
+    pub attempts: u32,
+    /// Retryable failures so far (throttles not included).
+    pub failures: u32,
+    /// Throttled responses so far.
+    pub throttles: u32,
+}
+
+/// What the dispatcher does with one finding after a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send it again once this backoff has passed (the timer heap).
+    Schedule(Duration),
+    /// Send it again at once, in a request of its own.
+    ResendAlone,
+    /// Record it `failed`, with the error's code and this message.
+    Fail(String),
+    /// Record it `not_attempted` with the error's code and this message:
+    /// the run is aborting and the request never reached the service.
+    NotAttempted(String),
+}
+
+/// What the dispatcher does with a request that failed as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestAction {
+    /// Send its findings again as two pinned halves (counters unchanged).
+    Split,
+    /// Act on each of its findings as [`RetryPolicy::after_call`] says.
+    /// `throttled`: count the throttle and let the Region's pace react
+    /// first; `abort`: stop the run afterwards, with this reason.
+    Each {
+        /// The service throttled the request.
+        throttled: bool,
+        /// The run stops afterwards, for this reason.
+        abort: Option<String>,
+    },
+}
+
+/// The retry policy: budgets, throttle ceiling and backoff curves.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts per finding for retryable errors.
+    pub max_attempts: u32,
+    /// Throttled responses per finding before giving up on it.
+    pub max_throttled: u32,
+    /// Backoff curves.
+    pub backoff: Backoff,
+}
+
+impl RetryPolicy {
+    /// What to do with a finding a successful response reported as not
+    /// processed (`disposition` from the operation's code table), with the
+    /// service's `message`. `halted`: no new request may leave (a stop or an
+    /// abort), so nothing is pinned.
+    pub fn after_entry(
+        &self,
+        disposition: EntryDisposition,
+        tries: &mut Tries,
+        message: String,
+        halted: bool,
+        rng: &mut impl Rng,
+    ) -> Action {
+        match disposition {
+            EntryDisposition::Retry(class) => self.retry(class, tries, message, rng),
+            EntryDisposition::ResendAlone => {
+                tries.failures += 1;
+                if tries.failures >= self.max_attempts {
+                    Action::Fail(message)
+                } else if halted {
+                    // Not sent again: scheduling a halted run writes it off.
+                    Action::Schedule(Duration::ZERO)
+                } else {
+                    Action::ResendAlone
+                }
+            }
+            EntryDisposition::Permanent => Action::Fail(message),
+        }
+    }
+
+    /// What happens to a request that failed as a whole with `disposition`
+    /// (error `code`, `detail` for humans), carrying `findings` findings.
+    pub fn on_call(
+        &self,
+        disposition: CallDisposition,
+        code: &str,
+        detail: &str,
+        findings: usize,
+        halted: bool,
+    ) -> RequestAction {
+        match disposition {
+            CallDisposition::Split if findings > 1 && !halted => RequestAction::Split,
+            CallDisposition::Retry(RetryClass::Throttle) => RequestAction::Each {
+                throttled: true,
+                abort: None,
+            },
+            CallDisposition::Abort => RequestAction::Each {
+                throttled: false,
+                abort: Some(format!("{code}: {detail}")),
+            },
+            _ => RequestAction::Each {
+                throttled: false,
+                abort: None,
+            },
+        }
+    }
+
+    /// What to do with each finding of a request that failed as a whole
+    /// ([`RequestAction::Each`]). `reached_service`: the failure came with
+    /// an HTTP status (for an abort: the service refused the findings,
+    /// rather than never seeing them).
+    pub fn after_call(
+        &self,
+        disposition: CallDisposition,
+        failure: &CallFailure,
+        code: &str,
+        detail: &str,
+        tries: &mut Tries,
+        rng: &mut impl Rng,
+    ) -> Action {
+        match disposition {
+            CallDisposition::Retry(RetryClass::Throttle) => {
+                tries.throttles += 1;
+                if tries.throttles > self.max_throttled {
+                    Action::Fail(format!(
+                        "still throttled after {} attempts: {detail}",
+                        self.max_throttled
+                    ))
+                } else {
+                    let delay = self
+                        .backoff
+                        .delay(RetryClass::Throttle, tries.throttles, rng);
+                    Action::Schedule(delay)
+                }
+            }
+            CallDisposition::Retry(class) => self.retry(class, tries, detail.to_owned(), rng),
+            CallDisposition::Split | CallDisposition::Permanent => Action::Fail(detail.to_owned()),
+            CallDisposition::Abort => {
+                // No HTTP status: the request never reached the service (no
+                // credentials, bad configuration), so its findings were not
+                // attempted; with a status, the service refused them.
+                if failure.status.is_some() {
+                    Action::Fail(detail.to_owned())
+                } else {
+                    Action::NotAttempted(format!("run aborted: {code}: {detail}"))
+                }
+            }
+        }
+    }
+
+    /// A retryable failure: a backoff, or the final failure once the
+    /// attempts are used up.
+    fn retry(
+        &self,
+        class: RetryClass,
+        tries: &mut Tries,
+        message: String,
+        rng: &mut impl Rng,
+    ) -> Action {
+        tries.failures += 1;
+        if tries.failures >= self.max_attempts {
+            return Action::Fail(format!(
+                "{message} (gave up after {} attempts)",
+                tries.attempts
+            ));
+        }
+        Action::Schedule(self.backoff.delay(class, tries.failures, rng))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +389,7 @@ mod tests {
 
     #[test]
     fn unprocessed_codes_table() {
-        use Disposition::*;
+        use EntryDisposition::*;
         let table = [
             ("ConcurrentUpdateError", Retry(RetryClass::Conflict)),
             ("InternalFailure", Retry(RetryClass::Transient)),
@@ -212,7 +415,7 @@ mod tests {
 
     #[test]
     fn call_failures_table() {
-        use Disposition::*;
+        use CallDisposition::*;
         let throttle = Retry(RetryClass::Throttle);
         let transient = Retry(RetryClass::Transient);
         let table = [
@@ -286,5 +489,241 @@ mod tests {
         // Full jitter: both halves of the range are used.
         let low = delays.iter().filter(|d| **d < ceiling / 2).count();
         assert!(low > 800 && low < 1200, "low half count {low}");
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            max_throttled: 2,
+            backoff: Backoff::default(),
+        }
+    }
+
+    fn tries(attempts: u32, failures: u32, throttles: u32) -> Tries {
+        Tries {
+            attempts,
+            failures,
+            throttles,
+        }
+    }
+
+    /// What an action is, without the random delay.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Kind {
+        Schedule,
+        ScheduleNow,
+        ResendAlone,
+        Fail(&'static str),
+        NotAttempted(&'static str),
+    }
+
+    fn kind(a: &Action) -> Kind {
+        match a {
+            Action::Schedule(d) if d.is_zero() => Kind::ScheduleNow,
+            Action::Schedule(_) => Kind::Schedule,
+            Action::ResendAlone => Kind::ResendAlone,
+            Action::Fail(m) => Kind::Fail(m.clone().leak()),
+            Action::NotAttempted(m) => Kind::NotAttempted(m.clone().leak()),
+        }
+    }
+
+    #[test]
+    fn entry_policy_table() {
+        use EntryDisposition::*;
+        let conflict = Retry(RetryClass::Conflict);
+        // (disposition, tries before, halted, action, tries after)
+        let table = [
+            (
+                conflict,
+                tries(1, 0, 0),
+                false,
+                Kind::Schedule,
+                tries(1, 1, 0),
+            ),
+            (
+                conflict,
+                tries(2, 1, 0),
+                false,
+                Kind::Schedule,
+                tries(2, 2, 0),
+            ),
+            // The third failure uses up max_attempts = 3.
+            (
+                conflict,
+                tries(3, 2, 0),
+                false,
+                Kind::Fail("busy (gave up after 3 attempts)"),
+                tries(3, 3, 0),
+            ),
+            // Throttles do not count against the attempts budget.
+            (
+                conflict,
+                tries(9, 0, 7),
+                false,
+                Kind::Schedule,
+                tries(9, 1, 7),
+            ),
+            (
+                ResendAlone,
+                tries(1, 0, 0),
+                false,
+                Kind::ResendAlone,
+                tries(1, 1, 0),
+            ),
+            // A halted run pins nothing: scheduling writes the finding off.
+            (
+                ResendAlone,
+                tries(1, 0, 0),
+                true,
+                Kind::ScheduleNow,
+                tries(1, 1, 0),
+            ),
+            (
+                ResendAlone,
+                tries(3, 2, 0),
+                false,
+                Kind::Fail("busy"),
+                tries(3, 3, 0),
+            ),
+            (
+                Permanent,
+                tries(1, 0, 0),
+                false,
+                Kind::Fail("busy"),
+                tries(1, 0, 0),
+            ),
+            (
+                EntryDisposition::MISSING_FROM_RESPONSE,
+                tries(1, 0, 0),
+                false,
+                Kind::Schedule,
+                tries(1, 1, 0),
+            ),
+        ];
+        let p = policy();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for (d, before, halted, want, after) in table {
+            let mut t = before;
+            let a = p.after_entry(d, &mut t, "busy".into(), halted, &mut rng);
+            assert_eq!(kind(&a), want, "{d:?} {before:?} halted={halted}");
+            assert_eq!(t, after, "{d:?} {before:?}");
+            if let Action::Schedule(delay) = a
+                && let Retry(class) = d
+            {
+                assert!(delay <= p.backoff.ceiling(class, t.failures));
+            }
+        }
+    }
+
+    #[test]
+    fn request_policy_table() {
+        use CallDisposition::*;
+        let p = policy();
+        let each = |throttled, abort: Option<&str>| RequestAction::Each {
+            throttled,
+            abort: abort.map(str::to_owned),
+        };
+        // (disposition, findings, halted, what happens to the request)
+        let table = [
+            (Split, 10, false, RequestAction::Split),
+            (Split, 2, false, RequestAction::Split),
+            // One finding cannot be split; a halted run sends nothing more.
+            (Split, 1, false, each(false, None)),
+            (Split, 10, true, each(false, None)),
+            (Retry(RetryClass::Throttle), 10, false, each(true, None)),
+            (Retry(RetryClass::Transient), 10, false, each(false, None)),
+            (Permanent, 10, false, each(false, None)),
+            (Abort, 10, false, each(false, Some("AccessDenied: no"))),
+        ];
+        for (d, n, halted, want) in table {
+            assert_eq!(
+                p.on_call(d, "AccessDenied", "no", n, halted),
+                want,
+                "{d:?} n={n}"
+            );
+        }
+
+        let refused = http(403, Some("AccessDenied"));
+        let unsent = CallFailure {
+            transport: Some(Transport::Credentials),
+            ..Default::default()
+        };
+        let throttle = Retry(RetryClass::Throttle);
+        // (disposition, failure, tries before, action, tries after)
+        let table = [
+            (
+                throttle,
+                &refused,
+                tries(1, 0, 0),
+                Kind::Schedule,
+                tries(1, 0, 1),
+            ),
+            (
+                throttle,
+                &refused,
+                tries(2, 2, 1),
+                Kind::Schedule,
+                tries(2, 2, 2),
+            ),
+            // Past max_throttled = 2.
+            (
+                throttle,
+                &refused,
+                tries(3, 0, 2),
+                Kind::Fail("still throttled after 2 attempts: no"),
+                tries(3, 0, 3),
+            ),
+            (
+                Retry(RetryClass::Transient),
+                &refused,
+                tries(1, 0, 0),
+                Kind::Schedule,
+                tries(1, 1, 0),
+            ),
+            (
+                Retry(RetryClass::Transient),
+                &refused,
+                tries(4, 2, 0),
+                Kind::Fail("no (gave up after 4 attempts)"),
+                tries(4, 3, 0),
+            ),
+            (
+                Split,
+                &refused,
+                tries(1, 0, 0),
+                Kind::Fail("no"),
+                tries(1, 0, 0),
+            ),
+            (
+                Permanent,
+                &refused,
+                tries(1, 0, 0),
+                Kind::Fail("no"),
+                tries(1, 0, 0),
+            ),
+            // The service answered: it refused the findings.
+            (
+                Abort,
+                &refused,
+                tries(1, 0, 0),
+                Kind::Fail("no"),
+                tries(1, 0, 0),
+            ),
+            // No answer: the findings were never attempted.
+            (
+                Abort,
+                &unsent,
+                tries(1, 0, 0),
+                Kind::NotAttempted("run aborted: AccessDenied: no"),
+                tries(1, 0, 0),
+            ),
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        for (d, failure, before, want, after) in table {
+            let mut t = before;
+            let a = p.after_call(d, failure, "AccessDenied", "no", &mut t, &mut rng);
+            assert_eq!(kind(&a), want, "{d:?} {before:?}");
+            assert_eq!(t, after, "{d:?} {before:?}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! [`crate::retry::classify_call`] needs plus a message for humans.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,8 +25,9 @@ use aws_sdk_securityhub::types::AwsSecurityFindingIdentifier;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use crate::decision::Decision;
-use crate::model::FindingKey;
-use crate::retry::{CallFailure, Transport};
+use crate::engine::{Reported, UpdateOperation};
+use crate::model::{CurrentState, FindingKey};
+use crate::retry::{CallFailure, EntryDisposition, Transport, classify_unprocessed};
 
 /// How to reach Security Hub.
 #[derive(Clone, Debug, Default)]
@@ -38,15 +40,26 @@ pub struct AwsSettings {
     pub request_timeout: Option<Duration>,
 }
 
-/// The service's answer to one successful `BatchUpdateFindings` call.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BatchResult {
+/// The service's answer to one successful update call, for findings named
+/// by keys of type `K` ([`FindingKey`] for `BatchUpdateFindings`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchResult<K = FindingKey> {
     /// Findings reported as processed.
-    pub processed: Vec<FindingKey>,
+    pub processed: Vec<K>,
     /// Findings reported as not processed, with `ErrorCode` and `ErrorMessage`.
-    pub unprocessed: Vec<(FindingKey, String, String)>,
+    pub unprocessed: Vec<(K, String, String)>,
     /// The request id, for logs.
     pub request_id: Option<String>,
+}
+
+impl<K> Default for BatchResult<K> {
+    fn default() -> Self {
+        BatchResult {
+            processed: Vec::new(),
+            unprocessed: Vec::new(),
+            request_id: None,
+        }
+    }
 }
 
 /// A failed call: classification facts and a message safe to show.
@@ -171,6 +184,68 @@ impl Submitter {
                 })
             }
             Err(e) => Err(call_error(e)),
+        }
+    }
+}
+
+/// `BatchUpdateFindings`, the engine's first update operation: findings
+/// named by `{Id, ProductArn}`, the nine fields of [`Decision`], the
+/// per-finding codes of [`crate::retry::classify_unprocessed`].
+#[derive(Clone)]
+pub struct BatchUpdateFindings {
+    submitter: Arc<Submitter>,
+}
+
+impl BatchUpdateFindings {
+    /// The operation, sending through `submitter`'s clients.
+    pub fn new(submitter: Arc<Submitter>) -> Self {
+        BatchUpdateFindings { submitter }
+    }
+}
+
+impl UpdateOperation for BatchUpdateFindings {
+    type Key = FindingKey;
+    type Decision = Decision;
+
+    const NAME: &'static str = "BatchUpdateFindings";
+    const MAX_CHUNK: usize = crate::engine::MAX_CHUNK;
+
+    fn send(
+        &self,
+        region: &str,
+        decision: &Decision,
+        keys: &[FindingKey],
+    ) -> impl Future<Output = Result<BatchResult, CallError>> + Send {
+        self.submitter.send(region, decision, keys)
+    }
+
+    fn classify_entry(code: &str) -> EntryDisposition {
+        classify_unprocessed(code)
+    }
+
+    #[inline]
+    fn admit(key: FindingKey, decision: Arc<Decision>) -> (FindingKey, Arc<Decision>) {
+        (key, decision)
+    }
+
+    fn report(
+        key: FindingKey,
+        decision: Arc<Decision>,
+        current: Option<&CurrentState>,
+        updated: bool,
+    ) -> Reported {
+        // What the decision's fields held before is worked out only for
+        // updated findings: most records never need it.
+        let (applied, prior) = if updated {
+            let prior = crate::revert::prior_fragment(&decision, current);
+            (Some(decision), prior.map(Arc::new))
+        } else {
+            (None, None)
+        };
+        Reported {
+            key,
+            applied,
+            prior,
         }
     }
 }

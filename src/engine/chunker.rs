@@ -7,23 +7,19 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::MAX_CHUNK;
-use crate::decision::Decision;
+use super::operation::UpdateOperation;
 use crate::limits::{RateConfig, RegionLimiter};
-use crate::model::{CurrentState, FindingKey, Location};
+use crate::model::{CurrentState, Location};
+use crate::retry::Tries;
 
 /// One finding on its way through the pipeline.
-pub(super) struct Item {
+pub(super) struct Item<O: UpdateOperation> {
     pub(super) location: Location,
-    pub(super) key: FindingKey,
+    pub(super) key: O::Key,
     /// Its effective decision (shared by every finding that has it).
-    pub(super) decision: Arc<Decision>,
-    /// Requests that carried it.
-    pub(super) attempts: u32,
-    /// Retryable failures so far (throttles not included).
-    pub(super) failures: u32,
-    /// Throttled responses so far.
-    pub(super) throttles: u32,
+    pub(super) decision: Arc<O::Decision>,
+    /// Requests that carried it, failures and throttles so far.
+    pub(super) tries: Tries,
     /// What the results say about it once updated (the note policy's doing).
     pub(super) remark: Option<Cow<'static, str>>,
     /// The finding's state as the input recorded it: once updated, the
@@ -32,46 +28,59 @@ pub(super) struct Item {
     pub(super) current: Option<Arc<CurrentState>>,
 }
 
+/// What findings must share to travel in one request: one decision, one
+/// kind of key ([`UpdateOperation::key_kind`]).
+pub(super) type GroupKey<O> = (Arc<<O as UpdateOperation>::Decision>, u8);
+
 /// Findings of one Region waiting to be sent with one decision.
-#[derive(Default)]
-pub(super) struct Group {
-    pub(super) fresh: VecDeque<Item>,
-    pub(super) ready: VecDeque<Item>,
+pub(super) struct Group<O: UpdateOperation> {
+    pub(super) fresh: VecDeque<Item<O>>,
+    pub(super) ready: VecDeque<Item<O>>,
     /// Since when findings have been waiting for this group's chunk to fill.
     pub(super) waiting_since: Option<Instant>,
 }
 
-impl Group {
+impl<O: UpdateOperation> Default for Group<O> {
+    fn default() -> Self {
+        Group {
+            fresh: VecDeque::new(),
+            ready: VecDeque::new(),
+            waiting_since: None,
+        }
+    }
+}
+
+impl<O: UpdateOperation> Group<O> {
     pub(super) fn available(&self) -> usize {
         self.fresh.len() + self.ready.len()
     }
 }
 
-pub(super) struct RegionState {
+pub(super) struct RegionState<O: UpdateOperation> {
     pub(super) name: Arc<str>,
     pub(super) limiter: RegionLimiter,
     /// Waiting findings by effective decision: a request carries one
     /// decision, so findings are chunked within their group.
-    pub(super) groups: HashMap<Arc<Decision>, Group>,
+    pub(super) groups: HashMap<GroupKey<O>, Group<O>>,
     /// Findings in `groups`.
     pub(super) available: usize,
     /// Chunks that must travel exactly as they are (halves of a request
     /// rejected as invalid, lone resends).
-    pub(super) pinned: VecDeque<Vec<Item>>,
+    pub(super) pinned: VecDeque<Vec<Item<O>>>,
     pub(super) in_flight: usize,
     /// Findings of this Region in the timer heap.
     pub(super) delayed: usize,
 }
 
 /// What a Region can send next.
-pub(super) enum Next {
+pub(super) enum Next<O: UpdateOperation> {
     /// A pinned chunk, or a group's chunk (`None` = pinned).
-    Send(Option<Arc<Decision>>),
+    Send(Option<GroupKey<O>>),
     /// Nothing yet; look again at this time (if any).
     Wait(Option<Instant>),
 }
 
-impl RegionState {
+impl<O: UpdateOperation> RegionState<O> {
     pub(super) fn new(name: Arc<str>, rate: RateConfig) -> Self {
         RegionState {
             name,
@@ -89,8 +98,9 @@ impl RegionState {
     }
 
     /// Queues a finding in its decision group (retries go first in line).
-    pub(super) fn push(&mut self, item: Item, retry: bool, now: Instant) {
-        let group = self.groups.entry(item.decision.clone()).or_default();
+    pub(super) fn push(&mut self, item: Item<O>, retry: bool, now: Instant) {
+        let key = (item.decision.clone(), O::key_kind(&item.key));
+        let group = self.groups.entry(key).or_default();
         if group.available() == 0 {
             group.waiting_since = Some(now);
         }
@@ -111,13 +121,13 @@ impl RegionState {
         linger: Duration,
         more_may_join: bool,
         max_open: usize,
-    ) -> Next {
+    ) -> Next<O> {
         if !self.pinned.is_empty() {
             return Next::Send(None);
         }
-        let mut oldest: Option<(&Arc<Decision>, Instant)> = None;
+        let mut oldest: Option<(&GroupKey<O>, Instant)> = None;
         for (d, g) in &self.groups {
-            if g.available() >= MAX_CHUNK {
+            if g.available() >= O::MAX_CHUNK {
                 return Next::Send(Some(d.clone()));
             }
             let since = g.waiting_since.unwrap_or(now);
@@ -138,15 +148,15 @@ impl RegionState {
     }
 
     /// Takes up to 100 findings of one group (retries first), or a pinned chunk.
-    pub(super) fn take(&mut self, which: Option<&Arc<Decision>>, now: Instant) -> Vec<Item> {
+    pub(super) fn take(&mut self, which: Option<&GroupKey<O>>, now: Instant) -> Vec<Item<O>> {
         let Some(d) = which else {
             return self.pinned.pop_front().unwrap_or_default();
         };
         let Some(group) = self.groups.get_mut(d) else {
             return Vec::new();
         };
-        let mut chunk = Vec::with_capacity(MAX_CHUNK.min(group.available()));
-        while chunk.len() < MAX_CHUNK {
+        let mut chunk = Vec::with_capacity(O::MAX_CHUNK.min(group.available()));
+        while chunk.len() < O::MAX_CHUNK {
             match group.ready.pop_front().or_else(|| group.fresh.pop_front()) {
                 Some(item) => chunk.push(item),
                 None => break,
@@ -162,8 +172,8 @@ impl RegionState {
     }
 
     /// Everything still waiting, for an abort.
-    pub(super) fn drain(&mut self) -> Vec<Item> {
-        let mut out: Vec<Item> = self.pinned.drain(..).flatten().collect();
+    pub(super) fn drain(&mut self) -> Vec<Item<O>> {
+        let mut out: Vec<Item<O>> = self.pinned.drain(..).flatten().collect();
         for (_, g) in self.groups.drain() {
             out.extend(g.ready);
             out.extend(g.fresh);
@@ -178,6 +188,13 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::decision::Decision;
+    use crate::engine::MAX_CHUNK;
+    use crate::model::FindingKey;
+    use crate::submission::BatchUpdateFindings;
+
+    type Item = super::Item<BatchUpdateFindings>;
+    type RegionState = super::RegionState<BatchUpdateFindings>;
     use crate::decision::{DecisionField, parse_flag};
     use crate::engine::{DEFAULT_LINGER, DEFAULT_MAX_OPEN_GROUPS};
     use proptest::prelude::*;
@@ -198,9 +215,7 @@ mod tests {
                 "arn:aws:securityhub:us-east-1::product/aws/guardduty",
             ),
             decision: d.clone(),
-            attempts: 0,
-            failures: 0,
-            throttles: 0,
+            tries: Tries::default(),
             remark: None,
             current: None,
         }
@@ -289,6 +304,89 @@ mod tests {
         sizes.sort_unstable();
         // 87 SUPPRESSED (a and a2), 43 RESOLVED: the fewest requests possible.
         assert_eq!(sizes, [43, 87]);
+    }
+
+    /// An operation shaped like `BatchUpdateFindingsV2`: two kinds of
+    /// key that never share a request, and a smaller chunk. It is never
+    /// sent; the chunker alone is under test.
+    struct TwoKinds;
+
+    impl UpdateOperation for TwoKinds {
+        /// (kind, identifier)
+        type Key = (u8, String);
+        type Decision = u32;
+        const NAME: &'static str = "TwoKinds";
+        const MAX_CHUNK: usize = 10;
+
+        fn send(
+            &self,
+            _region: &str,
+            _decision: &u32,
+            _keys: &[(u8, String)],
+        ) -> impl std::future::Future<
+            Output = Result<
+                crate::submission::BatchResult<(u8, String)>,
+                crate::submission::CallError,
+            >,
+        > + Send {
+            std::future::pending()
+        }
+        fn classify_entry(_code: &str) -> crate::retry::EntryDisposition {
+            crate::retry::EntryDisposition::Permanent
+        }
+        fn key_kind(key: &(u8, String)) -> u8 {
+            key.0
+        }
+        fn admit(_key: FindingKey, _decision: Arc<Decision>) -> ((u8, String), Arc<u32>) {
+            unreachable!("the chunker test builds items directly")
+        }
+        fn report(
+            _key: (u8, String),
+            _decision: Arc<u32>,
+            _current: Option<&CurrentState>,
+            _updated: bool,
+        ) -> crate::engine::Reported {
+            unreachable!("the chunker test records no outcome")
+        }
+    }
+
+    #[test]
+    fn keys_of_different_kinds_never_share_a_chunk() {
+        let mut r = super::RegionState::<TwoKinds>::new("us-east-1".into(), RateConfig::DOCUMENTED);
+        let now = Instant::now();
+        let decision = Arc::new(7u32);
+        for i in 0..35u64 {
+            r.push(
+                super::Item {
+                    location: Location {
+                        file: "t".into(),
+                        row: i + 1,
+                        detail: None,
+                    },
+                    key: ((i % 2) as u8, format!("f{i}")),
+                    decision: decision.clone(),
+                    tries: Tries::default(),
+                    remark: None,
+                    current: None,
+                },
+                false,
+                now,
+            );
+        }
+        let mut sizes = Vec::new();
+        while r.has_work() {
+            match r.next(now, DEFAULT_LINGER, false, DEFAULT_MAX_OPEN_GROUPS) {
+                Next::Send(which) => {
+                    let c = r.take(which.as_ref(), now);
+                    assert!(c.iter().all(|i| i.key.0 == c[0].key.0), "kinds mixed");
+                    sizes.push(c.len());
+                }
+                Next::Wait(_) => panic!("nothing can join: must send"),
+            }
+        }
+        sizes.sort_unstable();
+        // 18 of kind 0 and 17 of kind 1, in chunks of at most 10.
+        assert_eq!(sizes, [7, 8, 10, 10]);
     }
 
     proptest! {

@@ -10,14 +10,18 @@ use std::time::{Duration, Instant};
 use super::EngineError;
 use super::chunker::Item;
 use super::dispatch::{Completion, Dispatcher};
+use super::operation::UpdateOperation;
 use crate::events::Event;
-use crate::model::{FindingKey, OutcomeKind};
-use crate::retry::{Disposition, RetryClass, classify_call, classify_unprocessed};
+use crate::model::OutcomeKind;
+use crate::retry::{
+    Action, EntryDisposition, MISSING_FROM_RESPONSE_CODE, MISSING_FROM_RESPONSE_MESSAGE,
+    RequestAction,
+};
 use crate::submission::{BatchResult, CallError};
 
-impl Dispatcher {
+impl<O: UpdateOperation> Dispatcher<O> {
     /// Handles a finished request.
-    pub(super) fn complete(&mut self, c: Completion) -> Result<(), EngineError> {
+    pub(super) fn complete(&mut self, c: Completion<O>) -> Result<(), EngineError> {
         // Absent only if written off at the end of a stop's grace period.
         let Some((region, items)) = self.in_flight.remove(&c.id) else {
             return Ok(());
@@ -35,11 +39,11 @@ impl Dispatcher {
     fn complete_ok(
         &mut self,
         region: usize,
-        items: Vec<Item>,
-        result: BatchResult,
+        items: Vec<Item<O>>,
+        result: BatchResult<O::Key>,
     ) -> Result<(), EngineError> {
-        let processed: HashSet<&FindingKey> = result.processed.iter().collect();
-        let unprocessed: HashMap<&FindingKey, (&str, &str)> = result
+        let processed: HashSet<&O::Key> = result.processed.iter().collect();
+        let unprocessed: HashMap<&O::Key, (&str, &str)> = result
             .unprocessed
             .iter()
             .map(|(k, c, m)| (k, (c.as_str(), m.as_str())))
@@ -54,26 +58,19 @@ impl Dispatcher {
         }
         for item in items {
             if let Some((code, message)) = unprocessed.get(&item.key) {
-                let (code, message) = (code.to_string(), message.to_string());
-                match classify_unprocessed(&code) {
-                    Disposition::Retry(class) => self.retry(region, item, class, code, message)?,
-                    Disposition::ResendAlone => self.resend_alone(region, item, code, message)?,
-                    _ => self.fail(region, item, code, message)?,
-                }
+                let disposition = O::classify_entry(code);
+                self.after_entry(region, item, disposition, code, message.to_string())?;
             } else if processed.contains(&item.key) {
                 let name = self.regions[region].name.clone();
                 let remark = item.remark.clone().map(Cow::into_owned);
                 self.finish_item(item, &name, OutcomeKind::Updated, None, remark)?;
             } else {
-                // Neither processed nor unprocessed: the service said nothing
-                // about it, so it may or may not be updated. Send it again.
-                let msg = "the response did not mention this finding".to_owned();
-                self.retry(
+                self.after_entry(
                     region,
                     item,
-                    RetryClass::Transient,
-                    "MissingFromResponse".into(),
-                    msg,
+                    EntryDisposition::MISSING_FROM_RESPONSE,
+                    MISSING_FROM_RESPONSE_CODE,
+                    MISSING_FROM_RESPONSE_MESSAGE.to_owned(),
                 )?;
             }
         }
@@ -84,139 +81,106 @@ impl Dispatcher {
         &mut self,
         region: usize,
         sent_at: Instant,
-        items: Vec<Item>,
+        items: Vec<Item<O>>,
         err: CallError,
     ) -> Result<(), EngineError> {
-        let disposition = classify_call(&err.failure);
+        let disposition = O::classify_call(&err.failure);
         let detail = match &err.request_id {
             Some(id) => format!("{} (request id {id})", err.message),
             None => err.message.clone(),
         };
-        match disposition {
-            Disposition::Retry(RetryClass::Throttle) => {
-                self.throttled += 1;
-                let rs = &mut self.regions[region];
-                if rs.limiter.on_throttled(sent_at, Instant::now()) {
-                    self.events.emit(&Event::Throttled {
-                        region: rs.name.clone(),
-                        rate: rs.limiter.current_rate(),
-                    });
-                }
-                for mut item in items {
-                    item.throttles += 1;
-                    if item.throttles > self.config.max_throttled {
-                        self.fail(
-                            region,
-                            item,
-                            err.code.clone(),
-                            format!(
-                                "still throttled after {} attempts: {detail}",
-                                self.config.max_throttled
-                            ),
-                        )?;
-                    } else {
-                        let delay = self.config.backoff.delay(
-                            RetryClass::Throttle,
-                            item.throttles,
-                            &mut self.rng,
-                        );
-                        self.schedule(region, item, delay)?;
-                    }
-                }
-            }
-            Disposition::Retry(class) => {
-                for item in items {
-                    self.retry(region, item, class, err.code.clone(), detail.clone())?;
-                }
-            }
-            Disposition::Split => {
-                if items.len() > 1 && self.halted().is_none() {
+        let halted = self.halted().is_some();
+        let (throttled, abort) =
+            match self
+                .policy
+                .on_call(disposition, &err.code, &detail, items.len(), halted)
+            {
+                RequestAction::Split => {
                     let mut first = items;
                     let second = first.split_off(first.len() / 2);
                     let rs = &mut self.regions[region];
                     rs.pinned.push_front(second);
                     rs.pinned.push_front(first);
-                } else {
-                    for item in items {
-                        self.fail(region, item, err.code.clone(), detail.clone())?;
-                    }
+                    return Ok(());
                 }
+                RequestAction::Each { throttled, abort } => (throttled, abort),
+            };
+        if throttled {
+            self.throttled += 1;
+            let rs = &mut self.regions[region];
+            if rs.limiter.on_throttled(sent_at, Instant::now()) {
+                self.events.emit(&Event::Throttled {
+                    region: rs.name.clone(),
+                    rate: rs.limiter.current_rate(),
+                });
             }
-            Disposition::Permanent | Disposition::ResendAlone => {
-                for item in items {
-                    self.fail(region, item, err.code.clone(), detail.clone())?;
-                }
-            }
-            Disposition::Abort => {
-                // No HTTP status: the request never reached the service (no
-                // credentials, bad configuration), so its findings were not
-                // attempted; with a status, the service refused them.
-                let reached_service = err.failure.status.is_some();
-                let reason = format!("{}: {detail}", err.code);
-                for item in items {
-                    if reached_service {
-                        self.fail(region, item, err.code.clone(), detail.clone())?;
-                    } else {
-                        let name = self.regions[region].name.clone();
-                        let message = format!("run aborted: {reason}");
-                        self.finish_item(
-                            item,
-                            &name,
-                            OutcomeKind::NotAttempted,
-                            Some(err.code.clone()),
-                            Some(message),
-                        )?;
-                    }
-                }
-                self.abort(reason)?;
-            }
+        }
+        for mut item in items {
+            let action = self.policy.after_call(
+                disposition,
+                &err.failure,
+                &err.code,
+                &detail,
+                &mut item.tries,
+                &mut self.rng,
+            );
+            self.carry_out(region, item, action, &err.code)?;
+        }
+        if let Some(reason) = abort {
+            self.abort(reason)?;
         }
         Ok(())
     }
 
-    /// Schedules a retry, or records the final failure if attempts are used up.
-    fn retry(
+    /// Acts on the policy's word about one unprocessed finding.
+    fn after_entry(
         &mut self,
         region: usize,
-        mut item: Item,
-        class: RetryClass,
-        code: String,
+        mut item: Item<O>,
+        disposition: EntryDisposition,
+        code: &str,
         message: String,
     ) -> Result<(), EngineError> {
-        item.failures += 1;
-        if item.failures >= self.config.max_attempts {
-            let message = format!("{message} (gave up after {} attempts)", item.attempts);
-            return self.fail(region, item, code, message);
-        }
-        let delay = self
-            .config
-            .backoff
-            .delay(class, item.failures, &mut self.rng);
-        self.schedule(region, item, delay)
+        let halted = self.halted().is_some();
+        let action =
+            self.policy
+                .after_entry(disposition, &mut item.tries, message, halted, &mut self.rng);
+        self.carry_out(region, item, action, code)
     }
 
-    fn resend_alone(
+    /// Carries out what the retry policy decided for one finding whose
+    /// request failed with `code`.
+    fn carry_out(
         &mut self,
         region: usize,
-        mut item: Item,
-        code: String,
-        message: String,
+        item: Item<O>,
+        action: Action,
+        code: &str,
     ) -> Result<(), EngineError> {
-        item.failures += 1;
-        if item.failures >= self.config.max_attempts {
-            return self.fail(region, item, code, message);
+        match action {
+            Action::Schedule(delay) => self.schedule(region, item, delay),
+            Action::ResendAlone => {
+                self.regions[region].pinned.push_back(vec![item]);
+                Ok(())
+            }
+            Action::Fail(message) => self.fail(region, item, code.to_owned(), message),
+            Action::NotAttempted(message) => {
+                let name = self.regions[region].name.clone();
+                self.finish_item(
+                    item,
+                    &name,
+                    OutcomeKind::NotAttempted,
+                    Some(code.to_owned()),
+                    Some(message),
+                )
+            }
         }
-        if self.halted().is_some() {
-            return self.schedule(region, item, Duration::ZERO);
-        }
-        self.regions[region].pinned.push_back(vec![item]);
-        Ok(())
     }
 
     pub(super) fn schedule(
         &mut self,
         region: usize,
-        item: Item,
+        item: Item<O>,
         delay: Duration,
     ) -> Result<(), EngineError> {
         if self.aborted.is_none() && self.stopping.is_some() {
@@ -234,7 +198,7 @@ impl Dispatcher {
     pub(super) fn fail(
         &mut self,
         region: usize,
-        item: Item,
+        item: Item<O>,
         code: String,
         message: String,
     ) -> Result<(), EngineError> {

@@ -14,32 +14,37 @@ use tokio::sync::{mpsc, watch};
 
 use super::chunker::{Item, Next, RegionState};
 use super::intake::{ReaderMsg, UNKNOWN_REGION, route};
+use super::operation::UpdateOperation;
 use super::queue::RetryQueue;
 use super::stop::{RunControls, StopHandle, StopRequest, Stopping, stop_changed};
-use super::{EngineConfig, EngineError, outcome};
+use super::{EngineConfig, EngineError, LOG_TARGET, outcome};
 use crate::events::{Event, EventSink};
-use crate::model::{FindingKey, OutcomeKind};
+use crate::model::OutcomeKind;
 use crate::reporting::{Outcome, OutcomeSink, Tally};
-use crate::submission::{BatchResult, CallError, Submitter};
+use crate::retry::{RetryPolicy, Tries};
+use crate::submission::{BatchResult, CallError};
 
 /// A request's answer, back from its task.
-pub(super) struct Completion {
+pub(super) struct Completion<O: UpdateOperation> {
     /// The request number (the dispatcher holds its findings).
     pub(super) id: u64,
     pub(super) sent_at: Instant,
-    pub(super) result: Result<BatchResult, CallError>,
+    pub(super) result: Result<BatchResult<O::Key>, CallError>,
 }
 
 /// The dispatcher's state (see the module documentation).
-pub(super) struct Dispatcher {
+pub(super) struct Dispatcher<O: UpdateOperation> {
     pub(super) config: EngineConfig,
-    pub(super) submitter: Arc<Submitter>,
+    /// Budgets and backoff, from `config`.
+    pub(super) policy: RetryPolicy,
+    /// The update operation driven (and its clients).
+    pub(super) operation: Arc<O>,
     pub(super) events: Arc<dyn EventSink>,
     pub(super) tally: Tally,
-    pub(super) regions: Vec<RegionState>,
+    pub(super) regions: Vec<RegionState<O>>,
     pub(super) region_index: HashMap<Arc<str>, usize>,
     /// Findings waiting out a backoff.
-    pub(super) delayed: RetryQueue,
+    pub(super) delayed: RetryQueue<O>,
     /// Findings in queues, timers or requests.
     pub(super) held: usize,
     pub(super) records_read: u64,
@@ -55,21 +60,26 @@ pub(super) struct Dispatcher {
     pub(super) stopping: Option<Stopping>,
     /// The findings of each request in flight, by request number: a
     /// finding in flight is here, in exactly one entry.
-    pub(super) in_flight: HashMap<u64, (usize, Vec<Item>)>,
+    pub(super) in_flight: HashMap<u64, (usize, Vec<Item<O>>)>,
     pub(super) next_request: u64,
 }
 
-impl Dispatcher {
+impl<O: UpdateOperation> Dispatcher<O> {
     pub(super) fn new(
         config: &EngineConfig,
-        submitter: Arc<Submitter>,
+        operation: Arc<O>,
         events: Arc<dyn EventSink>,
         sinks: Vec<Box<dyn OutcomeSink>>,
         controls: &RunControls,
     ) -> Self {
         Dispatcher {
             config: config.clone(),
-            submitter,
+            policy: RetryPolicy {
+                max_attempts: config.max_attempts,
+                max_throttled: config.max_throttled,
+                backoff: config.backoff.clone(),
+            },
+            operation,
             events,
             tally: Tally::new(sinks),
             regions: Vec::new(),
@@ -97,7 +107,7 @@ impl Dispatcher {
         &mut self,
         mut rx: mpsc::Receiver<Vec<ReaderMsg>>,
     ) -> Result<(), EngineError> {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion<O>>();
         let mut pending_batches: VecDeque<ReaderMsg> = VecDeque::new();
         let mut channel_open = true;
         // A stop asked before the run began applies at once.
@@ -202,16 +212,6 @@ impl Dispatcher {
                     (Some(own), None) => Some(Cow::Owned(own.to_string())),
                     (None, note) => note,
                 };
-                let item = Item {
-                    location: r.location,
-                    key: r.key,
-                    decision,
-                    attempts: 0,
-                    failures: 0,
-                    throttles: 0,
-                    remark,
-                    current: r.current,
-                };
                 if let Some((code, reason)) = self.halted() {
                     // Never held: record directly.
                     if let Some(s) = self.stopping.as_mut() {
@@ -219,14 +219,23 @@ impl Dispatcher {
                     }
                     let region = Some(self.regions[idx].name.clone());
                     return self.record(outcome(
-                        item.location,
-                        Some(item.key),
+                        r.location,
+                        Some(r.key),
                         region,
                         OutcomeKind::NotAttempted,
                         code,
                         Some(reason),
                     ));
                 }
+                let (key, decision) = O::admit(r.key, decision);
+                let item = Item {
+                    location: r.location,
+                    key,
+                    decision,
+                    tries: Tries::default(),
+                    remark,
+                    current: r.current,
+                };
                 self.regions[idx].push(item, false, Instant::now());
                 self.held += 1;
             }
@@ -266,7 +275,7 @@ impl Dispatcher {
             ReaderMsg::AlreadyDone(kind) => self.tally.already_done(kind),
             ReaderMsg::Error(e) => {
                 let text = crate::submission::error_chain(&*e);
-                tracing::warn!(target: "sechub_triage::engine", error = %text, "input error: reading stopped");
+                tracing::warn!(target: LOG_TARGET, error = %text, "input error: reading stopped");
                 self.tally.summary_mut().input_error = Some(text.clone());
                 self.events.emit(&Event::Aborting {
                     reason: format!("input error: {text}"),
@@ -310,7 +319,7 @@ impl Dispatcher {
     fn dispatch(
         &mut self,
         now: Instant,
-        done: &mpsc::UnboundedSender<Completion>,
+        done: &mpsc::UnboundedSender<Completion<O>>,
     ) -> Option<Instant> {
         let mut wake = self.delayed.next_due();
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
@@ -361,41 +370,42 @@ impl Dispatcher {
     fn send(
         &mut self,
         region: usize,
-        mut items: Vec<Item>,
-        done: &mpsc::UnboundedSender<Completion>,
+        mut items: Vec<Item<O>>,
+        done: &mpsc::UnboundedSender<Completion<O>>,
     ) {
         self.requests += 1;
         for it in &mut items {
-            if it.attempts > 0 {
+            if it.tries.attempts > 0 {
                 self.retries += 1;
             }
-            it.attempts += 1;
+            it.tries.attempts += 1;
         }
         let name = self.regions[region].name.clone();
         self.events.emit(&Event::RequestSent {
             region: name.clone(),
             findings: items.len(),
         });
-        let submitter = self.submitter.clone();
+        let operation = self.operation.clone();
         // Every finding of a chunk has the same decision (chunks are cut from one group).
         let Some(decision) = items.first().map(|i| i.decision.clone()) else {
             return;
         };
         let done = done.clone();
         let events = self.events.clone();
-        let keys: Vec<FindingKey> = items.iter().map(|i| i.key.clone()).collect();
+        let keys: Vec<O::Key> = items.iter().map(|i| i.key.clone()).collect();
         // The findings of a chunk may be on different attempts (retries
         // are rebatched with fresh findings): log the highest.
-        let attempt = items.iter().map(|i| i.attempts).max().unwrap_or(1);
+        let attempt = items.iter().map(|i| i.tries.attempts).max().unwrap_or(1);
         let id = self.next_request;
         self.next_request += 1;
         self.in_flight.insert(id, (region, items));
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = submitter.send(&name, &decision, &keys).await;
+            let result = operation.send(&name, &decision, &keys).await;
             let latency = started.elapsed();
             match &result {
-                Ok(r) => tracing::debug!(target: "sechub_triage::engine",
+                Ok(r) => tracing::debug!(
+                    target: LOG_TARGET,
                     region = %name,
                     request_id = r.request_id.as_deref().unwrap_or("-"),
                     chunk = keys.len(),
@@ -403,9 +413,11 @@ impl Dispatcher {
                     unprocessed = r.unprocessed.len(),
                     latency_ms = latency.as_millis() as u64,
                     attempt,
-                    "BatchUpdateFindings answered"
+                    "{} answered",
+                    O::NAME
                 ),
-                Err(e) => tracing::debug!(target: "sechub_triage::engine",
+                Err(e) => tracing::debug!(
+                    target: LOG_TARGET,
                     region = %name,
                     request_id = e.request_id.as_deref().unwrap_or("-"),
                     chunk = keys.len(),
@@ -414,7 +426,8 @@ impl Dispatcher {
                     error = %e.message,
                     latency_ms = latency.as_millis() as u64,
                     attempt,
-                    "BatchUpdateFindings failed"
+                    "{} failed",
+                    O::NAME
                 ),
             }
             events.emit(&Event::RequestFinished {
@@ -436,28 +449,26 @@ impl Dispatcher {
     /// or in flight).
     pub(super) fn finish_item(
         &mut self,
-        item: Item,
+        item: Item<O>,
         region: &Arc<str>,
         kind: OutcomeKind,
         code: Option<String>,
         message: Option<String>,
     ) -> Result<(), EngineError> {
         self.held -= 1;
-        // What the decision's fields held before is worked out only now,
-        // and only for updated findings: most records never need it.
-        let (applied, prior) = if kind == OutcomeKind::Updated {
-            let prior = crate::revert::prior_fragment(&item.decision, item.current.as_deref());
-            (Some(item.decision), prior.map(Arc::new))
-        } else {
-            (None, None)
-        };
+        let reported = O::report(
+            item.key,
+            item.decision,
+            item.current.as_deref(),
+            kind == OutcomeKind::Updated,
+        );
         self.record(Outcome {
-            attempts: item.attempts,
-            applied,
-            prior,
+            attempts: item.tries.attempts,
+            applied: reported.applied,
+            prior: reported.prior,
             ..outcome(
                 item.location,
-                Some(item.key),
+                Some(reported.key),
                 Some(region.clone()),
                 kind,
                 code,

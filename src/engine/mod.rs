@@ -34,6 +34,7 @@ mod chunker;
 mod complete;
 mod dispatch;
 mod intake;
+mod operation;
 mod queue;
 mod stop;
 
@@ -48,14 +49,19 @@ use crate::limits::RateConfig;
 use crate::model::{FindingKey, Location, OutcomeKind, SourceItem};
 use crate::reporting::{Outcome, OutcomeSink, RunSummary};
 use crate::retry::Backoff;
-use crate::submission::Submitter;
+use crate::submission::{BatchUpdateFindings, Submitter};
 
 pub use crate::decision::{decision_holds, decision_holds_but};
 pub use intake::{Admitted, Intake, RUN_TAG_KEY, UNKNOWN_REGION, route, with_run_tag};
+pub use operation::{Reported, UpdateOperation};
 pub use stop::{RunControls, STOPPED_CODE, StopHandle, StopRequest};
 
 use dispatch::Dispatcher;
 use intake::{ReaderMsg, read_input};
+
+/// The target of the engine's log events, whichever file emits them (logs
+/// are filtered and read by it).
+const LOG_TARGET: &str = "sechub_triage::engine";
 
 /// The most identifiers `BatchUpdateFindings` takes in one call.
 pub const MAX_CHUNK: usize = 100;
@@ -180,8 +186,25 @@ pub async fn run_with(
     events: Arc<dyn EventSink>,
     controls: RunControls,
 ) -> Result<RunSummary, EngineError> {
+    let operation = Arc::new(BatchUpdateFindings::new(submitter));
+    run_operation(config, input, decision, operation, sinks, events, controls).await
+}
+
+/// [`run_with`] for any update operation: the job's `decision` and the
+/// input's records, as the intake reads them, are turned into `O`'s
+/// requests by `O` ([`UpdateOperation::admit`]).
+pub async fn run_operation<O: UpdateOperation>(
+    config: &EngineConfig,
+    input: Input,
+    decision: Arc<Decision>,
+    operation: Arc<O>,
+    sinks: Vec<Box<dyn OutcomeSink>>,
+    events: Arc<dyn EventSink>,
+    controls: RunControls,
+) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
-    tracing::info!(target: "sechub_triage::engine",
+    tracing::info!(
+        target: LOG_TARGET,
         rate = config.rate.rate,
         burst = config.rate.burst,
         concurrency = config.concurrency,
@@ -202,7 +225,7 @@ pub async fn run_with(
         })
         .map_err(EngineError::Output)?;
 
-    let mut d = Dispatcher::new(config, submitter, events, sinks, &controls);
+    let mut d = Dispatcher::new(config, operation, events, sinks, &controls);
     let result = d.run_loop(rx).await;
     // The reader ends by itself once the channel is dropped (it was, with
     // `rx`). After a stop it is not waited for: it may be blocked reading
@@ -221,7 +244,8 @@ pub async fn run_with(
         summary.count(OutcomeKind::Updated) as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     summary.aborted = d.aborted;
     summary.stopped = d.stopping.filter(|s| s.left_work).map(|s| s.reason);
-    tracing::info!(target: "sechub_triage::engine",
+    tracing::info!(
+        target: LOG_TARGET,
         records = summary.records,
         updated = summary.count(OutcomeKind::Updated),
         failed = summary.count(OutcomeKind::Failed),

@@ -9,42 +9,51 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use super::chunker::Item;
+use super::operation::UpdateOperation;
 
 /// One finding waiting until `at` (ties broken by insertion order).
-struct Delayed {
+struct Delayed<O: UpdateOperation> {
     at: Instant,
     seq: u64,
     region: usize,
-    item: Item,
+    item: Item<O>,
 }
 
-impl PartialEq for Delayed {
+impl<O: UpdateOperation> PartialEq for Delayed<O> {
     fn eq(&self, o: &Self) -> bool {
         (self.at, self.seq) == (o.at, o.seq)
     }
 }
-impl Eq for Delayed {}
-impl PartialOrd for Delayed {
+impl<O: UpdateOperation> Eq for Delayed<O> {}
+impl<O: UpdateOperation> PartialOrd for Delayed<O> {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for Delayed {
+impl<O: UpdateOperation> Ord for Delayed<O> {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         (self.at, self.seq).cmp(&(o.at, o.seq))
     }
 }
 
 /// Findings of every Region waiting out their backoff, earliest first.
-#[derive(Default)]
-pub(super) struct RetryQueue {
-    heap: BinaryHeap<Reverse<Delayed>>,
+pub(super) struct RetryQueue<O: UpdateOperation> {
+    heap: BinaryHeap<Reverse<Delayed<O>>>,
     seq: u64,
 }
 
-impl RetryQueue {
+impl<O: UpdateOperation> Default for RetryQueue<O> {
+    fn default() -> Self {
+        RetryQueue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<O: UpdateOperation> RetryQueue<O> {
     /// Holds `item` (of Region number `region`) until `at`.
-    pub(super) fn push(&mut self, region: usize, item: Item, at: Instant) {
+    pub(super) fn push(&mut self, region: usize, item: Item<O>, at: Instant) {
         self.seq += 1;
         self.heap.push(Reverse(Delayed {
             at,
@@ -60,7 +69,7 @@ impl RetryQueue {
     }
 
     /// Takes out the earliest finding if it is due at `now`.
-    pub(super) fn pop_due(&mut self, now: Instant) -> Option<(usize, Item)> {
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<(usize, Item<O>)> {
         if self.heap.peek().is_some_and(|d| d.0.at <= now) {
             self.heap.pop().map(|Reverse(d)| (d.region, d.item))
         } else {
@@ -69,7 +78,7 @@ impl RetryQueue {
     }
 
     /// Takes out every finding, due or not (a stop or an abort).
-    pub(super) fn drain(&mut self) -> impl Iterator<Item = (usize, Item)> + '_ {
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = (usize, Item<O>)> + '_ {
         self.heap.drain().map(|Reverse(d)| (d.region, d.item))
     }
 }

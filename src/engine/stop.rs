@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::EngineError;
 use super::chunker::Item;
 use super::dispatch::Dispatcher;
 use super::intake::ReaderMsg;
+use super::operation::UpdateOperation;
+use super::{EngineError, LOG_TARGET};
 use crate::events::Event;
 use crate::journal::Done;
 use crate::model::OutcomeKind;
@@ -95,7 +96,7 @@ pub(super) struct Stopping {
     pub(super) left_work: bool,
 }
 
-impl Dispatcher {
+impl<O: UpdateOperation> Dispatcher<O> {
     /// Starts a graceful stop: nothing more is read or sent; what was read
     /// and not sent is recorded `not_attempted`; requests in flight have
     /// until the grace period ends.
@@ -106,7 +107,12 @@ impl Dispatcher {
         pending: &mut VecDeque<ReaderMsg>,
         channel_open: &mut bool,
     ) -> Result<(), EngineError> {
-        tracing::info!(target: "sechub_triage::engine", reason = %req.reason, grace_s = req.grace.as_secs_f64(), "stopping");
+        tracing::info!(
+            target: LOG_TARGET,
+            reason = %req.reason,
+            grace_s = req.grace.as_secs_f64(),
+            "stopping"
+        );
         self.events.emit(&Event::Aborting {
             reason: format!("stopping: {}", req.reason),
         });
@@ -141,7 +147,7 @@ impl Dispatcher {
     pub(super) fn write_off(
         &mut self,
         region: usize,
-        item: Item,
+        item: Item<O>,
         message: Option<String>,
     ) -> Result<(), EngineError> {
         let Some(s) = self.stopping.as_mut() else {
@@ -170,7 +176,8 @@ impl Dispatcher {
             "still in flight when the grace period ended ({reason}): it may or may not have been \
              applied; resume to send it again"
         );
-        let in_flight: Vec<(usize, Vec<Item>)> = self.in_flight.drain().map(|(_, v)| v).collect();
+        let in_flight: Vec<(usize, Vec<Item<O>>)> =
+            self.in_flight.drain().map(|(_, v)| v).collect();
         for (region, items) in in_flight {
             self.regions[region].in_flight -= 1;
             for item in items {
@@ -183,7 +190,7 @@ impl Dispatcher {
     /// Takes every finding that is waiting (in a Region's queues or the
     /// timer heap, not in flight) out of the pipeline, with its Region
     /// number: what a stop and an abort both write off.
-    fn drain_waiting(&mut self) -> Vec<(usize, Item)> {
+    fn drain_waiting(&mut self) -> Vec<(usize, Item<O>)> {
         let mut out = Vec::new();
         for (idx, rs) in self.regions.iter_mut().enumerate() {
             out.extend(rs.drain().into_iter().map(|i| (idx, i)));
@@ -209,7 +216,7 @@ impl Dispatcher {
         if self.aborted.is_some() {
             return Ok(());
         }
-        tracing::warn!(target: "sechub_triage::engine", reason = %reason, "run aborting: no new requests");
+        tracing::warn!(target: LOG_TARGET, reason = %reason, "run aborting: no new requests");
         self.events.emit(&Event::Aborting {
             reason: reason.clone(),
         });
