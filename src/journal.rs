@@ -459,6 +459,30 @@ pub fn open(
     })
 }
 
+/// The rows of the journal `results` that have a final outcome, read
+/// without opening the journal for writing (the plan of a `--resume` run
+/// covers only what is left). `None` when there is no journal or it holds
+/// no row.
+pub fn read_done(results: &Path, force: bool) -> Result<Option<Done>, JournalError> {
+    let mut done = Done {
+        rows: HashMap::new(),
+        findings: HashSet::new(),
+        force,
+    };
+    let file = match File::open(results) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(JournalError::io(results, e)),
+        Ok(f) => f,
+    };
+    let scan = scan_file(
+        results,
+        file,
+        ResultsFormat::for_path(results),
+        &mut |row| done.add(&row.into_outcome()),
+    )?;
+    Ok((scan.rows > 0).then_some(done))
+}
+
 /// Passes every `failed` row of the journal `results` to `each` (for a
 /// resumed run's `--failed` file, which lists the failures of every run).
 /// Call it after [`open`], which cut off any torn line. Returns the count.

@@ -108,6 +108,8 @@ pub struct CurrentState {
     pub note_recorded: bool,
     /// `Severity.Label`.
     pub severity_label: Option<String>,
+    /// `Severity.Normalized` (0-100), so that a revert restores it exactly.
+    pub severity_normalized: Option<i32>,
     /// `VerificationState`.
     pub verification_state: Option<String>,
     /// `Confidence`.
@@ -118,6 +120,19 @@ pub struct CurrentState {
     pub types: Option<Vec<String>>,
     /// `UserDefinedFields`.
     pub user_defined_fields: Option<BTreeMap<String, String>>,
+    /// `user_defined_fields` holds only the keys the input has columns for
+    /// (`UserDefinedFields.Owner`, the CSV Manager's `CustomerOwner`): a key
+    /// missing from it is not known, rather than known to be absent.
+    pub user_defined_fields_partial: bool,
+    /// The input is a whole finding document (ASFF or OCSF JSON): a field it
+    /// does not have is unset on the finding, not merely unrecorded. A table
+    /// of a few columns says nothing about the fields it has no column for.
+    pub complete: bool,
+    /// When the finding was last modified, as the input says (Security
+    /// Lake's `finding_info.modified_time`, ASFF `UpdatedAt`), in
+    /// milliseconds since the epoch: of several records of one finding, the
+    /// newest tells its state.
+    pub modified_ms: Option<i64>,
     /// Context, not updatable: the finding's `AwsAccountId` (OCSF `cloud.account.uid`).
     pub account_id: Option<String>,
     /// Context: `Compliance.Status` (`PASSED`, `FAILED`, ...; OCSF `compliance.status`

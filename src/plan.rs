@@ -32,7 +32,8 @@ use crate::decision::{Decision, NoteAction, NoteMode, WorkflowStatus};
 use crate::engine::{
     Admitted, EngineConfig, Input, Intake, MAX_CHUNK, RUN_TAG_KEY, UNKNOWN_REGION, route,
 };
-use crate::model::{CurrentState, FindingKey, InvalidRecord, Location, SourceRecord};
+use crate::journal::Prior;
+use crate::model::{CurrentState, FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
 
 /// How many examples a plan lists for each kind of problem.
 pub const DEFAULT_SAMPLES: usize = 10;
@@ -140,6 +141,9 @@ pub struct PlanSettings {
     pub expect_regions: Option<Expectation>,
     /// Examples listed per problem.
     pub samples: usize,
+    /// `--resume`: the rows earlier runs settled (skipped, as the run
+    /// skips them), so that counts and guardrails cover what is left.
+    pub prior: Option<Arc<crate::journal::Done>>,
 }
 
 impl Default for PlanSettings {
@@ -150,6 +154,7 @@ impl Default for PlanSettings {
             expect_accounts: None,
             expect_regions: None,
             samples: DEFAULT_SAMPLES,
+            prior: None,
         }
     }
 }
@@ -222,6 +227,16 @@ pub enum WarningCode {
     /// Records that say something will not be done (a revert that cannot
     /// restore every field).
     NotRestorable,
+    /// Fields that become customer-owned when written (Severity,
+    /// Confidence, Criticality, Types): the provider's later changes to
+    /// them are ignored.
+    OwnershipChange,
+    /// Per-row decisions (`--row-decisions`) that override a value the
+    /// command line sets.
+    RowOverride,
+    /// `--region` names a Region of another partition than the finding's
+    /// ProductArn: the finding cannot be found there.
+    CrossPartition,
 }
 
 impl WarningCode {
@@ -230,7 +245,9 @@ impl WarningCode {
     pub fn refuses(self) -> bool {
         matches!(
             self,
-            WarningCode::UnexpectedAccounts | WarningCode::UnexpectedRegions
+            WarningCode::UnexpectedAccounts
+                | WarningCode::UnexpectedRegions
+                | WarningCode::CrossPartition
         )
     }
 }
@@ -304,6 +321,8 @@ pub struct Totals {
     pub rejected: u64,
     /// Of `to_update`: the export shows them already in the requested state.
     pub already_in_state: u64,
+    /// `--resume`: rows an earlier run settled (not among `records`).
+    pub already_done: u64,
 }
 
 /// What the guardrails say about the run.
@@ -379,6 +398,9 @@ pub struct Plan {
     pub decisions: Vec<DecisionGroup>,
     /// Groups beyond [`MAX_LISTED_GROUPS`], not listed.
     pub decisions_not_listed: u64,
+    /// Every field the run writes, with the findings it writes it on
+    /// (`Workflow.Status`, `Note`, `Severity.Label`, `UserDefinedFields.<key>`, ...).
+    pub fields_written: BTreeMap<String, u64>,
     /// What the note policy does, by action (`written`, `overwritten`, ...).
     pub notes: BTreeMap<String, u64>,
     /// Requests and time.
@@ -495,6 +517,12 @@ struct Builder<'s> {
     rejected: Counted,
     duplicates: Counted,
     warn: BTreeMap<WarningCode, Counted>,
+    /// Fields written, counted per finding.
+    fields: BTreeMap<String, u64>,
+    /// Fields written, by decision sent (most findings share a handful).
+    fields_of: HashMap<Arc<Decision>, Vec<String>>,
+    /// The command line's decision (for the override warning).
+    job: Decision,
 }
 
 impl Builder<'_> {
@@ -592,8 +620,50 @@ impl Builder<'_> {
                     });
                     return;
                 };
+                if let Some(to) = override_region
+                    && let Some(from) = crate::arn::region_of(&r.key.product_arn)
+                    && partition_of(to) != partition_of(from)
+                {
+                    let detail = format!(
+                        "ProductArn in {from} ({}), --region {to} ({})",
+                        partition_of(from),
+                        partition_of(to)
+                    );
+                    self.warn(WarningCode::CrossPartition, || {
+                        Sample::of(&r.location, Some(&r.key), detail)
+                    });
+                }
                 let region: Arc<str> = region.into();
                 self.totals.to_update += 1;
+                let fields = self
+                    .fields_of
+                    .entry(decision.clone())
+                    .or_insert_with(|| fields_written(&decision))
+                    .clone();
+                for f in &fields {
+                    *self.fields.entry(f.clone()).or_default() += 1;
+                }
+                let owned: Vec<&str> = fields
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|f| OWNERSHIP_FIELDS.iter().any(|o| f.starts_with(o)))
+                    .collect();
+                if !owned.is_empty() {
+                    let detail = format!("writes {}", owned.join(", "));
+                    self.warn(WarningCode::OwnershipChange, || {
+                        Sample::of(&r.location, Some(&r.key), detail)
+                    });
+                }
+                if let Some(own) = r.decision.as_deref() {
+                    let over = overrides(&self.job, own);
+                    if !over.is_empty() {
+                        let detail =
+                            format!("the row's {} over the command line's", over.join(", "));
+                        self.warn(WarningCode::RowOverride, || {
+                            Sample::of(&r.location, Some(&r.key), detail)
+                        });
+                    }
+                }
                 *self
                     .chunks
                     .entry((region, fingerprint(&decision)))
@@ -742,6 +812,7 @@ impl Builder<'_> {
             by_product: self.by_product,
             decisions,
             decisions_not_listed: not_listed,
+            fields_written: self.fields,
             notes: self.notes,
             requests,
             rejected: self.rejected,
@@ -798,8 +869,113 @@ fn warning_message(code: WarningCode, n: u64, s: &PlanSettings) -> String {
              added user-defined field, a value the input did not record); the rest of each is restored \
              and the results say what was not"
         ),
+        WarningCode::OwnershipChange => format!(
+            "{n} findings get a field the provider owns until a customer writes it (Severity, \
+             Confidence, Criticality, Types): once written, the provider's later changes to this \
+             field will be ignored (a re-import raising the severity does not show), and a revert \
+             cannot hand it back"
+        ),
+        WarningCode::RowOverride => format!(
+            "{n} findings: a per-row decision (--row-decisions) overrides a value the command line \
+             sets; check that the columns hold decisions, not the findings' current state"
+        ),
+        WarningCode::CrossPartition => format!(
+            "{n} findings are in another partition than --region: a Region sees only its own \
+             partition (aws, aws-cn, aws-us-gov), so every one would fail FindingNotFound; \
+             run each partition separately, with a Region of it, or without --region"
+        ),
         WarningCode::UnexpectedAccounts | WarningCode::UnexpectedRegions => String::new(),
     }
+}
+
+/// Fields that change ownership when written (reference §5).
+pub const OWNERSHIP_FIELDS: [&str; 4] = ["Severity", "Confidence", "Criticality", "Types"];
+
+/// The partition of a Region name.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        "aws"
+    }
+}
+
+/// Every member a decision writes, as ASFF paths.
+pub fn fields_written(d: &Decision) -> Vec<String> {
+    let mut f = Vec::new();
+    if d.workflow.is_some() {
+        f.push("Workflow.Status".to_owned());
+    }
+    if d.note.is_some() {
+        f.push("Note".to_owned());
+    }
+    if let Some(s) = &d.severity {
+        if s.label.is_some() {
+            f.push("Severity.Label".to_owned());
+        }
+        if s.normalized.is_some() {
+            f.push("Severity.Normalized".to_owned());
+        }
+        if s.product.is_some() {
+            f.push("Severity.Product".to_owned());
+        }
+    }
+    if d.verification_state.is_some() {
+        f.push("VerificationState".to_owned());
+    }
+    if d.confidence.is_some() {
+        f.push("Confidence".to_owned());
+    }
+    if d.criticality.is_some() {
+        f.push("Criticality".to_owned());
+    }
+    if d.types.is_some() {
+        f.push("Types".to_owned());
+    }
+    if let Some(m) = &d.user_defined_fields {
+        f.extend(m.keys().map(|k| format!("UserDefinedFields.{k}")));
+    }
+    if d.related_findings.is_some() {
+        f.push("RelatedFindings".to_owned());
+    }
+    f
+}
+
+/// The fields a row's own decision sets to something else than the
+/// command line's `job` sets them to.
+fn overrides(job: &Decision, own: &Decision) -> Vec<String> {
+    let mine = fields_written(own);
+    let theirs = fields_written(job);
+    let mut out = Vec::new();
+    for f in mine.iter().filter(|f| theirs.contains(f)) {
+        let differs = match f.as_str() {
+            "Workflow.Status" => own.workflow != job.workflow,
+            "Note" => own.note != job.note,
+            "Severity.Label" | "Severity.Normalized" | "Severity.Product" => {
+                own.severity != job.severity
+            }
+            "VerificationState" => own.verification_state != job.verification_state,
+            "Confidence" => own.confidence != job.confidence,
+            "Criticality" => own.criticality != job.criticality,
+            "Types" => own.types != job.types,
+            "RelatedFindings" => own.related_findings != job.related_findings,
+            udf => {
+                let key = udf.trim_start_matches("UserDefinedFields.");
+                own.user_defined_fields.as_ref().and_then(|m| m.get(key))
+                    != job.user_defined_fields.as_ref().and_then(|m| m.get(key))
+            }
+        };
+        if differs {
+            out.push(f.clone());
+        }
+    }
+    out
 }
 
 /// Makes the plan of a run applying `job` to `input`: reads the input to
@@ -819,9 +995,45 @@ pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
         rejected: Counted::default(),
         duplicates: Counted::default(),
         warn: BTreeMap::new(),
+        fields: BTreeMap::new(),
+        fields_of: HashMap::new(),
+        job: job.clone(),
     };
     let mut input_error = None;
     for item in input {
+        // `--resume`: as the run does (engine `read_input`), rows settled
+        // earlier are skipped and their findings count as seen.
+        if let (Some(prior), Ok(item)) = (&settings.prior, &item) {
+            let (location, key) = match item {
+                SourceItem::Record(r) => (&r.location, Some(&r.key)),
+                SourceItem::Invalid(i) => (&i.location, i.key.as_ref()),
+            };
+            let record_key = matches!(item, SourceItem::Record(_))
+                .then_some(key)
+                .flatten();
+            match prior.check(location, key) {
+                Prior::New => {}
+                Prior::Done(_) => {
+                    if let Some(k) = record_key {
+                        intake.mark_seen(k);
+                    }
+                    b.totals.already_done += 1;
+                    continue;
+                }
+                Prior::FindingDone => {
+                    if let Some(k) = record_key {
+                        intake.mark_seen(k);
+                    }
+                }
+                Prior::Changed => {
+                    input_error = Some(format!(
+                        "{location}: the journal recorded another finding for this row, so the \
+                         input changed since the run being resumed"
+                    ));
+                    break;
+                }
+            }
+        }
         match item {
             Ok(item) => b.admitted(intake.admit(item), mode),
             Err(e) => {
@@ -943,6 +1155,13 @@ impl Plan {
         }
         let _ = writeln!(o);
         let _ = writeln!(o, "Findings");
+        if t.already_done > 0 {
+            let _ = writeln!(
+                o,
+                "  already done      {:>9}   (settled by earlier runs: --resume skips them)",
+                t.already_done
+            );
+        }
         let _ = writeln!(o, "  records read      {:>9}", t.records);
         let _ = writeln!(o, "  to update         {:>9}", t.to_update);
         if t.already_in_state > 0 {
@@ -1020,6 +1239,14 @@ impl Plan {
         }
         if self.decisions_not_listed > 0 {
             let _ = writeln!(o, "  ... and {} more groups", self.decisions_not_listed);
+        }
+        let _ = writeln!(o);
+        let _ = writeln!(o, "Fields written (findings)");
+        if self.fields_written.is_empty() {
+            let _ = writeln!(o, "  (none)");
+        }
+        for (k, v) in &self.fields_written {
+            let _ = writeln!(o, "  {k:<40} {v:>9}");
         }
         if !self.notes.is_empty() {
             let _ = writeln!(o);

@@ -35,7 +35,7 @@ pub fn prior_fragment(applied: &Decision, cur: Option<&CurrentState>) -> Option<
     let mut m = Map::new();
     // A full finding document records every field it has, so a missing
     // one was unset; a table of a few columns says nothing about the rest.
-    let known_absent = cur.note_recorded;
+    let known_absent = cur.complete;
     let mut put = |name: &str, value: Option<Value>| match value {
         Some(v) => {
             m.insert(name.to_owned(), v);
@@ -57,13 +57,22 @@ pub fn prior_fragment(applied: &Decision, cur: Option<&CurrentState>) -> Option<
             (Some(t), None) => Some(json!({ "Text": t })),
             _ => None,
         };
-        put("Note", note);
+        match note {
+            Some(n) => put("Note", Some(n)),
+            // The input records the note column: an empty one is no note.
+            None if cur.note_recorded => put("Note", Some(Value::Null)),
+            None => put("Note", None),
+        }
     }
     if applied.severity.is_some() {
-        put(
-            "Severity",
-            cur.severity_label.as_ref().map(|l| json!({ "Label": l })),
-        );
+        let mut sev = Map::new();
+        if let Some(l) = &cur.severity_label {
+            sev.insert("Label".into(), json!(l));
+        }
+        if let Some(n) = cur.severity_normalized {
+            sev.insert("Normalized".into(), json!(n));
+        }
+        put("Severity", (!sev.is_empty()).then_some(Value::Object(sev)));
     }
     if applied.verification_state.is_some() {
         put(
@@ -83,17 +92,28 @@ pub fn prior_fragment(applied: &Decision, cur: Option<&CurrentState>) -> Option<
     if let Some(udf) = &applied.user_defined_fields {
         match &cur.user_defined_fields {
             Some(have) => {
+                // A partial map (one column per key) knows only its keys.
                 let prior: Map<String, Value> = udf
                     .keys()
-                    .map(|k| (k.clone(), have.get(k).map_or(Value::Null, |v| json!(v))))
+                    .filter_map(|k| match have.get(k) {
+                        Some(v) => Some((k.clone(), json!(v))),
+                        None if cur.user_defined_fields_partial => None,
+                        None => Some((k.clone(), Value::Null)),
+                    })
                     .collect();
-                m.insert("UserDefinedFields".into(), Value::Object(prior));
+                if !prior.is_empty() {
+                    m.insert("UserDefinedFields".into(), Value::Object(prior));
+                }
             }
             None => put("UserDefinedFields", None),
         }
     }
     (!m.is_empty()).then_some(Value::Object(m))
 }
+
+/// Why a field written by a run stays the customer's after a revert.
+pub const OWNERSHIP_LOST: &str = "ownership cannot be handed back: if the provider owned this \
+     field before the run, its later changes to it are still ignored after the revert";
 
 /// What [`restoring`] makes of one results row.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -148,20 +168,35 @@ pub fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
             None => lost("Note", not_recorded),
         }
     }
-    if applied.severity.is_some() {
-        match member("Severity")
-            .flatten()
+    if let Some(applied_severity) = &applied.severity {
+        let sev = member("Severity").flatten();
+        let label = sev
             .and_then(|s| s.get("Label"))
             .and_then(Value::as_str)
-            .and_then(SeverityLabel::from_name)
-        {
-            Some(label) => {
-                r.decision.severity = Some(SeverityUpdate {
-                    label: Some(label),
-                    ..SeverityUpdate::default()
-                })
+            .and_then(SeverityLabel::from_name);
+        let normalized = sev
+            .and_then(|s| s.get("Normalized"))
+            .and_then(Value::as_i64)
+            .and_then(|n| i32::try_from(n).ok());
+        if label.is_none() && normalized.is_none() {
+            lost("Severity", not_recorded);
+        } else {
+            // Both members as recorded: the label alone would set
+            // Normalized to the label's default (e.g. 30 comes back as 1).
+            r.decision.severity = Some(SeverityUpdate {
+                label,
+                normalized,
+                ..SeverityUpdate::default()
+            });
+            if normalized.is_none() {
+                lost(
+                    "Severity.Normalized",
+                    "the input did not record it; the service sets the label's default",
+                );
             }
-            None => lost("Severity.Label", not_recorded),
+        }
+        if applied_severity.product.is_some() {
+            lost("Severity.Product", not_recorded);
         }
     }
     if applied.verification_state.is_some() {
@@ -170,8 +205,11 @@ pub fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
                 Some(v) => r.decision.verification_state = Some(v),
                 None => lost("VerificationState", not_recorded),
             },
-            // Unset reads as UNKNOWN, the service's own default.
-            Some(None) => r.decision.verification_state = Some(VerificationState::Unknown),
+            // Writing UNKNOWN is not "unset": say so, write nothing.
+            Some(None) => lost(
+                "VerificationState",
+                "it was unset before the run, and the API cannot unset it",
+            ),
             None => lost("VerificationState", not_recorded),
         }
     }
@@ -222,7 +260,8 @@ pub fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
                     Some(Value::String(v)) => {
                         restore.insert(key.clone(), v.clone());
                     }
-                    Some(Value::Null) | None if map.is_object() => r.lost.push(format!(
+                    // `null`: known not to be there; missing: not known.
+                    Some(Value::Null) if map.is_object() => r.lost.push(format!(
                         "UserDefinedFields.{key}: the key was added by the run, and a key cannot be removed \
                          through the API"
                     )),
@@ -239,6 +278,19 @@ pub fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
         }
         if !restore.is_empty() {
             r.decision.user_defined_fields = Some(restore);
+        }
+    }
+    // Fields the provider owns until a customer writes them (reference
+    // §5): after the run they are customer-owned, and writing the old value
+    // back does not hand them back.
+    for (field, set) in [
+        ("Severity", applied.severity.is_some()),
+        ("Confidence", applied.confidence.is_some()),
+        ("Criticality", applied.criticality.is_some()),
+        ("Types", applied.types.is_some()),
+    ] {
+        if set {
+            r.lost.push(format!("{field}: {OWNERSHIP_LOST}"));
         }
     }
     if applied.related_findings.is_some() {
@@ -265,6 +317,7 @@ pub fn state_after(applied: &Decision) -> CurrentState {
                 .or_else(|| s.normalized.and_then(SeverityLabel::from_normalized))
                 .map(|l| l.as_str().to_owned())
         }),
+        severity_normalized: applied.severity.as_ref().and_then(|s| s.normalized),
         verification_state: applied.verification_state.map(|v| v.as_str().to_owned()),
         confidence: applied.confidence,
         criticality: applied.criticality,
@@ -332,8 +385,24 @@ mod tests {
             r.decision.user_defined_fields.unwrap(),
             BTreeMap::from([("owner".to_owned(), "alice".to_owned())])
         );
-        assert_eq!(r.lost.len(), 1, "{:?}", r.lost);
-        assert!(r.lost[0].starts_with("UserDefinedFields.run: the key was added"));
+        // The key the run added, the normalized severity the export did not
+        // record, and Severity's ownership: each reported.
+        assert_eq!(r.lost.len(), 3, "{:?}", r.lost);
+        assert!(
+            r.lost
+                .iter()
+                .any(|l| l.starts_with("UserDefinedFields.run: the key was added"))
+        );
+        assert!(
+            r.lost
+                .iter()
+                .any(|l| l.starts_with("Severity.Normalized: the input did not record"))
+        );
+        assert!(
+            r.lost
+                .iter()
+                .any(|l| l.starts_with("Severity: ownership cannot be handed back"))
+        );
     }
 
     #[test]
@@ -367,7 +436,66 @@ mod tests {
         assert_eq!(prior_fragment(&applied, None), None);
         let r = restoring(&applied, None);
         assert!(r.decision.is_empty());
-        assert_eq!(r.lost.len(), 5, "{:?}", r.lost);
+        // Five values not recorded, and Severity's ownership.
+        assert_eq!(r.lost.len(), 6, "{:?}", r.lost);
+    }
+
+    #[test]
+    fn severity_normalized_and_unset_verification_state_are_exact() {
+        let applied = decision(&[
+            (DecisionField::Severity, "Label=LOW"),
+            (DecisionField::VerificationState, "BENIGN_POSITIVE"),
+        ]);
+        let cur = CurrentState {
+            severity_label: Some("LOW".into()),
+            severity_normalized: Some(30),
+            complete: true,
+            ..CurrentState::default()
+        };
+        let prior = prior_fragment(&applied, Some(&cur)).unwrap();
+        assert_eq!(
+            prior,
+            json!({"Severity": {"Label": "LOW", "Normalized": 30}, "VerificationState": null})
+        );
+        let r = restoring(&applied, Some(&prior));
+        let sev = r.decision.severity.as_ref().unwrap();
+        assert_eq!(
+            (sev.label, sev.normalized),
+            (Some(SeverityLabel::Low), Some(30))
+        );
+        assert!(
+            r.decision.verification_state.is_none(),
+            "never UNKNOWN for unset"
+        );
+        assert!(
+            r.lost
+                .iter()
+                .any(|l| l.starts_with("VerificationState: it was unset")),
+            "{:?}",
+            r.lost
+        );
+        assert!(r.lost.iter().any(|l| l.starts_with("Severity: ownership")));
+    }
+
+    #[test]
+    fn a_partial_user_defined_fields_map_knows_only_its_keys() {
+        let applied = decision(&[(DecisionField::UserDefinedFields, "Owner=bob,Ticket=T-2")]);
+        let cur = CurrentState {
+            user_defined_fields: Some([("Owner".to_owned(), "alice".to_owned())].into()),
+            user_defined_fields_partial: true,
+            ..CurrentState::default()
+        };
+        let prior = prior_fragment(&applied, Some(&cur)).unwrap();
+        assert_eq!(prior, json!({"UserDefinedFields": {"Owner": "alice"}}));
+        let r = restoring(&applied, Some(&prior));
+        assert_eq!(r.decision.user_defined_fields.unwrap()["Owner"], "alice");
+        assert!(
+            r.lost
+                .iter()
+                .any(|l| l.starts_with("UserDefinedFields.Ticket: the input did not record")),
+            "{:?}",
+            r.lost
+        );
     }
 
     #[test]

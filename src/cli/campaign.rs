@@ -147,8 +147,11 @@ section! {
         product_arn_column,
         /// `true` to skip findings the export shows already hold the decision.
         skip_unchanged,
-        /// `true` to ignore per-row decision columns.
+        /// `true` to ignore per-row decision columns (the default).
         no_row_decisions,
+        /// `true` to take every decision-named column as a per-row decision,
+        /// or the columns to take (`"Workflow.Status,Note.Text"` or a list).
+        row_decisions,
     }
 }
 
@@ -558,7 +561,12 @@ impl Campaign {
             let switch = matches!(arg.get_action(), ArgAction::SetTrue);
             let multiple = matches!(arg.get_action(), ArgAction::Append);
             let mut mine = Vec::new();
-            if switch {
+            if key == "row_decisions" && v.get_ref().is_bool() {
+                // `row_decisions = true`: the flag without columns.
+                if v.get_ref().as_bool() == Some(true) {
+                    mine.push(OsString::from(format!("--{long}")));
+                }
+            } else if switch {
                 match v.get_ref() {
                     toml::Value::Boolean(true) => mine.push(OsString::from(format!("--{long}"))),
                     toml::Value::Boolean(false) => {}

@@ -189,12 +189,31 @@ pub struct InputArgs {
     /// CSV field delimiter (one character, e.g. ';' or '\t').
     #[arg(long, value_name = "CHAR", value_parser = parse_delimiter, help_heading = "Input")]
     pub delimiter: Option<u8>,
-    /// Ignore columns named after decision fields (Workflow.Status, Note.Text,
-    /// ...) so that the command line's decision applies to every row. Without
-    /// it, a row's non-empty values in such columns override the command line
-    /// for that row (the run prints which columns it takes).
+    /// Take columns named after decision fields (Workflow.Status, Note.Text,
+    /// severity_label, ...) as per-row decisions: every such column, or with
+    /// =COL,COL only those. A row's non-empty value then overrides the
+    /// command line's value of that field for its row. Without it, every
+    /// such column is read as the finding's current state and never written.
+    #[arg(long, value_name = "COL,COL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "", conflicts_with = "no_row_decisions", help_heading = "Input")]
+    pub row_decisions: Option<String>,
+    /// The default: columns named after decision fields are the findings'
+    /// recorded state, never per-row decisions (kept for older scripts).
     #[arg(long, help_heading = "Input")]
     pub no_row_decisions: bool,
+    /// Set by the command, not a flag: the command line sets no decision.
+    #[arg(skip)]
+    pub no_decision: bool,
+}
+
+impl InputArgs {
+    /// Which columns are per-row decisions.
+    pub fn row_decisions(&self) -> source::RowDecisions {
+        match &self.row_decisions {
+            Some(v) if !self.no_row_decisions => source::RowDecisions::from_flag(v),
+            _ => source::RowDecisions::Off,
+        }
+    }
 }
 
 /// `--format` values.
@@ -500,11 +519,12 @@ pub(crate) fn open_input_with(
         id_column: args.id_column.clone(),
         product_arn_column: args.product_arn_column.clone(),
         region,
-        ignore_row_decisions: args.no_row_decisions,
+        row_decisions: args.row_decisions(),
+        no_decision: args.no_decision && !args.row_decisions().is_on(),
         notices: if quiet {
             source::Notices::default()
         } else {
-            source::Notices::to(|line| eprintln!("sechub-triage: {line}"))
+            source::Notices::to(|line| tracing::warn!("{line}"))
         },
     };
     let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
@@ -558,7 +578,7 @@ async fn update(args: UpdateArgs) -> anyhow::Result<i32> {
 /// `update`, for a command that also reads the files `also_read` (a
 /// campaign file): every setting is checked first, before the plan pass.
 pub(crate) async fn update_reading(
-    args: UpdateArgs,
+    mut args: UpdateArgs,
     also_read: &[paths::Named],
 ) -> anyhow::Result<i32> {
     let mode = if args.campaign.dry_run {
@@ -579,6 +599,9 @@ pub(crate) async fn update_reading(
         extra,
         engine,
     } = checked;
+    // No decision and no per-row decisions: the readers refuse the inputs,
+    // naming the columns that look like decisions.
+    args.input.no_decision = decision.is_empty();
     // The plan pass: guardrails and confirmation before any call. A
     // signal now stops the command at once (status 4): nothing was sent.
     let cleared = tokio::select! {

@@ -145,6 +145,7 @@ impl CampaignArgs {
             expect_accounts: self.expect_accounts.clone(),
             expect_regions: self.expect_regions.clone(),
             samples: DEFAULT_SAMPLES,
+            prior: None,
         }
     }
 }
@@ -193,7 +194,7 @@ pub(crate) async fn plan_command(args: UpdateArgs) -> anyhow::Result<i32> {
 
 /// [`plan_command`] with its settings checked.
 pub(crate) async fn plan_command_checked(
-    args: UpdateArgs,
+    mut args: UpdateArgs,
     checked: super::settings::UpdateSettings,
 ) -> anyhow::Result<i32> {
     let super::settings::UpdateSettings {
@@ -201,9 +202,11 @@ pub(crate) async fn plan_command_checked(
         extra,
         engine,
     } = checked;
+    args.input.no_decision = decision.is_empty();
     // A plan reads every input once: no copy is needed.
     let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
-    let settings = args.campaign.settings(&engine, &args.inputs);
+    let mut settings = args.campaign.settings(&engine, &args.inputs);
+    settings.prior = resumed(&args)?;
     let plan = make_plan(&decision, input, settings, &args.campaign).await?;
     print_plan(&plan, args.output.output)?;
     let refused = plan
@@ -379,11 +382,13 @@ pub(crate) async fn clear_run(
         &spooled,
         true,
     )?;
-    let settings = args.campaign.settings(engine, &args.inputs);
+    let mut settings = args.campaign.settings(engine, &args.inputs);
+    settings.prior = resumed(args)?;
     let plan = make_plan(decision, input, settings, &args.campaign).await?;
     let Some(report) = plan.guardrails.clone() else {
         bail!("the plan has no guardrail verdict");
     };
+    log_warnings(&plan);
     let n = plan.totals.to_update;
     let stdin_is_input = args.inputs.iter().any(|i| i == "-");
     match report.verdict {
@@ -421,6 +426,39 @@ pub(crate) async fn clear_run(
         files,
         planned: plan.totals.records,
     })
+}
+
+/// Under `--resume`, the rows earlier runs settled, read from the journal
+/// (read only: the run opens it for writing after the plan).
+fn resumed(args: &UpdateArgs) -> anyhow::Result<Option<std::sync::Arc<crate::journal::Done>>> {
+    let n = &args.output.nightly;
+    if !(n.resume || n.force_resume) {
+        return Ok(None);
+    }
+    let Some(results) = &args.output.results else {
+        return Ok(None);
+    };
+    Ok(crate::journal::read_done(results, n.force_resume)?.map(std::sync::Arc::new))
+}
+
+/// Every warning of the plan, as a log event at `warn`: on standard error
+/// whatever the verdict (`--yes` included), and as JSON objects with
+/// `--log-format json`.
+fn log_warnings(plan: &Plan) {
+    for w in &plan.warnings {
+        let code = serde_json::to_value(w.code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let first = w.samples.first().map(|s| s.location.clone());
+        tracing::warn!(
+            code = %code,
+            count = w.count,
+            first = first.as_deref().unwrap_or(""),
+            "plan warning: {}",
+            w.message
+        );
+    }
 }
 
 /// Asks a yes/no question; only `yes` or `y` (any case) is yes.

@@ -53,8 +53,10 @@ pub(crate) fn check_update(
     also_read: &[Named],
 ) -> anyhow::Result<UpdateSettings> {
     let (decision, extra) = args.decision.build()?;
-    if decision.is_empty() && (args.input.no_row_decisions || args.inputs.is_empty()) {
-        // Without per-row decisions there is nothing any record could carry.
+    if decision.is_empty() && args.inputs.is_empty() {
+        // No input file: nothing any record could carry. (With inputs, the
+        // readers refuse them, naming the columns that look like decisions,
+        // unless --row-decisions takes some.)
         decision.validate_with(&args.decision.rules())?;
     }
     let mut engine = args.pacing.engine_config(args.aws.region.clone())?;

@@ -189,20 +189,24 @@ pub fn apply_note_mode(
         d.note = None;
         Some(d)
     };
+    // Trailing whitespace (a note ending in a newline) is no difference.
+    let same = |t: &str| t.trim_end() == note.text.trim_end();
     match (mode, existing(current)) {
         (_, Existing::None) => (None, NoteAction::Written),
-        (_, Existing::Text(t)) if t == note.text => (None, NoteAction::Same),
+        // `keep` leaves a note entirely alone, author and time included,
+        // even when its text is the decision's.
+        (NoteMode::Keep, Existing::Text(_)) => (without_note(), NoteAction::Kept),
+        (_, Existing::Text(t)) if same(t) => (None, NoteAction::Same),
         (NoteMode::Replace, Existing::Text(_)) => (None, NoteAction::Overwritten),
         (NoteMode::Replace, Existing::Unknown) => (None, NoteAction::WrittenUnknown),
-        (NoteMode::Keep, Existing::Text(_)) => (without_note(), NoteAction::Kept),
         (NoteMode::Keep | NoteMode::Append, Existing::Unknown) => {
             (without_note(), NoteAction::Withheld)
         }
         (NoteMode::Append, Existing::Text(t)) => {
-            let (text, action) = if t.ends_with(note.text.as_str()) {
+            let (text, action) = if t.trim_end().ends_with(note.text.trim_end()) {
                 (t.to_owned(), NoteAction::AlreadyAppended)
             } else {
-                let (text, cut, chars) = append(t, &note.text);
+                let (text, cut, chars) = append(t.trim_end(), note.text.trim_end());
                 (text, NoteAction::Appended { cut, chars })
             };
             let mut d = decision.clone();
@@ -336,6 +340,45 @@ mod tests {
         let (changed, action) = apply_note_mode(&d, NoteMode::Append, None);
         assert_eq!(action, NoteAction::Withheld);
         assert!(changed.unwrap().note.is_none());
+    }
+
+    #[test]
+    fn keep_leaves_a_note_with_the_same_text_alone_author_included() {
+        let d = note_decision("accepted risk");
+        let mut has = with_note(Some("accepted risk"), true);
+        has.note_updated_by = Some("alice".into());
+        let (changed, action) = apply_note_mode(&d, NoteMode::Keep, Some(&has));
+        assert_eq!(action, NoteAction::Kept);
+        let changed = changed.expect("the note is taken out");
+        assert!(changed.note.is_none(), "UpdatedBy must not be rewritten");
+        assert_eq!(changed.workflow, d.workflow);
+    }
+
+    #[test]
+    fn append_ignores_trailing_whitespace() {
+        let d = note_decision("accepted risk");
+        // Already appended, then a newline added by another tool.
+        let has = with_note(Some("JIRA-12 | accepted risk\n"), true);
+        let (changed, action) = apply_note_mode(&d, NoteMode::Append, Some(&has));
+        assert_eq!(action, NoteAction::AlreadyAppended);
+        assert_eq!(
+            changed.unwrap().note.unwrap().text,
+            "JIRA-12 | accepted risk\n",
+            "the text is left as it is"
+        );
+        // A note ending in a newline gets the separator after its text.
+        let has = with_note(Some("JIRA-12\n"), true);
+        let (changed, _) = apply_note_mode(&d, NoteMode::Append, Some(&has));
+        assert_eq!(
+            changed.unwrap().note.unwrap().text,
+            "JIRA-12 | accepted risk"
+        );
+        // The same text with a trailing space is the same note.
+        let has = with_note(Some("accepted risk "), true);
+        assert_eq!(
+            apply_note_mode(&d, NoteMode::Append, Some(&has)).1,
+            NoteAction::Same
+        );
     }
 
     #[test]

@@ -103,8 +103,10 @@ pub(crate) fn open(
         &names,
         &[id_idx, arn_idx],
         fields::is_ocsf_id(&names[id_idx]),
-        !opts.ignore_row_decisions,
-    );
+        &opts.row_decisions,
+    )
+    .map_err(|kind| SourceError::new(&info.name, kind).at("line 1"))?;
+    super::check_decision(&info.name, &fields, opts).map_err(|e| e.at("line 1"))?;
     super::announce_decision_columns(&info.name, &fields, opts);
     Ok(Box::new(CsvRecords {
         rdr,

@@ -148,6 +148,20 @@ pub enum SourceErrorKind {
         /// 1-based column positions, e.g. `1 and 2`.
         positions: String,
     },
+    /// The command line sets no decision and per-row decisions are off.
+    #[error("{}", no_decision_message(.columns))]
+    NoDecision {
+        /// The columns that look like decisions (read as state), as spelled.
+        columns: Vec<String>,
+    },
+    /// `--row-decisions=COL` names a column that cannot be a decision.
+    #[error("--row-decisions names column {column:?}, which {why}")]
+    NotADecisionColumn {
+        /// The column as the input spells it.
+        column: String,
+        /// Why it cannot be a decision.
+        why: String,
+    },
     /// One record is larger than the reader accepts.
     #[error(
         "a single record is larger than {limit} bytes, which no finding is: the file is malformed \
@@ -183,6 +197,24 @@ pub fn printable(s: &str, max: usize) -> String {
         n += 1;
     }
     out
+}
+
+fn no_decision_message(columns: &[String]) -> String {
+    let mut m = String::from(
+        "nothing to update: the command line sets no decision (--workflow, --note, --severity, ...)",
+    );
+    if columns.is_empty() {
+        m.push_str(" and per-row decisions are off; give a decision on the command line");
+    } else {
+        m.push_str(&format!(
+            ". Columns that look like decisions: {}. They are read as the findings' current state, \
+             never written, unless you say so: --row-decisions takes every such column as a per-row \
+             decision, --row-decisions={} only the ones named",
+            columns.join(", "),
+            columns[0]
+        ));
+    }
+    m
 }
 
 struct DisplayFile<'a>(&'a Option<Arc<str>>);

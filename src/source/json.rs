@@ -58,6 +58,15 @@ pub(crate) fn open(
                     .into(),
             },
         });
+    if opts.no_decision {
+        // Finding documents carry state, never decisions.
+        return Err(SourceError::new(
+            &info.name,
+            super::SourceErrorKind::NoDecision {
+                columns: Vec::new(),
+            },
+        ));
+    }
     let checker = Checker::new(info.any_arn);
     Ok(Box::new(JsonRecords {
         checker,
@@ -1026,6 +1035,14 @@ impl Finding<'_> {
                 || self.finding_info.is_some()
                 || self.finding.is_some(),
             severity_label: severity_label.or_else(ocsf_severity),
+            severity_normalized: lenient::<SeverityIn>(self.severity)
+                .and_then(|s| s.normalized)
+                .and_then(|n| i32::try_from(n).ok())
+                .filter(|n| (0..=100).contains(n)),
+            complete: self.id.is_some()
+                || self.product_arn.is_some()
+                || self.finding_info.is_some()
+                || self.finding.is_some(),
             verification_state: text_of(&self.verification_state),
             confidence: int(self.confidence),
             criticality: int(self.criticality),
@@ -1039,6 +1056,7 @@ impl Finding<'_> {
                 .map(|s| s.to_uppercase()),
             generator_id: text_of(&self.generator_id).or(generator),
             record_state: text_of(&self.record_state),
+            ..CurrentState::default()
         };
         (cur != CurrentState::default()).then_some(cur)
     }

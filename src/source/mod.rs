@@ -34,6 +34,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 pub use self::error::{SourceError, SourceErrorKind, printable};
+pub use self::fields::{DECISION_FIELDS, decision_like};
 pub use self::ident::{MAX_ID_CHARS, MAX_PRODUCT_ARN_CHARS, MIN_PRODUCT_ARN_CHARS};
 pub use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
 
@@ -102,12 +103,52 @@ pub struct SourceOptions {
     /// `--region`: when set, a ProductArn that is not a Security Hub product
     /// ARN is accepted (the caller knows which Region to call).
     pub region: Option<String>,
-    /// `--no-row-decisions`: ignore per-row decision columns (CSV, flat
-    /// Parquet), so the command line's decision applies to every row.
-    pub ignore_row_decisions: bool,
+    /// `--row-decisions`: which columns named after a decision field are
+    /// per-row decisions. By default none: every such column is read as the
+    /// finding's recorded state (exports record what a finding holds now).
+    pub row_decisions: RowDecisions,
+    /// The command line sets no decision: without per-row decisions there
+    /// is nothing to write, so opening an input is refused with a message
+    /// naming the columns that look like decisions and the flag to take them.
+    pub no_decision: bool,
     /// Where readers report what they decided about an input that the user
     /// should know (which columns they take as per-row decisions).
     pub notices: Notices,
+}
+
+/// Which columns are per-row decisions (`--row-decisions`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum RowDecisions {
+    /// None: every column named after a finding field is recorded state.
+    #[default]
+    Off,
+    /// `--row-decisions`: every decision-named column.
+    All,
+    /// `--row-decisions=COL,COL`: only these columns (matched ignoring case
+    /// and `.`/`_`/`-`/spaces, so `Workflow.Status` names `workflow_status`).
+    Only(Vec<String>),
+}
+
+impl RowDecisions {
+    /// Parses the flag's value: empty is every column, else a comma list.
+    pub fn from_flag(value: &str) -> Self {
+        let cols: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if cols.is_empty() {
+            RowDecisions::All
+        } else {
+            RowDecisions::Only(cols)
+        }
+    }
+
+    /// Whether any column may be a decision.
+    pub fn is_on(&self) -> bool {
+        !matches!(self, RowDecisions::Off)
+    }
 }
 
 /// Something a reader decided about an input that the user should know.
@@ -128,8 +169,8 @@ impl fmt::Display for Notice {
         match self {
             Notice::DecisionColumns { input, columns } => write!(
                 f,
-                "{input}: per-row decision columns: {} (a row's non-empty values override the command \
-                 line's decision for that row; --no-row-decisions ignores them)",
+                "{input}: per-row decision columns (--row-decisions): {} (a row's non-empty values \
+                 override the command line's decision for that row)",
                 columns.join(", ")
             ),
         }
@@ -184,6 +225,25 @@ fn announce_decision_columns(name: &Arc<str>, plan: &fields::FieldPlan, opts: &S
             columns: columns.into_iter().map(str::to_owned).collect(),
         });
     }
+}
+
+/// Refuses an input when the command line sets no decision and no column
+/// is taken as a per-row decision: naming the columns that look like
+/// decisions (read as state) and the flag that takes them.
+fn check_decision(
+    name: &Arc<str>,
+    plan: &fields::FieldPlan,
+    opts: &SourceOptions,
+) -> Result<(), SourceError> {
+    if opts.no_decision && plan.decision_columns().is_empty() {
+        return Err(SourceError::new(
+            name,
+            SourceErrorKind::NoDecision {
+                columns: plan.decision_like_columns().to_vec(),
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// One input: a file, or standard input.

@@ -168,8 +168,10 @@ fn open_unguarded<T: ChunkReader + 'static>(
         &readable,
         &[id_at, arn_at],
         fields::is_ocsf_id(&id_name),
-        !opts.ignore_row_decisions,
-    );
+        &opts.row_decisions,
+    )
+    .map_err(|kind| SourceError::new(&info.name, kind))?;
+    super::check_decision(&info.name, &fields, opts)?;
     super::announce_decision_columns(&info.name, &fields, opts);
     let field_paths: Vec<Vec<String>> = fields
         .indices()
