@@ -1025,13 +1025,9 @@ pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
                         intake.mark_seen(k);
                     }
                 }
-                Prior::Changed => {
-                    input_error = Some(format!(
-                        "{location}: the journal recorded another finding for this row, so the \
-                         input changed since the run being resumed"
-                    ));
-                    break;
-                }
+                // The run stops at this row (and says why, in its summary):
+                // the plan covers the rows before it.
+                Prior::Changed => break,
             }
         }
         match item {

@@ -173,8 +173,8 @@ fn csv_layouts_and_compression() {
     );
 
     // Steampipe/CloudQuery snake_case: its workflow_status column is the
-    // finding's current state, which would override --workflow row by row;
-    // --no-row-decisions applies the command line to every row.
+    // finding's current state, never a decision (--no-row-decisions, the
+    // default, still accepted).
     let path = d.join("steampipe.csv");
     let rows: Vec<String> = snake
         .iter()
@@ -246,13 +246,14 @@ fn csv_manager_layout_carries_its_own_decisions() {
         })
         .collect();
     write_csv(&path, header, &rows);
-    // No decision on the command line at all: the file carries it.
-    let run = update(&emu, dir.path(), &path, &[]);
+    // No decision on the command line at all: the file carries it, and
+    // --row-decisions says its columns are decisions.
+    let run = update(&emu, dir.path(), &path, &["--row-decisions"]);
     assert_all_updated(&emu, &run, &keys, "RESOLVED");
     assert!(
         run.stderr.contains(
-            "csv-manager.csv: per-row decision columns: Criticality, Confidence, NoteText, NoteUpdatedBy, \
-             CustomerOwner, CustomerIssue, CustomerTicket, ProductSeverity, NormalizedSeverity, SeverityLabel, \
+            "csv-manager.csv: per-row decision columns (--row-decisions): Criticality, Confidence, NoteText, \
+             NoteUpdatedBy, CustomerOwner, CustomerIssue, CustomerTicket, NormalizedSeverity, SeverityLabel, \
              VerificationState, Workflow ("
         ),
         "the run names the columns it takes as decisions: {}",
@@ -364,7 +365,9 @@ fn parquet_flat_with_row_decisions_and_security_lake_nested() {
     ])
     .unwrap();
     write_parquet(&path, batch);
-    let run = update(&emu, dir.path(), &path, &SUPPRESS);
+    let mut args = SUPPRESS.to_vec();
+    args.push("--row-decisions");
+    let run = update(&emu, dir.path(), &path, &args);
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert_eq!(run.results.len(), flat.len());
     for (i, k) in flat.iter().enumerate() {
@@ -374,7 +377,7 @@ fn parquet_flat_with_row_decisions_and_security_lake_nested() {
     }
     assert!(
         run.stderr
-            .contains("per-row decision columns: workflow_status"),
+            .contains("per-row decision columns (--row-decisions): workflow_status"),
         "{}",
         run.stderr
     );
@@ -582,6 +585,7 @@ fn mixed_decisions_in_the_fewest_requests() {
             "Status=NOTIFIED",
             "--note",
             "Text=sent to owners,UpdatedBy=nightly-triage",
+            "--row-decisions",
         ],
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
@@ -684,7 +688,12 @@ fn bad_per_row_values_are_rejected_with_their_column_and_the_rest_goes_on() {
         "Id,ProductArn,Workflow.Status,Confidence,Note.Text",
         &rows,
     );
-    let run = update(&emu, dir.path(), &path, &["--workflow", "Status=NOTIFIED"]);
+    let run = update(
+        &emu,
+        dir.path(),
+        &path,
+        &["--workflow", "Status=NOTIFIED", "--row-decisions"],
+    );
     assert_eq!(
         run.status, 2,
         "rejected rows make the exit status 2: {}",
