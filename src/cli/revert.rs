@@ -34,6 +34,21 @@ pub struct RevertArgs {
     /// Print the plan of the revert and send nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Refuse the revert, before any call, if it would update more than N
+    /// findings.
+    #[arg(long, value_name = "N", help_heading = "Campaign")]
+    pub max_findings: Option<u64>,
+    /// A revert of more than N findings must carry a run tag and be
+    /// confirmed: asked on the terminal, or given with --yes.
+    #[arg(long, value_name = "N", default_value_t = crate::plan::DEFAULT_CONFIRM_ABOVE, help_heading = "Campaign")]
+    pub confirm_above: u64,
+    /// Confirm a revert above --confirm-above without asking.
+    #[arg(long, help_heading = "Campaign")]
+    pub yes: bool,
+    /// Write `UserDefinedFields.sechub-triage-run=TAG` on every finding the
+    /// revert updates.
+    #[arg(long, value_name = "TAG", help_heading = "Campaign")]
+    pub run_tag: Option<String>,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]
@@ -45,11 +60,16 @@ pub struct RevertArgs {
 /// Rows of the results file that are not reverted because they changed
 /// nothing (failed, invalid, unchanged, duplicate, not attempted).
 #[derive(Clone, Default)]
-pub(crate) struct NotReverted(Arc<AtomicU64>);
+pub(crate) struct NotReverted(Arc<AtomicU64>, Arc<AtomicU64>, Arc<AtomicU64>);
 
 impl NotReverted {
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// Of those, `not_attempted` rows: the campaign did not finish.
+    pub(crate) fn unfinished(&self) -> u64 {
+        self.2.load(Ordering::Relaxed)
     }
 }
 
@@ -82,7 +102,13 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     }
     // Every setting before any I/O; the results being reverted (and their
     // journal header) are inputs no output may overwrite.
-    let engine = args.pacing.engine_config(args.aws.region.clone())?;
+    let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
+    if let Some(tag) = &args.run_tag {
+        crate::engine::with_run_tag(Decision::default(), tag)
+            .validate()
+            .with_context(|| format!("--run-tag {tag:?}"))?;
+        engine.run_tag = Some(tag.clone());
+    }
     let mut read =
         crate::cli::paths::results_files("the results being reverted", &args.run_results);
     read.truncate(2);
@@ -109,21 +135,66 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     }
     let (input, skipped) = open(&args.run_results)?;
     let inputs = vec![args.run_results.display().to_string()];
+    // The revert's plan, and the same guardrails as `update`.
+    let settings = crate::plan::PlanSettings {
+        engine: engine.clone(),
+        inputs: inputs.clone(),
+        ..crate::plan::PlanSettings::default()
+    };
+    let tag = crate::plan::run_tag(&Decision::default(), &engine);
+    let mut plan = tokio::task::spawn_blocking(move || {
+        crate::plan::make(&Decision::default(), input, &settings)
+    })
+    .await
+    .context("the plan stopped")?;
+    let verdict = plan.guard(
+        &crate::plan::Guardrails {
+            max_findings: args.max_findings,
+            confirm_above: args.confirm_above,
+            yes: args.yes,
+        },
+        tag,
+    );
     if args.dry_run {
-        let settings = crate::plan::PlanSettings {
-            engine,
-            inputs,
-            ..crate::plan::PlanSettings::default()
-        };
-        let plan = tokio::task::spawn_blocking(move || {
-            crate::plan::make(&Decision::default(), input, &settings)
-        })
-        .await
-        .context("the plan stopped")?;
         super::plan::print_plan(&plan, args.output.output)?;
         report_skipped(&skipped, &args.run_results);
         return Ok(super::exit::SUCCESS);
     }
+    let reasons = plan
+        .guardrails
+        .as_ref()
+        .map(|g| g.reasons.join("; "))
+        .unwrap_or_default();
+    match verdict {
+        crate::plan::Verdict::Proceed => {}
+        crate::plan::Verdict::Refuse => bail!(
+            "refusing to revert, nothing was sent: {reasons} (`revert --dry-run` shows the whole plan)"
+        ),
+        crate::plan::Verdict::Confirm => {
+            use std::io::IsTerminal as _;
+            if !std::io::stdin().is_terminal() {
+                bail!(
+                    "refusing to revert, nothing was sent: {reasons}, and there is no terminal to confirm \
+                     on: review the plan (`revert --dry-run`), then add --yes"
+                );
+            }
+            let mut err = std::io::stderr().lock();
+            std::io::Write::write_all(&mut err, plan.to_text().as_bytes())?;
+            let answer = super::plan::ask(
+                &mut err,
+                &mut std::io::stdin().lock(),
+                &format!(
+                    "Revert {} findings as planned above? Type yes to go on: ",
+                    plan.totals.to_update
+                ),
+            )?;
+            if !answer {
+                bail!("not confirmed; nothing was sent");
+            }
+        }
+    }
+    let (input, skipped) = open(&args.run_results)?;
+    let partial = skipped.1.clone();
     let summary = super::run_with_aws(
         engine,
         Decision::default(),
@@ -134,10 +205,31 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     )
     .await?;
     report_skipped(&skipped, &args.run_results);
+    let partial = partial.load(Ordering::Relaxed);
+    if partial > 0 {
+        // Reported per finding in the results' error_message.
+        tracing::warn!(
+            partially_restored = partial,
+            "partially restored: {partial} findings could not be fully restored through the API \
+             (the revert's results say what, per finding)"
+        );
+        eprintln!("partially restored: {partial}");
+        let status = exit_status(&summary);
+        return Ok(status.max(super::exit::PARTIAL));
+    }
     Ok(exit_status(&summary))
 }
 
 fn report_skipped(skipped: &NotReverted, path: &Path) {
+    if skipped.unfinished() > 0 {
+        eprintln!(
+            "sechub-triage: the run recorded in {} did not finish: {} rows are not_attempted (some may \
+             have been applied, and findings in flight have no row); the results do not record their \
+             prior values, so this revert cannot restore them: resume the run to settle them first",
+            path.display(),
+            skipped.unfinished()
+        );
+    }
     if skipped.get() > 0 {
         eprintln!(
             "sechub-triage: {} rows of {} were not updated by that run (failed, invalid, unchanged, \
@@ -318,6 +410,7 @@ impl RevertRecords {
         record.decision = Some(Arc::new(restore.decision));
         record.current = Some(Arc::new(state_after(&applied)));
         if !restore.lost.is_empty() {
+            self.skipped.1.fetch_add(1, Ordering::Relaxed);
             record.remark = Some(format!("not restored: {}", restore.lost.join("; ")).into());
         }
         SourceItem::Record(record)
@@ -340,6 +433,9 @@ impl Iterator for RevertRecords {
             };
             if row.outcome != "updated" {
                 self.skipped.0.fetch_add(1, Ordering::Relaxed);
+                if row.outcome == "not_attempted" {
+                    self.skipped.2.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             }
             return Some(Ok(self.item(row)));

@@ -9,6 +9,7 @@
 //! | `GET /_emulator/counters` | | [`Counters`](super::Counters) |
 //! | `GET /_emulator/window?operation=BatchUpdateFindings&millis=1000` | | `{"Max": n}` |
 //! | `GET /_emulator/findings/updates` | | `{"Findings":[{"Id","ProductArn","UpdateCount"}]}` (updated ones) |
+//! | `POST /_emulator/findings/history` | `{"Id","ProductArn"}` | `{"Updates":[["Workflow.Status","Note",...],...]}`: the members each applied update set |
 //! | `POST /_emulator/findings/get` | `{"Id","ProductArn"}` | `{"Finding": {...}, "UpdateCount": n}` or 404 |
 //! | `POST /_emulator/seed` | `{"count": n, "seed": s}` | `{"Seeded": n, "Total": m}` |
 //! | `POST /_emulator/reset` | | store, counters, buckets, fault generator |
@@ -107,6 +108,13 @@ pub(crate) async fn handle(state: &EmulatorState, req: Request<Incoming>) -> Res
                     200,
                     &json!({"Finding": f, "UpdateCount": state.update_count(&key)}),
                 ),
+                None => error(404, "no such finding"),
+            },
+        },
+        (Method::POST, "/_emulator/findings/history") => match body_json::<FindingKey>(req).await {
+            Err(r) => r,
+            Ok(key) => match state.finding(&key) {
+                Some(_) => reply(200, &json!({"Updates": state.update_history(&key)})),
                 None => error(404, "no such finding"),
             },
         },

@@ -146,6 +146,14 @@ impl EmulatorState {
         self.inner.store.updated()
     }
 
+    /// The members each applied `BatchUpdateFindings` set on `key`, oldest
+    /// first, as ASFF paths (`Workflow.Status`, `Note`, `Severity.Label`,
+    /// `UserDefinedFields.<key>`, ...): what exactly was written. The first
+    /// 64 updates since the last counter reset are kept.
+    pub fn update_history(&self, key: &FindingKey) -> Vec<Vec<String>> {
+        self.inner.store.history(key)
+    }
+
     /// Number of stored findings.
     pub fn len(&self) -> usize {
         self.inner.store.len()

@@ -263,6 +263,75 @@ struct Finding {
     flight: Flight,
     update_count: u32,
     overlay: Option<Box<Overlay>>,
+    /// The members each applied update set (at most [`MAX_HISTORY`] kept).
+    history: Option<Box<Vec<Written>>>,
+}
+
+/// The members one applied `BatchUpdateFindings` set on a finding.
+#[derive(Clone, Debug)]
+struct Written {
+    /// Bits of [`MEMBERS`].
+    mask: u16,
+    /// The `UserDefinedFields` it sent (shared by the request's findings).
+    user_defined_fields: Option<Arc<BTreeMap<String, String>>>,
+}
+
+/// Updates kept per finding in its field-level history.
+const MAX_HISTORY: usize = 64;
+
+/// The members a history entry may name, by bit.
+const MEMBERS: [&str; 10] = [
+    "Workflow.Status",
+    "Note",
+    "Severity.Label",
+    "Severity.Normalized",
+    "Severity.Product",
+    "VerificationState",
+    "Confidence",
+    "Criticality",
+    "Types",
+    "RelatedFindings",
+];
+
+impl Written {
+    fn of(u: &PreparedUpdate) -> Self {
+        let severity = u.severity.as_ref();
+        let bits = [
+            u.workflow_status.is_some(),
+            u.note.is_some(),
+            severity.is_some_and(|s| s.label.is_some()),
+            severity.is_some_and(|s| s.normalized.is_some()),
+            severity.is_some_and(|s| s.product.is_some()),
+            u.verification_state.is_some(),
+            u.confidence.is_some(),
+            u.criticality.is_some(),
+            u.types.is_some(),
+            u.related_findings.is_some(),
+        ];
+        let mask = bits
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b)
+            .fold(0u16, |m, (i, _)| m | (1 << i));
+        Written {
+            mask,
+            user_defined_fields: u.user_defined_fields.clone(),
+        }
+    }
+
+    /// The members, as ASFF paths (`UserDefinedFields.<key>` per key).
+    fn members(&self) -> Vec<String> {
+        let mut out: Vec<String> = MEMBERS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.mask & (1 << i) != 0)
+            .map(|(_, m)| (*m).to_owned())
+            .collect();
+        if let Some(m) = &self.user_defined_fields {
+            out.extend(m.keys().map(|k| format!("UserDefinedFields.{k}")));
+        }
+        out
+    }
 }
 
 type ShardMap = IndexMap<StoreKey, Finding, FixedState>;
@@ -630,6 +699,7 @@ impl Store {
                 compliance_status: nf.compliance_status,
                 flight: Flight::Idle,
                 update_count: 0,
+                history: None,
                 overlay: (!nf.overlay.is_empty()).then(|| Box::new(nf.overlay)),
             },
         );
@@ -698,8 +768,23 @@ impl Store {
         for s in 0..SHARDS {
             for f in self.lock(s).values_mut() {
                 f.update_count = 0;
+                f.history = None;
             }
         }
+    }
+
+    /// The members each applied update set on `key`, oldest first (the
+    /// first [`MAX_HISTORY`] since the last reset of the counters).
+    pub(crate) fn history(&self, key: &FindingKey) -> Vec<Vec<String>> {
+        let g = self.lock(Self::shard_of(&key.id, &key.product_arn));
+        let q = KeyRef {
+            id: &key.id,
+            product_arn: &key.product_arn,
+        };
+        g.get(&q)
+            .and_then(|f| f.history.as_deref())
+            .map(|h| h.iter().map(Written::members).collect())
+            .unwrap_or_default()
     }
 
     /// Tries to hold `key` for an update. `visible` decides, from the
@@ -832,6 +917,10 @@ impl Store {
                 (None, false) => f.overlay = Some(Box::new(o)),
             }
             f.update_count = f.update_count.saturating_add(1);
+            let h = f.history.get_or_insert_default();
+            if h.len() < MAX_HISTORY {
+                h.push(Written::of(u));
+            }
             Ok(())
         })
         .unwrap_or(Err(NOT_FOUND))

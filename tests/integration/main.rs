@@ -16,6 +16,7 @@ mod emulator;
 mod engine;
 mod first_run_errors;
 mod formats_e2e;
+mod layouts_e2e;
 mod markdown_plan;
 mod nightly;
 mod observability;

@@ -63,6 +63,11 @@ fn export_campaign_revert_and_revert_the_revert() {
 
     // 1. Export (what `aws securityhub get-findings` writes).
     let docs: Vec<Value> = keys.iter().map(|k| emu.state.finding(k).unwrap()).collect();
+    let docs_before: HashMap<String, Value> = keys
+        .iter()
+        .zip(&docs)
+        .map(|(k, d)| (k.id.clone(), d.clone()))
+        .collect();
     let export = d.join("export.json");
     std::fs::write(&export, json!({ "Findings": docs }).to_string()).unwrap();
 
@@ -124,14 +129,30 @@ fn export_campaign_revert_and_revert_the_revert() {
             r2.to_str().unwrap(),
         ],
     );
-    assert_eq!(status, 0, "{stderr}");
+    // Severity stays customer-owned after the revert (and some notes were
+    // written where there were none): every finding is only partially
+    // restored, which the exit status and stderr say (issue 10).
+    assert_eq!(status, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("partially restored: {}", keys.len())),
+        "{stderr}"
+    );
     let reverted = by_id(read_results(&r2));
     assert_eq!(reverted.len(), keys.len());
     for (k, was) in keys.iter().zip(&before) {
         let now = snapshot(&emu, k);
         assert_eq!(now.status, was.status, "{k}");
         assert_eq!(now.severity, was.severity, "{k}");
+        let (f, doc) = (emu.state.finding(k).unwrap(), &docs_before[&k.id]);
+        assert_eq!(
+            f["Severity"]["Normalized"], doc["Severity"]["Normalized"],
+            "{k}: Normalized restored exactly, not the label's default"
+        );
         let row = &reverted[&k.id];
+        assert!(
+            row["error_message"].contains("Severity: ownership cannot be handed back"),
+            "{row:?}"
+        );
         assert_eq!(row["outcome"], "updated", "{k}");
         match &was.note {
             Some(note) => assert_eq!(now.note.as_ref(), Some(note), "{k}"),
@@ -161,7 +182,7 @@ fn export_campaign_revert_and_revert_the_revert() {
             r3.to_str().unwrap(),
         ],
     );
-    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(status, 2, "partially restored again (ownership): {stderr}");
     for k in &keys {
         let s = snapshot(&emu, k);
         assert_eq!(
@@ -234,5 +255,72 @@ fn a_run_without_recorded_state_cannot_be_reverted_and_says_so() {
             row["error_message"].contains("Workflow.Status: the input did not record its value"),
             "{row:?}"
         );
+    }
+}
+
+#[test]
+fn revert_has_the_guardrails_of_update_without_a_terminal() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 30,
+        seed: 5,
+        ..SyntheticSpec::default()
+    });
+    let docs: Vec<Value> = keys.iter().map(|k| emu.state.finding(k).unwrap()).collect();
+    let export = d.join("export.json");
+    std::fs::write(&export, json!({ "Findings": docs }).to_string()).unwrap();
+    let r1 = d.join("campaign.csv");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            export.to_str().unwrap(),
+            "--workflow",
+            "Status=SUPPRESSED",
+            "--results",
+            r1.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    emu.state.reset_counters();
+    let sent = || {
+        emu.state
+            .counters()
+            .requests_for(Operation::BatchUpdateFindings)
+    };
+    let r2 = d.join("revert.csv");
+    let revert = |extra: &[&str]| {
+        let mut args = vec![
+            "revert",
+            r1.to_str().unwrap(),
+            "--results",
+            r2.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&emu, d, &args)
+    };
+    // --max-findings refuses.
+    let (status, stderr) = revert(&["--max-findings", "10"]);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("more than --max-findings 10"), "{stderr}");
+    // Above --confirm-above: a run tag is needed, and without a terminal
+    // (the test's stdin is not one) --yes.
+    let (status, stderr) = revert(&["--confirm-above", "10"]);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("run tag"), "{stderr}");
+    let (status, stderr) = revert(&["--confirm-above", "10", "--run-tag", "undo-7"]);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("no terminal to confirm"), "{stderr}");
+    assert_eq!(sent(), 0, "nothing sent by a refused revert");
+    assert!(!r2.exists(), "no results file for a refused revert");
+    let (status, stderr) = revert(&["--confirm-above", "10", "--run-tag", "undo-7", "--yes"]);
+    assert_eq!(status, 0, "{stderr}");
+    for (k, doc) in keys.iter().zip(&docs) {
+        let f = emu.state.finding(k).unwrap();
+        assert_eq!(f["Workflow"], doc["Workflow"], "{k}");
+        assert_eq!(f["UserDefinedFields"]["sechub-triage-run"], "undo-7");
     }
 }
