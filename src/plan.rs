@@ -1025,9 +1025,10 @@ pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
                         intake.mark_seen(k);
                     }
                 }
-                // The run stops at this row (and says why, in its summary):
-                // the plan covers the rows before it.
-                Prior::Changed => break,
+                // The run stops at this row and says why (its summary's
+                // input error); the plan reads on, so that it counts every
+                // record the run may read.
+                Prior::Changed => {}
             }
         }
         match item {

@@ -424,7 +424,8 @@ pub(crate) async fn clear_run(
     Ok(Cleared {
         spooled,
         files,
-        planned: plan.totals.records,
+        // Rows an earlier run settled are read too (and skipped).
+        planned: plan.totals.records + plan.totals.already_done,
     })
 }
 

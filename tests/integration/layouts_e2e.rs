@@ -11,13 +11,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::support::*;
 use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, StructArray};
 use arrow::datatypes::{Field, Fields};
 use parquet::arrow::ArrowWriter;
 use sechub_triage::emulator::{EmulatorConfig, Operation};
 use sechub_triage::model::FindingKey;
 use serde_json::Value;
-use crate::support::*;
 
 const ASKED: [&str; 6] = [
     "--workflow",

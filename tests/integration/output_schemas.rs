@@ -35,6 +35,7 @@ const MAPS: &[&str] = &[
     "by_region",
     "by_product",
     "notes",
+    "fields_written",
     "requests.by_region",
     // report
     "pacing.regions",
