@@ -298,6 +298,76 @@ fn effective_decision(
             note.updated_by.clone_from(&job_note.updated_by);
         }
     }
+    // Merge by member: a row's `UserDefinedFields.<key>` adds or replaces
+    // that key and keeps the command line's others; a row's severity
+    // member joins the command line's other members, unless they
+    // contradict (a row's Normalized 90 under --severity Label=LOW).
+    if let (Some(mine), Some(theirs)) = (&mut own.user_defined_fields, &job.user_defined_fields) {
+        let mut merged = theirs.clone();
+        merged.append(mine);
+        *mine = merged;
+    }
+    if let (Some(mine), Some(theirs)) = (&mut own.severity, &job.severity) {
+        let label_of = |s: &crate::decision::SeverityUpdate| {
+            s.label.or_else(|| {
+                s.normalized
+                    .and_then(crate::decision::SeverityLabel::from_normalized)
+            })
+        };
+        let mut merged = theirs.clone();
+        if mine.label.is_some() {
+            merged.label = mine.label;
+            // The command line's Normalized belonged to its label.
+            if mine.normalized.is_none() && theirs.label.is_some() {
+                merged.normalized = None;
+            }
+        }
+        if mine.normalized.is_some() {
+            merged.normalized = mine.normalized;
+            if mine.label.is_none() && theirs.label.is_some() && theirs.normalized.is_none() {
+                // Row Normalized under a command-line Label: they must agree.
+                let row = label_of(mine);
+                if row != theirs.label {
+                    return Err(Box::new(InvalidRecord {
+                        location: r.location.clone(),
+                        column: Some("Severity.Normalized".to_owned()),
+                        reason: format!(
+                            "per-row decision: Severity.Normalized {} (label {}) contradicts the command \
+                             line's Severity.Label {}; give the row's Severity.Label too, or leave the \
+                             severity to the command line",
+                            mine.normalized.unwrap_or_default(),
+                            row.map_or("none", |l| l.as_str()),
+                            theirs.label.map_or("none", |l| l.as_str())
+                        ),
+                        key: Some(r.key.clone()),
+                    }));
+                }
+            }
+        }
+        if mine.product.is_some() {
+            merged.product = mine.product;
+        }
+        if let (Some(l), Some(n)) = (merged.label, merged.normalized)
+            && crate::decision::SeverityLabel::from_normalized(n) != Some(l)
+            && mine.label.is_none() != mine.normalized.is_none()
+        {
+            return Err(Box::new(InvalidRecord {
+                location: r.location.clone(),
+                column: Some(if mine.label.is_some() {
+                    "Severity.Label".to_owned()
+                } else {
+                    "Severity.Normalized".to_owned()
+                }),
+                reason: format!(
+                    "per-row decision: the row's severity member contradicts the command line's \
+                     (Label {} with Normalized {n}); give both members in the row",
+                    l.as_str()
+                ),
+                key: Some(r.key.clone()),
+            }));
+        }
+        *mine = merged;
+    }
     d.merge_from(own);
     if let Err(e) = d.validate() {
         return Err(rejected_decision(r, "per-row decision", &e));
@@ -383,5 +453,98 @@ pub(super) fn read_input(
     }
     if !batch.is_empty() {
         let _ = tx.blocking_send(batch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{DecisionField, SeverityLabel, parse_flag};
+    use crate::model::Location;
+
+    fn dec(parts: &[(DecisionField, &str)]) -> Decision {
+        let mut d = Decision::default();
+        for (f, v) in parts {
+            d.merge_from(parse_flag(*f, &[v.to_string()]).unwrap());
+        }
+        d
+    }
+
+    fn record(own: Decision) -> SourceItem {
+        let mut r = SourceRecord::new(
+            Location {
+                file: "t.csv".into(),
+                row: 1,
+                detail: None,
+            },
+            FindingKey::new(
+                "f-1",
+                "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+            ),
+        );
+        r.decision = Some(Arc::new(own));
+        SourceItem::Record(r)
+    }
+
+    fn admit(job: &Decision, own: Decision) -> Admitted {
+        Intake::new(job, &EngineConfig::default()).admit(record(own))
+    }
+
+    #[test]
+    fn a_rows_user_defined_field_keeps_the_command_lines_others() {
+        let job = dec(&[
+            (DecisionField::Workflow, "Status=SUPPRESSED"),
+            (DecisionField::UserDefinedFields, "Ticket=SEC-42"),
+        ]);
+        let own = dec(&[(DecisionField::UserDefinedFields, "Owner=alice")]);
+        let Admitted::Send { decision, .. } = admit(&job, own) else {
+            panic!()
+        };
+        let udf = decision.user_defined_fields.as_ref().unwrap();
+        assert_eq!(udf.get("Ticket").map(String::as_str), Some("SEC-42"));
+        assert_eq!(udf.get("Owner").map(String::as_str), Some("alice"));
+        // The row's value of the same key wins.
+        let own = dec(&[(DecisionField::UserDefinedFields, "Ticket=SEC-7")]);
+        let Admitted::Send { decision, .. } = admit(&job, own) else {
+            panic!()
+        };
+        assert_eq!(
+            decision.user_defined_fields.as_ref().unwrap()["Ticket"],
+            "SEC-7"
+        );
+    }
+
+    #[test]
+    fn a_contradicting_severity_member_is_an_invalid_row_with_the_reason() {
+        let job = dec(&[(DecisionField::Severity, "Label=LOW")]);
+        let own = dec(&[(DecisionField::Severity, "Normalized=90")]);
+        let Admitted::Invalid(i) = admit(&job, own) else {
+            panic!()
+        };
+        assert_eq!(i.column.as_deref(), Some("Severity.Normalized"));
+        assert!(i.reason.contains("contradicts"), "{}", i.reason);
+        // An agreeing member joins the command line's.
+        let own = dec(&[(DecisionField::Severity, "Normalized=35")]);
+        let Admitted::Send { decision, .. } = admit(&job, own) else {
+            panic!()
+        };
+        let s = decision.severity.as_ref().unwrap();
+        assert_eq!(
+            (s.label, s.normalized),
+            (Some(SeverityLabel::Low), Some(35))
+        );
+        // A row's label replaces the command line's.
+        let own = dec(&[(DecisionField::Severity, "Label=HIGH")]);
+        let Admitted::Send { decision, .. } = admit(&job, own) else {
+            panic!()
+        };
+        assert_eq!(
+            decision.severity.as_ref().unwrap().label,
+            Some(SeverityLabel::High)
+        );
+        // A row's label under a command-line Normalized that disagrees.
+        let job = dec(&[(DecisionField::Severity, "Normalized=10")]);
+        let own = dec(&[(DecisionField::Severity, "Label=CRITICAL")]);
+        assert!(matches!(admit(&job, own), Admitted::Invalid(_)));
     }
 }
