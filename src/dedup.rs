@@ -27,9 +27,15 @@ const ZERO_STANDIN: u64 = 1;
 const MAX_LOAD: f64 = 0.8;
 const FIRST_SLOTS: usize = 1024;
 
-/// The set of findings seen so far.
+/// The set of findings seen so far, each with an optional 32-bit tag (the
+/// intake's fingerprint of the finding's decision, so that a later record
+/// of it asking for something else is a conflict, not a silent drop). Tags
+/// cost 4 bytes a slot, and only once [`DedupIndex::insert_tagged`] is used:
+/// 15.0 to 22.5 bytes per finding instead of 10.0 to 15.0.
 pub struct DedupIndex {
     slots: Vec<u64>,
+    /// Parallel to `slots` when tags are in use, else empty.
+    tags: Vec<u32>,
     len: usize,
 }
 
@@ -37,18 +43,45 @@ impl Default for DedupIndex {
     fn default() -> Self {
         DedupIndex {
             slots: vec![EMPTY; FIRST_SLOTS],
+            tags: Vec::new(),
             len: 0,
         }
     }
 }
 
+/// The fingerprint of a finding's identity.
+fn key_print(key: &FindingKey) -> u64 {
+    let mut h = DefaultHasher::new();
+    key.id.hash(&mut h);
+    key.product_arn.hash(&mut h);
+    h.finish()
+}
+
 impl DedupIndex {
     /// Records `key`; false if it was seen before.
     pub fn insert(&mut self, key: &FindingKey) -> bool {
-        let mut h = DefaultHasher::new();
-        key.id.hash(&mut h);
-        key.product_arn.hash(&mut h);
-        self.insert_fingerprint(h.finish())
+        self.insert_fingerprint(key_print(key))
+    }
+
+    /// Records `key` with `tag`; `None` if it is new, else the tag it was
+    /// first recorded with (0 for a key recorded by [`DedupIndex::insert`]).
+    pub fn insert_tagged(&mut self, key: &FindingKey, tag: u32) -> Option<u32> {
+        if self.tags.is_empty() {
+            self.tags = vec![0; self.slots.len()];
+        }
+        let fp = key_print(key);
+        let fp = if fp == EMPTY { ZERO_STANDIN } else { fp };
+        if (self.len + 1) as f64 > self.slots.len() as f64 * MAX_LOAD {
+            self.grow();
+        }
+        let (i, new) = place_at(&mut self.slots, fp);
+        if new {
+            self.len += 1;
+            self.tags[i] = tag;
+            None
+        } else {
+            Some(self.tags[i])
+        }
     }
 
     fn insert_fingerprint(&mut self, fp: u64) -> bool {
@@ -65,11 +98,21 @@ impl DedupIndex {
     }
 
     fn grow(&mut self) {
-        let mut bigger = vec![EMPTY; self.slots.len() + self.slots.len() / 2];
-        for &fp in self.slots.iter().filter(|&&s| s != EMPTY) {
-            place(&mut bigger, fp);
+        let n = self.slots.len() + self.slots.len() / 2;
+        let mut bigger = vec![EMPTY; n];
+        let mut tags = if self.tags.is_empty() {
+            Vec::new()
+        } else {
+            vec![0; n]
+        };
+        for (j, &fp) in self.slots.iter().enumerate().filter(|(_, s)| **s != EMPTY) {
+            let (i, _) = place_at(&mut bigger, fp);
+            if !tags.is_empty() {
+                tags[i] = self.tags[j];
+            }
         }
         self.slots = bigger;
+        self.tags = tags;
     }
 
     /// Findings seen.
@@ -85,6 +128,23 @@ impl DedupIndex {
     /// Bytes of memory the index holds.
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<u64>()
+            + self.tags.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+/// [`place`], returning the slot and whether `fp` was new.
+fn place_at(slots: &mut [u64], fp: u64) -> (usize, bool) {
+    let n = slots.len();
+    let mut i = ((u128::from(fp) * n as u128) >> 64) as usize;
+    loop {
+        match slots[i] {
+            EMPTY => {
+                slots[i] = fp;
+                return (i, true);
+            }
+            s if s == fp => return (i, false),
+            _ => i = if i + 1 == n { 0 } else { i + 1 },
+        }
     }
 }
 
@@ -144,6 +204,28 @@ mod tests {
         let mut d = DedupIndex::default();
         assert!(d.insert_fingerprint(0));
         assert!(!d.insert_fingerprint(0));
+    }
+
+    #[test]
+    fn tags_survive_growth_and_cost_a_bounded_four_bytes_a_slot() {
+        let mut d = DedupIndex::default();
+        let key = |i: u32| {
+            FindingKey::new(
+                format!("f-{i}"),
+                "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+            )
+        };
+        let mut worst: f64 = 0.0;
+        for i in 1..=100_000u32 {
+            assert_eq!(d.insert_tagged(&key(i), i % 7 + 1), None);
+            if i >= 10_000 {
+                worst = worst.max(d.heap_bytes() as f64 / f64::from(i));
+            }
+        }
+        for i in (1..=100_000u32).step_by(13) {
+            assert_eq!(d.insert_tagged(&key(i), 99), Some(i % 7 + 1), "{i}");
+        }
+        assert!(worst <= 22.51, "worst {worst:.2} bytes per finding");
     }
 
     #[test]

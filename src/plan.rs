@@ -30,7 +30,8 @@ use serde::Serialize;
 
 use crate::decision::{Decision, NoteAction, NoteMode, WorkflowStatus};
 use crate::engine::{
-    Admitted, EngineConfig, Input, Intake, MAX_CHUNK, RUN_TAG_KEY, UNKNOWN_REGION, route,
+    Admitted, DuplicatePolicy, EngineConfig, Input, Intake, MAX_CHUNK, RUN_TAG_KEY, UNKNOWN_REGION,
+    route,
 };
 use crate::journal::Prior;
 use crate::model::{CurrentState, FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
@@ -237,6 +238,11 @@ pub enum WarningCode {
     /// `--region` names a Region of another partition than the finding's
     /// ProductArn: the finding cannot be found there.
     CrossPartition,
+    /// Rows naming one finding with different decisions (refuses the run
+    /// unless `--duplicates first`).
+    DuplicateConflict,
+    /// `--duplicates first`: such rows, the first row's decision applied.
+    DuplicateFirst,
 }
 
 impl WarningCode {
@@ -248,6 +254,7 @@ impl WarningCode {
             WarningCode::UnexpectedAccounts
                 | WarningCode::UnexpectedRegions
                 | WarningCode::CrossPartition
+                | WarningCode::DuplicateConflict
         )
     }
 }
@@ -593,6 +600,28 @@ impl Builder<'_> {
                     )
                 });
             }
+            Admitted::Conflict(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as an earlier record, with a different decision",
+                    )
+                });
+                let code = match self.settings.engine.duplicates {
+                    DuplicatePolicy::Refuse => WarningCode::DuplicateConflict,
+                    DuplicatePolicy::First => WarningCode::DuplicateFirst,
+                };
+                self.warn(code, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "asks for another decision than an earlier row of this finding",
+                    )
+                });
+            }
             Admitted::Unchanged {
                 record,
                 group,
@@ -883,6 +912,15 @@ fn warning_message(code: WarningCode, n: u64, s: &PlanSettings) -> String {
             "{n} findings are in another partition than --region: a Region sees only its own \
              partition (aws, aws-cn, aws-us-gov), so every one would fail FindingNotFound; \
              run each partition separately, with a Region of it, or without --region"
+        ),
+        WarningCode::DuplicateConflict => format!(
+            "{n} rows name a finding that an earlier row names with a different decision: which one \
+             is meant would be a guess, so the run is refused; fix the inputs, or choose with \
+             --duplicates first (the first row of each finding wins)"
+        ),
+        WarningCode::DuplicateFirst => format!(
+            "{n} rows name a finding that an earlier row names with a different decision; \
+             --duplicates first: the first row's decision is applied, these are not sent"
         ),
         WarningCode::UnexpectedAccounts | WarningCode::UnexpectedRegions => String::new(),
     }

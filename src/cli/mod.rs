@@ -201,9 +201,21 @@ pub struct InputArgs {
     /// recorded state, never per-row decisions (kept for older scripts).
     #[arg(long, help_heading = "Input")]
     pub no_row_decisions: bool,
+    /// Rows that name one finding with different decisions are refused
+    /// (the plan lists them); `first` applies the first row's decision and
+    /// records the others as duplicates, not sent.
+    #[arg(long, value_enum, value_name = "first", help_heading = "Input")]
+    pub duplicates: Option<DuplicatesArg>,
     /// Set by the command, not a flag: the command line sets no decision.
     #[arg(skip)]
     pub no_decision: bool,
+}
+
+/// `--duplicates` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DuplicatesArg {
+    /// The first row of each finding wins.
+    First,
 }
 
 impl InputArgs {

@@ -61,6 +61,9 @@ pub(crate) fn check_update(
     }
     let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
     engine.skip_unchanged = args.input.skip_unchanged;
+    if args.input.duplicates == Some(super::DuplicatesArg::First) {
+        engine.duplicates = crate::engine::DuplicatePolicy::First;
+    }
     args.campaign.configure(&mut engine, &decision)?;
 
     let mut inputs: Vec<Named> = args

@@ -250,7 +250,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
                     Some(message.into_owned()),
                 ))?;
             }
-            ReaderMsg::Duplicate(r) => {
+            ReaderMsg::Duplicate(r, message) => {
                 self.count_read();
                 self.record(outcome(
                     r.location,
@@ -258,7 +258,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
                     None,
                     OutcomeKind::Duplicate,
                     None,
-                    Some("same Id and ProductArn as an earlier record; sent once".into()),
+                    Some(message.into()),
                 ))?;
             }
             ReaderMsg::Invalid(i) => {

@@ -19,7 +19,8 @@ pub(super) enum ReaderMsg {
     /// A record to send, with its effective decision and what to say about
     /// its note in the results.
     Record(SourceRecord, Arc<Decision>, Option<Cow<'static, str>>),
-    Duplicate(SourceRecord),
+    /// A repeat of an earlier record, and what happened to it.
+    Duplicate(SourceRecord, &'static str),
     /// Not sent: nothing to change (see [`Admitted::Unchanged`]).
     Unchanged(SourceRecord, Cow<'static, str>),
     Invalid(InvalidRecord),
@@ -58,8 +59,11 @@ pub enum Admitted {
         /// Why, for the results.
         message: Cow<'static, str>,
     },
-    /// The same finding came earlier in the input.
+    /// The same finding came earlier in the input, with the same decision.
     Duplicate(SourceRecord),
+    /// The same finding came earlier in the input with another decision:
+    /// not sent. Without `--duplicates first` the plan refuses the run.
+    Conflict(SourceRecord),
     /// Rejected: a bad row, or a per-row decision the service would refuse.
     Invalid(InvalidRecord),
 }
@@ -139,9 +143,6 @@ impl Intake {
             SourceItem::Record(r) => r,
             SourceItem::Invalid(i) => return Admitted::Invalid(i),
         };
-        if !self.dedup.insert(&r.key) {
-            return Admitted::Duplicate(r);
-        }
         let group = match effective_decision(&self.job, &r, &mut self.interner) {
             Ok(d) => d,
             Err(invalid) => return Admitted::Invalid(*invalid),
@@ -150,6 +151,15 @@ impl Intake {
             Ok(d) => d,
             Err(invalid) => return Admitted::Invalid(*invalid),
         };
+        // A finding seen before: the same decision is a plain repeat; a
+        // different one is a conflict, never resolved silently. (Tag 0: a
+        // finding an earlier run settled, whose decision is not known.)
+        if let Some(earlier) = self.dedup.insert_tagged(&r.key, decision_tag(&group)) {
+            if earlier == 0 || earlier == decision_tag(&group) {
+                return Admitted::Duplicate(r);
+            }
+            return Admitted::Conflict(r);
+        }
         let current = r.current.as_deref();
         let (decision, note) = match apply_note_mode(&group, self.note_mode, current) {
             (None, note) => (group.clone(), note),
@@ -199,6 +209,23 @@ impl Intake {
         self.note_mode
     }
 }
+
+/// A record's effective decision as a 32-bit tag for the duplicate index
+/// (never 0). Two different decisions share a tag with probability 2⁻³²:
+/// such a conflict would pass as a plain repeat of the first row.
+fn decision_tag(d: &Decision) -> u32 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    d.hash(&mut h);
+    (h.finish() as u32) | 1
+}
+
+/// What a duplicate row's results say happened to it.
+pub const DUPLICATE_SAME: &str = "same Id and ProductArn as an earlier record, with the same decision: not sent again (the earlier \
+     record's outcome is the finding's)";
+/// What a conflicting duplicate row's results say happened to it.
+pub const DUPLICATE_CONFLICT: &str = "same Id and ProductArn as an earlier record, with a different decision: not sent (the earlier \
+     record's decision applies; --duplicates first chooses that explicitly)";
 
 /// Why a record whose Region cannot be known is invalid.
 pub const UNKNOWN_REGION: &str =
@@ -435,7 +462,8 @@ pub(super) fn read_input(
                 Admitted::Unchanged {
                     record, message, ..
                 } => ReaderMsg::Unchanged(record, message),
-                Admitted::Duplicate(r) => ReaderMsg::Duplicate(r),
+                Admitted::Duplicate(r) => ReaderMsg::Duplicate(r, DUPLICATE_SAME),
+                Admitted::Conflict(r) => ReaderMsg::Duplicate(r, DUPLICATE_CONFLICT),
                 Admitted::Invalid(i) => ReaderMsg::Invalid(i),
             },
             Err(e) => {

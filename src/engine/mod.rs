@@ -114,6 +114,21 @@ pub struct EngineConfig {
     /// Decision groups a Region may hold partially filled at once; reading
     /// pauses above it until the oldest groups are flushed.
     pub max_open_groups: usize,
+    /// What to do with rows naming one finding with different decisions.
+    pub duplicates: DuplicatePolicy,
+}
+
+/// `--duplicates`: rows that name one finding with different effective
+/// decisions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicatePolicy {
+    /// A conflict: the plan refuses the run, naming the rows (the engine on
+    /// its own sends the first and records the others as not sent).
+    #[default]
+    Refuse,
+    /// The first row's decision is applied; the others are not sent.
+    First,
 }
 
 impl Default for EngineConfig {
@@ -133,6 +148,7 @@ impl Default for EngineConfig {
             note_mode: NoteMode::Replace,
             run_tag: None,
             max_open_groups: DEFAULT_MAX_OPEN_GROUPS,
+            duplicates: DuplicatePolicy::Refuse,
         }
     }
 }

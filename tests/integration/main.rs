@@ -23,6 +23,7 @@ mod observability;
 mod output_schemas;
 mod plan;
 mod revert;
+mod safety;
 mod source_bad_files;
 mod source_csv;
 mod source_detect;

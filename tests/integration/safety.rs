@@ -1,0 +1,325 @@
+//! Issue 10 beyond the layouts: conflicting duplicates stop the run before
+//! any call (across files, within a file, an export beside a decision
+//! sheet) unless `--duplicates first`; a duplicate row says what happened
+//! to it; the plan under `--resume` covers what is left; `--region` across
+//! partitions is refused.
+
+use std::path::Path;
+
+use crate::support::*;
+use sechub_triage::emulator::{EmulatorConfig, Operation, SyntheticSpec};
+use sechub_triage::model::FindingKey;
+use serde_json::json;
+
+fn seed(emu: &Emu, n: usize) -> Vec<FindingKey> {
+    emu.state.seed_synthetic(&SyntheticSpec {
+        count: n,
+        seed: 31,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    })
+}
+
+fn sheet(path: &Path, keys: &[FindingKey], status: &str) {
+    let rows: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{},{status}", key_row(k)))
+        .collect();
+    write_csv(path, "Id,ProductArn,Workflow.Status", &rows);
+}
+
+fn run(emu: &Emu, home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = triage(home)
+        .args(args)
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sent(emu: &Emu) -> u64 {
+    emu.state
+        .counters()
+        .requests_for(Operation::BatchUpdateFindings)
+}
+
+#[test]
+fn conflicting_rows_across_files_stop_the_run_unless_first_is_chosen() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = seed(&emu, 5);
+    let (a, b) = (d.join("a.csv"), d.join("b.csv"));
+    sheet(&a, &keys, "SUPPRESSED");
+    sheet(&b, &keys[..3], "RESOLVED");
+    let results = d.join("r.csv");
+    let args = |extra: &[&'static str]| {
+        let mut v = vec![
+            "update".to_owned(),
+            a.display().to_string(),
+            b.display().to_string(),
+            "--row-decisions".into(),
+            "--results".into(),
+            results.display().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let a1 = args(&[]);
+    let refs: Vec<&str> = a1.iter().map(String::as_str).collect();
+    let (status, _, stderr) = run(&emu, d, &refs);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("different decision"), "{stderr}");
+    assert!(stderr.contains("--duplicates first"), "{stderr}");
+    assert_eq!(sent(&emu), 0, "nothing sent");
+    // The plan names the rows.
+    let mut p = a1.clone();
+    p[0] = "plan".into();
+    p.truncate(4);
+    p.extend(["--output".into(), "json".into()]);
+    let refs: Vec<&str> = p.iter().map(String::as_str).collect();
+    let (status, stdout, stderr) = run(&emu, d, &refs);
+    assert_eq!(status, 1, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let w = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "duplicate-conflict")
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert_eq!(w["count"], 3);
+    assert!(
+        w["samples"][0]["location"]
+            .as_str()
+            .unwrap()
+            .contains("b.csv: row 1"),
+        "{w}"
+    );
+    // --duplicates first: the first row wins, the others say so.
+    let a2 = args(&["--duplicates", "first"]);
+    let refs: Vec<&str> = a2.iter().map(String::as_str).collect();
+    let (status, _, stderr) = run(&emu, d, &refs);
+    assert_eq!(status, 0, "{stderr}");
+    for k in &keys {
+        assert_eq!(emu.workflow(k), "SUPPRESSED");
+        assert_eq!(emu.state.update_count(k), 1);
+    }
+    let rows = read_results(&results);
+    let dups: Vec<_> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "duplicate")
+        .collect();
+    assert_eq!(dups.len(), 3);
+    assert!(
+        dups.iter()
+            .all(|r| r["error_message"].contains("different decision: not sent")),
+        "{dups:?}"
+    );
+}
+
+#[test]
+fn conflicting_rows_within_a_file_and_an_export_beside_a_sheet() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = seed(&emu, 4);
+    // Within one file: rows 1 and 3 name the same finding.
+    let f = d.join("one.csv");
+    let rows = vec![
+        format!("{},SUPPRESSED", key_row(&keys[0])),
+        format!("{},SUPPRESSED", key_row(&keys[1])),
+        format!("{},RESOLVED", key_row(&keys[0])),
+        // A repeat with the same decision is not a conflict.
+        format!("{},SUPPRESSED", key_row(&keys[1])),
+    ];
+    write_csv(&f, "Id,ProductArn,Workflow.Status", &rows);
+    let (status, stdout, stderr) = run(
+        &emu,
+        d,
+        &[
+            "plan",
+            f.to_str().unwrap(),
+            "--row-decisions",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(status, 1, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let w = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "duplicate-conflict")
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert_eq!(w["count"], 1, "{w}");
+    assert!(
+        w["samples"][0]["location"]
+            .as_str()
+            .unwrap()
+            .contains("row 3")
+    );
+    assert_eq!(plan["totals"]["duplicates"], 2);
+
+    // The issue's `export.json decisions.csv`: the export's rows take the
+    // command line's decision, the sheet's rows their own: a conflict, not
+    // a silently ignored sheet.
+    let docs: Vec<_> = keys.iter().map(|k| emu.state.finding(k).unwrap()).collect();
+    let export = d.join("export.json");
+    std::fs::write(&export, json!({ "Findings": docs }).to_string()).unwrap();
+    let decisions = d.join("decisions.csv");
+    sheet(&decisions, &keys[..2], "RESOLVED");
+    let results = d.join("r.csv");
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            export.to_str().unwrap(),
+            decisions.to_str().unwrap(),
+            "--row-decisions",
+            "--workflow",
+            "Status=NOTIFIED",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("different decision"), "{stderr}");
+    assert_eq!(sent(&emu), 0);
+}
+
+#[test]
+fn the_plan_under_resume_covers_what_is_left() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = seed(&emu, 120);
+    let input = d.join("keys.csv");
+    let rows: Vec<String> = keys.iter().map(key_row).collect();
+    write_csv(&input, "Id,ProductArn", &rows);
+    let results = d.join("r.csv");
+    let common = [
+        input.to_str().unwrap(),
+        "--workflow",
+        "Status=SUPPRESSED",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let mut first = vec!["update"];
+    first.extend_from_slice(&common);
+    let (status, _, stderr) = run(&emu, d, &first);
+    assert_eq!(status, 0, "{stderr}");
+    // Everything is done: a resume with --max-findings 10 has nothing left
+    // and is not refused (it used to count all 120 rows).
+    let mut resume = vec!["update"];
+    resume.extend_from_slice(&common);
+    resume.extend(["--resume", "--max-findings", "10"]);
+    emu.state.reset_counters();
+    let (status, _, stderr) = run(&emu, d, &resume);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(sent(&emu), 0);
+    let mut plan = vec!["plan"];
+    plan.extend_from_slice(&common);
+    plan.extend(["--resume", "--max-findings", "10", "--output", "json"]);
+    let (status, stdout, stderr) = run(&emu, d, &plan);
+    assert_eq!(status, 0, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(p["totals"]["already_done"], 120, "{p}");
+    assert_eq!(p["totals"]["to_update"], 0);
+}
+
+#[test]
+fn region_across_partitions_is_refused_by_the_plan() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = d.join("mixed.csv");
+    write_csv(
+        &f,
+        "Id,ProductArn",
+        &[
+            "a-1,arn:aws:securityhub:us-east-1::product/aws/guardduty".into(),
+            "c-1,arn:aws-cn:securityhub:cn-north-1::product/aws/guardduty".into(),
+            "g-1,arn:aws-us-gov:securityhub:us-gov-west-1::product/aws/guardduty".into(),
+        ],
+    );
+    let (status, stdout, stderr) = run(
+        &emu,
+        d,
+        &[
+            "plan",
+            f.to_str().unwrap(),
+            "--workflow",
+            "Status=SUPPRESSED",
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(status, 1, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let w = p["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "cross-partition")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(w["count"], 2);
+    assert_eq!(p["guardrails"]["verdict"], "refuse");
+    // update refuses before any call.
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            f.to_str().unwrap(),
+            "--workflow",
+            "Status=SUPPRESSED",
+            "--region",
+            "us-east-1",
+        ],
+    );
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("partition"), "{stderr}");
+    assert_eq!(sent(&emu), 0);
+}
+
+#[test]
+fn yes_still_logs_the_plans_warnings_as_json() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = seed(&emu, 3);
+    let f = d.join("keys.csv");
+    let rows: Vec<String> = keys.iter().map(key_row).collect();
+    write_csv(&f, "Id,ProductArn", &rows);
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "--log-format",
+            "json",
+            "update",
+            f.to_str().unwrap(),
+            "--severity",
+            "Label=LOW",
+            "--yes",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let warned: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["level"] == "WARN")
+        .collect();
+    assert!(
+        warned.iter().any(|v| v["code"] == "ownership-change"),
+        "{stderr}"
+    );
+}
