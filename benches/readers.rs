@@ -345,7 +345,8 @@ fn dedup_memory() {
         let mut worst: f64 = 0.0;
         let start = Instant::now();
         for (i, k) in keys.enumerate() {
-            index.insert(&k);
+            // As the intake uses it: with a decision tag (issue 10).
+            index.insert_tagged(&k, (i % 3) as u32 + 1);
             if i >= 10_000 && i % 1000 == 0 {
                 worst = worst.max(index.heap_bytes() as f64 / (i + 1) as f64);
             }
