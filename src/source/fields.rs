@@ -896,9 +896,7 @@ fn build_decision(
             }
             Target::Confidence => d.confidence = Some(int("confidence")?),
             Target::Criticality => d.criticality = Some(int("criticality")?),
-            Target::Types => {
-                d.types = Some(list_cell(text.unwrap_or_default()).map_err(|e| bad(e))?)
-            }
+            Target::Types => d.types = Some(list_cell(text.unwrap_or_default()).map_err(bad)?),
             Target::UserField(key) => {
                 d.user_defined_fields
                     .get_or_insert_with(BTreeMap::new)
