@@ -248,6 +248,7 @@ impl Overlay {
 }
 
 #[derive(Debug)]
+#[allow(clippy::vec_box)] // `history`: boxed to stay 8 bytes per finding
 struct Finding {
     /// Global insertion sequence number: `GetFindings` order and NextToken.
     seq: u64,
@@ -266,7 +267,6 @@ struct Finding {
     /// The members each applied update set (at most [`MAX_HISTORY`] kept).
     /// Boxed: 8 bytes on every stored finding, not 24, since most are
     /// never updated.
-    #[allow(clippy::vec_box)]
     history: Option<Box<Vec<Written>>>,
 }
 
