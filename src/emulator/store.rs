@@ -248,7 +248,6 @@ impl Overlay {
 }
 
 #[derive(Debug)]
-#[allow(clippy::vec_box)] // `history`: boxed to stay 8 bytes per finding
 struct Finding {
     /// Global insertion sequence number: `GetFindings` order and NextToken.
     seq: u64,
@@ -267,8 +266,12 @@ struct Finding {
     /// The members each applied update set (at most [`MAX_HISTORY`] kept).
     /// Boxed: 8 bytes on every stored finding, not 24, since most are
     /// never updated.
-    history: Option<Box<Vec<Written>>>,
+    history: Option<Box<History>>,
 }
+
+/// A finding's update history, boxed in [`Finding`] so that it costs 8
+/// bytes on every stored finding, not 24 (most are never updated).
+type History = Vec<Written>;
 
 /// The members one applied `BatchUpdateFindings` set on a finding.
 #[derive(Clone, Debug)]
