@@ -214,7 +214,11 @@ impl ResultsWriter {
     /// (it finds the `Id` and `ProductArn` columns by name).
     pub fn create_failed(path: &Path) -> io::Result<Self> {
         let mut w = Self::create(path)?;
-        w.only = Some(vec![OutcomeKind::Failed, OutcomeKind::NotAttempted]);
+        w.only = Some(vec![
+            OutcomeKind::Failed,
+            OutcomeKind::NotAttempted,
+            OutcomeKind::Unknown,
+        ]);
         Ok(w)
     }
 
@@ -339,6 +343,10 @@ impl RunSummary {
         let mut s = String::new();
         let _ = writeln!(s, "records read:      {}", self.records);
         for kind in OutcomeKind::ALL {
+            // `unknown` is rare: shown only when it happened.
+            if kind == OutcomeKind::Unknown && self.count(kind) == 0 {
+                continue;
+            }
             let _ = writeln!(s, "  {:<16} {}", format!("{kind}:"), self.count(kind));
         }
         if !self.errors_by_code.is_empty() {
@@ -441,7 +449,10 @@ impl OutcomeSink for Tally {
         *self.summary.outcomes.entry(outcome.kind).or_default() += 1;
         if matches!(
             outcome.kind,
-            OutcomeKind::Failed | OutcomeKind::Invalid | OutcomeKind::NotAttempted
+            OutcomeKind::Failed
+                | OutcomeKind::Invalid
+                | OutcomeKind::NotAttempted
+                | OutcomeKind::Unknown
         ) {
             let code = match (outcome.kind, &outcome.code) {
                 (OutcomeKind::Invalid, _) => "invalid record".to_owned(),
