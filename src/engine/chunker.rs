@@ -24,6 +24,10 @@ pub(super) struct Item {
     pub(super) failures: u32,
     /// Throttled responses so far.
     pub(super) throttles: u32,
+    /// A request carrying it may have been applied though no answer came
+    /// (a timeout, a connection lost after sending): if it ends without a
+    /// definite answer, its outcome is `unknown`.
+    pub(super) maybe_applied: bool,
     /// What the results say about it once updated (the note policy's doing).
     pub(super) remark: Option<Cow<'static, str>>,
     /// The finding's state as the input recorded it: once updated, the
@@ -61,6 +65,9 @@ pub(super) struct RegionState {
     pub(super) in_flight: usize,
     /// Findings of this Region in the timer heap.
     pub(super) delayed: usize,
+    /// Requests in a row that failed for reasons that say nothing about
+    /// their findings (reset by any answered request).
+    pub(super) failing: u32,
 }
 
 /// What a Region can send next.
@@ -81,6 +88,7 @@ impl RegionState {
             pinned: VecDeque::new(),
             in_flight: 0,
             delayed: 0,
+            failing: 0,
         }
     }
 
@@ -200,6 +208,7 @@ mod tests {
             decision: d.clone(),
             attempts: 0,
             failures: 0,
+            maybe_applied: false,
             throttles: 0,
             remark: None,
             current: None,

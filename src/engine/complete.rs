@@ -13,7 +13,20 @@ use super::dispatch::{Completion, Dispatcher};
 use crate::events::Event;
 use crate::model::{FindingKey, OutcomeKind};
 use crate::retry::{Disposition, RetryClass, classify_call, classify_unprocessed};
-use crate::submission::{BatchResult, CallError};
+use crate::submission::{BatchResult, CallError, may_have_been_applied};
+
+use super::stop::StopRequest;
+
+/// The outcome of a finding left undone by the connection, the service, a
+/// stop or an abort: `unknown` when a request carrying it may have been
+/// applied, else `not_attempted`. Both are resumable.
+pub(super) fn resumable_kind(item: &Item) -> OutcomeKind {
+    if item.maybe_applied {
+        OutcomeKind::Unknown
+    } else {
+        OutcomeKind::NotAttempted
+    }
+}
 
 impl Dispatcher {
     /// Handles a finished request.
@@ -26,6 +39,7 @@ impl Dispatcher {
         match c.result {
             Ok(result) => {
                 self.regions[region].limiter.on_success();
+                self.regions[region].failing = 0;
                 self.complete_ok(region, items, result)
             }
             Err(err) => self.complete_err(region, c.sent_at, items, err),
@@ -92,6 +106,12 @@ impl Dispatcher {
             Some(id) => format!("{} (request id {id})", err.message),
             None => err.message.clone(),
         };
+        let mut items = items;
+        if may_have_been_applied(&err) {
+            for item in &mut items {
+                item.maybe_applied = true;
+            }
+        }
         match disposition {
             Disposition::Retry(RetryClass::Throttle) => {
                 self.throttled += 1;
@@ -105,7 +125,8 @@ impl Dispatcher {
                 for mut item in items {
                     item.throttles += 1;
                     if item.throttles > self.config.max_throttled {
-                        self.fail(
+                        // The quota, not the finding: resumable.
+                        self.give_up_resumable(
                             region,
                             item,
                             err.code.clone(),
@@ -125,8 +146,10 @@ impl Dispatcher {
                 }
             }
             Disposition::Retry(class) => {
+                // The connection or the service failed, not the findings.
+                self.count_failing(region, &err.code, &detail);
                 for item in items {
-                    self.retry(region, item, class, err.code.clone(), detail.clone())?;
+                    self.retry_request(region, item, class, err.code.clone(), detail.clone())?;
                 }
             }
             Disposition::Split => {
@@ -148,25 +171,15 @@ impl Dispatcher {
                 }
             }
             Disposition::Abort => {
-                // No HTTP status: the request never reached the service (no
-                // credentials, bad configuration), so its findings were not
-                // attempted; with a status, the service refused them.
-                let reached_service = err.failure.status.is_some();
+                // Access denied, bad credentials: nothing about these
+                // findings, so they stay resumable (`not_attempted` with the
+                // code), like every finding the abort leaves unsent.
                 let reason = format!("{}: {detail}", err.code);
                 for item in items {
-                    if reached_service {
-                        self.fail(region, item, err.code.clone(), detail.clone())?;
-                    } else {
-                        let name = self.regions[region].name.clone();
-                        let message = format!("run aborted: {reason}");
-                        self.finish_item(
-                            item,
-                            &name,
-                            OutcomeKind::NotAttempted,
-                            Some(err.code.clone()),
-                            Some(message),
-                        )?;
-                    }
+                    let name = self.regions[region].name.clone();
+                    let message = format!("run aborted: {reason}");
+                    let kind = resumable_kind(&item);
+                    self.finish_item(item, &name, kind, Some(err.code.clone()), Some(message))?;
                 }
                 self.abort(reason)?;
             }
@@ -193,6 +206,69 @@ impl Dispatcher {
             .backoff
             .delay(class, item.failures, &mut self.rng);
         self.schedule(region, item, delay)
+    }
+
+    /// [`Self::retry`] for a request that failed as a whole for reasons
+    /// that say nothing about its findings: once attempts are used up, the
+    /// finding is resumable (`not_attempted`, or `unknown` if a request
+    /// carrying it may have been applied), never `failed`.
+    fn retry_request(
+        &mut self,
+        region: usize,
+        mut item: Item,
+        class: RetryClass,
+        code: String,
+        message: String,
+    ) -> Result<(), EngineError> {
+        item.failures += 1;
+        if item.failures >= self.config.max_attempts {
+            let message = format!("{message} (gave up after {} attempts)", item.attempts);
+            return self.give_up_resumable(region, item, code, message);
+        }
+        let delay = self
+            .config
+            .backoff
+            .delay(class, item.failures, &mut self.rng);
+        self.schedule(region, item, delay)
+    }
+
+    /// Records a finding its requests could not get through (the
+    /// connection, the service, the quota): `unknown` if one may have been
+    /// applied, else `not_attempted`; `--resume` sends it again.
+    fn give_up_resumable(
+        &mut self,
+        region: usize,
+        item: Item,
+        code: String,
+        message: String,
+    ) -> Result<(), EngineError> {
+        let name = self.regions[region].name.clone();
+        let kind = resumable_kind(&item);
+        let message =
+            format!("{message}; the request failed, not the finding: resume to send it again");
+        self.finish_item(item, &name, kind, Some(code), Some(message))
+    }
+
+    /// Counts a request that failed for reasons that say nothing about its
+    /// findings; at [`super::EngineConfig::breaker`] in a row in one Region,
+    /// the run is stopped (resume later).
+    fn count_failing(&mut self, region: usize, code: &str, detail: &str) {
+        let rs = &mut self.regions[region];
+        rs.failing += 1;
+        let limit = self.config.breaker;
+        if limit == 0 || rs.failing < limit || self.tripped.is_some() {
+            return;
+        }
+        let reason = format!(
+            "{limit} requests in a row failed in {} (last: {code}: {detail}): the endpoint or the \
+             network is down; resume later",
+            rs.name
+        );
+        tracing::warn!(region = %rs.name, failures = limit, "stopping: requests keep failing");
+        self.tripped = Some(StopRequest {
+            reason,
+            grace: self.config.breaker_grace,
+        });
     }
 
     fn resend_alone(
@@ -224,7 +300,8 @@ impl Dispatcher {
         }
         if let Some(reason) = self.aborted.clone() {
             let name = self.regions[region].name.clone();
-            return self.finish_item(item, &name, OutcomeKind::NotAttempted, None, Some(reason));
+            let kind = resumable_kind(&item);
+            return self.finish_item(item, &name, kind, None, Some(reason));
         }
         self.regions[region].delayed += 1;
         self.delayed.push(region, item, Instant::now() + delay);

@@ -57,6 +57,9 @@ pub(super) struct Dispatcher {
     /// finding in flight is here, in exactly one entry.
     pub(super) in_flight: HashMap<u64, (usize, Vec<Item>)>,
     pub(super) next_request: u64,
+    /// Set when a Region's requests kept failing ([`EngineConfig::breaker`]):
+    /// the stop the dispatcher begins next.
+    pub(super) tripped: Option<StopRequest>,
 }
 
 impl Dispatcher {
@@ -90,6 +93,7 @@ impl Dispatcher {
             stopping: None,
             in_flight: HashMap::new(),
             next_request: 0,
+            tripped: None,
         }
     }
 
@@ -151,6 +155,15 @@ impl Dispatcher {
                         self.complete(c)?;
                     }
                     self.tally.checkpoint().map_err(EngineError::Output)?;
+                    // A Region whose requests keep failing stops the run:
+                    // the findings stay resumable instead of burning
+                    // through their attempts against a dead endpoint.
+                    if let Some(req) = self.tripped.take()
+                        && self.stopping.is_none()
+                        && self.aborted.is_none()
+                    {
+                        self.begin_stop(req, &mut rx, &mut pending_batches, &mut channel_open)?;
+                    }
                 }
                 batch = rx.recv(), if want_input => match batch {
                     Some(b) => pending_batches.extend(b),
@@ -209,6 +222,7 @@ impl Dispatcher {
                     attempts: 0,
                     failures: 0,
                     throttles: 0,
+                    maybe_applied: false,
                     remark,
                     current: r.current,
                 };

@@ -10,9 +10,9 @@ use crate::support;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::support::Emu;
 use sechub_triage::emulator::{EmulatorConfig, FaultConfig, SyntheticSpec};
 use sechub_triage::model::FindingKey;
-use crate::support::Emu;
 
 fn seed(emu: &Emu, count: usize) -> Vec<FindingKey> {
     emu.state.seed_synthetic(&SyntheticSpec {

@@ -12,15 +12,14 @@
 //! `src/schema.rs` and starts a new list. `SECHUB_TRIAGE_BLESS=1` writes
 //! the list of a new version from what the outputs hold now.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::support::{Emu, csv_quote, key_row, triage, write_csv};
 use sechub_triage::emulator::{EmulatorConfig, SyntheticSpec};
 use sechub_triage::model::FindingKey;
 use sechub_triage::schema;
 use serde_json::Value;
-use crate::support::{Emu, csv_quote, key_row, triage, write_csv};
 
 /// Objects whose keys are data (Regions, accounts, codes, outcomes), by
 /// path; their entries are listed as `*`.
