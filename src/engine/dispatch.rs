@@ -459,11 +459,14 @@ impl Dispatcher {
         self.held -= 1;
         // What the decision's fields held before is worked out only now,
         // and only for updated findings: most records never need it.
+        // Findings not updated keep the decision meant for them, which the
+        // `--failed` file carries (the results file writes `applied` only
+        // for updated findings).
         let (applied, prior) = if kind == OutcomeKind::Updated {
             let prior = crate::revert::prior_fragment(&item.decision, item.current.as_deref());
             (Some(item.decision), prior.map(Arc::new))
         } else {
-            (None, None)
+            (Some(item.decision), None)
         };
         self.record(Outcome {
             attempts: item.attempts,

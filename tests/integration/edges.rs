@@ -740,3 +740,74 @@ fn a_request_that_may_have_been_applied_ends_unknown_and_is_resent() {
         assert_eq!(emu.workflow(k), "RESOLVED");
     }
 }
+
+#[test]
+fn the_failed_file_is_a_complete_input_carrying_each_rows_decision() {
+    let (dir, emu, keys, _) = setup(60);
+    let home = dir.path();
+    // Each row its own note, one row also its own workflow status.
+    let input = home.join("notes.csv");
+    let rows: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let status = if i == 0 { "RESOLVED" } else { "" };
+            format!("{},\"ticket SEC-{i}, reviewed\",{status}", key_row(k))
+        })
+        .collect();
+    write_csv(&input, "Id,ProductArn,Note.Text,Workflow.Status", &rows);
+    // Per-row decisions are taken with --row-decisions where this build
+    // has it (they are the default in builds without the flag).
+    let help = triage(home).args(["update", "--help"]).output().unwrap();
+    let row_flag: &[&str] = if String::from_utf8_lossy(&help.stdout).contains("--row-decisions") {
+        &["--row-decisions"]
+    } else {
+        &[]
+    };
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let failed = home.join("failed.csv");
+    let out = triage(home)
+        .args([
+            "update",
+            s(&input),
+            "--note",
+            "Text=unused,UpdatedBy=secops",
+        ])
+        .args(["--workflow", "Status=SUPPRESSED"])
+        .args(row_flag)
+        .args([
+            "--endpoint-url",
+            &dead,
+            "--failed",
+            s(&failed),
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let listed = read_results(&failed);
+    assert_eq!(listed.len(), 60, "{}", text(&out));
+    let first = listed.iter().find(|r| r["row"] == "1").unwrap();
+    assert_eq!(first["Workflow.Status"], "RESOLVED");
+    assert_eq!(first["Note.Text"], "ticket SEC-0, reviewed");
+    assert_eq!(first["Note.UpdatedBy"], "secops");
+    // Fed back with no decision on the command line, it re-applies
+    // exactly what each row was meant to get.
+    let out = triage(home)
+        .args(["update", s(&failed)])
+        .args(row_flag)
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for (i, k) in keys.iter().enumerate() {
+        let (note, by) = emu.note(k).expect("a note");
+        assert_eq!(note, format!("ticket SEC-{i}, reviewed"));
+        assert_eq!(by, "secops");
+        let want = if i == 0 { "RESOLVED" } else { "SUPPRESSED" };
+        assert_eq!(emu.workflow(k), want, "{k}");
+    }
+}
