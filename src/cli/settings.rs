@@ -59,6 +59,7 @@ pub(crate) fn check_update(
     }
     let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
     engine.skip_unchanged = args.input.skip_unchanged;
+    engine.rules = args.decision.rules();
     args.campaign.configure(&mut engine, &decision)?;
 
     let mut inputs: Vec<Named> = args
