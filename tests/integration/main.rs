@@ -17,6 +17,7 @@ mod nightly;
 mod observability;
 mod plan;
 mod revert;
+mod snapshots;
 mod source_bad_files;
 mod source_csv;
 mod source_detect;
