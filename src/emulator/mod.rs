@@ -15,7 +15,8 @@
 //!
 //! Layout: [`EmulatorState`] (store, counters, live configuration; no HTTP
 //! types) is shared by [`serve`] (the hyper service) and by tests, which can
-//! seed and inspect it directly.
+//! seed and inspect it directly. [`LocalEmulator`] starts it on 127.0.0.1
+//! for the demo, the tests and the benches.
 
 mod admin;
 mod asff;
@@ -24,6 +25,7 @@ mod config;
 mod counters;
 mod faults;
 mod filters;
+mod harness;
 mod http;
 mod ops;
 mod rng;
@@ -38,6 +40,7 @@ pub use config::{
     ThrottleCode, ThrottleConfig, UdfPolicy,
 };
 pub use counters::{Counters, Operation};
+pub use harness::LocalEmulator;
 pub use http::{ConnectionLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, serve, serve_with};
 pub use state::EmulatorState;
 pub use synth::{

@@ -17,8 +17,8 @@ use aws_sdk_securityhub::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_securityhub::error::ProvideErrorMetadata;
 use aws_sdk_securityhub::types::{AwsSecurityFindingIdentifier, WorkflowStatus, WorkflowUpdate};
 use sechub_triage::emulator::{
-    Bucket, EmulatorConfig, EmulatorState, FaultConfig, Operation, SyntheticSpec, ThrottleCode,
-    ThrottleConfig, serve,
+    Bucket, EmulatorConfig, EmulatorState, FaultConfig, LocalEmulator, Operation, SyntheticSpec,
+    ThrottleCode, ThrottleConfig,
 };
 use sechub_triage::model::FindingKey;
 use serde_json::{Value, json};
@@ -108,12 +108,10 @@ async fn boto3_and_the_rust_sdk_agree_on_the_wire() {
         regions: vec!["us-east-1".into()],
         ..SyntheticSpec::new(90, 11)
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let server = LocalEmulator::start_with_state(state.clone())
+        .await
+        .unwrap();
+    let addr = server.addr();
 
     // ---- boto3
     let dir = tempfile::tempdir().unwrap();
@@ -346,6 +344,5 @@ async fn boto3_and_the_rust_sdk_agree_on_the_wire() {
     }
     state.set_faults(FaultConfig::default());
 
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    server.shutdown().await.unwrap();
 }

@@ -22,6 +22,7 @@ mod observability;
 mod output_schemas;
 mod plan;
 mod revert;
+mod snapshots;
 mod source_bad_files;
 mod source_csv;
 mod source_detect;
