@@ -25,7 +25,7 @@ pub struct V2Config {
     /// [`V2Config::disabled_error`].
     pub disabled_regions: BTreeSet<String>,
     /// Token buckets of the V2 operations (no documented rate; "all other
-    /// operations" is 10/s burst 30, reference §13). Off when
+    /// operations" is 10/s burst 30, docs/service-facts.md §13). Off when
     /// `throttle.enabled` is false.
     pub throttle: V2Throttle,
     /// V2-only fault kinds.

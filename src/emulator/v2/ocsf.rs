@@ -4,14 +4,14 @@
 //! mapping of an ASFF finding to its OCSF form (used by the synthetic
 //! generator; it follows what AWS's Automated Security Response assumes:
 //! `finding_info.uid` = ASFF `Id`, `metadata.product.uid` = the `ProductArn`
-//! with `::product/` replaced by `::productv2/`, reference §7.1).
+//! with `::product/` replaced by `::productv2/`, docs/service-facts.md §7.1).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::emulator::rng::SplitMix64;
 
-/// `status_id` values and their names (schema.ocsf.io, reference §7.1).
+/// `status_id` values and their names (schema.ocsf.io, docs/service-facts.md §7.1).
 pub(crate) const STATUS: &[(i64, &str)] = &[
     (0, "Unknown"),
     (1, "New"),
@@ -202,7 +202,7 @@ pub(crate) fn fill(
     }
 }
 
-/// The `productv2` form of a product ARN (reference §7.1: `::product/` →
+/// The `productv2` form of a product ARN (docs/service-facts.md §7.1: `::product/` →
 /// `::productv2/`; custom products with an account in the ARN alike).
 pub(crate) fn product_v2(product_arn: &str) -> String {
     product_arn.replacen(":product/", ":productv2/", 1)

@@ -245,7 +245,7 @@ const TOKEN_PREFIX: &str = "sechub-emulator-v2-";
 
 /// A page token bound to the store generation and to the query: a token
 /// used with other filters is refused as the service does ("Invalid
-/// NextToken: Input Query has changed", reference §13).
+/// NextToken: Input Query has changed", docs/service-facts.md §13).
 fn encode_token(generation: u64, pos: usize, query: u64) -> String {
     format!("{TOKEN_PREFIX}{generation:x}-{pos:x}-{query:x}")
 }

@@ -1,5 +1,5 @@
 //! The OCSF finding store of the new Security Hub, beside (and separate
-//! from) the ASFF one: reference §13 says to treat the two services as
+//! from) the ASFF one: docs/service-facts.md §13 says to treat the two services as
 //! separate stores.
 //!
 //! Findings are keyed by `metadata.uid` and also reachable by the triple
