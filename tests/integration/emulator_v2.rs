@@ -184,16 +184,16 @@ fn to_json(d: &Document) -> Value {
     }
 }
 
-fn state_of(
-    emu: &Emu,
-    k: &OcsfKey,
-) -> (
+/// (status_id, status, severity_id, severity, comment).
+type Triage = (
     Option<i64>,
     Option<String>,
     Option<i64>,
     Option<String>,
     Option<String>,
-) {
+);
+
+fn state_of(emu: &Emu, k: &OcsfKey) -> Triage {
     let s = emu.state.ocsf_state(&k.uid()).unwrap();
     (s.status_id, s.status, s.severity_id, s.severity, s.comment)
 }
