@@ -114,7 +114,8 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "PATH", requires = "synthetic")]
     pub keys_out: Option<PathBuf>,
 
-    /// Write samples/findings.json and findings.csv into DIR and exit.
+    /// Write samples/findings.json, findings.csv and their OCSF forms
+    /// (findings-ocsf.jsonl, findings-ocsf.csv) into DIR and exit.
     #[arg(long, value_name = "DIR")]
     pub write_samples: Option<PathBuf>,
 
