@@ -285,6 +285,50 @@ mod tests {
         assert_eq!(none.to_config(), V2Config::default());
     }
 
+    #[derive(Parser)]
+    struct Full {
+        #[command(flatten)]
+        args: EmulatorArgs,
+    }
+
+    #[test]
+    fn seed_ocsf_and_synthetic_ocsf_fill_the_v2_store() {
+        let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/findings-ocsf.jsonl");
+        let dir = tempfile::tempdir().unwrap();
+        let keys_out = dir.path().join("keys.csv");
+        let args = Full::try_parse_from([
+            "emulator",
+            "--seed-ocsf",
+            samples,
+            "--synthetic-ocsf",
+            "20",
+            "--synthetic-seed",
+            "3",
+            "--synthetic-regions",
+            "ap-south-1",
+            "--ocsf-keys-out",
+            keys_out.to_str().unwrap(),
+        ])
+        .unwrap()
+        .args;
+        let state = EmulatorState::default();
+        args.v2.seed(&state, &args).unwrap();
+        // The 1,000 committed samples plus 20 synthetic ones (other seed).
+        assert_eq!(state.v2_len(), 1020);
+        assert!(state.is_empty(), "the ASFF store is untouched");
+        let csv = std::fs::read_to_string(&keys_out).unwrap();
+        assert_eq!(csv.lines().count(), 21);
+        assert!(csv.lines().skip(1).all(|l| l.contains("ap-south-1")), "{csv}");
+        // A bad file stops with its name.
+        let bad = dir.path().join("bad.jsonl");
+        std::fs::write(&bad, "{\"metadata\": {}}\n").unwrap();
+        let args = Full::try_parse_from(["emulator", "--seed-ocsf", bad.to_str().unwrap()])
+            .unwrap()
+            .args;
+        let e = args.v2.seed(&state, &args).unwrap_err().to_string();
+        assert!(e.contains("bad.jsonl: finding 1 (line 1)"), "{e}");
+    }
+
     #[test]
     fn keys_csv() {
         let mut buf = Vec::new();
