@@ -97,8 +97,8 @@ pub struct Counters {
     /// `UnprocessedFindings` error code.
     pub finding_outcomes: BTreeMap<String, u64>,
     /// `BatchUpdateFindingsV2` per-finding outcomes: `Processed`, the
-    /// `UnprocessedFindings` error code, or `Omitted` (left out of both lists
-    /// by fault injection).
+    /// `UnprocessedFindings` error code, `Omitted` (left out of both lists
+    /// by fault injection) or `NoErrorCode` (an entry without a code, injected).
     pub v2_finding_outcomes: BTreeMap<String, u64>,
     /// `BatchImportFindings` per-finding outcomes: `Created`, `Updated`,
     /// `Ignored` (not newer than the stored finding) or the failure code.

@@ -501,6 +501,33 @@ async fn per_entry_outcomes_not_found_duplicate_other_region_and_injected() {
     let r = by_uid(&c, &[&keys[3]]).status_id(3).send().await.unwrap();
     assert!(r.processed_findings().is_empty() && r.unprocessed_findings().is_empty());
     assert_eq!(emu.state.v2_update_count(&keys[3].uid()), 0);
+    // A code the model does not know, and no code at all.
+    emu.state.set_v2_config(V2Config {
+        faults: V2Faults {
+            unknown_error_code: 1.0,
+            ..V2Faults::default()
+        },
+        ..V2Config::default()
+    });
+    let r = by_uid(&c, &[&keys[3]]).status_id(3).send().await.unwrap();
+    let u = &r.unprocessed_findings()[0];
+    assert!(matches!(u.error_code(), Some(V2Code::Unknown(_))), "{u:?}");
+    assert_eq!(
+        u.error_code().unwrap().as_str(),
+        "ServiceUnavailableException"
+    );
+    emu.state.set_v2_config(V2Config {
+        faults: V2Faults {
+            missing_error_code: 1.0,
+            ..V2Faults::default()
+        },
+        ..V2Config::default()
+    });
+    let r = by_uid(&c, &[&keys[3]]).status_id(3).send().await.unwrap();
+    let u = &r.unprocessed_findings()[0];
+    assert_eq!((u.error_code(), u.error_message()), (None, None));
+    assert_eq!(u.metadata_uid(), Some(keys[3].metadata_uid.as_str()));
+    assert_eq!(emu.state.v2_update_count(&keys[3].uid()), 0);
     emu.state.set_v2_config(V2Config::default());
 
     let c2 = emu.state.counters();
@@ -509,6 +536,8 @@ async fn per_entry_outcomes_not_found_duplicate_other_region_and_injected() {
     assert_eq!(c2.v2_finding_outcome("ConflictException"), 2);
     assert_eq!(c2.v2_finding_outcome("InternalServerException"), 2);
     assert_eq!(c2.v2_finding_outcome("Omitted"), 1);
+    assert_eq!(c2.v2_finding_outcome("ServiceUnavailableException"), 1);
+    assert_eq!(c2.v2_finding_outcome("NoErrorCode"), 1);
     assert_eq!(c2.v2_finding_outcome("Processed"), 2);
     emu.stop().await;
 }

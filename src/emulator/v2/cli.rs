@@ -103,6 +103,13 @@ pub struct V2Args {
     /// neither result list (and not applied).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub v2_omit_result: f64,
+    /// Per-finding probability of an unprocessed entry whose `ErrorCode` the
+    /// model does not know.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub v2_unknown_error_code: f64,
+    /// Per-finding probability of an unprocessed entry without `ErrorCode`.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub v2_missing_error_code: f64,
     /// How real conflicts are reported.
     #[arg(long, value_enum, default_value_t)]
     pub v2_conflict_scope: ConflictScopeArg,
@@ -159,6 +166,8 @@ impl V2Args {
         );
         c.faults.request_conflict = self.v2_request_conflict;
         c.faults.omit_result = self.v2_omit_result;
+        c.faults.unknown_error_code = self.v2_unknown_error_code;
+        c.faults.missing_error_code = self.v2_missing_error_code;
         let s = &mut c.semantics;
         s.conflict_scope = match self.v2_conflict_scope {
             ConflictScopeArg::PerFinding => ConflictScope::PerFinding,
@@ -318,7 +327,10 @@ mod tests {
         assert!(state.is_empty(), "the ASFF store is untouched");
         let csv = std::fs::read_to_string(&keys_out).unwrap();
         assert_eq!(csv.lines().count(), 21);
-        assert!(csv.lines().skip(1).all(|l| l.contains("ap-south-1")), "{csv}");
+        assert!(
+            csv.lines().skip(1).all(|l| l.contains("ap-south-1")),
+            "{csv}"
+        );
         // A bad file stops with its name.
         let bad = dir.path().join("bad.jsonl");
         std::fs::write(&bad, "{\"metadata\": {}}\n").unwrap();

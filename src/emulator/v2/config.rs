@@ -69,6 +69,14 @@ impl V2Config {
         for (name, value) in [
             ("v2.faults.request_conflict", self.faults.request_conflict),
             ("v2.faults.omit_result", self.faults.omit_result),
+            (
+                "v2.faults.unknown_error_code",
+                self.faults.unknown_error_code,
+            ),
+            (
+                "v2.faults.missing_error_code",
+                self.faults.missing_error_code,
+            ),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::Probability { name, value });
@@ -85,6 +93,8 @@ impl V2Config {
         for p in [
             &mut self.faults.request_conflict,
             &mut self.faults.omit_result,
+            &mut self.faults.unknown_error_code,
+            &mut self.faults.missing_error_code,
         ] {
             *p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
         }
@@ -125,6 +135,13 @@ pub struct V2Faults {
     /// out of both `ProcessedFindings` and `UnprocessedFindings` (and not
     /// applied): the model makes no member required, so a client must cope.
     pub omit_result: f64,
+    /// Per-finding probability that an entry is unprocessed with an
+    /// `ErrorCode` the model does not know (`ServiceUnavailableException`,
+    /// "Service Unavailable"; the Rust SDK's `Unknown` variant). Not applied.
+    pub unknown_error_code: f64,
+    /// Per-finding probability that an entry is unprocessed with neither
+    /// `ErrorCode` nor `ErrorMessage` (both optional in the model). Not applied.
+    pub missing_error_code: f64,
 }
 
 /// Where the V2 operations find it not enabled.

@@ -27,6 +27,10 @@ pub(crate) const VALIDATION: &str = "ValidationException";
 pub(crate) const NOT_FOUND: &str = "ResourceNotFoundException";
 pub(crate) const CONFLICT: &str = "ConflictException";
 pub(crate) const INTERNAL: &str = "InternalServerException";
+/// An entry code the model does not know (injected).
+const UNKNOWN: (&str, &str) = ("ServiceUnavailableException", "Service Unavailable");
+/// An entry without code or message (injected); counted as `NoErrorCode`.
+const MISSING: (&str, &str) = ("NoErrorCode", "");
 
 fn err(status: u16, code: &'static str, message: impl Into<String>) -> ApiReply {
     ApiReply::Err(ApiError {
@@ -171,10 +175,26 @@ pub(crate) async fn batch_update_v2(
         .inner
         .rng
         .chances(live.v2.faults.omit_result, holds.slots.len());
+    let unknown = state
+        .inner
+        .rng
+        .chances(live.v2.faults.unknown_error_code, holds.slots.len());
+    let missing = state
+        .inner
+        .rng
+        .chances(live.v2.faults.missing_error_code, holds.slots.len());
     let mut omitted = vec![false; ids.len()];
-    for ((&(i, slot), fault), omit) in holds.slots.iter().zip(faults).zip(omit) {
-        if omit {
+    for (n, (&(i, slot), fault)) in holds.slots.iter().zip(faults).enumerate() {
+        if omit[n] {
             omitted[i] = true;
+            continue;
+        }
+        if unknown[n] {
+            outcome[i] = Some(UNKNOWN);
+            continue;
+        }
+        if missing[n] {
+            outcome[i] = Some(MISSING);
             continue;
         }
         outcome[i] = match fault {
@@ -228,8 +248,10 @@ pub(crate) async fn batch_update_v2(
             }
             Some((code, message)) => {
                 *tally.entry(code).or_default() += 1;
-                entry.insert("ErrorCode".into(), Value::from(code));
-                entry.insert("ErrorMessage".into(), Value::from(message));
+                if (code, message) != MISSING {
+                    entry.insert("ErrorCode".into(), Value::from(code));
+                    entry.insert("ErrorMessage".into(), Value::from(message));
+                }
                 unprocessed.push(Value::Object(entry));
             }
         }
