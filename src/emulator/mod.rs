@@ -1,6 +1,7 @@
-//! A local, wire-faithful emulator of the three AWS Security Hub operations
-//! the triage engine needs (`BatchUpdateFindings`, `BatchImportFindings`,
-//! `GetFindings`), for tests and demos.
+//! A local, wire-faithful emulator of the AWS Security Hub operations the
+//! triage engine needs (`BatchUpdateFindings`, `BatchImportFindings`,
+//! `GetFindings`, and for the new Security Hub `BatchUpdateFindingsV2`,
+//! `GetFindingsV2`, `DescribeSecurityHubV2`; see `v2`), for tests and demos.
 //!
 //! It speaks restJson1 over HTTP/1.1 exactly as docs/service-facts.md §1–§6 describes, so
 //! the real `aws-sdk-securityhub` client and boto3 can talk to it unchanged
@@ -33,6 +34,7 @@ mod state;
 mod store;
 mod synth;
 mod throttle;
+mod v2;
 mod validate;
 
 pub use config::{
@@ -46,4 +48,9 @@ pub use state::EmulatorState;
 pub use synth::{
     SAMPLE_COUNT, SAMPLE_SEED, SyntheticSpec, render_sample_csv, render_sample_json,
     write_keys_csv, write_samples,
+};
+pub use v2::{
+    ConflictScope, DisabledError, OCSF_SAMPLE_CSV_COLUMNS, OCSF_SAMPLE_SEED, OcsfId, OcsfKey,
+    OcsfState, OcsfTriple, ResultIdentifiers, V2Config, V2Faults, V2Semantics, V2Throttle,
+    load_ocsf_seed_file, render_ocsf_sample_csv, render_ocsf_sample_jsonl, write_ocsf_samples,
 };

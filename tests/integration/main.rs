@@ -13,6 +13,7 @@ mod campaign;
 mod completions_man;
 mod edges;
 mod emulator;
+mod emulator_v2;
 mod engine;
 mod first_run_errors;
 mod formats_e2e;
