@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_securityhub::config::retry::RetryConfig;
 use aws_sdk_securityhub::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_securityhub::types::{AwsSecurityFindingIdentifier, WorkflowStatus, WorkflowUpdate};
-use sechub_triage::emulator::{EmulatorConfig, EmulatorState, Operation, SyntheticSpec, serve};
+use sechub_triage::emulator::{
+    EmulatorConfig, EmulatorState, LocalEmulator, Operation, SyntheticSpec,
+};
 use sechub_triage::model::FindingKey;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -294,12 +296,10 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, state.clone(), async move {
-            let _ = stop_rx.await;
-        }));
+        let server = LocalEmulator::start_with_state(state.clone())
+            .await
+            .unwrap();
+        let addr = server.addr().to_string();
         for conns in [4, 16] {
             state.reset_counters();
             let r = raw_run(&state, &addr, &keys, conns, warmup, measure).await;
@@ -315,8 +315,7 @@ fn main() {
             "peak in flight during the SDK run: {}",
             state.counters().max_in_flight
         );
-        let _ = stop_tx.send(());
-        server.await.unwrap().unwrap();
+        server.shutdown().await.unwrap();
     });
     println!(
         "resident memory at the end: {:.0} MiB",

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sechub_triage::decision::{Decision, DecisionField, parse_flag};
-use sechub_triage::emulator::{EmulatorConfig, EmulatorState, SyntheticSpec};
+use sechub_triage::emulator::{EmulatorConfig, EmulatorState, LocalEmulator, SyntheticSpec};
 use sechub_triage::engine::{self, EngineConfig, Input};
 use sechub_triage::events::NullSink;
 use sechub_triage::limits::RateConfig;
@@ -27,6 +27,8 @@ use sechub_triage::submission::{AwsSettings, Submitter};
 struct Emu {
     url: String,
     state: EmulatorState,
+    // Dropped (told to stop) before its runtime.
+    _server: LocalEmulator,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -46,20 +48,12 @@ fn start_emulator(config: EmulatorConfig, findings: usize) -> (Emu, Vec<FindingK
         regions: vec!["us-east-1".into()],
         ..SyntheticSpec::default()
     });
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let st = state.clone();
-    rt.spawn(sechub_triage::emulator::serve(
-        listener,
-        st,
-        std::future::pending(),
-    ));
+    let server = LocalEmulator::start_on(rt.handle(), state.clone()).unwrap();
     (
         Emu {
-            url,
+            url: server.url(),
             state,
+            _server: server,
             _rt: rt,
         },
         keys,

@@ -13,10 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${SECHUB_TRIAGE_VENV:-$PWD/.venv}"
-if ! "$venv/bin/python" -c 'import boto3' 2>/dev/null; then
-  echo "==> creating $venv with boto3 (for tests/integration/boto3_wire.rs)"
+# The wire test needs boto3 whose botocore knows the new Security Hub (V2)
+# operations, and the AWS CLI (v1, `awscli`) in the same environment.
+knows_v2='import botocore.session; m = botocore.session.get_session().get_service_model("securityhub"); assert "BatchUpdateFindingsV2" in m.operation_names'
+if ! "$venv/bin/python" -c "$knows_v2" 2>/dev/null || [ ! -x "$venv/bin/aws" ]; then
+  echo "==> creating $venv with boto3 and awscli (for tests/integration/boto3_wire.rs)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'boto3>=1.35'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade 'boto3>=1.35' awscli
 fi
 export SECHUB_TRIAGE_PYTHON="$venv/bin/python"
 

@@ -270,9 +270,11 @@ pub fn header_path(results: &Path) -> PathBuf {
 }
 
 /// Whether an outcome is final: a resumed run skips the rows that have one.
-/// `not_attempted` (an abort, a stop) is not: those findings are sent again.
+/// `not_attempted` (an abort, a stop, a connection that failed) and
+/// `unknown` (sent, but no answer came) are not: those findings are sent
+/// again.
 pub fn is_final(kind: OutcomeKind) -> bool {
-    kind != OutcomeKind::NotAttempted
+    !matches!(kind, OutcomeKind::NotAttempted | OutcomeKind::Unknown)
 }
 
 /// What to do with a results file that already holds rows.

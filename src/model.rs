@@ -183,19 +183,29 @@ pub enum OutcomeKind {
     Unchanged,
     /// The same finding appeared earlier in the input; it was sent once.
     Duplicate,
-    /// The run was aborted (access denied, bad credentials) before this finding was done.
+    /// The run was aborted (access denied, bad credentials) or stopped
+    /// before this finding was done, or its requests failed for reasons
+    /// that say nothing about the finding (the connection, the service)
+    /// and were never answered: resumable, `--resume` sends it again.
     NotAttempted,
+    /// A request carrying this finding may have been applied but its answer
+    /// never came (a timeout or a dropped connection after it was sent).
+    /// Resumable like `NotAttempted` (`--resume` sends it again, which is
+    /// harmless: the same fields set to the same values), and a revert
+    /// treats it as possibly applied.
+    Unknown,
 }
 
 impl OutcomeKind {
     /// All kinds, in the order summaries print them.
-    pub const ALL: [OutcomeKind; 6] = [
+    pub const ALL: [OutcomeKind; 7] = [
         OutcomeKind::Updated,
         OutcomeKind::Failed,
         OutcomeKind::Invalid,
         OutcomeKind::Unchanged,
         OutcomeKind::Duplicate,
         OutcomeKind::NotAttempted,
+        OutcomeKind::Unknown,
     ];
 
     /// The snake_case name used in results files and JSON summaries.
@@ -207,6 +217,7 @@ impl OutcomeKind {
             OutcomeKind::Unchanged => "unchanged",
             OutcomeKind::Duplicate => "duplicate",
             OutcomeKind::NotAttempted => "not_attempted",
+            OutcomeKind::Unknown => "unknown",
         }
     }
 }

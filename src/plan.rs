@@ -510,6 +510,56 @@ fn note_action_name(a: NoteAction) -> Option<&'static str> {
     })
 }
 
+/// The decisions of the [`Listed::KEEP`] largest groups seen so far (ties:
+/// the first seen), so that a plan keeps the decisions it lists, not every
+/// distinct decision. A group outside is never larger than the smallest one
+/// inside (it would have replaced it when it grew), so the largest groups
+/// are always here.
+#[derive(Default)]
+struct Listed {
+    /// By fingerprint: the decision, its count and first-seen order.
+    kept: HashMap<u64, (Arc<Decision>, u64, u64)>,
+    /// The smallest count kept, when known.
+    min: Option<u64>,
+}
+
+impl Listed {
+    const KEEP: usize = 4 * MAX_LISTED_GROUPS;
+
+    fn saw(&mut self, id: u64, d: &Arc<Decision>, count: u64, seq: u64) {
+        if let Some(k) = self.kept.get_mut(&id) {
+            if self.min == Some(k.1) {
+                self.min = None;
+            }
+            k.1 = count;
+            return;
+        }
+        if self.kept.len() < Self::KEEP {
+            self.kept.insert(id, (d.clone(), count, seq));
+            self.min = None;
+            return;
+        }
+        let min = *self
+            .min
+            .get_or_insert_with(|| self.kept.values().map(|k| k.1).min().unwrap_or(0));
+        if count <= min {
+            return;
+        }
+        // Out goes the smallest, the latest seen among equals.
+        if let Some(out) = self
+            .kept
+            .iter()
+            .filter(|(_, k)| k.1 == min)
+            .max_by_key(|(_, k)| k.2)
+            .map(|(id, _)| *id)
+        {
+            self.kept.remove(&out);
+        }
+        self.kept.insert(id, (d.clone(), count, seq));
+        self.min = None;
+    }
+}
+
 /// Counts while reading.
 struct Builder<'s> {
     settings: &'s PlanSettings,
@@ -517,9 +567,18 @@ struct Builder<'s> {
     by_account: BTreeMap<String, u64>,
     by_region: BTreeMap<String, u64>,
     by_product: BTreeMap<String, u64>,
-    groups: HashMap<Arc<Decision>, (u64, u64, u64)>,
+    /// Findings (sent, unchanged) and first-seen order per decision group,
+    /// by the group's fingerprint: a few dozen bytes per distinct decision,
+    /// whatever the decision holds (a million rows with a note each).
+    groups: HashMap<u64, (u32, u32, u32)>,
+    /// The decisions of the largest groups (the only ones the plan lists).
+    listed: Listed,
     /// Findings per (request Region, decision fingerprint).
-    chunks: HashMap<(Arc<str>, u64), u64>,
+    /// (the Region as an index into `chunk_regions`, so that a million
+    /// distinct decisions cost no string each).
+    chunks: HashMap<(u32, u64), u32>,
+    /// The request Regions seen.
+    chunk_regions: Vec<Arc<str>>,
     notes: BTreeMap<String, u64>,
     rejected: Counted,
     duplicates: Counted,
@@ -539,13 +598,16 @@ impl Builder<'_> {
     }
 
     fn group(&mut self, group: &Arc<Decision>, sent: bool) {
-        let seq = self.groups.len() as u64;
-        let g = self.groups.entry(group.clone()).or_insert((0, 0, seq));
+        let seq = self.groups.len() as u32;
+        let id = fingerprint(group);
+        let g = self.groups.entry(id).or_insert((0, 0, seq));
         if sent {
             g.0 += 1;
         } else {
             g.1 += 1;
         }
+        let (count, seq) = (u64::from(g.0) + u64::from(g.1), u64::from(g.2));
+        self.listed.saw(id, group, count, seq);
     }
 
     fn note(&mut self, r: &SourceRecord, action: NoteAction, mode: NoteMode) {
@@ -662,7 +724,13 @@ impl Builder<'_> {
                         Sample::of(&r.location, Some(&r.key), detail)
                     });
                 }
-                let region: Arc<str> = region.into();
+                let region_idx = match self.chunk_regions.iter().position(|r| &**r == region) {
+                    Some(i) => i,
+                    None => {
+                        self.chunk_regions.push(region.into());
+                        self.chunk_regions.len() - 1
+                    }
+                } as u32;
                 self.totals.to_update += 1;
                 let fields = self
                     .fields_of
@@ -695,7 +763,7 @@ impl Builder<'_> {
                 }
                 *self
                     .chunks
-                    .entry((region, fingerprint(&decision)))
+                    .entry((region_idx, fingerprint(&decision)))
                     .or_default() += 1;
                 self.group(&group, true);
                 self.note(&r, note, mode);
@@ -763,6 +831,8 @@ impl Builder<'_> {
             ..RequestPlan::default()
         };
         for ((region, _), n) in &self.chunks {
+            let n = &u64::from(*n);
+            let region = &self.chunk_regions[*region as usize];
             let r = requests.by_region.entry(region.to_string()).or_default();
             r.findings += n;
             r.decisions += 1;
@@ -776,11 +846,20 @@ impl Builder<'_> {
             requests.seconds = requests.seconds.max(r.seconds);
         }
 
-        let mut groups: Vec<(Arc<Decision>, (u64, u64, u64))> = self.groups.into_iter().collect();
+        let all_groups = self.groups.len();
+        let mut groups: Vec<(Arc<Decision>, (u64, u64, u64))> = self
+            .listed
+            .kept
+            .into_iter()
+            .filter_map(|(id, (d, _, _))| {
+                let (sent, unchanged, seq) = *self.groups.get(&id)?;
+                Some((d, (u64::from(sent), u64::from(unchanged), u64::from(seq))))
+            })
+            .collect();
         // Largest first; ties in first-seen order, so the order is stable.
         groups
             .sort_by_key(|(_, (sent, unchanged, seq))| (std::cmp::Reverse(sent + unchanged), *seq));
-        let not_listed = groups.len().saturating_sub(MAX_LISTED_GROUPS) as u64;
+        let not_listed = all_groups.saturating_sub(MAX_LISTED_GROUPS) as u64;
         let decisions = groups
             .into_iter()
             .take(MAX_LISTED_GROUPS)
@@ -1028,7 +1107,9 @@ pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
         by_region: BTreeMap::new(),
         by_product: BTreeMap::new(),
         groups: HashMap::new(),
+        listed: Listed::default(),
         chunks: HashMap::new(),
+        chunk_regions: Vec::new(),
         notes: BTreeMap::new(),
         rejected: Counted::default(),
         duplicates: Counted::default(),

@@ -42,7 +42,10 @@ pub struct Outcome {
     pub message: Option<String>,
     /// Requests that carried this finding (0 for invalid/duplicate/not attempted).
     pub attempts: u32,
-    /// For updated findings: the decision applied.
+    /// For updated findings: the decision applied. For findings not
+    /// updated (failed, not attempted, unknown): the effective decision
+    /// meant for them, when known, which the `--failed` file carries as
+    /// per-row decision columns.
     pub applied: Option<Arc<Decision>>,
     /// For updated findings whose input recorded their state: the values
     /// the applied fields held before (an ASFF fragment, see
@@ -135,9 +138,12 @@ impl<'a> ResultRow<'a> {
             error_code: o.code.as_deref().unwrap_or(""),
             error_message: o.message.as_deref().unwrap_or(""),
             attempts: o.attempts,
+            // Only an updated finding had its decision applied; other
+            // outcomes may carry the decision meant (for `--failed`).
             applied: o
                 .applied
                 .as_ref()
+                .filter(|_| o.kind == OutcomeKind::Updated)
                 .and_then(|d| serde_json::to_string(&**d).ok())
                 .unwrap_or_default(),
             prior: o.prior.as_ref().map(|v| v.to_string()).unwrap_or_default(),
@@ -150,10 +156,79 @@ enum RowWriter {
     Json(BufWriter<File>),
 }
 
+/// The per-row decision columns of a CSV `--failed` file, after
+/// [`RESULT_COLUMNS`]: each row's effective decision under the ASFF names
+/// the readers take as per-row decisions (`--row-decisions`), so that the
+/// file fed back re-applies exactly what was not applied. An empty cell:
+/// the decision does not set that field.
+pub const FAILED_DECISION_COLUMNS: [&str; 12] = [
+    "Workflow.Status",
+    "Note.Text",
+    "Note.UpdatedBy",
+    "Severity.Label",
+    "Severity.Normalized",
+    "Severity.Product",
+    "VerificationState",
+    "Confidence",
+    "Criticality",
+    "Types",
+    "UserDefinedFields",
+    "RelatedFindings",
+];
+
+/// The cells of [`FAILED_DECISION_COLUMNS`] for one decision.
+fn decision_cells(d: Option<&Decision>) -> [String; 12] {
+    let Some(d) = d else {
+        return Default::default();
+    };
+    let name = |v: serde_json::Value| match v {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default();
+    let sev = d.severity.as_ref();
+    [
+        d.workflow
+            .as_ref()
+            .map(|w| name(serde_json::to_value(w.status).unwrap_or_default()))
+            .unwrap_or_default(),
+        d.note.as_ref().map(|n| n.text.clone()).unwrap_or_default(),
+        d.note
+            .as_ref()
+            .map(|n| n.updated_by.clone())
+            .unwrap_or_default(),
+        sev.and_then(|s| s.label)
+            .map(|l| name(serde_json::to_value(l).unwrap_or_default()))
+            .unwrap_or_default(),
+        sev.and_then(|s| s.normalized)
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+        sev.and_then(|s| s.product.as_ref())
+            .map(|p| name(serde_json::to_value(p).unwrap_or_default()))
+            .unwrap_or_default(),
+        d.verification_state
+            .map(|v| name(serde_json::to_value(v).unwrap_or_default()))
+            .unwrap_or_default(),
+        d.confidence.map(|n| n.to_string()).unwrap_or_default(),
+        d.criticality.map(|n| n.to_string()).unwrap_or_default(),
+        json(d.types.as_ref().map(|t| serde_json::json!(t))),
+        json(d.user_defined_fields.as_ref().map(|m| serde_json::json!(m))),
+        json(
+            d.related_findings
+                .as_ref()
+                .and_then(|r| serde_json::to_value(r).ok()),
+        ),
+    ]
+}
+
 /// Writes one row per outcome to a file (`--results`, `--failed`).
 pub struct ResultsWriter {
     path: PathBuf,
     writer: RowWriter,
+    /// A CSV `--failed` file: the results columns, then each row's
+    /// decision ([`FAILED_DECISION_COLUMNS`]).
+    with_decisions: bool,
     /// Only outcomes of these kinds are written (all when `None`).
     only: Option<Vec<OutcomeKind>>,
     /// Checkpoints sync the file to disk, not only flush it (a journal).
@@ -173,6 +248,7 @@ impl ResultsWriter {
         Ok(ResultsWriter {
             path: path.to_owned(),
             writer,
+            with_decisions: false,
             only: None,
             durable: false,
         })
@@ -204,6 +280,7 @@ impl ResultsWriter {
         Ok(ResultsWriter {
             path: path.to_owned(),
             writer,
+            with_decisions: false,
             only: None,
             durable: true,
         })
@@ -214,7 +291,22 @@ impl ResultsWriter {
     /// (it finds the `Id` and `ProductArn` columns by name).
     pub fn create_failed(path: &Path) -> io::Result<Self> {
         let mut w = Self::create(path)?;
-        w.only = Some(vec![OutcomeKind::Failed, OutcomeKind::NotAttempted]);
+        w.only = Some(vec![
+            OutcomeKind::Failed,
+            OutcomeKind::NotAttempted,
+            OutcomeKind::Unknown,
+        ]);
+        if let RowWriter::Csv(csv) = &mut w.writer {
+            // The header by hand: the rows are written as plain records.
+            let header: Vec<&str> = RESULT_COLUMNS
+                .iter()
+                .chain(FAILED_DECISION_COLUMNS.iter())
+                .copied()
+                .collect();
+            csv.write_record(&header)
+                .map_err(|e| io::Error::other(format!("cannot write {}: {e}", path.display())))?;
+            w.with_decisions = true;
+        }
         Ok(w)
     }
 
@@ -231,7 +323,25 @@ impl OutcomeSink for ResultsWriter {
             return Ok(());
         }
         let row = ResultRow::new(outcome);
+        let with_decisions = self.with_decisions;
         let res = match &mut self.writer {
+            RowWriter::Csv(w) if with_decisions => {
+                let mut cells = vec![
+                    row.file.to_owned(),
+                    row.row.to_string(),
+                    row.id.to_owned(),
+                    row.product_arn.to_owned(),
+                    row.region.to_owned(),
+                    row.outcome.to_owned(),
+                    row.error_code.to_owned(),
+                    row.error_message.to_owned(),
+                    row.attempts.to_string(),
+                    row.applied.clone(),
+                    row.prior.clone(),
+                ];
+                cells.extend(decision_cells(outcome.applied.as_deref()));
+                w.write_record(&cells).map_err(|e| e.to_string())
+            }
             RowWriter::Csv(w) => w.serialize(&row).map_err(|e| e.to_string()),
             RowWriter::Json(w) => serde_json::to_writer(
                 &mut *w,
@@ -339,6 +449,10 @@ impl RunSummary {
         let mut s = String::new();
         let _ = writeln!(s, "records read:      {}", self.records);
         for kind in OutcomeKind::ALL {
+            // `unknown` is rare: shown only when it happened.
+            if kind == OutcomeKind::Unknown && self.count(kind) == 0 {
+                continue;
+            }
             let _ = writeln!(s, "  {:<16} {}", format!("{kind}:"), self.count(kind));
         }
         if !self.errors_by_code.is_empty() {
@@ -441,7 +555,10 @@ impl OutcomeSink for Tally {
         *self.summary.outcomes.entry(outcome.kind).or_default() += 1;
         if matches!(
             outcome.kind,
-            OutcomeKind::Failed | OutcomeKind::Invalid | OutcomeKind::NotAttempted
+            OutcomeKind::Failed
+                | OutcomeKind::Invalid
+                | OutcomeKind::NotAttempted
+                | OutcomeKind::Unknown
         ) {
             let code = match (outcome.kind, &outcome.code) {
                 (OutcomeKind::Invalid, _) => "invalid record".to_owned(),

@@ -210,6 +210,9 @@ impl Backoff {
     }
 }
 
+/// Said of findings left resumable by a request-level failure.
+const RESUME_HINT: &str = "the request failed, not the finding: resume to send it again";
+
 /// A finding's counters, kept with it from its first request to its outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tries {
@@ -219,6 +222,10 @@ pub struct Tries {
     pub failures: u32,
     /// Throttled responses so far.
     pub throttles: u32,
+    /// A request carrying it may have been applied though no answer came
+    /// (a timeout, a connection lost after sending): if it ends without a
+    /// definite answer, its outcome is `unknown`.
+    pub maybe_applied: bool,
 }
 
 /// What the dispatcher does with one finding after a failure.
@@ -230,9 +237,12 @@ pub enum Action {
     ResendAlone,
     /// Record it `failed`, with the error's code and this message.
     Fail(String),
-    /// Record it `not_attempted` with the error's code and this message:
-    /// the run is aborting and the request never reached the service.
-    NotAttempted(String),
+    /// Record it resumable (`not_attempted`, or `unknown` if a request
+    /// carrying it may have been applied) with the error's code and this
+    /// message: the request failed for reasons that say nothing about the
+    /// finding (the connection, the quota, access), so `--resume` sends it
+    /// again.
+    Resumable(String),
 }
 
 /// What the dispatcher does with a request that failed as a whole.
@@ -320,13 +330,13 @@ impl RetryPolicy {
     }
 
     /// What to do with each finding of a request that failed as a whole
-    /// ([`RequestAction::Each`]). `reached_service`: the failure came with
-    /// an HTTP status (for an abort: the service refused the findings,
-    /// rather than never seeing them).
+    /// ([`RequestAction::Each`]). A failure of the request that says nothing
+    /// about its findings (throttling past the ceiling, the connection or
+    /// the service after the attempts, access) leaves them resumable, never
+    /// `failed`.
     pub fn after_call(
         &self,
         disposition: CallDisposition,
-        failure: &CallFailure,
         code: &str,
         detail: &str,
         tries: &mut Tries,
@@ -336,8 +346,9 @@ impl RetryPolicy {
             CallDisposition::Retry(RetryClass::Throttle) => {
                 tries.throttles += 1;
                 if tries.throttles > self.max_throttled {
-                    Action::Fail(format!(
-                        "still throttled after {} attempts: {detail}",
+                    // The quota, not the finding: resumable.
+                    Action::Resumable(format!(
+                        "still throttled after {} attempts: {detail}; {RESUME_HINT}",
                         self.max_throttled
                     ))
                 } else {
@@ -347,18 +358,19 @@ impl RetryPolicy {
                     Action::Schedule(delay)
                 }
             }
-            CallDisposition::Retry(class) => self.retry(class, tries, detail.to_owned(), rng),
-            CallDisposition::Split | CallDisposition::Permanent => Action::Fail(detail.to_owned()),
-            CallDisposition::Abort => {
-                // No HTTP status: the request never reached the service (no
-                // credentials, bad configuration), so its findings were not
-                // attempted; with a status, the service refused them.
-                if failure.status.is_some() {
-                    Action::Fail(detail.to_owned())
-                } else {
-                    Action::NotAttempted(format!("run aborted: {code}: {detail}"))
+            CallDisposition::Retry(class) => {
+                // The connection or the service failed, not the findings:
+                // once the attempts are used up they stay resumable.
+                match self.retry(class, tries, detail.to_owned(), rng) {
+                    Action::Fail(message) => Action::Resumable(format!("{message}; {RESUME_HINT}")),
+                    other => other,
                 }
             }
+            CallDisposition::Split | CallDisposition::Permanent => Action::Fail(detail.to_owned()),
+            // Access denied, bad credentials: nothing about these findings,
+            // so they stay resumable (with the code), like every finding the
+            // abort leaves unsent.
+            CallDisposition::Abort => Action::Resumable(format!("run aborted: {code}: {detail}")),
         }
     }
 
@@ -504,6 +516,7 @@ mod tests {
             attempts,
             failures,
             throttles,
+            maybe_applied: false,
         }
     }
 
@@ -514,7 +527,7 @@ mod tests {
         ScheduleNow,
         ResendAlone,
         Fail(&'static str),
-        NotAttempted(&'static str),
+        Resumable(&'static str),
     }
 
     fn kind(a: &Action) -> Kind {
@@ -523,7 +536,7 @@ mod tests {
             Action::Schedule(_) => Kind::Schedule,
             Action::ResendAlone => Kind::ResendAlone,
             Action::Fail(m) => Kind::Fail(m.clone().leak()),
-            Action::NotAttempted(m) => Kind::NotAttempted(m.clone().leak()),
+            Action::Resumable(m) => Kind::Resumable(m.clone().leak()),
         }
     }
 
@@ -643,85 +656,50 @@ mod tests {
             );
         }
 
-        let refused = http(403, Some("AccessDenied"));
-        let unsent = CallFailure {
-            transport: Some(Transport::Credentials),
-            ..Default::default()
-        };
         let throttle = Retry(RetryClass::Throttle);
-        // (disposition, failure, tries before, action, tries after)
+        // (disposition, tries before, action, tries after)
         let table = [
-            (
-                throttle,
-                &refused,
-                tries(1, 0, 0),
-                Kind::Schedule,
-                tries(1, 0, 1),
-            ),
-            (
-                throttle,
-                &refused,
-                tries(2, 2, 1),
-                Kind::Schedule,
-                tries(2, 2, 2),
-            ),
+            (throttle, tries(1, 0, 0), Kind::Schedule, tries(1, 0, 1)),
+            (throttle, tries(2, 2, 1), Kind::Schedule, tries(2, 2, 2)),
             // Past max_throttled = 2.
             (
                 throttle,
-                &refused,
                 tries(3, 0, 2),
-                Kind::Fail("still throttled after 2 attempts: no"),
+                Kind::Resumable(
+                    "still throttled after 2 attempts: no; the request failed, not the finding: \
+                     resume to send it again",
+                ),
                 tries(3, 0, 3),
             ),
             (
                 Retry(RetryClass::Transient),
-                &refused,
                 tries(1, 0, 0),
                 Kind::Schedule,
                 tries(1, 1, 0),
             ),
             (
                 Retry(RetryClass::Transient),
-                &refused,
                 tries(4, 2, 0),
-                Kind::Fail("no (gave up after 4 attempts)"),
+                Kind::Resumable(
+                    "no (gave up after 4 attempts); the request failed, not the finding: resume \
+                     to send it again",
+                ),
                 tries(4, 3, 0),
             ),
-            (
-                Split,
-                &refused,
-                tries(1, 0, 0),
-                Kind::Fail("no"),
-                tries(1, 0, 0),
-            ),
-            (
-                Permanent,
-                &refused,
-                tries(1, 0, 0),
-                Kind::Fail("no"),
-                tries(1, 0, 0),
-            ),
-            // The service answered: it refused the findings.
+            (Split, tries(1, 0, 0), Kind::Fail("no"), tries(1, 0, 0)),
+            (Permanent, tries(1, 0, 0), Kind::Fail("no"), tries(1, 0, 0)),
+            // Access denied says nothing about the findings: resumable.
             (
                 Abort,
-                &refused,
                 tries(1, 0, 0),
-                Kind::Fail("no"),
-                tries(1, 0, 0),
-            ),
-            // No answer: the findings were never attempted.
-            (
-                Abort,
-                &unsent,
-                tries(1, 0, 0),
-                Kind::NotAttempted("run aborted: AccessDenied: no"),
+                Kind::Resumable("run aborted: AccessDenied: no"),
                 tries(1, 0, 0),
             ),
         ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-        for (d, failure, before, want, after) in table {
+        for (d, before, want, after) in table {
             let mut t = before;
-            let a = p.after_call(d, failure, "AccessDenied", "no", &mut t, &mut rng);
+            let a = p.after_call(d, "AccessDenied", "no", &mut t, &mut rng);
             assert_eq!(kind(&a), want, "{d:?} {before:?}");
             assert_eq!(t, after, "{d:?} {before:?}");
         }

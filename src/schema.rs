@@ -3,11 +3,11 @@
 //! `docs/outputs.md`).
 //!
 //! A version goes up when a field is removed, renamed, or changes type or
-//! meaning; readers may ignore fields they do not know, and a new field
-//! does not bump it... except that `tests/output_schemas.rs` holds the
-//! field list of each version and fails on any difference, so that adding
-//! one is a decision too: add it to the golden list (and `docs/outputs.md`)
-//! for a compatible addition, or bump the version and start a new list.
+//! meaning; readers ignore fields they do not know, so a new field keeps
+//! the version. `tests/output_schemas.rs` holds the field list of each
+//! version and fails on any difference, so that even an addition is a
+//! decision: add the field to the current list (and `docs/outputs.md`), or
+//! bump the version here and start a new list.
 
 use serde::Serialize;
 

@@ -235,12 +235,15 @@ impl UpdateOperation for BatchUpdateFindings {
         updated: bool,
     ) -> Reported {
         // What the decision's fields held before is worked out only for
-        // updated findings: most records never need it.
+        // updated findings: most records never need it. Findings not
+        // updated keep the decision meant for them, which the `--failed`
+        // file carries (the results file writes `applied` only for updated
+        // findings).
         let (applied, prior) = if updated {
             let prior = crate::revert::prior_fragment(&decision, current);
             (Some(decision), prior.map(Arc::new))
         } else {
-            (None, None)
+            (Some(decision), None)
         };
         Reported {
             key,
@@ -332,6 +335,34 @@ fn transport_error(t: Transport, code: &str, err: &(dyn std::error::Error + 'sta
     }
 }
 
+/// Whether a failed request may have reached the service and been applied
+/// though no answer came back: a timeout or a connection lost after the
+/// request left, as opposed to a connection that was never made (refused,
+/// name not resolved), credentials that could not be loaded, or an answer
+/// that says what happened. Findings of such a request are `unknown`, not
+/// `failed`: sending them again is the only way to know.
+pub fn may_have_been_applied(e: &CallError) -> bool {
+    match e.failure.transport {
+        Some(Transport::Timeout) => !never_connected(&e.message),
+        Some(Transport::Io) => !never_connected(&e.message),
+        _ => false,
+    }
+}
+
+/// The connector's words for a connection that was never made.
+fn never_connected(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "(connect)",
+        "tcp connect error",
+        "connection refused",
+        "dns error",
+        "failed to lookup",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
 /// The error and its sources, joined (repeats skipped): the SDK's top-level
 /// Display alone is often just "dispatch failure".
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
@@ -365,3 +396,56 @@ fn has_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Shared handle type used by the engine.
 pub type SharedSubmitter = Arc<Submitter>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(t: Option<Transport>, status: Option<u16>, message: &str) -> CallError {
+        CallError {
+            failure: CallFailure {
+                status,
+                code: None,
+                transport: t,
+            },
+            code: "X".into(),
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn only_requests_that_may_have_left_are_possibly_applied() {
+        let refused = "dispatch failure: io error: client error (Connect): tcp connect error: \
+                       Connection refused (os error 111)";
+        assert!(!may_have_been_applied(&err(
+            Some(Transport::Io),
+            None,
+            refused
+        )));
+        let dns = "dispatch failure: io error: client error (Connect): dns error: failed to lookup address";
+        assert!(!may_have_been_applied(&err(Some(Transport::Io), None, dns)));
+        let reset = "dispatch failure: io error: connection closed before message completed";
+        assert!(may_have_been_applied(&err(
+            Some(Transport::Io),
+            None,
+            reset
+        )));
+        assert!(may_have_been_applied(&err(
+            Some(Transport::Timeout),
+            None,
+            "timeout: operation timed out"
+        )));
+        assert!(!may_have_been_applied(&err(
+            Some(Transport::Credentials),
+            None,
+            "no credentials"
+        )));
+        // An answer says what happened.
+        assert!(!may_have_been_applied(&err(
+            None,
+            Some(500),
+            "InternalException"
+        )));
+    }
+}

@@ -6,14 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_credential_types::Credentials;
 use clap::Args;
 
 use super::{
     DecisionArgs, InputArgs, Job, OutputArgs, PacingArgs, exit_status, open_input, print_summary,
 };
-use crate::emulator::{EmulatorConfig, EmulatorState, FaultConfig};
+use crate::emulator::{EmulatorConfig, EmulatorState, FaultConfig, LocalEmulator};
 use crate::model::{FindingKey, OutcomeKind};
 use crate::submission::{AwsSettings, Submitter};
 
@@ -83,18 +81,10 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
     let state = EmulatorState::new(config);
     let seeded = crate::emulator::cli::load_seed_file(&state, &json_path)?;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::emulator::serve(
-        listener,
-        state.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let emulator = LocalEmulator::start_with_state(state.clone()).await?;
     eprintln!(
-        "demo: emulator on http://{addr} with {seeded} findings from {}; faults {}",
+        "demo: emulator on {} with {seeded} findings from {}; faults {}",
+        emulator.url(),
         json_path.display(),
         if args.no_faults { "off" } else { "on" }
     );
@@ -122,21 +112,13 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
         &InputArgs::default(),
         None,
     )?;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDSECHUBTRIAGEDEMO",
-            "demo-secret-not-a-real-key",
-            None,
-            None,
-            "sechub-triage-demo",
-        ))
-        .load()
+    let sdk = emulator
+        .sdk_config("AKIDSECHUBTRIAGEDEMO", "demo-secret-not-a-real-key")
         .await;
     let submitter = Submitter::from_sdk_config(
         sdk,
         &AwsSettings {
-            endpoint_url: Some(format!("http://{addr}")),
+            endpoint_url: Some(emulator.url()),
             request_timeout: Some(Duration::from_secs(10)),
             ..AwsSettings::default()
         },
@@ -149,8 +131,7 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
         output: args.output.clone(),
     })
     .await?;
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    let _ = emulator.shutdown().await;
 
     print_summary(&summary, args.output.output)?;
     let counters = state.counters();

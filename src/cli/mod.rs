@@ -789,7 +789,9 @@ pub fn exit_status(summary: &RunSummary) -> i32 {
         exit::ABORTED
     } else if summary.input_error.is_some() {
         exit::USAGE
-    } else if summary.stopped.is_some() {
+    } else if summary.stopped.is_some() || summary.count(OutcomeKind::Unknown) > 0 {
+        // Work left that `--resume` finishes: a stop, or findings whose
+        // requests may have been applied but were never answered.
         exit::STOPPED
     } else if summary.count_all_runs(OutcomeKind::Failed) > 0
         || summary.count_all_runs(OutcomeKind::Invalid) > 0

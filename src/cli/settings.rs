@@ -64,6 +64,7 @@ pub(crate) fn check_update(
     if args.input.duplicates == Some(super::DuplicatesArg::First) {
         engine.duplicates = crate::engine::DuplicatePolicy::First;
     }
+    engine.rules = args.decision.rules();
     args.campaign.configure(&mut engine, &decision)?;
 
     let mut inputs: Vec<Named> = args

@@ -17,6 +17,9 @@
 //! | `GET`/`PUT /_emulator/faults` | [`FaultConfig`](super::FaultConfig) | the configuration in force |
 //! | `GET`/`PUT /_emulator/throttle` | [`ThrottleConfig`](super::ThrottleConfig) | idem |
 //! | `GET`/`PUT /_emulator/semantics` | [`Semantics`](super::Semantics) | idem |
+//!
+//! `/_emulator/v2/...` (the OCSF store and V2 configuration) is handled by
+//! `v2::admin`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -36,7 +39,7 @@ use crate::model::FindingKey;
 /// Admin bodies are small configuration documents.
 const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
-fn reply<T: Serialize>(status: u16, v: &T) -> Response<Body> {
+pub(crate) fn reply<T: Serialize>(status: u16, v: &T) -> Response<Body> {
     json_response(
         status,
         serde_json::to_vec(v).unwrap_or_default(),
@@ -44,11 +47,13 @@ fn reply<T: Serialize>(status: u16, v: &T) -> Response<Body> {
     )
 }
 
-fn error(status: u16, message: impl Into<String>) -> Response<Body> {
+pub(crate) fn error(status: u16, message: impl Into<String>) -> Response<Body> {
     reply(status, &json!({ "Error": message.into() }))
 }
 
-async fn body_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response<Body>> {
+pub(crate) async fn body_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
     let bytes: Bytes = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
         .collect()
         .await
@@ -64,7 +69,7 @@ async fn body_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Res
     serde_json::from_slice(&bytes).map_err(|e| error(400, format!("invalid JSON body: {e}")))
 }
 
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub(crate) fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?
         .split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -76,6 +81,9 @@ pub(crate) async fn handle(state: &EmulatorState, req: Request<Incoming>) -> Res
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query = req.uri().query().map(str::to_owned);
+    if path.starts_with("/_emulator/v2/") {
+        return super::v2::admin_handle(state, req, method, &path, query.as_deref()).await;
+    }
     match (method, path.as_str()) {
         (Method::GET, "/_emulator/counters") => reply(200, &state.counters()),
         (Method::GET, "/_emulator/window") => {
@@ -89,7 +97,7 @@ pub(crate) async fn handle(state: &EmulatorState, req: Request<Incoming>) -> Res
                 ),
                 _ => error(
                     400,
-                    "expected ?operation=<BatchUpdateFindings|GetFindings|BatchImportFindings>&millis=<n > 0>",
+                    "expected ?operation=<BatchUpdateFindings|GetFindings|BatchImportFindings|BatchUpdateFindingsV2|GetFindingsV2|DescribeSecurityHubV2>&millis=<n > 0>",
                 ),
             }
         }

@@ -114,7 +114,8 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "PATH", requires = "synthetic")]
     pub keys_out: Option<PathBuf>,
 
-    /// Write samples/findings.json and findings.csv into DIR and exit.
+    /// Write samples/findings.json, findings.csv and their OCSF forms
+    /// (findings-ocsf.jsonl, findings-ocsf.csv) into DIR and exit.
     #[arg(long, value_name = "DIR")]
     pub write_samples: Option<PathBuf>,
 
@@ -201,6 +202,10 @@ pub struct EmulatorArgs {
     /// Largest request body accepted (bytes); larger gets HTTP 413.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// The new Security Hub (V2, OCSF) flags.
+    #[command(flatten)]
+    pub v2: super::v2::cli::V2Args,
 }
 
 impl EmulatorArgs {
@@ -266,6 +271,7 @@ impl EmulatorArgs {
             random_seed: self.random_seed,
             account_id: self.account_id.clone(),
             max_body_bytes: self.max_body_bytes,
+            v2: self.v2.to_config(),
         };
         config.validate()?;
         Ok(config)
@@ -338,14 +344,14 @@ pub enum SeedFileError {
 /// Line numbers by byte offset, counted incrementally: findings are visited
 /// in file order, so each call scans only the bytes since the previous one
 /// (a from-the-start count per finding is quadratic on big files).
-struct LineCounter<'a> {
+pub(crate) struct LineCounter<'a> {
     text: &'a [u8],
     offset: usize,
     line: usize,
 }
 
 impl<'a> LineCounter<'a> {
-    fn new(text: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str) -> Self {
         LineCounter {
             text: text.as_bytes(),
             offset: 0,
@@ -354,7 +360,7 @@ impl<'a> LineCounter<'a> {
     }
 
     /// The 1-based line of `offset`.
-    fn line_of(&mut self, offset: usize) -> usize {
+    pub(crate) fn line_of(&mut self, offset: usize) -> usize {
         let offset = offset.min(self.text.len());
         if offset < self.offset {
             *self = LineCounter {
@@ -373,7 +379,7 @@ impl<'a> LineCounter<'a> {
 }
 
 /// Where `inner` (a slice of `outer`) starts within `outer`.
-fn offset_in(outer: &str, inner: &str) -> usize {
+pub(crate) fn offset_in(outer: &str, inner: &str) -> usize {
     (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
 }
 
@@ -474,9 +480,11 @@ pub async fn run_with(
         write_samples(dir).with_context(|| format!("cannot write samples to {}", dir.display()))?;
         writeln!(
             out,
-            "wrote {} and {}",
+            "wrote {}, {}, {} and {}",
             dir.join("findings.json").display(),
-            dir.join("findings.csv").display()
+            dir.join("findings.csv").display(),
+            dir.join("findings-ocsf.jsonl").display(),
+            dir.join("findings-ocsf.csv").display()
         )?;
         return Ok(());
     }
@@ -512,6 +520,7 @@ pub async fn run_with(
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
+    args.v2.seed(&state, &args)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -714,5 +723,7 @@ mod tests {
             .unwrap();
         assert!(dir.path().join("findings.json").exists());
         assert!(dir.path().join("findings.csv").exists());
+        assert!(dir.path().join("findings-ocsf.jsonl").exists());
+        assert!(dir.path().join("findings-ocsf.csv").exists());
     }
 }

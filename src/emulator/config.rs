@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::v2::V2Config;
+
 /// Why a configuration value cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -55,6 +57,8 @@ pub struct EmulatorConfig {
     /// Largest request body accepted; larger ones get HTTP 413. The default
     /// is the documented 6 MB `BatchImportFindings` request limit.
     pub max_body_bytes: usize,
+    /// The new Security Hub (V2, OCSF) operations.
+    pub v2: V2Config,
 }
 
 /// Default for [`EmulatorConfig::account_id`].
@@ -71,6 +75,7 @@ impl Default for EmulatorConfig {
             random_seed: 0,
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            v2: V2Config::default(),
         }
     }
 }
@@ -88,7 +93,8 @@ impl EmulatorConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.throttle.validate()?;
         self.faults.validate()?;
-        self.semantics.validate()
+        self.semantics.validate()?;
+        self.v2.validate()
     }
 }
 

@@ -21,14 +21,23 @@ pub enum Operation {
     GetFindings,
     /// `POST /findings/import`.
     BatchImportFindings,
+    /// `PATCH /findingsv2/batchupdatev2` (new Security Hub).
+    BatchUpdateFindingsV2,
+    /// `POST /findingsv2` (new Security Hub).
+    GetFindingsV2,
+    /// `GET /hubv2` (new Security Hub).
+    DescribeSecurityHubV2,
 }
 
 impl Operation {
     /// All operations.
-    pub const ALL: [Operation; 3] = [
+    pub const ALL: [Operation; 6] = [
         Operation::BatchUpdateFindings,
         Operation::GetFindings,
         Operation::BatchImportFindings,
+        Operation::BatchUpdateFindingsV2,
+        Operation::GetFindingsV2,
+        Operation::DescribeSecurityHubV2,
     ];
 
     /// The operation's API name.
@@ -37,12 +46,25 @@ impl Operation {
             Operation::BatchUpdateFindings => "BatchUpdateFindings",
             Operation::GetFindings => "GetFindings",
             Operation::BatchImportFindings => "BatchImportFindings",
+            Operation::BatchUpdateFindingsV2 => "BatchUpdateFindingsV2",
+            Operation::GetFindingsV2 => "GetFindingsV2",
+            Operation::DescribeSecurityHubV2 => "DescribeSecurityHubV2",
         }
     }
 
     /// Parses an API name.
     pub fn from_name(s: &str) -> Option<Operation> {
         Operation::ALL.into_iter().find(|op| op.as_str() == s)
+    }
+
+    /// Whether the operation belongs to the new Security Hub (OCSF).
+    pub fn is_v2(self) -> bool {
+        matches!(
+            self,
+            Operation::BatchUpdateFindingsV2
+                | Operation::GetFindingsV2
+                | Operation::DescribeSecurityHubV2
+        )
     }
 
     fn index(self) -> usize {
@@ -74,6 +96,10 @@ pub struct Counters {
     /// `BatchUpdateFindings` per-finding outcomes: `Processed` or the
     /// `UnprocessedFindings` error code.
     pub finding_outcomes: BTreeMap<String, u64>,
+    /// `BatchUpdateFindingsV2` per-finding outcomes: `Processed`, the
+    /// `UnprocessedFindings` error code, `Omitted` (left out of both lists
+    /// by fault injection) or `NoErrorCode` (an entry without a code, injected).
+    pub v2_finding_outcomes: BTreeMap<String, u64>,
     /// `BatchImportFindings` per-finding outcomes: `Created`, `Updated`,
     /// `Ignored` (not newer than the stored finding) or the failure code.
     pub import_outcomes: BTreeMap<String, u64>,
@@ -110,6 +136,11 @@ impl Counters {
         self.finding_outcomes.get(code).copied().unwrap_or(0)
     }
 
+    /// Per-finding `BatchUpdateFindingsV2` outcomes with this code.
+    pub fn v2_finding_outcome(&self, code: &str) -> u64 {
+        self.v2_finding_outcomes.get(code).copied().unwrap_or(0)
+    }
+
     /// Error responses with this code.
     pub fn error_code(&self, code: &str) -> u64 {
         self.error_codes.get(code).copied().unwrap_or(0)
@@ -118,17 +149,20 @@ impl Counters {
 
 #[derive(Default)]
 struct Inner {
-    requests: [u64; 3],
-    outcomes: [BTreeMap<String, u64>; 3],
+    requests: [u64; N_OPS],
+    outcomes: [BTreeMap<String, u64>; N_OPS],
     error_codes: BTreeMap<String, u64>,
     throttled: u64,
     finding_outcomes: BTreeMap<String, u64>,
+    v2_finding_outcomes: BTreeMap<String, u64>,
     import_outcomes: BTreeMap<String, u64>,
     unknown_routes: u64,
     /// Arrival offsets from `epoch` in nanoseconds, per operation, ascending
     /// (appended under the lock, so ordered).
-    arrivals: [Vec<u64>; 3],
+    arrivals: [Vec<u64>; N_OPS],
 }
+
+const N_OPS: usize = Operation::ALL.len();
 
 /// The live counters.
 pub(crate) struct CounterState {
@@ -193,6 +227,16 @@ impl CounterState {
         }
     }
 
+    /// Adds per-finding outcomes of one `BatchUpdateFindingsV2`.
+    pub(crate) fn v2_finding_outcomes<'a>(&self, codes: impl IntoIterator<Item = (&'a str, u64)>) {
+        let mut g = self.lock();
+        for (code, n) in codes {
+            if n > 0 {
+                *g.1.v2_finding_outcomes.entry(code.to_owned()).or_default() += n;
+            }
+        }
+    }
+
     /// Adds per-finding outcomes of one `BatchImportFindings`.
     pub(crate) fn import_outcomes<'a>(&self, codes: impl IntoIterator<Item = (&'a str, u64)>) {
         let mut g = self.lock();
@@ -228,6 +272,7 @@ impl CounterState {
             error_codes: inner.error_codes.clone(),
             throttled: inner.throttled,
             finding_outcomes: inner.finding_outcomes.clone(),
+            v2_finding_outcomes: inner.v2_finding_outcomes.clone(),
             import_outcomes: inner.import_outcomes.clone(),
             unknown_routes: inner.unknown_routes,
             in_flight: self.in_flight.load(Ordering::SeqCst),

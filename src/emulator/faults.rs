@@ -76,6 +76,20 @@ impl FaultRng {
         }
     }
 
+    /// One draw with probability `p` (no draw at all when `p` is 0).
+    pub(crate) fn chance(&self, p: f64) -> bool {
+        p > 0.0 && self.lock().next_f64() < p
+    }
+
+    /// `n` draws with probability `p` each (none when `p` is 0).
+    pub(crate) fn chances(&self, p: f64, n: usize) -> Vec<bool> {
+        if p <= 0.0 {
+            return vec![false; n];
+        }
+        let mut rng = self.lock();
+        (0..n).map(|_| rng.next_f64() < p).collect()
+    }
+
     /// Per-finding faults for `n` findings, in order: one draw each decides
     /// between `ConcurrentUpdateError` and `InternalFailure`.
     pub(crate) fn finding_faults(

@@ -33,6 +33,8 @@ use super::counters::Operation;
 use super::ops::{self, ApiError, ApiReply, Caller};
 use super::rng::SplitMix64;
 use super::state::EmulatorState;
+use super::throttle::bucket_of;
+use super::v2;
 
 /// The body type of every response.
 pub(crate) type Body = Full<Bytes>;
@@ -193,6 +195,9 @@ fn route(method: &Method, path: &str) -> Option<Operation> {
         ("PATCH", "/findings/batchupdate") => Some(Operation::BatchUpdateFindings),
         ("POST", "/findings/import") => Some(Operation::BatchImportFindings),
         ("POST", "/findings") => Some(Operation::GetFindings),
+        ("PATCH", "/findingsv2/batchupdatev2") => Some(Operation::BatchUpdateFindingsV2),
+        ("POST", "/findingsv2") => Some(Operation::GetFindingsV2),
+        ("GET", "/hubv2") => Some(Operation::DescribeSecurityHubV2),
         _ => None,
     }
 }
@@ -249,7 +254,8 @@ async fn handle(
             code: "UnknownOperationException",
             message: format!(
                 "the emulator has no operation at {} {path} (it implements PATCH \
-                 /findings/batchupdate, POST /findings/import and POST /findings)",
+                 /findings/batchupdate, POST /findings/import, POST /findings, PATCH \
+                 /findingsv2/batchupdatev2, POST /findingsv2 and GET /hubv2)",
                 req.method()
             ),
         };
@@ -302,13 +308,22 @@ async fn run(
             ),
         });
     }
-    let admitted = state.inner.throttler.try_acquire(
-        &live.throttle,
+    let admitted = state.inner.throttler.try_acquire_in(
+        live.throttle.enabled,
+        bucket_of(&live.throttle, &live.v2.throttle, op),
         &caller.access_key,
         &caller.region,
         op,
         Instant::now(),
     );
+    if !admitted && op.is_v2() {
+        // The V2 operations model `ThrottlingException`.
+        return ApiReply::Err(ApiError {
+            status: 429,
+            code: "ThrottlingException",
+            message: format!("Rate exceeded for {op}"),
+        });
+    }
     if !admitted {
         let code = live.throttle.code.as_str();
         return ApiReply::Err(ApiError {
@@ -320,7 +335,9 @@ async fn run(
             },
         });
     }
-    if live.faults.invalid_access {
+    // `InvalidAccessException` ("not subscribed") is Security Hub CSPM's;
+    // the V2 operations answer from their own enabled-Region switch.
+    if live.faults.invalid_access && !op.is_v2() {
         return ApiReply::Err(ApiError {
             status: 401,
             code: "InvalidAccessException",
@@ -334,6 +351,9 @@ async fn run(
         Operation::BatchUpdateFindings => ops::batch_update(state, &live, &caller, &body).await,
         Operation::BatchImportFindings => ops::batch_import(state, &live, &caller, &body).await,
         Operation::GetFindings => ops::get_findings(state, &live, &caller, &body).await,
+        Operation::BatchUpdateFindingsV2 => v2::batch_update_v2(state, &live, &caller, &body).await,
+        Operation::GetFindingsV2 => v2::get_findings_v2(state, &live, &caller, &body).await,
+        Operation::DescribeSecurityHubV2 => v2::describe_hub_v2(state, &live, &caller).await,
     }
 }
 
@@ -505,7 +525,19 @@ mod tests {
             Some(Operation::BatchImportFindings)
         );
         assert_eq!(route(&Method::GET, "/findings"), None);
-        assert_eq!(route(&Method::PATCH, "/findingsv2/batchupdatev2"), None);
+        assert_eq!(
+            route(&Method::PATCH, "/findingsv2/batchupdatev2"),
+            Some(Operation::BatchUpdateFindingsV2)
+        );
+        assert_eq!(
+            route(&Method::POST, "/findingsv2"),
+            Some(Operation::GetFindingsV2)
+        );
+        assert_eq!(
+            route(&Method::GET, "/hubv2"),
+            Some(Operation::DescribeSecurityHubV2)
+        );
+        assert_eq!(route(&Method::POST, "/hubv2"), None);
     }
 
     #[test]

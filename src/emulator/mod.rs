@@ -1,6 +1,7 @@
-//! A local, wire-faithful emulator of the three AWS Security Hub operations
-//! the triage engine needs (`BatchUpdateFindings`, `BatchImportFindings`,
-//! `GetFindings`), for tests and demos.
+//! A local, wire-faithful emulator of the AWS Security Hub operations the
+//! triage engine needs (`BatchUpdateFindings`, `BatchImportFindings`,
+//! `GetFindings`, and for the new Security Hub `BatchUpdateFindingsV2`,
+//! `GetFindingsV2`, `DescribeSecurityHubV2`; see `v2`), for tests and demos.
 //!
 //! It speaks restJson1 over HTTP/1.1 exactly as docs/service-facts.md §1–§6 describes, so
 //! the real `aws-sdk-securityhub` client and boto3 can talk to it unchanged
@@ -15,7 +16,8 @@
 //!
 //! Layout: [`EmulatorState`] (store, counters, live configuration; no HTTP
 //! types) is shared by [`serve`] (the hyper service) and by tests, which can
-//! seed and inspect it directly.
+//! seed and inspect it directly. [`LocalEmulator`] starts it on 127.0.0.1
+//! for the demo, the tests and the benches.
 
 mod admin;
 mod asff;
@@ -24,6 +26,7 @@ mod config;
 mod counters;
 mod faults;
 mod filters;
+mod harness;
 mod http;
 mod ops;
 mod rng;
@@ -31,6 +34,7 @@ mod state;
 mod store;
 mod synth;
 mod throttle;
+mod v2;
 mod validate;
 
 pub use config::{
@@ -38,9 +42,15 @@ pub use config::{
     ThrottleCode, ThrottleConfig, UdfPolicy,
 };
 pub use counters::{Counters, Operation};
+pub use harness::LocalEmulator;
 pub use http::{ConnectionLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, serve, serve_with};
 pub use state::EmulatorState;
 pub use synth::{
     SAMPLE_COUNT, SAMPLE_SEED, SyntheticSpec, render_sample_csv, render_sample_json,
     write_keys_csv, write_samples,
+};
+pub use v2::{
+    ConflictScope, DisabledError, OCSF_SAMPLE_CSV_COLUMNS, OCSF_SAMPLE_SEED, OcsfId, OcsfKey,
+    OcsfState, OcsfTriple, ResultIdentifiers, V2Config, V2Faults, V2Semantics, V2Throttle,
+    load_ocsf_seed_file, render_ocsf_sample_csv, render_ocsf_sample_jsonl, write_ocsf_samples,
 };

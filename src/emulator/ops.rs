@@ -69,7 +69,7 @@ fn json_reply<T: Serialize>(v: &T) -> ApiReply {
 }
 
 /// Whether a caller in `caller_region` may see a finding of `finding_region`.
-fn visible(sem: &Semantics, caller_region: &str, finding_region: &str) -> bool {
+pub(crate) fn visible(sem: &Semantics, caller_region: &str, finding_region: &str) -> bool {
     match sem.region_scope {
         RegionScope::Any => true,
         RegionScope::Strict => {

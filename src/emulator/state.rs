@@ -15,6 +15,7 @@ use super::faults::FaultRng;
 use super::store::Store;
 use super::synth::{Generator, SyntheticSpec};
 use super::throttle::Throttler;
+use super::v2::{V2Config, V2Store};
 use super::validate::check_finding;
 use crate::model::FindingKey;
 
@@ -24,10 +25,12 @@ pub(crate) struct Live {
     pub throttle: ThrottleConfig,
     pub faults: FaultConfig,
     pub semantics: Semantics,
+    pub v2: V2Config,
 }
 
 pub(crate) struct Inner {
     pub(crate) store: Store,
+    pub(crate) v2_store: V2Store,
     pub(crate) counters: CounterState,
     pub(crate) throttler: Throttler,
     pub(crate) rng: FaultRng,
@@ -65,6 +68,7 @@ impl EmulatorState {
         EmulatorState {
             inner: Arc::new(Inner {
                 store: Store::new(),
+                v2_store: V2Store::default(),
                 counters: CounterState::new(),
                 throttler: Throttler::default(),
                 rng: FaultRng::new(config.random_seed),
@@ -72,6 +76,7 @@ impl EmulatorState {
                     throttle: config.throttle,
                     faults: config.faults.sanitized(),
                     semantics: config.semantics,
+                    v2: config.v2.sanitized(),
                 }),
                 random_seed: config.random_seed,
                 account_id: config.account_id,
@@ -88,7 +93,7 @@ impl EmulatorState {
             .clone()
     }
 
-    fn edit_live(&self, f: impl FnOnce(&mut Live)) {
+    pub(crate) fn edit_live(&self, f: impl FnOnce(&mut Live)) {
         f(&mut self.inner.live.write().unwrap_or_else(|e| e.into_inner()));
     }
 
@@ -223,13 +228,15 @@ impl EmulatorState {
     pub fn reset_counters(&self) {
         self.inner.counters.reset();
         self.inner.store.zero_update_counts();
+        self.inner.v2_store.zero_update_counts();
     }
 
-    /// Back to a fresh start: empty store, zero counters, full throttle
+    /// Back to a fresh start: empty stores (ASFF and OCSF), zero counters, full throttle
     /// buckets, and the fault generator reseeded with the configured seed.
     /// The live configuration (throttle, faults, semantics) is kept.
     pub fn reset(&self) {
         self.inner.store.clear();
+        self.inner.v2_store.clear();
         self.inner.counters.reset();
         self.inner.throttler.reset();
         self.inner.rng.reseed(self.inner.random_seed);

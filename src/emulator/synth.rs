@@ -842,11 +842,13 @@ pub fn render_sample_csv() -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-/// Writes `findings.json` and `findings.csv` into `dir`.
+/// Writes `findings.json` and `findings.csv` into `dir`, and the same
+/// findings in OCSF form (`findings-ocsf.jsonl`, `findings-ocsf.csv`).
 pub fn write_samples(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("findings.json"), render_sample_json())?;
-    std::fs::write(dir.join("findings.csv"), render_sample_csv())
+    std::fs::write(dir.join("findings.csv"), render_sample_csv())?;
+    super::v2::write_ocsf_samples(dir)
 }
 
 #[cfg(test)]

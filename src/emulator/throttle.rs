@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::config::{Bucket, ThrottleConfig};
 use super::counters::Operation;
+use super::v2::V2Throttle;
 
 #[derive(Debug)]
 struct State {
@@ -24,16 +25,21 @@ pub(crate) struct Throttler {
     buckets: Mutex<HashMap<(String, String, Operation), State>>,
 }
 
-fn bucket_of(cfg: &ThrottleConfig, op: Operation) -> Bucket {
+/// The bucket of an operation: V1 buckets from `cfg`, V2 ones from `v2`.
+pub(crate) fn bucket_of(cfg: &ThrottleConfig, v2: &V2Throttle, op: Operation) -> Bucket {
     match op {
         Operation::BatchUpdateFindings => cfg.batch_update,
         Operation::GetFindings => cfg.get_findings,
         Operation::BatchImportFindings => cfg.batch_import,
+        Operation::BatchUpdateFindingsV2 => v2.batch_update_v2,
+        Operation::GetFindingsV2 => v2.get_findings_v2,
+        Operation::DescribeSecurityHubV2 => v2.describe_hub_v2,
     }
 }
 
 impl Throttler {
-    /// Takes a token for this caller and operation if one is available.
+    /// Takes a token for this caller and (V1) operation if one is available.
+    #[cfg(test)]
     pub(crate) fn try_acquire(
         &self,
         cfg: &ThrottleConfig,
@@ -42,10 +48,24 @@ impl Throttler {
         op: Operation,
         now: Instant,
     ) -> bool {
-        if !cfg.enabled {
+        let b = bucket_of(cfg, &V2Throttle::default(), op);
+        self.try_acquire_in(cfg.enabled, b, access_key, region, op, now)
+    }
+
+    /// Takes a token from `b` for this caller and operation if one is
+    /// available (always, when throttling is not `enabled`).
+    pub(crate) fn try_acquire_in(
+        &self,
+        enabled: bool,
+        b: Bucket,
+        access_key: &str,
+        region: &str,
+        op: Operation,
+        now: Instant,
+    ) -> bool {
+        if !enabled {
             return true;
         }
-        let b = bucket_of(cfg, op);
         let burst = f64::from(b.burst);
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let st = map

@@ -70,6 +70,9 @@ pub(super) struct RegionState<O: UpdateOperation> {
     pub(super) in_flight: usize,
     /// Findings of this Region in the timer heap.
     pub(super) delayed: usize,
+    /// Requests in a row that failed for reasons that say nothing about
+    /// their findings (reset by any answered request).
+    pub(super) failing: u32,
 }
 
 /// What a Region can send next.
@@ -90,6 +93,7 @@ impl<O: UpdateOperation> RegionState<O> {
             pinned: VecDeque::new(),
             in_flight: 0,
             delayed: 0,
+            failing: 0,
         }
     }
 

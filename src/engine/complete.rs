@@ -14,10 +14,23 @@ use super::operation::UpdateOperation;
 use crate::events::Event;
 use crate::model::OutcomeKind;
 use crate::retry::{
-    Action, EntryDisposition, MISSING_FROM_RESPONSE_CODE, MISSING_FROM_RESPONSE_MESSAGE,
-    RequestAction,
+    Action, CallDisposition, EntryDisposition, MISSING_FROM_RESPONSE_CODE,
+    MISSING_FROM_RESPONSE_MESSAGE, RequestAction, RetryClass,
 };
-use crate::submission::{BatchResult, CallError};
+use crate::submission::{BatchResult, CallError, may_have_been_applied};
+
+use super::stop::StopRequest;
+
+/// The outcome of a finding left undone by the connection, the service, a
+/// stop or an abort: `unknown` when a request carrying it may have been
+/// applied, else `not_attempted`. Both are resumable.
+pub(super) fn resumable_kind<O: UpdateOperation>(item: &Item<O>) -> OutcomeKind {
+    if item.tries.maybe_applied {
+        OutcomeKind::Unknown
+    } else {
+        OutcomeKind::NotAttempted
+    }
+}
 
 impl<O: UpdateOperation> Dispatcher<O> {
     /// Handles a finished request.
@@ -30,6 +43,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
         match c.result {
             Ok(result) => {
                 self.regions[region].limiter.on_success();
+                self.regions[region].failing = 0;
                 self.complete_ok(region, items, result)
             }
             Err(err) => self.complete_err(region, c.sent_at, items, err),
@@ -85,10 +99,22 @@ impl<O: UpdateOperation> Dispatcher<O> {
         err: CallError,
     ) -> Result<(), EngineError> {
         let disposition = O::classify_call(&err.failure);
+        let mut items = items;
+        if may_have_been_applied(&err) {
+            for item in &mut items {
+                item.tries.maybe_applied = true;
+            }
+        }
         let detail = match &err.request_id {
             Some(id) => format!("{} (request id {id})", err.message),
             None => err.message.clone(),
         };
+        if let CallDisposition::Retry(class) = disposition
+            && class != RetryClass::Throttle
+        {
+            // The connection or the service failed, not the findings.
+            self.count_failing(region, &err.code, &detail);
+        }
         let halted = self.halted().is_some();
         let (throttled, abort) =
             match self
@@ -118,7 +144,6 @@ impl<O: UpdateOperation> Dispatcher<O> {
         for mut item in items {
             let action = self.policy.after_call(
                 disposition,
-                &err.failure,
                 &err.code,
                 &detail,
                 &mut item.tries,
@@ -164,15 +189,10 @@ impl<O: UpdateOperation> Dispatcher<O> {
                 Ok(())
             }
             Action::Fail(message) => self.fail(region, item, code.to_owned(), message),
-            Action::NotAttempted(message) => {
+            Action::Resumable(message) => {
                 let name = self.regions[region].name.clone();
-                self.finish_item(
-                    item,
-                    &name,
-                    OutcomeKind::NotAttempted,
-                    Some(code.to_owned()),
-                    Some(message),
-                )
+                let kind = resumable_kind(&item);
+                self.finish_item(item, &name, kind, Some(code.to_owned()), Some(message))
             }
         }
     }
@@ -188,11 +208,39 @@ impl<O: UpdateOperation> Dispatcher<O> {
         }
         if let Some(reason) = self.aborted.clone() {
             let name = self.regions[region].name.clone();
-            return self.finish_item(item, &name, OutcomeKind::NotAttempted, None, Some(reason));
+            let kind = resumable_kind(&item);
+            return self.finish_item(item, &name, kind, None, Some(reason));
         }
         self.regions[region].delayed += 1;
         self.delayed.push(region, item, Instant::now() + delay);
         Ok(())
+    }
+
+    /// Counts a request that failed for reasons that say nothing about its
+    /// findings; at [`super::EngineConfig::breaker`] in a row in one Region,
+    /// the run is stopped (resume later).
+    fn count_failing(&mut self, region: usize, code: &str, detail: &str) {
+        let rs = &mut self.regions[region];
+        rs.failing += 1;
+        let limit = self.config.breaker;
+        if limit == 0 || rs.failing < limit || self.tripped.is_some() {
+            return;
+        }
+        let reason = format!(
+            "{limit} requests in a row failed in {} (last: {code}: {detail}): the endpoint or the \
+             network is down; resume later",
+            rs.name
+        );
+        tracing::warn!(
+            target: super::LOG_TARGET,
+            region = %rs.name,
+            failures = limit,
+            "stopping: requests keep failing"
+        );
+        self.tripped = Some(StopRequest {
+            reason,
+            grace: self.config.breaker_grace,
+        });
     }
 
     pub(super) fn fail(

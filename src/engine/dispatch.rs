@@ -62,6 +62,9 @@ pub(super) struct Dispatcher<O: UpdateOperation> {
     /// finding in flight is here, in exactly one entry.
     pub(super) in_flight: HashMap<u64, (usize, Vec<Item<O>>)>,
     pub(super) next_request: u64,
+    /// Set when a Region's requests kept failing ([`EngineConfig::breaker`]):
+    /// the stop the dispatcher begins next.
+    pub(super) tripped: Option<StopRequest>,
 }
 
 impl<O: UpdateOperation> Dispatcher<O> {
@@ -100,6 +103,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
             stopping: None,
             in_flight: HashMap::new(),
             next_request: 0,
+            tripped: None,
         }
     }
 
@@ -161,6 +165,15 @@ impl<O: UpdateOperation> Dispatcher<O> {
                         self.complete(c)?;
                     }
                     self.tally.checkpoint().map_err(EngineError::Output)?;
+                    // A Region whose requests keep failing stops the run:
+                    // the findings stay resumable instead of burning
+                    // through their attempts against a dead endpoint.
+                    if let Some(req) = self.tripped.take()
+                        && self.stopping.is_none()
+                        && self.aborted.is_none()
+                    {
+                        self.begin_stop(req, &mut rx, &mut pending_batches, &mut channel_open)?;
+                    }
                 }
                 batch = rx.recv(), if want_input => match batch {
                     Some(b) => pending_batches.extend(b),

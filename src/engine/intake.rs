@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{DedupIndex, EngineConfig, Input, InputError};
-use crate::decision::{Decision, NoteAction, NoteMode, apply_note_mode, decision_holds_but};
+use crate::decision::{Decision, NoteAction, NoteMode, Rules, apply_note_mode, decision_holds_but};
 use crate::journal::{Done, Prior, RowChanged};
 use crate::model::{FindingKey, InvalidRecord, OutcomeKind, SourceItem, SourceRecord};
 
@@ -79,6 +79,8 @@ pub struct Intake {
     skip_unchanged: bool,
     note_mode: NoteMode,
     run_tag: Option<String>,
+    /// Validation rules (`--allow-unknown-type-namespaces`).
+    rules: Rules,
 }
 
 /// The `UserDefinedFields` key of the run tag (`--run-tag`).
@@ -109,6 +111,7 @@ impl Intake {
             skip_unchanged: config.skip_unchanged,
             note_mode: config.note_mode,
             run_tag: config.run_tag.clone(),
+            rules: config.rules.clone(),
         }
     }
 
@@ -127,7 +130,7 @@ impl Intake {
             return Ok(group);
         }
         let d = with_run_tag((*group).clone(), tag);
-        if let Err(e) = d.validate() {
+        if let Err(e) = d.validate_with(&self.rules) {
             return Err(rejected_decision(
                 r,
                 "per-row decision with the run tag",
@@ -143,7 +146,7 @@ impl Intake {
             SourceItem::Record(r) => r,
             SourceItem::Invalid(i) => return Admitted::Invalid(i),
         };
-        let group = match effective_decision(&self.job, &r, &mut self.interner) {
+        let group = match effective_decision(&self.job, &r, &mut self.interner, &self.rules) {
             Ok(d) => d,
             Err(invalid) => return Admitted::Invalid(*invalid),
         };
@@ -282,6 +285,7 @@ fn effective_decision(
     job: &Arc<Decision>,
     r: &SourceRecord,
     interner: &mut Interner,
+    rules: &Rules,
 ) -> Result<Arc<Decision>, Box<InvalidRecord>> {
     let Some(own) = &r.decision else {
         if job.is_empty() {
@@ -396,7 +400,7 @@ fn effective_decision(
         *mine = merged;
     }
     d.merge_from(own);
-    if let Err(e) = d.validate() {
+    if let Err(e) = d.validate_with(rules) {
         return Err(rejected_decision(r, "per-row decision", &e));
     }
     Ok(interner.intern(d))

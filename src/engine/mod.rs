@@ -116,6 +116,17 @@ pub struct EngineConfig {
     pub max_open_groups: usize,
     /// What to do with rows naming one finding with different decisions.
     pub duplicates: DuplicatePolicy,
+    /// Consecutive requests in one Region that may fail for reasons that
+    /// say nothing about their findings (connection refused or reset,
+    /// timeouts, 5xx after the SDK's answer) before the run stops with
+    /// work left (exit status 4, "resume later"); 0 never stops.
+    pub breaker: u32,
+    /// How long requests in flight have to come back after the breaker
+    /// stops the run.
+    pub breaker_grace: Duration,
+    /// Validation rules for every effective decision
+    /// (`--allow-unknown-type-namespaces`).
+    pub rules: crate::decision::Rules,
 }
 
 /// `--duplicates`: rows that name one finding with different effective
@@ -130,6 +141,11 @@ pub enum DuplicatePolicy {
     /// The first row's decision is applied; the others are not sent.
     First,
 }
+
+/// Default [`EngineConfig::breaker`]: this many requests in a row failing
+/// in one Region means the endpoint or the network is down, not that a
+/// few requests were unlucky (each was already retried with backoff).
+pub const DEFAULT_BREAKER: u32 = 10;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -149,6 +165,9 @@ impl Default for EngineConfig {
             run_tag: None,
             max_open_groups: DEFAULT_MAX_OPEN_GROUPS,
             duplicates: DuplicatePolicy::Refuse,
+            breaker: DEFAULT_BREAKER,
+            breaker_grace: Duration::from_secs(5),
+            rules: crate::decision::Rules::default(),
         }
     }
 }

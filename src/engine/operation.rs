@@ -89,7 +89,8 @@ pub trait UpdateOperation: Send + Sync + 'static {
 pub struct Reported {
     /// The finding's identifiers.
     pub key: FindingKey,
-    /// For an updated finding: the decision applied.
+    /// The decision meant for the finding: applied if it was updated, still
+    /// to apply otherwise (the `--failed` file carries it).
     pub applied: Option<Arc<Decision>>,
     /// For an updated finding whose state the input recorded: what the
     /// applied fields held before.

@@ -15,7 +15,6 @@ use super::operation::UpdateOperation;
 use super::{EngineError, LOG_TARGET};
 use crate::events::Event;
 use crate::journal::Done;
-use crate::model::OutcomeKind;
 
 pub const STOPPED_CODE: &str = "Stopped";
 
@@ -156,10 +155,11 @@ impl<O: UpdateOperation> Dispatcher<O> {
         s.left_work = true;
         let message = message.unwrap_or_else(|| s.message.clone());
         let name = self.regions[region].name.clone();
+        let kind = super::complete::resumable_kind(&item);
         self.finish_item(
             item,
             &name,
-            OutcomeKind::NotAttempted,
+            kind,
             Some(STOPPED_CODE.to_owned()),
             Some(message),
         )
@@ -180,7 +180,9 @@ impl<O: UpdateOperation> Dispatcher<O> {
             self.in_flight.drain().map(|(_, v)| v).collect();
         for (region, items) in in_flight {
             self.regions[region].in_flight -= 1;
-            for item in items {
+            for mut item in items {
+                // Sent, never answered: it may have been applied.
+                item.tries.maybe_applied = true;
                 self.write_off(region, item, Some(message.clone()))?;
             }
         }
@@ -224,13 +226,8 @@ impl<O: UpdateOperation> Dispatcher<O> {
         let reason = format!("run aborted: {reason}");
         for (idx, item) in self.drain_waiting() {
             let name = self.regions[idx].name.clone();
-            self.finish_item(
-                item,
-                &name,
-                OutcomeKind::NotAttempted,
-                None,
-                Some(reason.clone()),
-            )?;
+            let kind = super::complete::resumable_kind(&item);
+            self.finish_item(item, &name, kind, None, Some(reason.clone()))?;
         }
         self.aborted = Some(reason);
         Ok(())

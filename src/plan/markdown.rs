@@ -347,7 +347,7 @@ fn text(s: &str) -> String {
     let mut in_code = false;
     // An unpaired backtick (from input data) would open a span that never
     // closes: escape it instead.
-    let paired = s.matches('`').count() % 2 == 0;
+    let paired = s.matches('`').count().is_multiple_of(2);
     for c in s.chars() {
         if c == '`' {
             if paired {

@@ -549,3 +549,54 @@ fn findings_already_in_state_are_not_sent_just_to_be_tagged() {
     // The tag is still part of what is sent.
     assert!(plan.decisions[0].decision.contains("c-4"));
 }
+
+#[test]
+fn the_largest_groups_are_listed_whatever_the_number_of_distinct_decisions() {
+    // 1,000 findings with a note each, then a group that starts late and
+    // grows past all of them, and one large group from the start.
+    let note = |t: &str| decision(&[(DecisionField::Note, &format!("Text={t},UpdatedBy=x"))]);
+    let mut items = Vec::new();
+    let mut row = 0u64;
+    let mut push = |items: &mut Vec<SourceItem>, d: Decision| {
+        row += 1;
+        let id = format!("arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/{row}");
+        let mut r = record(row, &id, GUARDDUTY);
+        r.decision = Some(Arc::new(d));
+        items.push(SourceItem::Record(r));
+    };
+    for _ in 0..30 {
+        push(&mut items, note("big"));
+    }
+    for i in 0..1000 {
+        push(&mut items, note(&format!("ticket {i}")));
+    }
+    for _ in 0..20 {
+        push(&mut items, note("late"));
+    }
+    let plan = make(&Decision::default(), input(items), &settings());
+    assert_eq!(plan.decisions.len(), MAX_LISTED_GROUPS);
+    assert_eq!(plan.decisions_not_listed, 1002 - MAX_LISTED_GROUPS as u64);
+    assert_eq!(plan.decisions[0].findings, 30);
+    assert!(
+        plan.decisions[0].decision.contains("big"),
+        "{:?}",
+        plan.decisions[0]
+    );
+    assert_eq!(plan.decisions[1].findings, 20);
+    assert!(
+        plan.decisions[1].decision.contains("late"),
+        "{:?}",
+        plan.decisions[1]
+    );
+    // Then the first-seen single ones, in order.
+    assert!(
+        plan.decisions[2].decision.contains("ticket 0\""),
+        "{:?}",
+        plan.decisions[2]
+    );
+    assert!(
+        plan.decisions[3].decision.contains("ticket 1\""),
+        "{:?}",
+        plan.decisions[3]
+    );
+}

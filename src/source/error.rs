@@ -181,9 +181,8 @@ pub(crate) const QUOTED_MAX_CHARS: usize = 80;
 /// characters with a note of how many more there were.
 pub fn printable(s: &str, max: usize) -> String {
     let mut out = String::new();
-    let mut n = 0usize;
     let mut chars = s.chars();
-    for c in chars.by_ref() {
+    for (n, c) in chars.by_ref().enumerate() {
         if n == max {
             let rest = 1 + chars.count();
             out.push_str(&format!("… ({rest} more characters)"));
@@ -194,7 +193,6 @@ pub fn printable(s: &str, max: usize) -> String {
         } else {
             out.push(c);
         }
-        n += 1;
     }
     out
 }

@@ -616,3 +616,198 @@ fn the_report_is_finalised_after_a_second_signal() {
         "{doc}"
     );
 }
+
+/// Rows of a results file: the last row of each input row is its final one.
+fn last_rows(path: &Path) -> std::collections::BTreeMap<u64, String> {
+    read_results(path)
+        .into_iter()
+        .map(|r| (r["row"].parse().unwrap(), r["outcome"].clone()))
+        .collect()
+}
+
+fn summary_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+#[test]
+fn an_outage_stops_the_run_early_and_a_resume_updates_everything() {
+    let (dir, emu, keys, input) = setup(2_000);
+    let home = dir.path();
+    let results = home.join("r.csv");
+    // A port nothing listens on: every connection is refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let run = |url: &str, extra: &[&str]| {
+        let mut c = triage(home);
+        c.args(["update", s(&input), "--workflow", "Status=SUPPRESSED"])
+            .args(["--endpoint-url", url, "--results", s(&results)])
+            .args(["--rate", "50", "--burst", "10", "--concurrency", "4"])
+            .args([
+                "--yes",
+                "--run-tag",
+                "outage",
+                "--no-progress",
+                "--output",
+                "json",
+            ])
+            .args(extra);
+        c.output().unwrap()
+    };
+    let out = run(&dead, &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let s1 = summary_of(&out);
+    assert!(
+        s1["stopped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("in a row failed"),
+        "{s1}"
+    );
+    // Bounded: the breaker's 10 failures plus what was in flight, each
+    // finding at most its 8 attempts; 2,000 findings would be 20 requests
+    // of 100 times 8 attempts without it.
+    let requests = s1["requests"].as_u64().unwrap();
+    assert!(
+        requests <= 20,
+        "{requests} requests against a dead endpoint: {s1}"
+    );
+    assert_eq!(s1["outcomes"]["failed"], serde_json::Value::Null, "{s1}");
+    assert!(
+        read_results(&results)
+            .iter()
+            .all(|r| r["outcome"] == "not_attempted"),
+        "a refused connection never reached the service"
+    );
+    // Later, the endpoint works: the same command with --resume finishes.
+    let out = run(&emu.url(), &["--resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let last = last_rows(&results);
+    assert_eq!(last.len(), keys.len());
+    assert!(last.values().all(|o| o == "updated"), "{last:?}");
+    for k in &keys {
+        assert_eq!(emu.state.update_count(k), 1, "{k}");
+    }
+}
+
+#[test]
+fn a_request_that_may_have_been_applied_ends_unknown_and_is_resent() {
+    let (dir, emu, keys, input) = setup(150);
+    let home = dir.path();
+    let results = home.join("r.csv");
+    let failed = home.join("failed.csv");
+    // Answers come after the client gave up: the outcome is not known.
+    let mut faults = emu.state.faults();
+    faults.latency = Duration::from_secs(3);
+    emu.state.set_faults(faults.clone());
+    let run = |extra: &[&str]| {
+        let mut c = triage(home);
+        c.args(["update", s(&input), "--workflow", "Status=RESOLVED"])
+            .args(["--endpoint-url", &emu.url(), "--results", s(&results)])
+            .args(["--failed", s(&failed)])
+            .args(["--request-timeout", "1s", "--max-attempts", "2"])
+            .args(["--no-progress", "--output", "json"])
+            .args(extra);
+        c.output().unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "unknown outcomes: resume: {}",
+        text(&out)
+    );
+    let s1 = summary_of(&out);
+    assert_eq!(s1["outcomes"]["unknown"], 150, "{s1}");
+    assert!(
+        read_results(&results)
+            .iter()
+            .all(|r| r["outcome"] == "unknown" && r["error_code"] == "Timeout")
+    );
+    // The failed file lists them, to be sent again.
+    assert_eq!(read_results(&failed).len(), 150);
+    // The service answers again: --resume sends them (harmless if they
+    // were applied: the same fields set to the same values).
+    faults.latency = Duration::ZERO;
+    emu.state.set_faults(faults);
+    let out = run(&["--resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let last = last_rows(&results);
+    assert_eq!(last.len(), 150);
+    assert!(last.values().all(|o| o == "updated"), "{last:?}");
+    for k in &keys {
+        assert_eq!(emu.workflow(k), "RESOLVED");
+    }
+}
+
+#[test]
+fn the_failed_file_is_a_complete_input_carrying_each_rows_decision() {
+    let (dir, emu, keys, _) = setup(60);
+    let home = dir.path();
+    // Each row its own note, one row also its own workflow status.
+    let input = home.join("notes.csv");
+    let rows: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let status = if i == 0 { "RESOLVED" } else { "" };
+            format!("{},\"ticket SEC-{i}, reviewed\",{status}", key_row(k))
+        })
+        .collect();
+    write_csv(&input, "Id,ProductArn,Note.Text,Workflow.Status", &rows);
+    // Per-row decisions are taken with --row-decisions where this build
+    // has it (they are the default in builds without the flag).
+    let help = triage(home).args(["update", "--help"]).output().unwrap();
+    let row_flag: &[&str] = if String::from_utf8_lossy(&help.stdout).contains("--row-decisions") {
+        &["--row-decisions"]
+    } else {
+        &[]
+    };
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let failed = home.join("failed.csv");
+    let out = triage(home)
+        .args([
+            "update",
+            s(&input),
+            "--note",
+            "Text=unused,UpdatedBy=secops",
+        ])
+        .args(["--workflow", "Status=SUPPRESSED"])
+        .args(row_flag)
+        .args([
+            "--endpoint-url",
+            &dead,
+            "--failed",
+            s(&failed),
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let listed = read_results(&failed);
+    assert_eq!(listed.len(), 60, "{}", text(&out));
+    let first = listed.iter().find(|r| r["row"] == "1").unwrap();
+    assert_eq!(first["Workflow.Status"], "RESOLVED");
+    assert_eq!(first["Note.Text"], "ticket SEC-0, reviewed");
+    assert_eq!(first["Note.UpdatedBy"], "secops");
+    // Fed back with no decision on the command line, it re-applies
+    // exactly what each row was meant to get.
+    let out = triage(home)
+        .args(["update", s(&failed)])
+        .args(row_flag)
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for (i, k) in keys.iter().enumerate() {
+        let (note, by) = emu.note(k).expect("a note");
+        assert_eq!(note, format!("ticket SEC-{i}, reviewed"));
+        assert_eq!(by, "secops");
+        let want = if i == 0 { "RESOLVED" } else { "SUPPRESSED" };
+        assert_eq!(emu.workflow(k), want, "{k}");
+    }
+}

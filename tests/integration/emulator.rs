@@ -18,21 +18,21 @@ use aws_sdk_securityhub::types::{
     WorkflowStatus, WorkflowUpdate,
 };
 use sechub_triage::emulator::{
-    Bucket, Counters, DuplicatePolicy, EmulatorConfig, EmulatorState, FaultConfig, Operation,
-    Semantics, SyntheticSpec, ThrottleCode, ThrottleConfig, UdfPolicy, serve,
+    Bucket, Counters, DuplicatePolicy, EmulatorConfig, EmulatorState, FaultConfig, LocalEmulator,
+    Operation, Semantics, SyntheticSpec, ThrottleCode, ThrottleConfig, UdfPolicy,
 };
 use sechub_triage::model::FindingKey;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 
 // ---------------------------------------------------------------- harness
 
+/// The library's [`LocalEmulator`] with the fields these tests read, and
+/// SDK clients with retries off.
 struct Emu {
     addr: SocketAddr,
     state: EmulatorState,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    server: LocalEmulator,
 }
 
 impl Emu {
@@ -41,17 +41,11 @@ impl Emu {
     }
 
     async fn with_state(state: EmulatorState) -> Emu {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state.clone(), async move {
-            let _ = rx.await;
-        }));
+        let server = LocalEmulator::start_with_state(state).await.unwrap();
         Emu {
-            addr,
-            state,
-            stop: Some(tx),
-            task: Some(task),
+            addr: server.addr(),
+            state: server.state().clone(),
+            server,
         }
     }
 
@@ -60,24 +54,25 @@ impl Emu {
     }
 
     fn client_as(&self, access_key: &str, region: &str) -> Client {
-        let config = aws_sdk_securityhub::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_owned()))
-            .credentials_provider(Credentials::new(access_key, "secret", None, None, "test"))
-            .endpoint_url(format!("http://{}", self.addr))
-            .retry_config(RetryConfig::disabled())
-            .build();
-        Client::from_conf(config)
+        client_for(self.addr, access_key, region)
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
-        }
+    async fn stop(self) {
+        self.server.shutdown().await.unwrap();
     }
+}
+
+/// An SDK client (retries off) for the emulator at `addr`, signing as
+/// `access_key` in `region`.
+fn client_for(addr: SocketAddr, access_key: &str, region: &str) -> Client {
+    let config = aws_sdk_securityhub::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new(access_key, "secret", None, None, "test"))
+        .endpoint_url(format!("http://{addr}"))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
 }
 
 fn unthrottled() -> EmulatorConfig {
@@ -1980,14 +1975,8 @@ fn command_test() {
     assert_eq!(keys.lines().count(), 31);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let count = |region: &'static str| {
-        let emu = Emu {
-            addr,
-            state: EmulatorState::default(),
-            stop: None,
-            task: None,
-        };
         rt.block_on(async move {
-            emu.client_as("AKIDTEST", region)
+            client_for(addr, "AKIDTEST", region)
                 .get_findings()
                 .max_results(100)
                 .into_paginator()

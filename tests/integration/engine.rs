@@ -258,14 +258,15 @@ fn access_denied_aborts_with_status_3_and_accounts_for_everything() {
         .iter()
         .filter(|l| l["outcome"] == "not_attempted")
         .count();
-    assert_eq!(failed + not_attempted, 5_000);
-    assert!(failed > 0 && failed as u64 <= sent * 100);
-    assert!(
-        lines
-            .iter()
-            .filter(|l| l["outcome"] == "failed")
-            .all(|l| l["error_code"] == "AccessDeniedException")
-    );
+    // Access denied says nothing about the findings: every one stays
+    // resumable, those of the answered requests with the code.
+    assert_eq!(failed, 0);
+    assert_eq!(not_attempted, 5_000);
+    let answered = lines
+        .iter()
+        .filter(|l| l["error_code"] == "AccessDeniedException")
+        .count();
+    assert!(answered > 0 && answered as u64 <= sent * 100, "{answered}");
     for k in &keys {
         assert_eq!(emu.state.update_count(k), 0);
     }

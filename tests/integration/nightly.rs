@@ -220,7 +220,8 @@ impl Journal {
     fn finals_by_row(&self) -> BTreeMap<u64, Vec<String>> {
         let mut m: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for r in &self.rows {
-            if r["outcome"] != "not_attempted" {
+            // `not_attempted` and `unknown` are not final: resumed.
+            if r["outcome"] != "not_attempted" && r["outcome"] != "unknown" {
                 m.entry(r["row"].parse().unwrap())
                     .or_default()
                     .push(r["outcome"].clone());
@@ -917,7 +918,7 @@ fn standard_input_is_checked_row_by_row_on_resume() {
 }
 
 /// When the grace period ends with requests still out, their findings are
-/// recorded `not_attempted` (they may or may not have been applied), the
+/// recorded `unknown` (they may or may not have been applied), the
 /// process exits without waiting for the answers, and the resumed run sends
 /// them again.
 #[test]
@@ -936,9 +937,13 @@ fn requests_still_out_when_the_grace_period_ends_are_written_off_and_resent() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let s = summary(&out);
-    // Nothing came back: everything read is not attempted (the reader
-    // may not have reached the end of the input).
-    assert_eq!(s["outcomes"]["not_attempted"], s["records"], "{s}");
+    // Nothing came back: everything read is resumable (the reader may not
+    // have reached the end of the input); the findings of the requests
+    // still out may have been applied, so they are `unknown`.
+    let resumable = s["outcomes"]["not_attempted"].as_u64().unwrap_or(0)
+        + s["outcomes"]["unknown"].as_u64().unwrap_or(0);
+    assert_eq!(Some(resumable), s["records"].as_u64(), "{s}");
+    assert_eq!(s["outcomes"]["unknown"], 300, "{s}");
     let journal = job.journal();
     let still_out = journal
         .rows
@@ -946,6 +951,13 @@ fn requests_still_out_when_the_grace_period_ends_are_written_off_and_resent() {
         .filter(|r| r["error_message"].contains("still in flight when the grace period ended"))
         .count();
     assert_eq!(still_out, 300, "three requests of 100 were out");
+    assert!(
+        journal
+            .rows
+            .iter()
+            .filter(|r| r["error_message"].contains("still in flight"))
+            .all(|r| r["outcome"] == "unknown")
+    );
     assert!(journal.rows.iter().all(|r| r["error_code"] == "Stopped"));
     emu.settle();
 

@@ -143,9 +143,9 @@ fn documented(name: &str, fields: &BTreeSet<String>) {
             .unwrap();
     let missing: Vec<_> = fields
         .iter()
-        .filter_map(|f| {
+        .filter(|f| {
             let last = f.rsplit('.').next().unwrap_or(f).trim_end_matches("[]");
-            (last != "*" && !docs.contains(&format!("`{last}`"))).then_some(f)
+            last != "*" && !docs.contains(&format!("`{last}`"))
         })
         .collect();
     assert!(
@@ -250,10 +250,18 @@ fn run_summary_report_and_results_keep_their_shape() {
     let r = run();
 
     assert_eq!(r.summary["schema_version"], schema::SUMMARY);
-    check("summary", schema::SUMMARY, &fields_of(&[r.summary.clone()]));
+    check(
+        "summary",
+        schema::SUMMARY,
+        &fields_of(std::slice::from_ref(&r.summary)),
+    );
 
     assert_eq!(r.report["schema_version"], schema::REPORT);
-    check("report", schema::REPORT, &fields_of(&[r.report.clone()]));
+    check(
+        "report",
+        schema::REPORT,
+        &fields_of(std::slice::from_ref(&r.report)),
+    );
 
     // Results: every JSON Lines row carries the version (last); the CSV header is
     // the same columns without it; both journal headers carry it.
@@ -272,7 +280,7 @@ fn run_summary_report_and_results_keep_their_shape() {
     check(
         "journal",
         sechub_triage::journal::VERSION,
-        &fields_of(&[r.jsonl_header.clone()]),
+        &fields_of(std::slice::from_ref(&r.jsonl_header)),
     );
 }
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use sechub_triage::emulator::{EmulatorConfig, EmulatorState};
+use sechub_triage::emulator::{EmulatorConfig, EmulatorState, LocalEmulator};
 use sechub_triage::model::FindingKey;
 
 /// The secret access key every test run gets: recognisable, so that tests
@@ -20,11 +20,14 @@ pub const TEST_SECRET: &str = "support-test-secret-XYZZY";
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
 
-/// An emulator serving on 127.0.0.1 until dropped.
+/// An emulator serving on 127.0.0.1 until dropped: the library's
+/// [`LocalEmulator`] on a runtime of its own, for tests that are not async
+/// (they run the binary, or drive the engine through `rt`).
 pub struct Emu {
     pub addr: SocketAddr,
     pub state: EmulatorState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    // Declared before `rt`, so dropped (told to stop) before the runtime.
+    server: LocalEmulator,
     pub rt: tokio::runtime::Runtime,
 }
 
@@ -35,29 +38,17 @@ impl Emu {
             .enable_all()
             .build()
             .unwrap();
-        let state = EmulatorState::new(config);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let st = state.clone();
-        rt.spawn(async move {
-            sechub_triage::emulator::serve(listener, st, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
+        let server = LocalEmulator::start_on(rt.handle(), EmulatorState::new(config)).unwrap();
         Emu {
-            addr,
-            state,
-            stop: Some(tx),
+            addr: server.addr(),
+            state: server.state().clone(),
+            server,
             rt,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Every API request the emulator received, all operations together.
@@ -82,14 +73,6 @@ impl Emu {
             .as_str()
             .unwrap_or_default()
             .to_owned()
-    }
-}
-
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
     }
 }
 
