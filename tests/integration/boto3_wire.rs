@@ -368,12 +368,10 @@ async fn boto3_the_aws_cli_and_the_rust_sdk_agree_on_the_v2_wire() {
         regions: vec!["us-east-1".into()],
         ..SyntheticSpec::new(20, 12)
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let server = LocalEmulator::start_with_state(state.clone())
+        .await
+        .unwrap();
+    let addr = server.addr();
 
     let dir = tempfile::tempdir().unwrap();
     let keys_file = dir.path().join("keys.json");
@@ -679,6 +677,5 @@ async fn boto3_the_aws_cli_and_the_rust_sdk_agree_on_the_v2_wire() {
         py("cli_not_enabled")["code"].as_str()
     );
 
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    server.shutdown().await.unwrap();
 }
