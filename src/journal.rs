@@ -763,6 +763,7 @@ impl JournalRow {
             attempts: self.attempts,
             applied: None,
             prior: None,
+            state: None,
         }
     }
 
@@ -1058,6 +1059,7 @@ mod tests {
             attempts: 12,
             applied: None,
             prior: None,
+            state: None,
         }
     }
 

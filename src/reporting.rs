@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::decision::Decision;
-use crate::model::{FindingKey, Location, OutcomeKind};
+use crate::model::{CurrentState, FindingKey, Location, OutcomeKind};
 
 /// The final outcome of one input record.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +51,10 @@ pub struct Outcome {
     /// the applied fields held before (an ASFF fragment, see
     /// [`crate::revert`]).
     pub prior: Option<Arc<serde_json::Value>>,
+    /// The finding's state as the input recorded it, when it did: the
+    /// `--failed` file carries it (`recorded_state`), so that the file fed
+    /// back knows what its findings held and the next run stays revertible.
+    pub state: Option<Arc<CurrentState>>,
 }
 
 /// Receives every outcome, once.
@@ -176,6 +180,35 @@ pub const FAILED_DECISION_COLUMNS: [&str; 12] = [
     "RelatedFindings",
 ];
 
+/// The last column of a CSV `--failed` file (and a member of each JSON
+/// Lines `--failed` row): the state the row came with, as the input
+/// recorded it, an ASFF fragment in JSON (`{"Workflow":{"Status":"NEW"},
+/// "Note":null,...}`; see `docs/outputs.md`). The readers take a column or
+/// member of this name as the record's whole state, never as a decision.
+pub const RECORDED_STATE_COLUMN: &str = "recorded_state";
+
+/// A JSON Lines `--failed` row: the results columns, then the decision
+/// meant for the finding as the `BatchUpdateFindings` members (`decision`,
+/// which the JSON reader takes with `--row-decisions`), then the state it
+/// came with (`recorded_state`).
+#[derive(Serialize)]
+struct FailedJsonRow<'a> {
+    #[serde(flatten)]
+    row: ResultRow<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'a Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded_state: Option<serde_json::Value>,
+}
+
+/// The `recorded_state` of an outcome, if its input recorded any.
+fn recorded_state(o: &Outcome) -> Option<serde_json::Value> {
+    o.state
+        .as_deref()
+        .map(crate::source::recorded::to_json)
+        .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+}
+
 /// The cells of [`FAILED_DECISION_COLUMNS`] for one decision.
 fn decision_cells(d: Option<&Decision>) -> [String; 12] {
     let Some(d) = d else {
@@ -226,8 +259,9 @@ fn decision_cells(d: Option<&Decision>) -> [String; 12] {
 pub struct ResultsWriter {
     path: PathBuf,
     writer: RowWriter,
-    /// A CSV `--failed` file: the results columns, then each row's
-    /// decision ([`FAILED_DECISION_COLUMNS`]).
+    /// A `--failed` file: the results columns, then each row's decision
+    /// ([`FAILED_DECISION_COLUMNS`], in JSON Lines `decision`) and the
+    /// state it came with ([`RECORDED_STATE_COLUMN`]).
     with_decisions: bool,
     /// Only outcomes of these kinds are written (all when `None`).
     only: Option<Vec<OutcomeKind>>,
@@ -301,12 +335,13 @@ impl ResultsWriter {
             let header: Vec<&str> = RESULT_COLUMNS
                 .iter()
                 .chain(FAILED_DECISION_COLUMNS.iter())
+                .chain(std::iter::once(&RECORDED_STATE_COLUMN))
                 .copied()
                 .collect();
             csv.write_record(&header)
                 .map_err(|e| io::Error::other(format!("cannot write {}: {e}", path.display())))?;
-            w.with_decisions = true;
         }
+        w.with_decisions = true;
         Ok(w)
     }
 
@@ -340,9 +375,27 @@ impl OutcomeSink for ResultsWriter {
                     row.prior.clone(),
                 ];
                 cells.extend(decision_cells(outcome.applied.as_deref()));
+                cells.push(
+                    recorded_state(outcome)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                );
                 w.write_record(&cells).map_err(|e| e.to_string())
             }
             RowWriter::Csv(w) => w.serialize(&row).map_err(|e| e.to_string()),
+            RowWriter::Json(w) if with_decisions => serde_json::to_writer(
+                &mut *w,
+                &crate::schema::VersionedLast {
+                    inner: &FailedJsonRow {
+                        row,
+                        decision: outcome.applied.as_deref(),
+                        recorded_state: recorded_state(outcome),
+                    },
+                    schema_version: crate::schema::RESULTS,
+                },
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|()| w.write_all(b"\n").map_err(|e| e.to_string())),
             RowWriter::Json(w) => serde_json::to_writer(
                 &mut *w,
                 &crate::schema::VersionedLast {
@@ -607,6 +660,7 @@ mod tests {
             attempts: 1,
             applied: None,
             prior: None,
+            state: None,
         }
     }
 

@@ -231,14 +231,20 @@ impl<O: UpdateOperation> Dispatcher<O> {
                         s.left_work = true;
                     }
                     let region = Some(self.regions[idx].name.clone());
-                    return self.record(outcome(
-                        r.location,
-                        Some(r.key),
-                        region,
-                        OutcomeKind::NotAttempted,
-                        code,
-                        Some(reason),
-                    ));
+                    // The decision meant and the state recorded go with it
+                    // (the `--failed` file re-applies them).
+                    return self.record(Outcome {
+                        applied: Some(decision),
+                        state: r.current,
+                        ..outcome(
+                            r.location,
+                            Some(r.key),
+                            region,
+                            OutcomeKind::NotAttempted,
+                            code,
+                            Some(reason),
+                        )
+                    });
                 }
                 let (key, decision) = O::admit(r.key, decision);
                 let item = Item {
@@ -469,16 +475,14 @@ impl<O: UpdateOperation> Dispatcher<O> {
         message: Option<String>,
     ) -> Result<(), EngineError> {
         self.held -= 1;
-        let reported = O::report(
-            item.key,
-            item.decision,
-            item.current.as_deref(),
-            kind == OutcomeKind::Updated,
-        );
+        let updated = kind == OutcomeKind::Updated;
+        let reported = O::report(item.key, item.decision, item.current.as_deref(), updated);
         self.record(Outcome {
             attempts: item.tries.attempts,
             applied: reported.applied,
             prior: reported.prior,
+            // What a finding not updated came with, for the `--failed` file.
+            state: if updated { None } else { item.current },
             ..outcome(
                 item.location,
                 Some(reported.key),

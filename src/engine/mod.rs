@@ -320,6 +320,7 @@ fn outcome(
         attempts: 0,
         applied: None,
         prior: None,
+        state: None,
     }
 }
 

@@ -137,6 +137,11 @@ enum Target {
     OcsfConfidence,
     /// Security Lake's modified time (`finding_info.modified_time`).
     ModifiedTime,
+    /// A `--failed` file's `recorded_state`: the whole recorded state as an
+    /// ASFF fragment ([`super::recorded`]). Where it is, it is the state:
+    /// the file's decision-named columns are decisions (with
+    /// `--row-decisions`) or nothing, never state.
+    RecordedState,
 }
 
 impl Target {
@@ -153,6 +158,7 @@ impl Target {
                 | Target::OcsfMessage
                 | Target::OcsfConfidence
                 | Target::ModifiedTime
+                | Target::RecordedState
         )
     }
 }
@@ -206,6 +212,7 @@ fn target_of(raw: &str, ocsf: bool) -> Option<Target> {
         "generatorid" | "metadataproductfeatureuid" => Target::Generator,
         "recordstate" => Target::RecordState,
         "updatedat" => Target::ModifiedTime,
+        "recordedstate" => Target::RecordedState,
         _ => return None,
     })
 }
@@ -338,6 +345,11 @@ pub(crate) fn plan(
     }
     let mut columns: Vec<Planned> = Vec::new();
     let mut decision_like = Vec::new();
+    // A `--failed` file records the state in one column: every other
+    // column is a decision or nothing.
+    let recorded = names.iter().enumerate().any(|(i, n)| {
+        !identifiers.contains(&i) && target_of(n, ocsf) == Some(Target::RecordedState)
+    });
     for (index, name) in names.iter().enumerate() {
         if identifiers.contains(&index) {
             continue;
@@ -350,6 +362,9 @@ pub(crate) fn plan(
         let decision = can_decide && wanted(&spelled);
         if can_decide && !decision {
             decision_like.push(spelled.to_string());
+        }
+        if recorded && !decision && target != Target::RecordedState {
+            continue;
         }
         // The first column for a target wins (a file with both `Workflow`
         // and `workflow_status` is ambiguous; take the earlier).
@@ -612,6 +627,14 @@ fn time_cell(cell: FieldCell<'_>) -> Option<i64> {
 /// The state a row's state cells record, if any. A cell in a shape this
 /// does not know leaves its field unknown.
 fn state(columns: &[Planned], cells: &[FieldCell<'_>]) -> Option<CurrentState> {
+    if let Some((_, cell)) = columns
+        .iter()
+        .zip(cells)
+        .find(|(c, _)| c.target == Target::RecordedState)
+    {
+        let v: Value = serde_json::from_str(cell.text()?).ok()?;
+        return super::recorded::from_json(&v);
+    }
     let mut cur = CurrentState::default();
     let mut any = false;
     let mut note_text: Option<Option<String>> = None;
@@ -715,7 +738,7 @@ fn state(columns: &[Planned], cells: &[FieldCell<'_>]) -> Option<CurrentState> {
                 }
                 Some(())
             }
-            Target::SeverityProduct | Target::Related => None,
+            Target::SeverityProduct | Target::Related | Target::RecordedState => None,
         };
         any |= set.is_some();
     }
@@ -1079,6 +1102,71 @@ mod tests {
         let cur = r.current.unwrap();
         assert_eq!(cur.compliance_status.as_deref(), Some("FAILED"));
         assert_eq!(cur.workflow_status.as_deref(), Some("SUPPRESSED"));
+    }
+
+    #[test]
+    fn a_recorded_state_column_is_the_state_and_decision_columns_never_are() {
+        // A `--failed` file's layout: decisions under their ASFF names, the
+        // state the row came with in `recorded_state`.
+        let n = names(&[
+            "Id",
+            "ProductArn",
+            "Workflow.Status",
+            "Note.Text",
+            "Note.UpdatedBy",
+            "recorded_state",
+        ]);
+        let state = r#"{"Workflow":{"Status":"NEW"},"Note":{"Text":"old","UpdatedBy":"bob"}}"#;
+        let cells = ["SUPPRESSED", "new note", "alice", state];
+        for mode in [
+            RowDecisions::All,
+            RowDecisions::from_flag("Workflow.Status,Note.Text,Note.UpdatedBy"),
+        ] {
+            let mut plan = plan(&n, &[0, 1], false, &mode).unwrap();
+            assert_eq!(plan.decision_columns().len(), 3, "{mode:?}");
+            let SourceItem::Record(r) = fill(&mut plan, &cells) else {
+                panic!()
+            };
+            let d = r.decision.unwrap();
+            assert_eq!(
+                d.workflow.as_ref().unwrap().status,
+                WorkflowStatus::Suppressed
+            );
+            assert_eq!(d.note.as_ref().unwrap().text, "new note");
+            let cur = r.current.unwrap();
+            assert_eq!(cur.workflow_status.as_deref(), Some("NEW"));
+            assert_eq!(cur.note_text.as_deref(), Some("old"));
+            assert_eq!(cur.note_updated_by.as_deref(), Some("bob"));
+        }
+        // Without --row-decisions the decision columns are not read as
+        // state either: the state is the recorded one.
+        let mut plan = plan(&n, &[0, 1], false, &RowDecisions::Off).unwrap();
+        assert!(plan.decision_columns().is_empty());
+        assert_eq!(plan.decision_like_columns().len(), 3);
+        // Only `recorded_state` is read.
+        assert_eq!(plan.indices(), [5]);
+        let SourceItem::Record(r) = fill(&mut plan, &[state]) else {
+            panic!()
+        };
+        assert!(r.decision.is_none());
+        assert_eq!(r.current.unwrap().workflow_status.as_deref(), Some("NEW"));
+        // An empty or unreadable recorded state: nothing known, row valid.
+        for bad in ["", "not json", "[1]"] {
+            let SourceItem::Record(r) = fill(&mut plan, &[bad]) else {
+                panic!()
+            };
+            assert!(r.current.is_none(), "{bad}");
+        }
+        // It is never a decision.
+        let err = plan_err(&n, RowDecisions::from_flag("recorded_state"));
+        assert!(err.contains("state or context"), "{err}");
+    }
+
+    fn plan_err(n: &[String], mode: RowDecisions) -> String {
+        match plan(n, &[0, 1], false, &mode) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("planned"),
+        }
     }
 
     fn state_of(names_: &[&str], cells: &[&str], ocsf: bool) -> CurrentState {

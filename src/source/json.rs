@@ -34,8 +34,8 @@ use super::fields::{self, FieldCell};
 use super::ident::{self, Cell, Checker, IdentColumns};
 use super::input::{InputInfo, Stream};
 use super::recent::Recent;
-use super::{RecordIter, SourceOptions};
-use crate::decision::SeverityLabel;
+use super::{RecordIter, RowDecisions, SourceOptions};
+use crate::decision::{Decision, SeverityLabel};
 use crate::model::{CurrentState, InvalidRecord, Location, SourceItem};
 
 /// Opens a JSON input. `limit` bounds the size of one element.
@@ -67,6 +67,27 @@ pub(crate) fn open(
             },
         ));
     }
+    // Per-row decisions are each record's `decision` member (a `--failed`
+    // file's); a list of columns cannot name anything else in JSON.
+    let takes_decisions = match &opts.row_decisions {
+        RowDecisions::Off => false,
+        RowDecisions::All => true,
+        RowDecisions::Only(list) => {
+            if let Some(other) = list.iter().find(|c| ident::normalize(c) != "decision") {
+                return Err(SourceError::new(
+                    &info.name,
+                    SourceErrorKind::NotADecisionColumn {
+                        column: other.trim().to_owned(),
+                        why: "is not how a JSON input carries per-row decisions: each record's \
+                              `decision` member (the BatchUpdateFindings members) is, taken with \
+                              --row-decisions or --row-decisions=decision"
+                            .into(),
+                    },
+                ));
+            }
+            true
+        }
+    };
     let checker = Checker::new(info.any_arn);
     Ok(Box::new(JsonRecords {
         checker,
@@ -79,7 +100,10 @@ pub(crate) fn open(
         row: 0,
         done: false,
         columns: Columns::new(),
-        states: Recent::new(),
+        caches: Caches {
+            states: Recent::new(),
+            decisions: takes_decisions.then(Recent::new),
+        },
     }))
 }
 
@@ -413,8 +437,7 @@ struct JsonRecords {
     done: bool,
     columns: Columns,
     checker: Checker,
-    /// Recently seen finding states, shared between findings.
-    states: Recent<Option<Arc<CurrentState>>>,
+    caches: Caches,
 }
 
 impl JsonRecords {
@@ -650,7 +673,7 @@ impl JsonRecords {
                         &self.columns,
                         location(self.row),
                         &mut self.checker,
-                        &mut self.states,
+                        &mut self.caches,
                     );
                     self.pending.push_back(item);
                 }
@@ -661,7 +684,7 @@ impl JsonRecords {
                     &self.columns,
                     location(self.row),
                     &mut self.checker,
-                    &mut self.states,
+                    &mut self.caches,
                 );
                 self.pending.push_back(item);
             }
@@ -937,6 +960,14 @@ struct Finding<'a> {
     cloud: Option<&'a RawValue>,
     #[serde(rename = "compliance", borrow)]
     ocsf_compliance: Option<&'a RawValue>,
+    /// A `--failed` file's per-row decision, the `BatchUpdateFindings`
+    /// members: taken with `--row-decisions`, ignored otherwise.
+    #[serde(borrow)]
+    decision: Option<&'a RawValue>,
+    /// A `--failed` file's recorded state (`super::recorded`): where it is,
+    /// it is the record's whole state.
+    #[serde(borrow)]
+    recorded_state: Option<&'a RawValue>,
 }
 
 /// Parses a raw state value, or gives up quietly.
@@ -1116,23 +1147,77 @@ impl Finding<'_> {
         });
     }
 
-    /// Checks the identifiers and attaches the recorded state.
+    /// Checks the identifiers and attaches the recorded state and, when
+    /// per-row decisions are taken, the record's own decision.
     fn read(
         &self,
         columns: &Columns,
         location: Location,
         checker: &mut Checker,
-        states: &mut Recent<Option<Arc<CurrentState>>>,
+        caches: &mut Caches,
     ) -> SourceItem {
         match self.check(columns, location, checker) {
             SourceItem::Record(mut r) => {
-                self.state_key(states.start());
-                r.current = states.get_or_built(|| self.state().map(Arc::new));
+                if let (Some(decisions), Some(raw)) = (&mut caches.decisions, self.decision) {
+                    match decisions.get_or(raw.get(), || row_decision(raw)) {
+                        Ok(d) => r.decision = d,
+                        Err(reason) => {
+                            return SourceItem::Invalid(InvalidRecord {
+                                location: r.location,
+                                column: Some("decision".into()),
+                                reason,
+                                key: Some(r.key),
+                            });
+                        }
+                    }
+                }
+                r.current = match self.recorded_state {
+                    Some(raw) => caches.states.get_or(raw.get(), || {
+                        let v: Value = serde_json::from_str(raw.get()).ok()?;
+                        super::recorded::from_json(&v).map(Arc::new)
+                    }),
+                    None => {
+                        let key = caches.states.start();
+                        // Never the text of a recorded state (an object).
+                        key.push('\u{1}');
+                        self.state_key(key);
+                        caches.states.get_or_built(|| self.state().map(Arc::new))
+                    }
+                };
                 SourceItem::Record(r)
             }
             other => other,
         }
     }
+}
+
+/// A JSON record's own decision (`None`: it sets none), or why it is unusable.
+type JsonDecision = Result<Option<Arc<Decision>>, String>;
+
+/// What a JSON reader keeps between records.
+struct Caches {
+    /// Recently seen finding states, shared between findings.
+    states: Recent<Option<Arc<CurrentState>>>,
+    /// Recently seen `decision` members, when `--row-decisions` takes them.
+    decisions: Option<Recent<JsonDecision>>,
+}
+
+/// Parses a `decision` member: the `BatchUpdateFindings` members, as the
+/// `--failed` file writes them. Only its shape is checked here; the engine
+/// validates the merged decision.
+fn row_decision(raw: &RawValue) -> JsonDecision {
+    if raw.get().trim() == "null" {
+        return Ok(None);
+    }
+    let d: Decision = serde_json::from_str(raw.get()).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+        format!(
+            "expected the BatchUpdateFindings members, like {{\"Workflow\":{{\"Status\":\"SUPPRESSED\"}}}} \
+             ({msg})"
+        )
+    })?;
+    Ok((d != Decision::default()).then(|| Arc::new(d)))
 }
 
 #[derive(Deserialize)]

@@ -26,6 +26,7 @@ mod input;
 mod json;
 mod parquet;
 mod recent;
+pub(crate) mod recorded;
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -811,3 +811,197 @@ fn the_failed_file_is_a_complete_input_carrying_each_rows_decision() {
         assert_eq!(emu.workflow(k), want, "{k}");
     }
 }
+
+/// One round of [`a_failed_file_fed_back_reapplies_exactly_what_failed_and_stays_revertible`]
+/// with the `--failed` file named `failed.<ext>` (CSV or JSON Lines).
+fn failed_file_round_trip(ext: &str) {
+    let (dir, emu, keys, _) = setup(40);
+    let home = dir.path();
+    // What each finding holds now, as an export records it (state), and
+    // each row's own note (a per-row decision).
+    let before: Vec<(String, Option<(String, String)>)> = keys
+        .iter()
+        .map(|k| (emu.workflow(k), emu.note(k)))
+        .collect();
+    assert!(before.iter().any(|(_, n)| n.is_some()) && before.iter().any(|(_, n)| n.is_none()));
+    let input = home.join("in.csv");
+    let rows: Vec<String> = keys
+        .iter()
+        .zip(&before)
+        .enumerate()
+        .map(|(i, (k, (status, note)))| {
+            let note = note.as_ref().map_or(String::new(), |(t, by)| {
+                support::csv_quote(&serde_json::json!({"Text": t, "UpdatedBy": by}).to_string())
+            });
+            format!(
+                "{},{status},{note},\"ticket SEC-{i}, reviewed\"",
+                key_row(k)
+            )
+        })
+        .collect();
+    write_csv(
+        &input,
+        "Id,ProductArn,Workflow.Status,Note,Note.Text",
+        &rows,
+    );
+    // Some findings fail: the service answers ConcurrentUpdateError for
+    // them and one attempt is all they get.
+    let mut faults = emu.state.faults();
+    faults.concurrent_update_error = 0.4;
+    emu.state.set_faults(faults.clone());
+    let failed = home.join(format!("failed.{ext}"));
+    let r1 = home.join("r1.csv");
+    let out = triage(home)
+        .args(["update", s(&input), "--row-decisions=Note.Text"])
+        .args(["--workflow", "Status=SUPPRESSED"])
+        .args(["--note", "Text=unused,UpdatedBy=secops"])
+        .args(["--max-attempts", "1", "--endpoint-url", &emu.url()])
+        .args(["--results", s(&r1), "--failed", s(&failed), "--no-progress"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "some failed: {}", text(&out));
+    let outcomes: Vec<(String, String)> = read_results(&r1)
+        .into_iter()
+        .map(|r| (r["Id"].clone(), r["outcome"].clone()))
+        .collect();
+    let failed_ids: std::collections::BTreeSet<String> = outcomes
+        .iter()
+        .filter(|(_, o)| o == "failed")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        !failed_ids.is_empty() && failed_ids.len() < keys.len(),
+        "{outcomes:?}"
+    );
+    for k in &keys {
+        let history = emu.state.update_history(k);
+        assert_eq!(
+            history.len(),
+            usize::from(!failed_ids.contains(&k.id)),
+            "{k}"
+        );
+    }
+    // The failed file: each row's decision and the state it came with.
+    let listed: Vec<serde_json::Value> = if ext == "csv" {
+        read_results(&failed)
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect()
+    } else {
+        std::fs::read_to_string(&failed)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert_eq!(listed.len(), failed_ids.len());
+    for row in &listed {
+        let i = keys
+            .iter()
+            .position(|k| row["Id"] == k.id.as_str())
+            .unwrap();
+        let (status, note) = &before[i];
+        let (decision, state) = if ext == "csv" {
+            assert_eq!(row["Workflow.Status"], "SUPPRESSED");
+            assert_eq!(
+                row["Note.Text"],
+                format!("ticket SEC-{i}, reviewed").as_str()
+            );
+            assert_eq!(row["Note.UpdatedBy"], "secops");
+            let state: serde_json::Value =
+                serde_json::from_str(row["recorded_state"].as_str().unwrap()).unwrap();
+            (None, state)
+        } else {
+            (Some(row["decision"].clone()), row["recorded_state"].clone())
+        };
+        if let Some(d) = decision {
+            assert_eq!(
+                d,
+                serde_json::json!({
+                    "Workflow": {"Status": "SUPPRESSED"},
+                    "Note": {"Text": format!("ticket SEC-{i}, reviewed"), "UpdatedBy": "secops"},
+                })
+            );
+        }
+        let want_note = note.as_ref().map_or(
+            serde_json::Value::Null,
+            |(t, by)| serde_json::json!({"Text": t, "UpdatedBy": by}),
+        );
+        assert_eq!(
+            state,
+            serde_json::json!({"Workflow": {"Status": status}, "Note": want_note}),
+            "{row}"
+        );
+    }
+    // Fed back against a healthy service, with no decision on the command
+    // line: exactly the failed findings get exactly their decisions.
+    faults.concurrent_update_error = 0.0;
+    emu.state.set_faults(faults);
+    emu.state.reset_counters();
+    let r2 = home.join("r2.csv");
+    let out = triage(home)
+        .args(["update", s(&failed), "--row-decisions"])
+        .args(["--endpoint-url", &emu.url(), "--results", s(&r2)])
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for (i, k) in keys.iter().enumerate() {
+        let history = emu.state.update_history(k);
+        if !failed_ids.contains(&k.id) {
+            assert!(history.is_empty(), "{k} was not failed: {history:?}");
+            continue;
+        }
+        let mut written = history.concat();
+        written.sort();
+        assert_eq!(history.len(), 1, "{k}");
+        assert_eq!(written, ["Note", "Workflow.Status"], "{k}");
+        assert_eq!(emu.workflow(k), "SUPPRESSED");
+        assert_eq!(
+            emu.note(k),
+            Some((format!("ticket SEC-{i}, reviewed"), "secops".into()))
+        );
+    }
+    // The second run recorded what the findings held before: revert puts
+    // the workflow status back, and the note where there was one.
+    let second = read_results(&r2);
+    assert_eq!(second.len(), failed_ids.len());
+    for row in &second {
+        assert_eq!(row["outcome"], "updated", "{row:?}");
+        let i = keys.iter().position(|k| k.id == row["Id"]).unwrap();
+        let prior: serde_json::Value = serde_json::from_str(&row["prior"]).unwrap();
+        assert_eq!(prior["Workflow"]["Status"], before[i].0.as_str(), "{row:?}");
+    }
+    let out = triage(home)
+        .args(["revert", s(&r2), "--results", s(&home.join("r3.csv"))])
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .output()
+        .unwrap();
+    // Notes written where there were none cannot be removed: partially
+    // restored (2) when a failed finding had no note, else 0.
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(2)),
+        "{}",
+        text(&out)
+    );
+    for (i, k) in keys.iter().enumerate() {
+        if !failed_ids.contains(&k.id) {
+            continue;
+        }
+        let (status, note) = &before[i];
+        assert_eq!(&emu.workflow(k), status, "{k}");
+        if note.is_some() {
+            assert_eq!(&emu.note(k), note, "{k}");
+        }
+    }
+}
+
+/// The `--failed` file is a complete input (issue 11): each row carries its
+/// effective decision and the state it came with, so that fed back with
+/// `--row-decisions` it re-applies exactly what failed, and the results of
+/// that run record prior values that `revert` restores. CSV and JSON Lines.
+#[test]
+fn a_failed_file_fed_back_reapplies_exactly_what_failed_and_stays_revertible() {
+    failed_file_round_trip("csv");
+    failed_file_round_trip("jsonl");
+}
