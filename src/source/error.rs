@@ -202,7 +202,10 @@ fn no_decision_message(columns: &[String]) -> String {
         "nothing to update: the command line sets no decision (--workflow, --note, --severity, ...)",
     );
     if columns.is_empty() {
-        m.push_str(" and per-row decisions are off; give a decision on the command line");
+        m.push_str(
+            " and per-row decisions are off; give a decision on the command line, or \
+             --row-decisions for an input that carries its own (a --failed file)",
+        );
     } else {
         m.push_str(&format!(
             ". Columns that look like decisions: {}. They are read as the findings' current state, \

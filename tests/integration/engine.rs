@@ -272,6 +272,50 @@ fn access_denied_aborts_with_status_3_and_accounts_for_everything() {
     }
 }
 
+/// Findings a stopped run never sent keep the decision meant for them and
+/// the state they came with, whether they were held when it stopped or
+/// read after it (the `--failed` file carries both, issue 11).
+#[test]
+fn findings_left_by_an_abort_keep_their_decision_and_recorded_state() {
+    let mut config = EmulatorConfig::default();
+    config.faults.access_denied = true;
+    let emu = Emu::start(config);
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 300,
+        seed: 5,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    // Ten findings held at most: most rows are read after the abort.
+    let config = EngineConfig {
+        read_ahead: 10,
+        concurrency: 1,
+        ..EngineConfig::default()
+    };
+    let state = |i: usize| sechub_triage::model::CurrentState {
+        note_text: Some(format!("note {i}")),
+        note_recorded: true,
+        ..Default::default()
+    };
+    let input = records_with("in.csv", &keys, |i, r| {
+        r.current = Some(Arc::new(state(i)));
+    });
+    let (summary, outcomes) = run_engine(&emu, &config, input, suppress());
+    assert!(summary.aborted.is_some(), "{summary:?}");
+    assert_eq!(outcomes.len(), 300);
+    let sent = emu
+        .state
+        .counters()
+        .requests_for(Operation::BatchUpdateFindings);
+    assert!(sent <= 1, "{sent}");
+    for o in &outcomes {
+        assert_eq!(o.kind, OutcomeKind::NotAttempted, "{o:?}");
+        assert_eq!(o.applied.as_deref(), Some(&suppress()), "{o:?}");
+        let i = o.location.row as usize - 1;
+        assert_eq!(o.state.as_deref(), Some(&state(i)), "{o:?}");
+    }
+}
+
 /// The real quota is lower than configured: the adaptive pace finds it
 /// without a storm of 429s, and everything is still updated.
 #[test]
