@@ -1347,6 +1347,73 @@ mod tests {
         .collect()
     }
 
+    fn run_with(
+        data: &'static [u8],
+        mode: RowDecisions,
+    ) -> Result<Vec<Result<SourceItem, SourceError>>, SourceError> {
+        let stream: Box<dyn Read + Send> = Box::new(Cursor::new(data));
+        let info = InputInfo {
+            name: "failed.jsonl".into(),
+            compression: Compression::None,
+            any_arn: false,
+        };
+        let opts = SourceOptions {
+            row_decisions: mode,
+            ..SourceOptions::default()
+        };
+        Ok(open(Metered::plain(stream, u64::MAX), info, &opts, 1 << 20)?.collect())
+    }
+
+    #[test]
+    fn a_failed_files_decision_and_recorded_state_are_read_back() {
+        const ROWS: &[u8] = br#"{"file":"in.csv","row":3,"Id":"a","ProductArn":"arn:aws:securityhub:us-east-1::product/aws/guardduty","outcome":"failed","applied":"","prior":"","decision":{"Workflow":{"Status":"SUPPRESSED"},"Note":{"Text":"t, 3","UpdatedBy":"me"}},"recorded_state":{"Workflow":{"Status":"NEW"},"Note":null},"schema_version":1}
+{"Id":"b","ProductArn":"arn:aws:securityhub:us-east-1::product/aws/guardduty","decision":{"Workflow":{"Status":"CLOSED"}}}
+{"Id":"c","ProductArn":"arn:aws:securityhub:us-east-1::product/aws/guardduty","Workflow":{"Status":"NOTIFIED"}}
+"#;
+        for mode in [RowDecisions::All, RowDecisions::from_flag("decision")] {
+            let items = run_with(ROWS, mode).unwrap();
+            let SourceItem::Record(a) = items[0].as_ref().unwrap() else {
+                panic!("{:?}", items[0])
+            };
+            let d = a.decision.as_deref().unwrap();
+            assert_eq!(d.workflow.as_ref().unwrap().status.as_str(), "SUPPRESSED");
+            assert_eq!(d.note.as_ref().unwrap().text, "t, 3");
+            // The recorded state, not the finding document's (it has none).
+            let cur = a.current.as_deref().unwrap();
+            assert_eq!(cur.workflow_status.as_deref(), Some("NEW"));
+            assert!(cur.note_recorded && cur.note_text.is_none());
+            assert!(!cur.complete);
+            // A decision that is not BatchUpdateFindings members: invalid.
+            let SourceItem::Invalid(b) = items[1].as_ref().unwrap() else {
+                panic!("{:?}", items[1])
+            };
+            assert_eq!(b.column.as_deref(), Some("decision"));
+            // A plain finding document: no decision, its own state.
+            let SourceItem::Record(c) = items[2].as_ref().unwrap() else {
+                panic!()
+            };
+            assert!(c.decision.is_none());
+            assert_eq!(
+                c.current.as_deref().unwrap().workflow_status.as_deref(),
+                Some("NOTIFIED")
+            );
+        }
+        // Without --row-decisions the decision is not taken; the state is.
+        let items = run_with(ROWS, RowDecisions::Off).unwrap();
+        let SourceItem::Record(a) = items[0].as_ref().unwrap() else {
+            panic!()
+        };
+        assert!(a.decision.is_none());
+        assert_eq!(
+            a.current.as_deref().unwrap().workflow_status.as_deref(),
+            Some("NEW")
+        );
+        assert!(matches!(items[1], Ok(SourceItem::Record(_))));
+        // Column names mean nothing in JSON: refused, naming the member.
+        let err = run_with(ROWS, RowDecisions::from_flag("Note.Text")).unwrap_err();
+        assert!(err.to_string().contains("`decision` member"), "{err}");
+    }
+
     #[test]
     fn element_larger_than_the_limit_is_fatal() {
         let items = run(
