@@ -115,7 +115,11 @@ fn main() {
             }
         }
         let common = |c: &mut Command| {
+            // `--row-decisions`: without it the `Note.Text` column is read
+            // as the findings' recorded state, and every row shares the
+            // command line's one decision.
             c.arg(&input)
+                .arg("--row-decisions")
                 .args(["--note", "Text=default,UpdatedBy=bench"])
                 .args(["--confirm-above", "100000000", "--no-progress"]);
         };

@@ -560,6 +560,9 @@ impl Listed {
     }
 }
 
+/// Distinct decisions whose written fields [`Builder`] keeps at once.
+const FIELDS_OF_MAX: usize = 4096;
+
 /// Counts while reading.
 struct Builder<'s> {
     settings: &'s PlanSettings,
@@ -585,7 +588,8 @@ struct Builder<'s> {
     warn: BTreeMap<WarningCode, Counted>,
     /// Fields written, counted per finding.
     fields: BTreeMap<String, u64>,
-    /// Fields written, by decision sent (most findings share a handful).
+    /// Fields written, by decision sent (most findings share a handful; at
+    /// most [`FIELDS_OF_MAX`] kept).
     fields_of: HashMap<Arc<Decision>, Vec<String>>,
     /// The command line's decision (for the override warning).
     job: Decision,
@@ -732,6 +736,13 @@ impl Builder<'_> {
                     }
                 } as u32;
                 self.totals.to_update += 1;
+                // A cache, bounded: a file whose every row has its own note
+                // has as many distinct decisions as rows, which must not be
+                // kept (whole, notes included) one by one.
+                if self.fields_of.len() >= FIELDS_OF_MAX && !self.fields_of.contains_key(&decision)
+                {
+                    self.fields_of.clear();
+                }
                 let fields = self
                     .fields_of
                     .entry(decision.clone())

@@ -600,3 +600,29 @@ fn the_largest_groups_are_listed_whatever_the_number_of_distinct_decisions() {
         plan.decisions[3]
     );
 }
+
+#[test]
+fn fields_written_are_counted_right_past_the_bounded_cache() {
+    // More distinct decisions than the cache of written fields keeps: it
+    // starts over, and every finding's fields are still counted.
+    let n = FIELDS_OF_MAX + 1500;
+    let mut items = Vec::new();
+    for i in 0..n {
+        let id = format!("arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/{i}");
+        let mut r = record(i as u64 + 1, &id, GUARDDUTY);
+        let mut d = decision(&[(DecisionField::Note, &format!("Text=ticket {i},UpdatedBy=x"))]);
+        if i % 3 == 0 {
+            d.merge_from(suppress());
+        }
+        r.decision = Some(Arc::new(d));
+        items.push(SourceItem::Record(r));
+    }
+    let plan = make(&Decision::default(), input(items), &settings());
+    assert_eq!(plan.totals.to_update, n as u64);
+    assert_eq!(plan.fields_written.get("Note"), Some(&(n as u64)));
+    assert_eq!(
+        plan.fields_written.get("Workflow.Status"),
+        Some(&(n.div_ceil(3) as u64))
+    );
+    assert_eq!(plan.fields_written.len(), 2, "{:?}", plan.fields_written);
+}
