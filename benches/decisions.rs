@@ -6,7 +6,8 @@
 //! sizes, default 100,000 and 1,000,000): starts the emulator binary with
 //! that many synthetic findings (its own process, so its memory is not
 //! counted), writes a CSV naming each with a distinct note, runs the
-//! `sechub-triage` binary's `plan` and `update` on it as child processes,
+//! `sechub-triage` binary's `plan` and `update` on it (`--row-decisions`,
+//! so that each row's note is its own decision) as child processes,
 //! and prints each child's peak resident set size (VmHWM, polled from
 //! `/proc` every 5 ms until the child exits) and its wall-clock time.
 //! `DECISIONS_COMMANDS=plan` (or `update`) runs only that command. Linux
