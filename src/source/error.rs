@@ -208,8 +208,9 @@ fn no_decision_message(columns: &[String]) -> String {
         );
     } else {
         m.push_str(&format!(
-            ". Columns that look like decisions: {}. They are read as the findings' current state, \
-             never written, unless you say so: --row-decisions takes every such column as a per-row \
+            ". Columns that look like decisions: {}. They are read as the findings' current state \
+             (beside a recorded_state column, as in a --failed file: ignored), never written, unless \
+             you say so: --row-decisions takes every such column as a per-row \
              decision, --row-decisions={} only the ones named",
             columns.join(", "),
             columns[0]

@@ -933,6 +933,21 @@ fn failed_file_round_trip(ext: &str) {
             "{row}"
         );
     }
+    // Fed back with no decision at all, it is refused before any call,
+    // naming the flag that takes its decisions.
+    let sent = emu.requests();
+    let out = triage(home)
+        .args(["update", s(&failed), "--endpoint-url", &emu.url()])
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--row-decisions"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(emu.requests(), sent);
     // Fed back against a healthy service, with no decision on the command
     // line: exactly the failed findings get exactly their decisions.
     faults.concurrent_update_error = 0.0;
