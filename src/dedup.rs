@@ -127,8 +127,7 @@ impl DedupIndex {
 
     /// Bytes of memory the index holds.
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<u64>()
-            + self.tags.capacity() * std::mem::size_of::<u32>()
+        self.slots.capacity() * size_of::<u64>() + self.tags.capacity() * size_of::<u32>()
     }
 }
 

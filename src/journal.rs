@@ -37,7 +37,7 @@ use crate::model::{FindingKey, Location, OutcomeKind};
 use crate::reporting::{Outcome, RESULT_COLUMNS, ResultsFormat, ResultsWriter};
 
 /// The `format` member of every journal header.
-pub const FORMAT: &str = "sechub-triage journal";
+pub(crate) const FORMAT: &str = "sechub-triage journal";
 /// The journal format this build writes and reads.
 pub const VERSION: u32 = 1;
 
@@ -125,7 +125,7 @@ pub struct InputFingerprint {
     pub size: Option<u64>,
     /// xxh3-64 of the whole content, hex (files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xxh3: Option<String>,
+    pub(crate) xxh3: Option<String>,
     /// Records read from standard input, once a run has read it to the end
     /// (it cannot be hashed before it is read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,7 +150,7 @@ impl InputFingerprint {
     /// Fingerprints the input named `name` from the bytes at `path`: the
     /// file itself, or the copy of an input that can be read only once (a
     /// pipe, a FIFO, process substitution), saved before the plan pass.
-    pub fn of_copy(name: &str, path: &Path) -> Result<Self, JournalError> {
+    pub(crate) fn of_copy(name: &str, path: &Path) -> Result<Self, JournalError> {
         let mut file = File::open(path).map_err(|e| JournalError::io(path, e))?;
         let mut hasher = twox_hash::XxHash3_64::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -208,7 +208,7 @@ impl RunEntry {
 
 /// This machine's host name, read from the kernel where it says (Linux),
 /// else from `HOSTNAME`; `unknown` otherwise. Informational only.
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())
@@ -263,7 +263,7 @@ fn first_results_schema() -> u32 {
 }
 
 /// Where the header of the journal `results` lives.
-pub fn header_path(results: &Path) -> PathBuf {
+pub(crate) fn header_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_owned();
     name.push(".journal.json");
     PathBuf::from(name)
@@ -273,7 +273,7 @@ pub fn header_path(results: &Path) -> PathBuf {
 /// `not_attempted` (an abort, a stop, a connection that failed) and
 /// `unknown` (sent, but no answer came) are not: those findings are sent
 /// again.
-pub fn is_final(kind: OutcomeKind) -> bool {
+pub(crate) fn is_final(kind: OutcomeKind) -> bool {
     !matches!(kind, OutcomeKind::NotAttempted | OutcomeKind::Unknown)
 }
 
@@ -307,7 +307,11 @@ pub struct Opened {
     /// The header, for updates during the run.
     pub journal: Journal,
     /// Rows read from the existing journal (0 on a fresh start).
-    pub earlier_rows: u64,
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "checked by the journal's tests")
+    )]
+    pub(crate) earlier_rows: u64,
     /// A cut-off last line that was removed.
     pub torn: Option<TornTail>,
     /// What the caller should tell the user (resumed, forced, ...).
@@ -320,13 +324,13 @@ pub struct Journal {
     /// The header.
     pub header: JournalHeader,
     /// Where it is.
-    pub header_path: PathBuf,
+    pub(crate) header_path: PathBuf,
 }
 
 impl Journal {
     /// Records, once a run has read standard input to its end, how many
     /// records it held (the only fingerprint standard input has).
-    pub fn record_stdin_rows(&mut self, rows: u64) -> Result<(), JournalError> {
+    pub(crate) fn record_stdin_rows(&mut self, rows: u64) -> Result<(), JournalError> {
         let mut changed = false;
         for input in &mut self.header.inputs {
             if input.is_stdin() && input.rows != Some(rows) {
@@ -366,7 +370,7 @@ pub fn open(
         Ok(file) => {
             let layout = ResultsFormat::for_path(results);
             scan_file(results, file, layout, &mut |row| {
-                done.add(&row.into_outcome())
+                done.add(&row.into_outcome());
             })?
         }
     };
@@ -465,7 +469,7 @@ pub fn open(
 /// without opening the journal for writing (the plan of a `--resume` run
 /// covers only what is left). `None` when there is no journal or it holds
 /// no row.
-pub fn read_done(results: &Path, force: bool) -> Result<Option<Done>, JournalError> {
+pub(crate) fn read_done(results: &Path, force: bool) -> Result<Option<Done>, JournalError> {
     let mut done = Done {
         rows: HashMap::new(),
         findings: HashSet::new(),
@@ -488,7 +492,7 @@ pub fn read_done(results: &Path, force: bool) -> Result<Option<Done>, JournalErr
 /// Passes every `failed` row of the journal `results` to `each` (for a
 /// resumed run's `--failed` file, which lists the failures of every run).
 /// Call it after [`open`], which cut off any torn line. Returns the count.
-pub fn earlier_failed(
+pub(crate) fn earlier_failed(
     results: &Path,
     each: &mut dyn FnMut(&Outcome) -> io::Result<()>,
 ) -> Result<u64, JournalError> {
@@ -705,7 +709,7 @@ impl Done {
     "{location}: the journal recorded another finding for this row, so the input changed since the \
      run being resumed (give --force-resume to carry on anyway)"
 )]
-pub struct RowChanged {
+pub(crate) struct RowChanged {
     /// The row.
     pub location: Location,
 }

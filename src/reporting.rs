@@ -69,7 +69,7 @@ pub trait OutcomeSink: Send {
 
 /// Results file layout, chosen by file name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResultsFormat {
+pub(crate) enum ResultsFormat {
     /// CSV with a header (`.csv` and anything else).
     Csv,
     /// One JSON object per line (`.jsonl`, `.ndjson`).
@@ -78,7 +78,7 @@ pub enum ResultsFormat {
 
 impl ResultsFormat {
     /// JSON Lines when the name ends in `.jsonl` or `.ndjson`, CSV otherwise.
-    pub fn for_path(path: &Path) -> Self {
+    pub(crate) fn for_path(path: &Path) -> Self {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson") => {
                 ResultsFormat::JsonLines
@@ -90,7 +90,7 @@ impl ResultsFormat {
 
 /// The columns of a results file, in order: the CSV header, and the keys of
 /// each JSON Lines object.
-pub const RESULT_COLUMNS: [&str; 11] = [
+pub(crate) const RESULT_COLUMNS: [&str; 11] = [
     "file",
     "row",
     "Id",
@@ -161,7 +161,7 @@ enum RowWriter {
 /// the readers take as per-row decisions (`--row-decisions`), so that the
 /// file fed back re-applies exactly what was not applied. An empty cell:
 /// the decision does not set that field.
-pub const FAILED_DECISION_COLUMNS: [&str; 12] = [
+pub(crate) const FAILED_DECISION_COLUMNS: [&str; 12] = [
     "Workflow.Status",
     "Note.Text",
     "Note.UpdatedBy",
@@ -289,7 +289,7 @@ impl ResultsWriter {
     /// A `--failed` file: findings that were not updated (failed, or not
     /// attempted because the run aborted), in a layout `update` reads back
     /// (it finds the `Id` and `ProductArn` columns by name).
-    pub fn create_failed(path: &Path) -> io::Result<Self> {
+    pub(crate) fn create_failed(path: &Path) -> io::Result<Self> {
         let mut w = Self::create(path)?;
         w.only = Some(vec![
             OutcomeKind::Failed,
@@ -399,7 +399,7 @@ pub struct RunSummary {
     #[serde(serialize_with = "ser_secs")]
     pub elapsed: Duration,
     /// Findings updated per second of wall-clock time.
-    pub findings_per_second: f64,
+    pub(crate) findings_per_second: f64,
     /// Why the run was aborted, if it was.
     pub aborted: Option<String>,
     /// A fatal input error that stopped reading early, if any.
@@ -430,12 +430,12 @@ impl RunSummary {
 
     /// Rows with this outcome over every run on the journal (this run's
     /// and the rows an earlier run had settled).
-    pub fn count_all_runs(&self, kind: OutcomeKind) -> u64 {
+    pub(crate) fn count_all_runs(&self, kind: OutcomeKind) -> u64 {
         self.count(kind) + self.earlier_outcomes.get(&kind).copied().unwrap_or(0)
     }
 
     /// Fills `all_runs` from `outcomes` and `earlier_outcomes`.
-    pub fn add_up_runs(&mut self) {
+    pub(crate) fn add_up_runs(&mut self) {
         let mut all = self.outcomes.clone();
         for (k, n) in &self.earlier_outcomes {
             *all.entry(*k).or_default() += n;
@@ -444,7 +444,7 @@ impl RunSummary {
     }
 
     /// Human-readable summary, several lines.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
         let _ = writeln!(s, "records read:      {}", self.records);
@@ -516,14 +516,14 @@ impl RunSummary {
 }
 
 /// Counts outcomes; forwards them to any number of other sinks.
-pub struct Tally {
+pub(crate) struct Tally {
     summary: RunSummary,
     sinks: Vec<Box<dyn OutcomeSink>>,
 }
 
 impl Tally {
     /// A tally forwarding to `sinks`.
-    pub fn new(sinks: Vec<Box<dyn OutcomeSink>>) -> Self {
+    pub(crate) fn new(sinks: Vec<Box<dyn OutcomeSink>>) -> Self {
         Tally {
             summary: RunSummary::default(),
             sinks,
@@ -531,19 +531,19 @@ impl Tally {
     }
 
     /// The totals so far (the engine fills in request counters and timing).
-    pub fn summary_mut(&mut self) -> &mut RunSummary {
+    pub(crate) fn summary_mut(&mut self) -> &mut RunSummary {
         &mut self.summary
     }
 
     /// Counts a row skipped because an earlier run recorded its final
     /// outcome `kind` (nothing is forwarded: it is recorded already).
-    pub fn already_done(&mut self, kind: OutcomeKind) {
+    pub(crate) fn already_done(&mut self, kind: OutcomeKind) {
         self.summary.already_done += 1;
         *self.summary.earlier_outcomes.entry(kind).or_default() += 1;
     }
 
     /// Ends the tally and returns the summary.
-    pub fn into_summary(mut self) -> RunSummary {
+    pub(crate) fn into_summary(mut self) -> RunSummary {
         self.summary.add_up_runs();
         self.summary
     }

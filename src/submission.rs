@@ -76,7 +76,7 @@ pub struct CallError {
 }
 
 /// Default per-attempt timeout.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sends `BatchUpdateFindings` requests, one client per Region.
 pub struct Submitter {
@@ -89,7 +89,7 @@ pub struct Submitter {
 impl Submitter {
     /// Loads the standard `aws-config` chain (environment, profiles, SSO, web
     /// identity, instance roles) with retries disabled.
-    pub async fn from_env(settings: &AwsSettings) -> Self {
+    pub(crate) async fn from_env(settings: &AwsSettings) -> Self {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled());
         if let Some(p) = &settings.profile {
@@ -341,7 +341,7 @@ fn transport_error(t: Transport, code: &str, err: &(dyn std::error::Error + 'sta
 /// name not resolved), credentials that could not be loaded, or an answer
 /// that says what happened. Findings of such a request are `unknown`, not
 /// `failed`: sending them again is the only way to know.
-pub fn may_have_been_applied(e: &CallError) -> bool {
+pub(crate) fn may_have_been_applied(e: &CallError) -> bool {
     match e.failure.transport {
         Some(Transport::Timeout) => !never_connected(&e.message),
         Some(Transport::Io) => !never_connected(&e.message),
@@ -393,9 +393,6 @@ fn has_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
-
-/// Shared handle type used by the engine.
-pub type SharedSubmitter = Arc<Submitter>;
 
 #[cfg(test)]
 mod tests {

@@ -58,7 +58,7 @@ pub struct RunArgs {
 
 /// A campaign file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum CampaignError {
+pub(crate) enum CampaignError {
     /// The file could not be read.
     #[error("cannot read campaign file {}", path.display())]
     Read {
@@ -120,7 +120,8 @@ macro_rules! section {
 
         impl $name {
             /// Every key this table accepts.
-            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+            #[cfg(test)]
+            pub(crate) const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
 
             /// The settings given, with their keys.
             fn entries(&self) -> Vec<(&'static str, &Spanned<toml::Value>)> {
@@ -267,10 +268,14 @@ section! {
 /// The file, as written. Every table and key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CampaignFile {
+pub(crate) struct CampaignFile {
     /// A name for logs.
     pub name: Option<String>,
     /// Free text for reviewers.
+    #[expect(
+        dead_code,
+        reason = "for the people who review the file; the program only accepts it"
+    )]
     pub description: Option<String>,
     /// Finding lists; `-` is standard input.
     pub inputs: Option<Vec<String>>,
@@ -317,7 +322,8 @@ impl CampaignFile {
     }
 
     /// Every key the tables accept, as (table, key).
-    pub fn known_keys() -> Vec<(&'static str, &'static str)> {
+    #[cfg(test)]
+    pub(crate) fn known_keys() -> Vec<(&'static str, &'static str)> {
         [
             ("input", InputSection::KEYS),
             ("decision", DecisionSection::KEYS),
@@ -338,7 +344,7 @@ const PATH_KEYS: &[&str] = &["results", "failed", "report"];
 
 /// A campaign file, read and checked, ready to fill in [`UpdateArgs`].
 #[derive(Debug)]
-pub struct Campaign {
+pub(crate) struct Campaign {
     /// The file.
     pub path: PathBuf,
     /// Its directory: relative paths start here.
@@ -359,7 +365,7 @@ fn file_command() -> Command {
 
 impl Campaign {
     /// Reads and parses `path`.
-    pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
+    pub(crate) fn load(path: &Path) -> Result<Campaign, CampaignError> {
         let text = std::fs::read_to_string(path).map_err(|source| CampaignError::Read {
             path: path.to_owned(),
             source,
@@ -368,7 +374,7 @@ impl Campaign {
     }
 
     /// Parses `text` as the campaign file `path` (which need not exist).
-    pub fn parse(path: &Path, text: String) -> Result<Campaign, CampaignError> {
+    pub(crate) fn parse(path: &Path, text: String) -> Result<Campaign, CampaignError> {
         let file: CampaignFile = toml::from_str(&text).map_err(|e| {
             let (line, column) = match e.span() {
                 Some(span) => {
@@ -531,7 +537,11 @@ impl Campaign {
     /// Fills in `args` (parsed from the command line, whose `run` matches
     /// are `matches`) with every setting of the file that the command line
     /// did not give. Every value is checked by its flag's parser first.
-    pub fn apply(&self, args: &mut UpdateArgs, matches: &ArgMatches) -> Result<(), CampaignError> {
+    pub(crate) fn apply(
+        &self,
+        args: &mut UpdateArgs,
+        matches: &ArgMatches,
+    ) -> Result<(), CampaignError> {
         let given = |id: &str| {
             matches!(
                 matches.value_source(id),
@@ -692,7 +702,8 @@ pub async fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<i32> {
 }
 
 /// `run` flags a campaign file cannot set, and why.
-pub const NOT_IN_FILES: &[(&str, &str)] = &[
+#[cfg(test)]
+pub(crate) const NOT_IN_FILES: &[(&str, &str)] = &[
     ("campaign", "the file itself"),
     ("inputs", "top-level `inputs`"),
     (

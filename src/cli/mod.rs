@@ -85,7 +85,7 @@ pub struct DecisionArgs {
     pub severity: Option<String>,
     /// UNKNOWN, TRUE_POSITIVE, FALSE_POSITIVE or BENIGN_POSITIVE.
     #[arg(long, value_name = "STATE", help_heading = "Decision")]
-    pub verification_state: Option<String>,
+    pub(crate) verification_state: Option<String>,
     /// 0 to 100.
     #[arg(long, value_name = "N", help_heading = "Decision")]
     pub confidence: Option<String>,
@@ -103,15 +103,15 @@ pub struct DecisionArgs {
     pub workflow: Option<String>,
     /// Related findings: `Id=..,ProductArn=..` (several) or a JSON list.
     #[arg(long, value_name = "FINDING", num_args = 1.., help_heading = "Decision")]
-    pub related_findings: Vec<String>,
+    pub(crate) related_findings: Vec<String>,
     /// The AWS CLI's JSON document for batch-update-findings (string or
     /// file://PATH); its FindingIdentifiers join the input. Flags win over it.
     #[arg(long, value_name = "JSON", help_heading = "Decision")]
-    pub cli_input_json: Option<String>,
+    pub(crate) cli_input_json: Option<String>,
     /// Accept `--types` values whose namespace is not one of the five
     /// documented ones (whether Security Hub accepts them is unverified).
     #[arg(long, help_heading = "Decision")]
-    pub allow_unknown_type_namespaces: bool,
+    pub(crate) allow_unknown_type_namespaces: bool,
 }
 
 impl DecisionArgs {
@@ -165,7 +165,7 @@ impl DecisionArgs {
     }
 
     /// The validation rules these flags ask for.
-    pub fn rules(&self) -> Rules {
+    pub(crate) fn rules(&self) -> Rules {
         Rules::default().allow_unknown_type_namespaces(self.allow_unknown_type_namespaces)
     }
 }
@@ -196,11 +196,11 @@ pub struct InputArgs {
     /// such column is read as the finding's current state and never written.
     #[arg(long, value_name = "COL,COL", num_args = 0..=1, require_equals = true,
           default_missing_value = "", conflicts_with = "no_row_decisions", help_heading = "Input")]
-    pub row_decisions: Option<String>,
+    pub(crate) row_decisions: Option<String>,
     /// The default: columns named after decision fields are the findings'
     /// recorded state, never per-row decisions (kept for older scripts).
     #[arg(long, help_heading = "Input")]
-    pub no_row_decisions: bool,
+    pub(crate) no_row_decisions: bool,
     /// Rows that name one finding with different decisions are refused
     /// (the plan lists them); `first` applies the first row's decision and
     /// records the others as duplicates, not sent.
@@ -208,7 +208,7 @@ pub struct InputArgs {
     pub duplicates: Option<DuplicatesArg>,
     /// Set by the command, not a flag: the command line sets no decision.
     #[arg(skip)]
-    pub no_decision: bool,
+    pub(crate) no_decision: bool,
 }
 
 /// `--duplicates` values.
@@ -220,7 +220,7 @@ pub enum DuplicatesArg {
 
 impl InputArgs {
     /// Which columns are per-row decisions.
-    pub fn row_decisions(&self) -> source::RowDecisions {
+    pub(crate) fn row_decisions(&self) -> source::RowDecisions {
         match &self.row_decisions {
             Some(v) if !self.no_row_decisions => source::RowDecisions::from_flag(v),
             _ => source::RowDecisions::Off,
@@ -270,7 +270,7 @@ pub struct AwsArgs {
 
 /// Shortest `--request-timeout`: below it every request would time out
 /// (a TLS handshake alone can take longer), turning the run into retries.
-pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn parse_request_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
@@ -375,14 +375,19 @@ pub struct UpdateArgs {
     /// Finding lists (CSV, Parquet, JSON; `-` for standard input).
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
+    /// What to write on every finding.
     #[command(flatten)]
     pub decision: DecisionArgs,
+    /// How the inputs are read.
     #[command(flatten)]
     pub input: InputArgs,
+    /// Credentials, Region and endpoint.
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// Rate, concurrency and retries.
     #[command(flatten)]
     pub pacing: PacingArgs,
+    /// Results, report and logs.
     #[command(flatten)]
     pub output: OutputArgs,
     /// Plan, note policy and guardrails.
@@ -681,7 +686,7 @@ pub(crate) async fn run_with_aws_copies(
     aws: &AwsArgs,
     output: &OutputArgs,
     inputs: Vec<String>,
-    copies: Vec<Option<std::path::PathBuf>>,
+    copies: Vec<Option<PathBuf>>,
 ) -> anyhow::Result<RunSummary> {
     let submitter = Submitter::from_env(&AwsSettings {
         profile: aws.profile.clone(),
@@ -776,7 +781,7 @@ pub(crate) fn print_summary(summary: &RunSummary, format: OutputFormat) -> anyho
             out.write_all(b"\n")?;
         }
         OutputFormat::Markdown => {
-            out.write_all(crate::plan::markdown::summary(summary).as_bytes())?
+            out.write_all(crate::plan::markdown::summary(summary).as_bytes())?;
         }
     }
     out.flush()?;

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub(crate) struct Named {
     /// `--results`, `input 2`, `--failed`, ... for messages.
-    pub role: String,
+    pub(crate) role: String,
     /// The path as given.
     pub path: PathBuf,
 }

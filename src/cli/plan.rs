@@ -36,22 +36,22 @@ pub struct CampaignArgs {
     /// Print the plan (what the run would do) and send nothing; the same as
     /// `sechub-triage plan`.
     #[arg(long, help_heading = "Campaign")]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// What --note does to a finding that already has a note: `replace` it,
     /// `append` to it (within 512 characters; the existing text is never
     /// cut), or `keep` it (other fields still apply). `append` and `keep`
     /// need an export that records notes (ASFF, OCSF) and do not write the
     /// note where the input does not say whether there is one.
     #[arg(long, value_enum, default_value_t = NoteModeArg::Replace, help_heading = "Campaign")]
-    pub note_mode: NoteModeArg,
+    pub(crate) note_mode: NoteModeArg,
     /// Refuse the run, before any call, if it would update more than N
     /// findings (counted after duplicates, rejected and unchanged rows).
     #[arg(long, value_name = "N", help_heading = "Campaign")]
-    pub max_findings: Option<u64>,
+    pub(crate) max_findings: Option<u64>,
     /// A run that would update more than N findings must carry a run tag and
     /// be confirmed: asked on the terminal, or given with --yes.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONFIRM_ABOVE, help_heading = "Campaign")]
-    pub confirm_above: u64,
+    pub(crate) confirm_above: u64,
     /// Confirm a run above --confirm-above without asking (non-interactive runs).
     #[arg(long, help_heading = "Campaign")]
     pub yes: bool,
@@ -59,15 +59,15 @@ pub struct CampaignArgs {
     /// run updates, so that the campaign's changes can be found and owned
     /// later (GetFindings filter on UserDefinedFields).
     #[arg(long, value_name = "TAG", help_heading = "Campaign")]
-    pub run_tag: Option<String>,
+    pub(crate) run_tag: Option<String>,
     /// The accounts the inputs should hold: a number (at most N accounts) or
     /// a comma-separated list of account ids. More refuses the run.
     #[arg(long, value_name = "N|IDS", value_parser = parse_accounts, help_heading = "Campaign")]
-    pub expect_accounts: Option<Expectation>,
+    pub(crate) expect_accounts: Option<Expectation>,
     /// The Regions the inputs should hold: a number or a comma-separated
     /// list. More refuses the run.
     #[arg(long, value_name = "N|REGIONS", value_parser = parse_regions, help_heading = "Campaign")]
-    pub expect_regions: Option<Expectation>,
+    pub(crate) expect_regions: Option<Expectation>,
 }
 
 impl Default for CampaignArgs {
@@ -95,7 +95,7 @@ fn parse_regions(s: &str) -> Result<Expectation, String> {
 
 /// `--note-mode` values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum NoteModeArg {
+pub(crate) enum NoteModeArg {
     /// Replace any existing note (the service's own behaviour).
     #[default]
     Replace,
@@ -119,7 +119,11 @@ impl CampaignArgs {
     /// Sets the note policy and run tag on the engine's settings, after
     /// checking that the tag is a valid `UserDefinedFields` value with the
     /// job's decision.
-    pub fn configure(&self, engine: &mut EngineConfig, decision: &Decision) -> anyhow::Result<()> {
+    pub(crate) fn configure(
+        &self,
+        engine: &mut EngineConfig,
+        decision: &Decision,
+    ) -> anyhow::Result<()> {
         engine.note_mode = self.note_mode.into();
         if let Some(tag) = &self.run_tag {
             with_run_tag(decision.clone(), tag)
@@ -221,7 +225,7 @@ pub(crate) async fn plan_command_checked(
 pub(crate) struct Cleared {
     /// Inputs that cannot be read twice (standard input, pipes, FIFOs,
     /// process substitution), saved for the second read.
-    pub spooled: Spooled,
+    pub(crate) spooled: Spooled,
     files: Vec<(PathBuf, Option<Stamp>)>,
     /// Records the plan read, which the run must read too.
     planned: u64,
@@ -232,7 +236,7 @@ type Stamp = (u64, Option<SystemTime>);
 
 impl Cleared {
     /// Stops if a named input changed since it was planned.
-    pub fn check_unchanged(&self) -> anyhow::Result<()> {
+    pub(crate) fn check_unchanged(&self) -> anyhow::Result<()> {
         for (path, before) in &self.files {
             if stamp(path) != *before {
                 bail!(
@@ -248,7 +252,7 @@ impl Cleared {
     /// fewer (an input drained or cut short) or more (grown) stops the run
     /// with an input error instead of a run that silently did less, or
     /// more, than planned.
-    pub fn expect_records(&self, input: Input) -> Input {
+    pub(crate) fn expect_records(&self, input: Input) -> Input {
         Box::new(ExpectRecords {
             inner: input,
             planned: self.planned,
@@ -337,12 +341,12 @@ impl Spooled {
     }
 
     /// Where input `i`'s copy is, if it has one.
-    pub fn get(&self, i: usize) -> Option<&Path> {
+    pub(crate) fn get(&self, i: usize) -> Option<&Path> {
         self.0.get(i).and_then(Option::as_ref).map(Spool::path)
     }
 
     /// The copies, by input position, for the journal's fingerprints.
-    pub fn paths(&self) -> Vec<Option<PathBuf>> {
+    pub(crate) fn paths(&self) -> Vec<Option<PathBuf>> {
         self.0
             .iter()
             .map(|s| s.as_ref().map(|s| s.path().to_owned()))
@@ -527,7 +531,7 @@ impl Spool {
     }
 
     /// Where it is.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

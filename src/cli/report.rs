@@ -36,7 +36,7 @@ use crate::retry::{CallFailure, Disposition, RetryClass, classify_call};
 
 /// Bumped when a field changes meaning or disappears (new fields may appear
 /// at any time).
-pub const REPORT_FORMAT_VERSION: u32 = crate::schema::REPORT;
+pub(crate) const REPORT_FORMAT_VERSION: u32 = crate::schema::REPORT;
 
 /// Requests seen for one Region.
 #[derive(Debug, Default)]
@@ -65,7 +65,7 @@ struct Stats {
 
 /// The report of this process's run. Feed it events; [`finish`] writes it.
 #[derive(Debug)]
-pub struct RunReport {
+pub(crate) struct RunReport {
     path: PathBuf,
     command: String,
     campaign: Option<PathBuf>,
@@ -106,7 +106,7 @@ impl RunReport {
     }
 
     /// Keeps the run's totals for the final report.
-    pub fn record_summary(&self, summary: &RunSummary) {
+    pub(crate) fn record_summary(&self, summary: &RunSummary) {
         self.stats().summary = Some(summary.clone());
     }
 
@@ -365,7 +365,7 @@ fn slot() -> std::sync::MutexGuard<'static, Option<Arc<RunReport>>> {
 /// Declares this process's report at `path`, starting its clock; nothing is
 /// written yet. A second call is ignored: the first caller knows the most
 /// (a campaign knows its file and inputs; `run_job` only the path).
-pub fn register(path: &Path, command: &str, campaign: Option<&Path>, inputs: &[String]) {
+pub(crate) fn register(path: &Path, command: &str, campaign: Option<&Path>, inputs: &[String]) {
     let mut slot = slot();
     if slot.is_some() {
         return;
@@ -389,14 +389,14 @@ pub fn start() -> io::Result<()> {
 }
 
 /// The report being collected, if `--report` was given.
-pub fn active() -> Option<Arc<RunReport>> {
+pub(crate) fn active() -> Option<Arc<RunReport>> {
     slot().clone()
 }
 
 /// Drops the report registered so far without writing anything: its path
 /// clashes with an input or another output, so writing it would destroy
 /// that file.
-pub fn forget() {
+pub(crate) fn forget() {
     slot().take();
 }
 
@@ -414,7 +414,7 @@ pub fn finish(exit_status: i32, error: Option<String>) -> io::Result<()> {
 }
 
 /// Sends every event to several sinks (the progress bar and the report).
-pub struct Tee(pub Vec<Arc<dyn EventSink>>);
+pub(crate) struct Tee(pub Vec<Arc<dyn EventSink>>);
 
 impl EventSink for Tee {
     fn emit(&self, event: &Event) {

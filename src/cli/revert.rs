@@ -27,28 +27,28 @@ use crate::revert::{restoring, state_after};
 
 /// `sechub-triage revert`.
 #[derive(Args, Debug)]
-pub struct RevertArgs {
+pub(crate) struct RevertArgs {
     /// The results file of the run to undo (as `update --results` wrote it).
     #[arg(value_name = "RESULTS")]
-    pub run_results: PathBuf,
+    pub(crate) run_results: PathBuf,
     /// Print the plan of the revert and send nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Refuse the revert, before any call, if it would update more than N
     /// findings.
     #[arg(long, value_name = "N", help_heading = "Campaign")]
-    pub max_findings: Option<u64>,
+    pub(crate) max_findings: Option<u64>,
     /// A revert of more than N findings must carry a run tag and be
     /// confirmed: asked on the terminal, or given with --yes.
     #[arg(long, value_name = "N", default_value_t = crate::plan::DEFAULT_CONFIRM_ABOVE, help_heading = "Campaign")]
-    pub confirm_above: u64,
+    pub(crate) confirm_above: u64,
     /// Confirm a revert above --confirm-above without asking.
     #[arg(long, help_heading = "Campaign")]
     pub yes: bool,
     /// Write `UserDefinedFields.sechub-triage-run=TAG` on every finding the
     /// revert updates.
     #[arg(long, value_name = "TAG", help_heading = "Campaign")]
-    pub run_tag: Option<String>,
+    pub(crate) run_tag: Option<String>,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]

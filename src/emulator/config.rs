@@ -15,7 +15,7 @@ use super::v2::V2Config;
 /// Why a configuration value cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// A probability outside 0..=1 (or not a number).
     #[error("{name} must be a probability between 0 and 1, got {value}")]
     Probability {
@@ -62,9 +62,9 @@ pub struct EmulatorConfig {
 }
 
 /// Default for [`EmulatorConfig::account_id`].
-pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
+pub(crate) const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 /// Default for [`EmulatorConfig::max_body_bytes`]: 6 MiB (docs/service-facts.md §4.1).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
@@ -90,7 +90,7 @@ impl EmulatorConfig {
     }
 
     /// Checks every part.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         self.throttle.validate()?;
         self.faults.validate()?;
         self.semantics.validate()?;
@@ -166,7 +166,7 @@ impl Default for ThrottleConfig {
 
 impl ThrottleConfig {
     /// Checks that every rate is usable.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for (name, b) in [
             ("batch_update", self.batch_update),
             ("get_findings", self.get_findings),
@@ -216,7 +216,7 @@ pub struct FaultConfig {
 
 impl FaultConfig {
     /// Checks that every probability is within 0..=1.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for (name, value) in [
             ("concurrent_update_error", self.concurrent_update_error),
             ("internal_failure", self.internal_failure),
@@ -325,7 +325,7 @@ impl Default for Semantics {
 
 impl Semantics {
     /// Checks the values.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_identifiers == 0 {
             return Err(ConfigError::MaxIdentifiers);
         }
@@ -340,7 +340,7 @@ mod duration_serde {
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
@@ -351,7 +351,7 @@ mod duration_serde {
         Text(String),
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         match Repr::deserialize(d)? {
             Repr::Millis(ms) => Ok(Duration::from_millis(ms)),
             Repr::Text(t) => humantime::parse_duration(&t)

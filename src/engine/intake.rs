@@ -31,7 +31,7 @@ pub(super) enum ReaderMsg {
 
 /// What the read side decided about one input item.
 #[derive(Debug)]
-pub enum Admitted {
+pub(crate) enum Admitted {
     /// To be sent.
     Send {
         /// The record.
@@ -72,7 +72,7 @@ pub enum Admitted {
 /// (`crate::plan`), so that a plan counts exactly what a run would do:
 /// duplicate detection, each record's effective decision (job decision,
 /// per-row fields, note policy) and `--skip-unchanged`. Pure: no I/O.
-pub struct Intake {
+pub(crate) struct Intake {
     dedup: DedupIndex,
     interner: Interner,
     job: Arc<Decision>,
@@ -84,10 +84,10 @@ pub struct Intake {
 }
 
 /// The `UserDefinedFields` key of the run tag (`--run-tag`).
-pub const RUN_TAG_KEY: &str = "sechub-triage-run";
+pub(crate) const RUN_TAG_KEY: &str = "sechub-triage-run";
 
 /// `decision` with the run tag in its `UserDefinedFields`.
-pub fn with_run_tag(mut decision: Decision, tag: &str) -> Decision {
+pub(crate) fn with_run_tag(mut decision: Decision, tag: &str) -> Decision {
     decision
         .user_defined_fields
         .get_or_insert_default()
@@ -97,7 +97,7 @@ pub fn with_run_tag(mut decision: Decision, tag: &str) -> Decision {
 
 impl Intake {
     /// The read side of a run of `config` applying `job`.
-    pub fn new(job: &Decision, config: &EngineConfig) -> Self {
+    pub(crate) fn new(job: &Decision, config: &EngineConfig) -> Self {
         let mut interner = Interner::default();
         let job = match &config.run_tag {
             Some(tag) => with_run_tag(job.clone(), tag),
@@ -141,7 +141,7 @@ impl Intake {
     }
 
     /// Decides what happens to one input item.
-    pub fn admit(&mut self, item: SourceItem) -> Admitted {
+    pub(crate) fn admit(&mut self, item: SourceItem) -> Admitted {
         let r = match item {
             SourceItem::Record(r) => r,
             SourceItem::Invalid(i) => return Admitted::Invalid(i),
@@ -203,12 +203,12 @@ impl Intake {
     /// Counts `key` as seen, so that a later record of it is a duplicate
     /// (a resumed run skips rows that earlier runs settled, but their
     /// findings still come first).
-    pub fn mark_seen(&mut self, key: &FindingKey) {
+    pub(crate) fn mark_seen(&mut self, key: &FindingKey) {
         self.dedup.insert(key);
     }
 
     /// The note policy in force.
-    pub fn note_mode(&self) -> NoteMode {
+    pub(crate) fn note_mode(&self) -> NoteMode {
         self.note_mode
     }
 }
@@ -224,19 +224,19 @@ fn decision_tag(d: &Decision) -> u32 {
 }
 
 /// What a duplicate row's results say happened to it.
-pub const DUPLICATE_SAME: &str = "same Id and ProductArn as an earlier record, with the same decision: not sent again (the earlier \
+pub(crate) const DUPLICATE_SAME: &str = "same Id and ProductArn as an earlier record, with the same decision: not sent again (the earlier \
      record's outcome is the finding's)";
 /// What a conflicting duplicate row's results say happened to it.
-pub const DUPLICATE_CONFLICT: &str = "same Id and ProductArn as an earlier record, with a different decision: not sent (the earlier \
+pub(crate) const DUPLICATE_CONFLICT: &str = "same Id and ProductArn as an earlier record, with a different decision: not sent (the earlier \
      record's decision applies; --duplicates first chooses that explicitly)";
 
 /// Why a record whose Region cannot be known is invalid.
-pub const UNKNOWN_REGION: &str =
+pub(crate) const UNKNOWN_REGION: &str =
     "ProductArn is not a Security Hub product ARN, so its Region is unknown (give --region)";
 
 /// The Region a finding's request goes to: `region_override` (`--region`),
 /// else the Region of its ProductArn; `None` when neither is known.
-pub fn route<'a>(region_override: Option<&'a str>, key: &'a FindingKey) -> Option<&'a str> {
+pub(crate) fn route<'a>(region_override: Option<&'a str>, key: &'a FindingKey) -> Option<&'a str> {
     region_override.or_else(|| crate::arn::region_of(&key.product_arn))
 }
 
