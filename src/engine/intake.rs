@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{DedupIndex, EngineConfig, Input, InputError};
+use super::{EngineConfig, Input, InputError};
 use crate::decision::{Decision, NoteAction, NoteMode, Rules, apply_note_mode, decision_holds_but};
+use crate::dedup::DedupIndex;
 use crate::journal::{Done, Prior, RowChanged};
 use crate::model::{FindingKey, InvalidRecord, OutcomeKind, SourceItem, SourceRecord};
 

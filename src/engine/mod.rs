@@ -3,7 +3,7 @@
 //! Stages and where they run:
 //! 1. **Reading** (a dedicated OS thread): pulls [`SourceItem`]s from the
 //!    input iterator (blocking I/O), drops duplicate identifiers (a 64-bit
-//!    fingerprint per finding, see [`DedupIndex`]) and feeds a bounded channel,
+//!    fingerprint per finding, see [`crate::dedup::DedupIndex`]) and feeds a bounded channel,
 //!    so backpressure reaches the file.
 //! 2. **Dispatching** (one async task, [`run`]): owns every finding in memory.
 //!    Findings are queued per Region (taken from the ProductArn, or
@@ -194,9 +194,6 @@ pub enum EngineError {
     Output(#[source] std::io::Error),
 }
 
-/// The error code of findings a graceful stop left unsent (`not_attempted`).
-pub use crate::dedup::DedupIndex;
-
 /// Runs a whole job: reads `input`, applies `decision` to every finding, and
 /// records one outcome per record into every sink. Returns the totals.
 pub async fn run(
@@ -333,7 +330,7 @@ fn outcome(
 
 #[cfg(test)]
 mod tests {
-    use super::DedupIndex;
+    use crate::dedup::DedupIndex;
     use crate::model::FindingKey;
 
     #[test]
