@@ -40,5 +40,13 @@ if ! command -v man >/dev/null 2>&1 || ! command -v groff >/dev/null 2>&1; then
   fi
 fi
 
+# In CI, warnings are errors: the [lints] table in Cargo.toml (missing docs,
+# needless `pub`, a clippy set) and rustfmt hold every change.
+if [ "${CI:-}" = "true" ]; then
+  echo "==> cargo fmt --check, cargo clippy -D warnings (CI)"
+  cargo fmt --check
+  cargo clippy --locked --all-targets --quiet -- -D warnings
+fi
+
 echo "==> cargo test (target dir: ${CARGO_TARGET_DIR:-target})"
 cargo test --locked "$@"
