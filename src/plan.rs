@@ -1005,7 +1005,7 @@ fn warning_message(code: WarningCode, n: u64, s: &PlanSettings) -> String {
     }
 }
 
-/// Fields that change ownership when written (reference §5).
+/// Fields that change ownership when written (docs/service-facts.md §5).
 pub(crate) const OWNERSHIP_FIELDS: [&str; 4] = ["Severity", "Confidence", "Criticality", "Types"];
 
 /// The partition of a Region name.

@@ -71,7 +71,7 @@ pub(crate) enum CallDisposition {
 /// `Split` and `Abort`), kept so that callers keep compiling.
 pub(crate) type Disposition = CallDisposition;
 
-/// Classifies a per-finding `ErrorCode` from `UnprocessedFindings` (reference §2.4).
+/// Classifies a per-finding `ErrorCode` from `UnprocessedFindings` (docs/service-facts.md §2.4).
 pub(crate) fn classify_unprocessed(code: &str) -> EntryDisposition {
     match code {
         "ConcurrentUpdateError" => EntryDisposition::Retry(RetryClass::Conflict),
@@ -109,7 +109,7 @@ pub(crate) enum Transport {
     Other,
 }
 
-/// Error codes every SDK treats as throttling (reference §4.3), plus the V2 one.
+/// Error codes every SDK treats as throttling (docs/service-facts.md §4.3), plus the V2 one.
 const THROTTLING_CODES: &[&str] = &[
     "LimitExceededException",
     "TooManyRequestsException",
@@ -134,7 +134,7 @@ const ACCESS_CODES: &[&str] = &[
     "MissingAuthenticationTokenException",
 ];
 
-/// Classifies a failed request (reference §3, §4).
+/// Classifies a failed request (docs/service-facts.md §3, §4).
 pub(crate) fn classify_call(f: &CallFailure) -> CallDisposition {
     if let Some(t) = f.transport {
         return match t {
