@@ -4,7 +4,7 @@
 //!
 //! A version goes up when a field is removed, renamed, or changes type or
 //! meaning; readers ignore fields they do not know, so a new field keeps
-//! the version. `tests/output_schemas.rs` holds the field list of each
+//! the version. `tests/integration/output_schemas.rs` holds the field list of each
 //! version and fails on any difference, so that even an addition is a
 //! decision: add the field to the current list (and `docs/outputs.md`), or
 //! bump the version here and start a new list.
