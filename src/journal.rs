@@ -485,6 +485,29 @@ pub fn read_done(results: &Path, force: bool) -> Result<Option<Done>, JournalErr
     Ok((scan.rows > 0).then_some(done))
 }
 
+/// A results file checked the way `--resume` checks it, for a reader that
+/// must not skip damaged rows (`revert`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// Bytes of complete rows: read no further.
+    pub valid_len: u64,
+    /// A last line cut short by an interrupted run, left out.
+    pub torn: Option<TornTail>,
+}
+
+/// Reads the results file `results` through the journal's own scan, so
+/// that a damaged row (a line that is not a results row, an unbalanced
+/// quote) is refused exactly as `--resume` refuses it, naming the line.
+/// Changes nothing (a torn last line is reported, not cut off).
+pub fn check_results(results: &Path) -> Result<Checked, JournalError> {
+    let file = File::open(results).map_err(|e| JournalError::io(results, e))?;
+    let scan = scan_file(results, file, ResultsFormat::for_path(results), &mut |_| {})?;
+    Ok(Checked {
+        valid_len: scan.valid_len,
+        torn: scan.torn,
+    })
+}
+
 /// Passes every `failed` row of the journal `results` to `each` (for a
 /// resumed run's `--failed` file, which lists the failures of every run).
 /// Call it after [`open`], which cut off any torn line. Returns the count.

@@ -47,9 +47,9 @@ pub struct Outcome {
     /// meant for them, when known, which the `--failed` file carries as
     /// per-row decision columns.
     pub applied: Option<Arc<Decision>>,
-    /// For updated findings whose input recorded their state: the values
-    /// the applied fields held before (an ASFF fragment, see
-    /// [`crate::revert`]).
+    /// For findings that were or may have been applied ([`maybe_applied`])
+    /// whose input recorded their state: the values the applied fields held
+    /// before (an ASFF fragment, see [`crate::revert`]).
     pub prior: Option<Arc<serde_json::Value>>,
 }
 
@@ -138,16 +138,28 @@ impl<'a> ResultRow<'a> {
             error_code: o.code.as_deref().unwrap_or(""),
             error_message: o.message.as_deref().unwrap_or(""),
             attempts: o.attempts,
-            // Only an updated finding had its decision applied; other
-            // outcomes may carry the decision meant (for `--failed`).
+            // An updated finding had its decision applied; an `unknown`
+            // one, or a `not_attempted` one a request carried, may have
+            // (`revert` restores them). Other outcomes may carry the
+            // decision meant (for `--failed`), never written here.
             applied: o
                 .applied
                 .as_ref()
-                .filter(|_| o.kind == OutcomeKind::Updated)
+                .filter(|_| maybe_applied(o))
                 .and_then(|d| serde_json::to_string(&**d).ok())
                 .unwrap_or_default(),
             prior: o.prior.as_ref().map(|v| v.to_string()).unwrap_or_default(),
         }
+    }
+}
+
+/// Whether an outcome's finding was or may have been changed: `updated`,
+/// `unknown`, or `not_attempted` after a request carried it.
+pub fn maybe_applied(o: &Outcome) -> bool {
+    match o.kind {
+        OutcomeKind::Updated | OutcomeKind::Unknown => true,
+        OutcomeKind::NotAttempted => o.attempts > 0,
+        _ => false,
     }
 }
 

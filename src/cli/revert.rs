@@ -1,16 +1,23 @@
 //! `sechub-triage revert RESULTS`: undo a run from its results file.
 //!
 //! Every `updated` row of the results file records the decision applied and
-//! the prior values of the fields it set (see `crate::revert`). This command
-//! turns each such row into a record whose own decision restores those
-//! values, and runs them through the same engine as `update` (grouped,
-//! paced, retried, journaled into its own results file), or plans them with
-//! `--dry-run`. A row whose change cannot be restored through the API, in
-//! whole or in part, says so in the revert's results: never a silent skip.
-//! Rows of other outcomes changed nothing and are counted, not reverted.
+//! the prior values of the fields it set (see `crate::revert`), and so does
+//! every row that may have been applied: `unknown` (a request carrying it
+//! timed out or lost its connection after sending) and `not_attempted`
+//! after a request carried it (still in flight when a stop's grace period
+//! ended, or retried until its attempts ran out). This command turns each
+//! such row into a record whose own decision restores those values, and
+//! runs them through the same engine as `update` (grouped, paced, retried,
+//! journaled into its own results file), or plans them with `--dry-run`. A
+//! row whose change cannot be restored through the API, in whole or in
+//! part, says so in the revert's results: never a silent skip. Rows of
+//! other outcomes (and `not_attempted` rows no request carried) changed
+//! nothing and are counted, not reverted; a campaign that did not finish is
+//! said so. The results file is read exactly as `--resume` reads it: a
+//! damaged row stops the revert, naming its line.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Take};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,19 +64,43 @@ pub struct RevertArgs {
     pub output: OutputArgs,
 }
 
-/// Rows of the results file that are not reverted because they changed
-/// nothing (failed, invalid, unchanged, duplicate, not attempted).
+/// What the reader counted about the campaign's rows (shared with the
+/// reader, which runs on another thread).
 #[derive(Clone, Default)]
-pub(crate) struct NotReverted(Arc<AtomicU64>, Arc<AtomicU64>, Arc<AtomicU64>);
+pub(crate) struct NotReverted {
+    /// Rows not reverted because they changed nothing (failed, invalid,
+    /// unchanged, duplicate, never sent).
+    nothing: Arc<AtomicU64>,
+    /// Rows whose change can be restored only in part.
+    partial: Arc<AtomicU64>,
+    /// `unknown` rows and `not_attempted` rows a request carried: maybe
+    /// applied, reverted like `updated` rows.
+    maybe_applied: Arc<AtomicU64>,
+    /// `not_attempted` rows no request carried.
+    never_sent: Arc<AtomicU64>,
+    /// Rows to revert whose change cannot be restored at all.
+    not_restorable: Arc<AtomicU64>,
+}
 
 impl NotReverted {
-    pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+    fn get(a: &AtomicU64) -> u64 {
+        a.load(Ordering::Relaxed)
     }
 
-    /// Of those, `not_attempted` rows: the campaign did not finish.
-    pub(crate) fn unfinished(&self) -> u64 {
-        self.2.load(Ordering::Relaxed)
+    /// The campaign did not finish: rows are `unknown` or `not_attempted`.
+    fn unfinished(&self) -> bool {
+        Self::get(&self.maybe_applied) + Self::get(&self.never_sent) > 0
+    }
+
+    /// For the `--report`.
+    fn doc(&self) -> super::report::RevertDoc {
+        super::report::RevertDoc {
+            unfinished_campaign: self.unfinished(),
+            maybe_applied: Self::get(&self.maybe_applied),
+            never_sent: Self::get(&self.never_sent),
+            partially_restored: Self::get(&self.partial),
+            not_restorable: Self::get(&self.not_restorable),
+        }
     }
 }
 
@@ -135,6 +166,7 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     }
     let (input, skipped) = open(&args.run_results)?;
     let inputs = vec![args.run_results.display().to_string()];
+    let skipped_in_plan = skipped.clone();
     // The revert's plan, and the same guardrails as `update`.
     let settings = crate::plan::PlanSettings {
         engine: engine.clone(),
@@ -147,6 +179,11 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     })
     .await
     .context("the plan stopped")?;
+    if skipped_in_plan.unfinished() {
+        plan.warnings
+            .push(unfinished_warning(&skipped_in_plan, &args.run_results));
+        plan.warnings.sort_by_key(|w| w.code);
+    }
     let verdict = plan.guard(
         &crate::plan::Guardrails {
             max_findings: args.max_findings,
@@ -194,7 +231,7 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
         }
     }
     let (input, skipped) = open(&args.run_results)?;
-    let partial = skipped.1.clone();
+    let partial = skipped.partial.clone();
     let summary = super::run_with_aws(
         engine,
         Decision::default(),
@@ -205,6 +242,9 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     )
     .await?;
     report_skipped(&skipped, &args.run_results);
+    if let Some(r) = super::report::active() {
+        r.record_revert(skipped.doc());
+    }
     let partial = partial.load(Ordering::Relaxed);
     if partial > 0 {
         // Reported per finding in the results' error_message.
@@ -220,22 +260,56 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     Ok(exit_status(&summary))
 }
 
+/// The plan's warning that the campaign did not finish.
+fn unfinished_warning(skipped: &NotReverted, path: &Path) -> crate::plan::Warning {
+    let maybe = NotReverted::get(&skipped.maybe_applied);
+    let never = NotReverted::get(&skipped.never_sent);
+    crate::plan::Warning {
+        code: crate::plan::WarningCode::UnfinishedCampaign,
+        count: maybe,
+        message: unfinished_message(maybe, never, path),
+        samples: Vec::new(),
+    }
+}
+
+fn unfinished_message(maybe: u64, never: u64, path: &Path) -> String {
+    format!(
+        "the campaign recorded in {} did not finish: {maybe} rows are unknown or not_attempted after a \
+         request carried them, so they may have been applied, and are restored like updated rows where \
+         their prior values are recorded; {never} not_attempted rows were never sent (nothing to restore); \
+         findings in flight when a run was killed have no row and are not restored: resume the campaign \
+         first if it was killed",
+        path.display()
+    )
+}
+
 fn report_skipped(skipped: &NotReverted, path: &Path) {
-    if skipped.unfinished() > 0 {
+    if skipped.unfinished() {
+        let maybe = NotReverted::get(&skipped.maybe_applied);
+        let never = NotReverted::get(&skipped.never_sent);
+        let message = unfinished_message(maybe, never, path);
+        tracing::warn!(
+            unfinished_campaign = true,
+            maybe_applied = maybe,
+            never_sent = never,
+            "{message}"
+        );
+        eprintln!("sechub-triage: {message}");
+    }
+    let nothing = NotReverted::get(&skipped.nothing);
+    if nothing > 0 {
         eprintln!(
-            "sechub-triage: the run recorded in {} did not finish: {} rows are not_attempted (some may \
-             have been applied, and findings in flight have no row); the results do not record their \
-             prior values, so this revert cannot restore them: resume the run to settle them first",
+            "sechub-triage: {nothing} rows of {} were not updated by that run (failed, invalid, unchanged, \
+             duplicate or never sent): nothing to revert for them",
             path.display(),
-            skipped.unfinished()
         );
     }
-    if skipped.get() > 0 {
+    let lost = NotReverted::get(&skipped.not_restorable);
+    if lost > 0 {
         eprintln!(
-            "sechub-triage: {} rows of {} were not updated by that run (failed, invalid, unchanged, \
-             duplicate or not attempted): nothing to revert for them",
-            skipped.get(),
-            path.display()
+            "sechub-triage: {lost} rows of {} cannot be restored at all: the revert's results say why, \
+             per finding (outcome invalid)",
+            path.display(),
         );
     }
 }
@@ -247,13 +321,14 @@ struct Columns {
     id: usize,
     arn: usize,
     outcome: usize,
+    attempts: usize,
     applied: usize,
     prior: usize,
 }
 
 enum Rows {
-    Csv(csv::Reader<File>, Columns, csv::StringRecord),
-    Json(std::io::Lines<BufReader<File>>),
+    Csv(csv::Reader<Take<File>>, Columns, csv::StringRecord),
+    Json(std::io::Lines<BufReader<Take<File>>>),
 }
 
 /// One results row, as far as revert needs it.
@@ -270,6 +345,8 @@ struct Row {
     #[serde(default)]
     outcome: String,
     #[serde(default)]
+    attempts: u32,
+    #[serde(default)]
     applied: String,
     #[serde(default)]
     prior: String,
@@ -282,9 +359,29 @@ struct RevertRecords {
     skipped: NotReverted,
 }
 
-/// Opens a results file as the revert's input.
+/// Opens a results file as the revert's input, once the journal's own scan
+/// (the one `--resume` runs) found every row sound: a damaged row stops the
+/// revert, naming its line; a last line cut short by an interrupted run is
+/// left out, with a note.
 pub(crate) fn open(path: &Path) -> anyhow::Result<(Input, NotReverted)> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let checked = crate::journal::check_results(path).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "cannot revert {}: it cannot be read as a results file, and no row of it is skipped",
+            path.display()
+        ))
+    })?;
+    if let Some(torn) = &checked.torn {
+        eprintln!(
+            "sechub-triage: {}: line {} was cut short by an interrupted run ({} bytes): it is not read \
+             (its finding was in flight; resume the campaign to settle it)",
+            path.display(),
+            torn.line,
+            torn.bytes
+        );
+    }
+    let file = File::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .take(checked.valid_len);
     let name: Arc<str> = path.display().to_string().into();
     let rows = match ResultsFormat::for_path(path) {
         ResultsFormat::JsonLines => Rows::Json(BufReader::new(file).lines()),
@@ -311,6 +408,7 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<(Input, NotReverted)> {
                 id: need("Id")?,
                 arn: need("ProductArn")?,
                 outcome: need("outcome")?,
+                attempts: need("attempts")?,
                 applied: need("applied")?,
                 prior: need("prior")?,
             };
@@ -341,6 +439,7 @@ impl RevertRecords {
                         id: cell(c.id),
                         product_arn: cell(c.arn),
                         outcome: cell(c.outcome),
+                        attempts: cell(c.attempts).parse().unwrap_or(0),
                         applied: cell(c.applied),
                         prior: cell(c.prior),
                     }))
@@ -359,13 +458,22 @@ impl RevertRecords {
         }
     }
 
-    /// The record that undoes one `updated` row.
-    fn item(&self, row: Row) -> SourceItem {
+    /// The record that undoes one `updated` row, or one that may have been
+    /// applied (`maybe`: `unknown`, or `not_attempted` after a request).
+    fn item(&self, row: Row, maybe: bool) -> SourceItem {
         let location = Location {
             file: self.name.clone(),
             row: self.line,
-            detail: Some(format!("reverting {} row {}", row.file, row.row)),
+            detail: Some(if maybe {
+                format!(
+                    "reverting {} row {}, {}: may have been applied",
+                    row.file, row.row, row.outcome
+                )
+            } else {
+                format!("reverting {} row {}", row.file, row.row)
+            }),
         };
+        let lost = &self.skipped.not_restorable;
         let key = FindingKey::new(row.id, row.product_arn);
         let invalid = |location: Location, key: FindingKey, column: &str, reason: String| {
             SourceItem::Invalid(InvalidRecord {
@@ -378,14 +486,22 @@ impl RevertRecords {
         let applied: Decision = match serde_json::from_str(&row.applied) {
             Ok(d) => d,
             Err(_) if row.applied.trim().is_empty() => {
-                return invalid(
-                    location,
-                    key,
-                    "applied",
-                    "the results row does not record the decision applied, so it cannot be reverted".into(),
-                );
+                lost.fetch_add(1, Ordering::Relaxed);
+                let reason = if maybe {
+                    format!(
+                        "the campaign recorded it {} (it may have been applied), but the row does not \
+                         record the decision sent (a results file of an earlier release), so it cannot \
+                         be reverted",
+                        row.outcome
+                    )
+                } else {
+                    "the results row does not record the decision applied, so it cannot be reverted"
+                        .to_owned()
+                };
+                return invalid(location, key, "applied", reason);
             }
             Err(e) => {
+                lost.fetch_add(1, Ordering::Relaxed);
                 return invalid(location, key, "applied", format!("not a decision: {e}"));
             }
         };
@@ -394,11 +510,15 @@ impl RevertRecords {
         } else {
             match serde_json::from_str(&row.prior) {
                 Ok(v) => Some(v),
-                Err(e) => return invalid(location, key, "prior", format!("not JSON: {e}")),
+                Err(e) => {
+                    lost.fetch_add(1, Ordering::Relaxed);
+                    return invalid(location, key, "prior", format!("not JSON: {e}"));
+                }
             }
         };
         let restore = restoring(&applied, prior.as_ref());
         if restore.decision.is_empty() {
+            lost.fetch_add(1, Ordering::Relaxed);
             return invalid(
                 location,
                 key,
@@ -410,7 +530,7 @@ impl RevertRecords {
         record.decision = Some(Arc::new(restore.decision));
         record.current = Some(Arc::new(state_after(&applied)));
         if !restore.lost.is_empty() {
-            self.skipped.1.fetch_add(1, Ordering::Relaxed);
+            self.skipped.partial.fetch_add(1, Ordering::Relaxed);
             record.remark = Some(format!("not restored: {}", restore.lost.join("; ")).into());
         }
         SourceItem::Record(record)
@@ -431,14 +551,24 @@ impl Iterator for RevertRecords {
                     return Some(Err(err));
                 }
             };
-            if row.outcome != "updated" {
-                self.skipped.0.fetch_add(1, Ordering::Relaxed);
-                if row.outcome == "not_attempted" {
-                    self.skipped.2.fetch_add(1, Ordering::Relaxed);
+            // `unknown`, and `not_attempted` once a request carried it: the
+            // service may have applied it, so it is restored like `updated`.
+            let maybe = match row.outcome.as_str() {
+                "updated" => false,
+                "unknown" => true,
+                "not_attempted" if row.attempts > 0 => true,
+                other => {
+                    if other == "not_attempted" {
+                        self.skipped.never_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.skipped.nothing.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
-                continue;
+            };
+            if maybe {
+                self.skipped.maybe_applied.fetch_add(1, Ordering::Relaxed);
             }
-            return Some(Ok(self.item(row)));
+            return Some(Ok(self.item(row, maybe)));
         }
     }
 }

@@ -469,11 +469,18 @@ impl<O: UpdateOperation> Dispatcher<O> {
         message: Option<String>,
     ) -> Result<(), EngineError> {
         self.held -= 1;
+        // Updated, or maybe applied: `unknown`, or `not_attempted` after a
+        // request carried it. Those rows record what `revert` needs.
+        let maybe_applied = match kind {
+            OutcomeKind::Updated | OutcomeKind::Unknown => true,
+            OutcomeKind::NotAttempted => item.tries.attempts > 0,
+            _ => false,
+        };
         let reported = O::report(
             item.key,
             item.decision,
             item.current.as_deref(),
-            kind == OutcomeKind::Updated,
+            maybe_applied,
         );
         self.record(Outcome {
             attempts: item.tries.attempts,
