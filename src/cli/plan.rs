@@ -203,8 +203,25 @@ pub(crate) async fn plan_command_checked(
         engine,
     } = checked;
     args.input.no_decision = decision.is_empty();
-    // A plan reads every input once: no copy is needed.
-    let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
+    let mut engine = engine;
+    // A plan reads every input once (twice with --duplicates last): no
+    // copy is needed, unless an input can be read only once.
+    let spooled = if engine.duplicates == crate::engine::DuplicatePolicy::Last {
+        let names = args.inputs.clone();
+        let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+        find_last_rows(&args, &decision, &extra, &mut engine, &spooled).await?;
+        spooled
+    } else {
+        Spooled::default()
+    };
+    let input = super::open_input_with(
+        &args.inputs,
+        extra,
+        &args.input,
+        args.aws.region.clone(),
+        &spooled,
+        false,
+    )?;
     let mut settings = args.campaign.settings(&engine, &args.inputs);
     settings.prior = resumed(&args)?;
     let plan = make_plan(&decision, input, settings, &args.campaign).await?;
@@ -356,17 +373,48 @@ pub(crate) fn needs_spool(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
+/// `--duplicates last`: reads the inputs once, before the plan, to find the
+/// last row of every finding whose rows conflict (which row is last is
+/// known only at the end of the input), and gives them to `engine`.
+async fn find_last_rows(
+    args: &UpdateArgs,
+    decision: &Decision,
+    extra: &[FindingKey],
+    engine: &mut EngineConfig,
+    spooled: &Spooled,
+) -> anyhow::Result<()> {
+    let input = super::open_input_with(
+        &args.inputs,
+        extra.to_vec(),
+        &args.input,
+        args.aws.region.clone(),
+        spooled,
+        true,
+    )?;
+    let (job, config) = (decision.clone(), engine.clone());
+    let last =
+        tokio::task::spawn_blocking(move || crate::engine::LastRows::find(&job, input, &config))
+            .await
+            .context("reading the inputs for --duplicates last stopped")?;
+    engine.last_rows = Some(std::sync::Arc::new(last));
+    Ok(())
+}
+
 /// `update`'s plan pass: reads the inputs, applies the guardrails, and asks
 /// for confirmation when needed. An error means the run must not start
-/// (nothing was sent).
+/// (nothing was sent). With `--duplicates last` it first finds the last
+/// rows and gives them to `engine`, for the plan and the run.
 pub(crate) async fn clear_run(
     args: &UpdateArgs,
     decision: &Decision,
     extra: &[FindingKey],
-    engine: &EngineConfig,
+    engine: &mut EngineConfig,
 ) -> anyhow::Result<Cleared> {
     let names = args.inputs.clone();
     let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+    if engine.duplicates == crate::engine::DuplicatePolicy::Last {
+        find_last_rows(args, decision, extra, engine, &spooled).await?;
+    }
     let files = args
         .inputs
         .iter()

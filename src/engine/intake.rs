@@ -64,6 +64,9 @@ pub enum Admitted {
     /// The same finding came earlier in the input with another decision:
     /// not sent. Without `--duplicates first` the plan refuses the run.
     Conflict(SourceRecord),
+    /// `--duplicates last`: the finding's rows ask for different decisions
+    /// and a later row of it is the one applied: not sent.
+    Superseded(SourceRecord),
     /// Rejected: a bad row, or a per-row decision the service would refuse.
     Invalid(InvalidRecord),
 }
@@ -81,6 +84,83 @@ pub struct Intake {
     run_tag: Option<String>,
     /// Validation rules (`--allow-unknown-type-namespaces`).
     rules: Rules,
+    /// `--duplicates last`: the row applied for each conflicting finding.
+    last_rows: Option<Arc<LastRows>>,
+}
+
+/// `--duplicates last`: for each finding whose rows ask for different
+/// effective decisions, the last of its rows (the one applied). Found by a
+/// pass over the whole input before the plan ([`LastRows::find`]), since
+/// which row is last is known only at the end of the input. It holds only
+/// conflicting findings (16 bytes each, plus the table's slack): nothing
+/// in the common case of no conflict.
+#[derive(Debug, Default)]
+pub struct LastRows {
+    /// Fingerprint of the finding → fingerprint of its last row.
+    rows: HashMap<u64, u64>,
+}
+
+impl LastRows {
+    /// Reads `input` to its end (or its first error, which the plan then
+    /// reports) through an [`Intake`] of `job` and `config`, and keeps the
+    /// last row of every finding whose rows conflict. A row that is invalid
+    /// is never the last row: the last *valid* row of a finding applies.
+    pub fn find(job: &Decision, input: Input, config: &EngineConfig) -> LastRows {
+        let mut config = config.clone();
+        config.duplicates = super::DuplicatePolicy::First;
+        config.last_rows = None;
+        let mut intake = Intake::new(job, &config);
+        let mut last = LastRows::default();
+        for item in input {
+            let Ok(item) = item else { break };
+            match intake.admit(item) {
+                Admitted::Conflict(r) => {
+                    last.rows.insert(key_print(&r.key), row_print(&r.location));
+                }
+                Admitted::Duplicate(r) => {
+                    if let Some(row) = last.rows.get_mut(&key_print(&r.key)) {
+                        *row = row_print(&r.location);
+                    }
+                }
+                _ => {}
+            }
+        }
+        last
+    }
+
+    /// Findings whose rows conflict.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// No finding's rows conflict.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// For a finding whose rows conflict: whether `location` is its last
+    /// row. `None` for every other finding.
+    fn is_last(&self, key: &FindingKey, location: &crate::model::Location) -> Option<bool> {
+        self.rows
+            .get(&key_print(key))
+            .map(|&row| row == row_print(location))
+    }
+}
+
+fn key_print(key: &FindingKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.id.hash(&mut h);
+    key.product_arn.hash(&mut h);
+    h.finish()
+}
+
+fn row_print(l: &crate::model::Location) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    l.file.hash(&mut h);
+    l.row.hash(&mut h);
+    h.finish()
 }
 
 /// The `UserDefinedFields` key of the run tag (`--run-tag`).
@@ -112,6 +192,10 @@ impl Intake {
             note_mode: config.note_mode,
             run_tag: config.run_tag.clone(),
             rules: config.rules.clone(),
+            last_rows: match config.duplicates {
+                super::DuplicatePolicy::Last => config.last_rows.clone(),
+                _ => None,
+            },
         }
     }
 
@@ -154,10 +238,21 @@ impl Intake {
             Ok(d) => d,
             Err(invalid) => return Admitted::Invalid(*invalid),
         };
+        // `--duplicates last`: a finding whose rows conflict is sent from
+        // its last row only, whatever came before.
+        let last = self
+            .last_rows
+            .as_ref()
+            .and_then(|l| l.is_last(&r.key, &r.location));
+        if last == Some(false) {
+            return Admitted::Superseded(r);
+        }
         // A finding seen before: the same decision is a plain repeat; a
         // different one is a conflict, never resolved silently. (Tag 0: a
         // finding an earlier run settled, whose decision is not known.)
-        if let Some(earlier) = self.dedup.insert_tagged(&r.key, decision_tag(&group)) {
+        if last.is_none()
+            && let Some(earlier) = self.dedup.insert_tagged(&r.key, decision_tag(&group))
+        {
             if earlier == 0 || earlier == decision_tag(&group) {
                 return Admitted::Duplicate(r);
             }
@@ -204,6 +299,15 @@ impl Intake {
     /// (a resumed run skips rows that earlier runs settled, but their
     /// findings still come first).
     pub fn mark_seen(&mut self, key: &FindingKey) {
+        // `--duplicates last`: the earlier rows of a conflicting finding
+        // were recorded `duplicate`; its last row is still to be sent.
+        if self
+            .last_rows
+            .as_ref()
+            .is_some_and(|l| l.rows.contains_key(&key_print(key)))
+        {
+            return;
+        }
         self.dedup.insert(key);
     }
 
@@ -229,6 +333,10 @@ pub const DUPLICATE_SAME: &str = "same Id and ProductArn as an earlier record, w
 /// What a conflicting duplicate row's results say happened to it.
 pub const DUPLICATE_CONFLICT: &str = "same Id and ProductArn as an earlier record, with a different decision: not sent (the earlier \
      record's decision applies; --duplicates first chooses that explicitly)";
+
+/// What an earlier row of a conflicting finding says under `--duplicates last`.
+pub const DUPLICATE_SUPERSEDED: &str = "the same Id and ProductArn come again later in the input, and the rows of this finding \
+     ask for different decisions: not sent (--duplicates last: the last row's decision applies)";
 
 /// Why a record whose Region cannot be known is invalid.
 pub const UNKNOWN_REGION: &str =
@@ -468,6 +576,7 @@ pub(super) fn read_input(
                 } => ReaderMsg::Unchanged(record, message),
                 Admitted::Duplicate(r) => ReaderMsg::Duplicate(r, DUPLICATE_SAME),
                 Admitted::Conflict(r) => ReaderMsg::Duplicate(r, DUPLICATE_CONFLICT),
+                Admitted::Superseded(r) => ReaderMsg::Duplicate(r, DUPLICATE_SUPERSEDED),
                 Admitted::Invalid(i) => ReaderMsg::Invalid(i),
             },
             Err(e) => {

@@ -323,3 +323,183 @@ fn yes_still_logs_the_plans_warnings_as_json() {
         "{stderr}"
     );
 }
+
+#[test]
+fn duplicates_last_applies_the_last_rows_decision_once() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = seed(&emu, 6);
+    let (a, b) = (d.join("a.csv"), d.join("b.csv"));
+    // a: findings 0-4 SUPPRESSED. b: 0-2 RESOLVED (conflicts across files),
+    // 3 SUPPRESSED again (a plain repeat), and finding 5 three times within
+    // the file, NOTIFIED, RESOLVED, NOTIFIED: its last row asks what its
+    // first did, and is still the one applied.
+    sheet(&a, &keys[..5], "SUPPRESSED");
+    let mut rows: Vec<String> = keys[..3]
+        .iter()
+        .map(|k| format!("{},RESOLVED", key_row(k)))
+        .collect();
+    rows.push(format!("{},SUPPRESSED", key_row(&keys[3])));
+    for status in ["NOTIFIED", "RESOLVED", "NOTIFIED"] {
+        rows.push(format!("{},{status}", key_row(&keys[5])));
+    }
+    write_csv(&b, "Id,ProductArn,Workflow.Status", &rows);
+    let results = d.join("r.csv");
+    let (a_s, b_s, r_s) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        results.to_str().unwrap(),
+    );
+
+    // The plan: the earlier rows of each conflicting finding are
+    // duplicates, the last rows are to update; nothing is refused.
+    let (status, stdout, stderr) = run(
+        &emu,
+        d,
+        &[
+            "plan",
+            a_s,
+            b_s,
+            "--row-decisions",
+            "--duplicates",
+            "last",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(p["totals"]["to_update"], 6, "{p}");
+    assert_eq!(
+        p["totals"]["duplicates"], 6,
+        "3 in a, b's repeat of 3, 2 of 5's: {p}"
+    );
+    let codes: Vec<&str> = p["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert!(!codes.contains(&"duplicate-conflict"), "{p}");
+    let w = p["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "duplicate-last")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(w["count"], 5, "{w}");
+    assert!(
+        w["samples"][0]["location"]
+            .as_str()
+            .unwrap()
+            .contains("a.csv: row 1"),
+        "{w}"
+    );
+    assert_eq!(p["fields_written"]["Workflow.Status"], 6, "{p}");
+    assert_eq!(sent(&emu), 0);
+
+    // The run: each finding written once, with its last row's decision.
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            a_s,
+            b_s,
+            "--row-decisions",
+            "--duplicates",
+            "last",
+            "--results",
+            r_s,
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let want = [
+        "RESOLVED",
+        "RESOLVED",
+        "RESOLVED",
+        "SUPPRESSED",
+        "SUPPRESSED",
+        "NOTIFIED",
+    ];
+    for (k, status) in keys.iter().zip(want) {
+        assert_eq!(emu.workflow(k), status, "{k}");
+        assert_eq!(emu.state.update_count(k), 1, "{k}: written once");
+    }
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), 12, "one row per input row");
+    let at = |file: &str, row: &str| {
+        rows.iter()
+            .find(|r| r["file"].ends_with(file) && r["row"] == row)
+            .unwrap_or_else(|| panic!("{file} row {row}: {rows:?}"))
+    };
+    for row in ["1", "2", "3"] {
+        let r = at("a.csv", row);
+        assert_eq!(r["outcome"], "duplicate", "{r:?}");
+        assert!(
+            r["error_message"].contains("--duplicates last: the last row's decision applies"),
+            "{r:?}"
+        );
+        assert_eq!(at("b.csv", row)["outcome"], "updated");
+    }
+    assert_eq!(at("a.csv", "4")["outcome"], "updated");
+    assert_eq!(at("b.csv", "4")["outcome"], "duplicate", "a plain repeat");
+    assert!(at("b.csv", "4")["error_message"].contains("same decision"));
+    assert_eq!(at("b.csv", "5")["outcome"], "duplicate");
+    assert_eq!(at("b.csv", "6")["outcome"], "duplicate");
+    assert_eq!(at("b.csv", "7")["outcome"], "updated");
+
+    // A resume has nothing left: the earlier rows' `duplicate` outcomes do
+    // not make the last rows look settled or unsettled.
+    let before = sent(&emu);
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            a_s,
+            b_s,
+            "--row-decisions",
+            "--duplicates",
+            "last",
+            "--results",
+            r_s,
+            "--resume",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(sent(&emu), before, "nothing sent again");
+
+    // A campaign file takes the key.
+    let campaign = d.join("c.toml");
+    std::fs::write(
+        &campaign,
+        format!(
+            "inputs = [{a_s:?}, {b_s:?}]\n[input]\nrow_decisions = true\nduplicates = \"last\"\n"
+        ),
+    )
+    .unwrap();
+    let (status, stdout, stderr) = run(
+        &emu,
+        d,
+        &[
+            "run",
+            campaign.to_str().unwrap(),
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(p["totals"]["to_update"], 6, "{p}");
+    assert!(
+        p["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "duplicate-last"),
+        "{p}"
+    );
+}
