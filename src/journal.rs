@@ -269,6 +269,26 @@ pub fn header_path(results: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where the in-flight log of the journal `results` lives:
+/// `<results>.inflight.csv` (`.inflight.jsonl` beside a JSON Lines
+/// journal). Each finding is written there, in the results layout (outcome
+/// `unknown`, code [`IN_FLIGHT_CODE`], with the decision and the prior
+/// values), as its first request leaves; `revert` reads the entries whose
+/// input row the results file does not settle (a run killed while the
+/// request was out). Started afresh with the journal, appended to on
+/// resume; it is never needed by `--resume` itself.
+pub fn in_flight_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(match ResultsFormat::for_path(results) {
+        ResultsFormat::Csv => ".inflight.csv",
+        ResultsFormat::JsonLines => ".inflight.jsonl",
+    });
+    PathBuf::from(name)
+}
+
+/// The error code of in-flight log entries.
+pub const IN_FLIGHT_CODE: &str = "InFlight";
+
 /// Whether an outcome is final: a resumed run skips the rows that have one.
 /// `not_attempted` (an abort, a stop, a connection that failed) and
 /// `unknown` (sent, but no answer came) are not: those findings are sent
@@ -499,9 +519,27 @@ pub struct Checked {
 /// that a damaged row (a line that is not a results row, an unbalanced
 /// quote) is refused exactly as `--resume` refuses it, naming the line.
 /// Changes nothing (a torn last line is reported, not cut off).
-pub fn check_results(results: &Path) -> Result<Checked, JournalError> {
+///
+/// With `settled`, gathers the input rows ([`row_key`]) the file settles:
+/// those with a row of any outcome but `not_attempted` no request carried
+/// (so that a revert knows which in-flight log entries are still open).
+pub fn check_results(
+    results: &Path,
+    mut settled: Option<&mut HashSet<u64>>,
+) -> Result<Checked, JournalError> {
     let file = File::open(results).map_err(|e| JournalError::io(results, e))?;
-    let scan = scan_file(results, file, ResultsFormat::for_path(results), &mut |_| {})?;
+    let scan = scan_file(
+        results,
+        file,
+        ResultsFormat::for_path(results),
+        &mut |row| {
+            if let Some(set) = settled.as_deref_mut()
+                && !(row.outcome == OutcomeKind::NotAttempted && row.attempts == 0)
+            {
+                set.insert(row_key(&row.file, row.row));
+            }
+        },
+    )?;
     Ok(Checked {
         valid_len: scan.valid_len,
         torn: scan.torn,
@@ -734,9 +772,14 @@ pub struct RowChanged {
 }
 
 fn row_print(l: &Location) -> u64 {
+    row_key(&l.file, l.row)
+}
+
+/// A 64-bit fingerprint of an input row (file as named, row number).
+pub fn row_key(file: &str, row: u64) -> u64 {
     let mut h = DefaultHasher::new();
-    l.file.hash(&mut h);
-    l.row.hash(&mut h);
+    file.hash(&mut h);
+    row.hash(&mut h);
     h.finish()
 }
 

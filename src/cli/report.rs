@@ -69,7 +69,7 @@ struct Stats {
 #[derive(Clone, Debug, Default, Serialize)]
 pub(crate) struct RevertDoc {
     /// The campaign did not finish: some of its rows are `unknown` or
-    /// `not_attempted`.
+    /// `not_attempted`, or a run of it was killed with requests out.
     pub unfinished_campaign: bool,
     /// Rows the campaign recorded `unknown`, or `not_attempted` after a
     /// request carried them: maybe applied, so restored like `updated` rows.
@@ -82,6 +82,9 @@ pub(crate) struct RevertDoc {
     /// Rows whose change cannot be restored at all (recorded `invalid` in
     /// the revert's results, with the reason).
     pub not_restorable: u64,
+    /// Findings of the campaign's in-flight log that its results do not
+    /// settle: out when a run was killed, maybe applied, restored.
+    pub in_flight_at_crash: u64,
 }
 
 /// The report of this process's run. Feed it events; [`finish`] writes it.

@@ -16,6 +16,7 @@
 //! said so. The results file is read exactly as `--resume` reads it: a
 //! damaged row stops the revert, naming its line.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Take};
 use std::path::{Path, PathBuf};
@@ -80,6 +81,9 @@ pub(crate) struct NotReverted {
     never_sent: Arc<AtomicU64>,
     /// Rows to revert whose change cannot be restored at all.
     not_restorable: Arc<AtomicU64>,
+    /// Findings of the in-flight log that the results file does not
+    /// settle: out when a run was killed, maybe applied.
+    in_flight: Arc<AtomicU64>,
 }
 
 impl NotReverted {
@@ -89,7 +93,8 @@ impl NotReverted {
 
     /// The campaign did not finish: rows are `unknown` or `not_attempted`.
     fn unfinished(&self) -> bool {
-        Self::get(&self.maybe_applied) + Self::get(&self.never_sent) > 0
+        Self::get(&self.maybe_applied) + Self::get(&self.never_sent) + Self::get(&self.in_flight)
+            > 0
     }
 
     /// For the `--report`.
@@ -100,6 +105,7 @@ impl NotReverted {
             never_sent: Self::get(&self.never_sent),
             partially_restored: Self::get(&self.partial),
             not_restorable: Self::get(&self.not_restorable),
+            in_flight_at_crash: Self::get(&self.in_flight),
         }
     }
 }
@@ -142,7 +148,8 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     }
     let mut read =
         crate::cli::paths::results_files("the results being reverted", &args.run_results);
-    read.truncate(2);
+    // The results, their header and their in-flight log.
+    read.truncate(3);
     let outputs = if args.dry_run {
         super::settings::outputs(
             &OutputArgs {
@@ -262,36 +269,36 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
 
 /// The plan's warning that the campaign did not finish.
 fn unfinished_warning(skipped: &NotReverted, path: &Path) -> crate::plan::Warning {
-    let maybe = NotReverted::get(&skipped.maybe_applied);
-    let never = NotReverted::get(&skipped.never_sent);
     crate::plan::Warning {
         code: crate::plan::WarningCode::UnfinishedCampaign,
-        count: maybe,
-        message: unfinished_message(maybe, never, path),
+        count: NotReverted::get(&skipped.maybe_applied) + NotReverted::get(&skipped.in_flight),
+        message: unfinished_message(skipped, path),
         samples: Vec::new(),
     }
 }
 
-fn unfinished_message(maybe: u64, never: u64, path: &Path) -> String {
+fn unfinished_message(skipped: &NotReverted, path: &Path) -> String {
+    let maybe = NotReverted::get(&skipped.maybe_applied);
+    let never = NotReverted::get(&skipped.never_sent);
+    let crashed = NotReverted::get(&skipped.in_flight);
     format!(
         "the campaign recorded in {} did not finish: {maybe} rows are unknown or not_attempted after a \
-         request carried them, so they may have been applied, and are restored like updated rows where \
-         their prior values are recorded; {never} not_attempted rows were never sent (nothing to restore); \
-         findings in flight when a run was killed have no row and are not restored: resume the campaign \
-         first if it was killed",
+         request carried them, and {crashed} findings were in flight when a run was killed (its \
+         in-flight log); they may have been applied, so they are restored like updated rows where \
+         their prior values are recorded; {never} not_attempted rows were never sent (nothing to \
+         restore)",
         path.display()
     )
 }
 
 fn report_skipped(skipped: &NotReverted, path: &Path) {
     if skipped.unfinished() {
-        let maybe = NotReverted::get(&skipped.maybe_applied);
-        let never = NotReverted::get(&skipped.never_sent);
-        let message = unfinished_message(maybe, never, path);
+        let message = unfinished_message(skipped, path);
         tracing::warn!(
             unfinished_campaign = true,
-            maybe_applied = maybe,
-            never_sent = never,
+            maybe_applied = NotReverted::get(&skipped.maybe_applied),
+            in_flight_at_crash = NotReverted::get(&skipped.in_flight),
+            never_sent = NotReverted::get(&skipped.never_sent),
             "{message}"
         );
         eprintln!("sechub-triage: {message}");
@@ -327,6 +334,8 @@ struct Columns {
 }
 
 enum Rows {
+    /// A results file a killed run left empty (not even the header).
+    Empty,
     Csv(csv::Reader<Take<File>>, Columns, csv::StringRecord),
     Json(std::io::Lines<BufReader<Take<File>>>),
 }
@@ -357,6 +366,9 @@ struct RevertRecords {
     rows: Rows,
     line: u64,
     skipped: NotReverted,
+    /// Reading an in-flight log: the input rows the results file settles
+    /// (their entries are left out).
+    settled: Option<HashSet<u64>>,
 }
 
 /// Opens a results file as the revert's input, once the journal's own scan
@@ -364,7 +376,12 @@ struct RevertRecords {
 /// revert, naming its line; a last line cut short by an interrupted run is
 /// left out, with a note.
 pub(crate) fn open(path: &Path) -> anyhow::Result<(Input, NotReverted)> {
-    let checked = crate::journal::check_results(path).map_err(|e| {
+    // The in-flight log: findings whose request left; those the results
+    // file does not settle were out when a run was killed.
+    let log = crate::journal::in_flight_path(path);
+    let has_log = std::fs::metadata(&log).is_ok_and(|m| m.len() > 0);
+    let mut settled = has_log.then(HashSet::new);
+    let checked = crate::journal::check_results(path, settled.as_mut()).map_err(|e| {
         anyhow::Error::new(e).context(format!(
             "cannot revert {}: it cannot be read as a results file, and no row of it is skipped",
             path.display()
@@ -373,61 +390,86 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<(Input, NotReverted)> {
     if let Some(torn) = &checked.torn {
         eprintln!(
             "sechub-triage: {}: line {} was cut short by an interrupted run ({} bytes): it is not read \
-             (its finding was in flight; resume the campaign to settle it)",
+             (its finding was in flight: the in-flight log covers it)",
             path.display(),
             torn.line,
             torn.bytes
         );
     }
-    let file = File::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
-        .take(checked.valid_len);
-    let name: Arc<str> = path.display().to_string().into();
-    let rows = match ResultsFormat::for_path(path) {
-        ResultsFormat::JsonLines => Rows::Json(BufReader::new(file).lines()),
-        ResultsFormat::Csv => {
-            let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(file);
-            let headers = rdr
-                .headers()
-                .with_context(|| format!("cannot read the header of {}", path.display()))?
-                .clone();
-            let find = |name: &str| headers.iter().position(|h| h == name);
-            let need = |name: &str| {
-                find(name).with_context(|| {
-                    format!(
-                        "{} has no {name:?} column: it is not a results file of this version of \
-                         sechub-triage (columns found: {})",
-                        path.display(),
-                        headers.iter().collect::<Vec<_>>().join(", ")
-                    )
-                })
-            };
-            let columns = Columns {
-                file: need("file")?,
-                row: need("row")?,
-                id: need("Id")?,
-                arn: need("ProductArn")?,
-                outcome: need("outcome")?,
-                attempts: need("attempts")?,
-                applied: need("applied")?,
-                prior: need("prior")?,
-            };
-            Rows::Csv(rdr, columns, csv::StringRecord::new())
-        }
-    };
     let skipped = NotReverted::default();
-    let records = RevertRecords {
-        name,
-        rows,
-        line: 0,
-        skipped: skipped.clone(),
+    let records = RevertRecords::open(path, checked.valid_len, skipped.clone(), None)?;
+    let Some(settled) = settled else {
+        return Ok((Box::new(records), skipped));
     };
-    Ok((Box::new(records), skipped))
+    let checked = crate::journal::check_results(&log, None).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "cannot revert {}: its in-flight log cannot be read, and no row of it is skipped",
+            path.display()
+        ))
+    })?;
+    let in_flight = RevertRecords::open(&log, checked.valid_len, skipped.clone(), Some(settled))?;
+    Ok((Box::new(records.chain(in_flight)), skipped))
 }
 
 impl RevertRecords {
+    /// The first `valid_len` bytes of the results file (or in-flight log)
+    /// `path`, checked already; for a log, `settled` holds the input rows
+    /// the results file settles, whose entries are left out.
+    fn open(
+        path: &Path,
+        valid_len: u64,
+        skipped: NotReverted,
+        settled: Option<HashSet<u64>>,
+    ) -> anyhow::Result<RevertRecords> {
+        let file = File::open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .take(valid_len);
+        let name: Arc<str> = path.display().to_string().into();
+        let rows = match ResultsFormat::for_path(path) {
+            _ if valid_len == 0 => Rows::Empty,
+            ResultsFormat::JsonLines => Rows::Json(BufReader::new(file).lines()),
+            ResultsFormat::Csv => {
+                let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+                let headers = rdr
+                    .headers()
+                    .with_context(|| format!("cannot read the header of {}", path.display()))?
+                    .clone();
+                let find = |name: &str| headers.iter().position(|h| h == name);
+                let need = |name: &str| {
+                    find(name).with_context(|| {
+                        format!(
+                            "{} has no {name:?} column: it is not a results file of this version of \
+                             sechub-triage (columns found: {})",
+                            path.display(),
+                            headers.iter().collect::<Vec<_>>().join(", ")
+                        )
+                    })
+                };
+                let columns = Columns {
+                    file: need("file")?,
+                    row: need("row")?,
+                    id: need("Id")?,
+                    arn: need("ProductArn")?,
+                    outcome: need("outcome")?,
+                    attempts: need("attempts")?,
+                    applied: need("applied")?,
+                    prior: need("prior")?,
+                };
+                Rows::Csv(rdr, columns, csv::StringRecord::new())
+            }
+        };
+        Ok(RevertRecords {
+            name,
+            rows,
+            line: 0,
+            skipped,
+            settled,
+        })
+    }
+
     fn next_row(&mut self) -> Option<Result<Row, String>> {
         match &mut self.rows {
+            Rows::Empty => None,
             Rows::Csv(rdr, c, rec) => match rdr.read_record(rec) {
                 Ok(false) => None,
                 Err(e) => Some(Err(e.to_string())),
@@ -464,7 +506,12 @@ impl RevertRecords {
         let location = Location {
             file: self.name.clone(),
             row: self.line,
-            detail: Some(if maybe {
+            detail: Some(if self.settled.is_some() {
+                format!(
+                    "reverting {} row {}: in flight when a run was killed, may have been applied",
+                    row.file, row.row
+                )
+            } else if maybe {
                 format!(
                     "reverting {} row {}, {}: may have been applied",
                     row.file, row.row, row.outcome
@@ -551,6 +598,15 @@ impl Iterator for RevertRecords {
                     return Some(Err(err));
                 }
             };
+            if let Some(settled) = &self.settled {
+                // An in-flight log entry: restored unless the results file
+                // settles its input row.
+                if settled.contains(&crate::journal::row_key(&row.file, row.row)) {
+                    continue;
+                }
+                self.skipped.in_flight.fetch_add(1, Ordering::Relaxed);
+                return Some(Ok(self.item(row, true)));
+            }
             // `unknown`, and `not_attempted` once a request carried it: the
             // service may have applied it, so it is restored like `updated`.
             let maybe = match row.outcome.as_str() {

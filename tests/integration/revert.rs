@@ -524,3 +524,104 @@ fn revert_refuses_a_damaged_results_file_as_resume_does() {
         );
     }
 }
+
+#[test]
+fn findings_in_flight_when_the_campaign_was_killed_are_reverted() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One Region, three requests: the circuit breaker (10 failed requests
+    // in a row in a Region) does not stop the run before the kill.
+    let keys = emu.state.seed_synthetic(&SyntheticSpec {
+        count: 300,
+        seed: 12,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let docs: Vec<Value> = keys.iter().map(|k| emu.state.finding(k).unwrap()).collect();
+    let export = d.join("export.json");
+    std::fs::write(&export, json!({ "Findings": docs }).to_string()).unwrap();
+    // Every request is applied and its answer lost: the findings wait to
+    // be sent again, with no outcome recorded, when the run is killed.
+    let mut faults = emu.state.faults();
+    faults.drop_after_apply = 1.0;
+    emu.state.set_faults(faults);
+    let r1 = d.join("campaign.csv");
+    let mut child = triage(d)
+        .args(["update", export.to_str().unwrap()])
+        .args(["--workflow", "Status=SUPPRESSED"])
+        .args(["--results", r1.to_str().unwrap(), "--max-attempts", "20"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while emu.state.update_counts().len() < keys.len() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the campaign never reached every finding"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no outcome of the requests out is recorded
+    child.wait().unwrap();
+    emu.state.set_faults(Default::default());
+    let settled: std::collections::HashSet<String> = if r1.exists() {
+        read_results(&r1)
+            .into_iter()
+            .filter(|r| r["outcome"] != "not_attempted" || r["attempts"] != "0")
+            .map(|r| r["Id"].clone())
+            .collect()
+    } else {
+        Default::default()
+    };
+    let crashed = keys.iter().filter(|k| !settled.contains(&k.id)).count();
+    assert!(crashed > 0, "the kill left findings without an outcome");
+    let log = d.join("campaign.csv.inflight.csv");
+    assert!(
+        read_results(&log).len() >= keys.len(),
+        "the in-flight log names every finding sent"
+    );
+
+    let r2 = d.join("revert.csv");
+    let report = d.join("report.json");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "revert",
+            r1.to_str().unwrap(),
+            "--results",
+            r2.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stderr.contains("did not finish"), "{stderr}");
+    assert!(
+        stderr.contains("in flight when a run was killed"),
+        "{stderr}"
+    );
+    for (k, doc) in keys.iter().zip(&docs) {
+        let f = emu.state.finding(k).unwrap();
+        assert_eq!(f["Workflow"], doc["Workflow"], "{k}");
+    }
+    let rep: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(rep["revert"]["unfinished_campaign"], true, "{rep}");
+    assert_eq!(
+        rep["revert"]["in_flight_at_crash"].as_u64(),
+        Some(crashed as u64),
+        "{rep}"
+    );
+    let reverted = read_results(&r2);
+    assert_eq!(
+        reverted
+            .iter()
+            .filter(|r| r["outcome"] == "updated")
+            .count(),
+        keys.len(),
+        "each finding restored once: {reverted:?}"
+    );
+}

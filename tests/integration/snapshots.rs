@@ -46,10 +46,7 @@ fn redacted(dir: &Path) -> insta::Settings {
     s.add_filter(&regex_escape(env!("CARGO_MANIFEST_DIR")), "[REPO]");
     s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
     // Log lines on stderr carry the time.
-    s.add_filter(
-        r"(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ",
-        "[TIME] ",
-    );
+    s.add_filter(r"(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ", "[TIME] ");
     // How many requests carry the findings depends on timing too: a partial
     // chunk leaves once it has waited its linger (250 ms), which a loaded
     // machine can reach before the last row is read.
