@@ -248,6 +248,9 @@ pub enum WarningCode {
     /// `revert` of a campaign that did not finish: rows that may have been
     /// applied (`unknown`, `not_attempted` after a request) are restored.
     UnfinishedCampaign,
+    /// Rows of one finding record different states and the input does not
+    /// tell which is newer: the finding's state is unknown.
+    StateUnknown,
 }
 
 impl WarningCode {
@@ -693,6 +696,36 @@ impl Builder<'_> {
                     )
                 });
             }
+            Admitted::OlderState(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as a record whose recorded state is newer",
+                    )
+                });
+            }
+            Admitted::StateUnknown(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as an earlier record recording another state",
+                    )
+                });
+                self.warn(WarningCode::StateUnknown, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "records another state than an earlier row of this finding, and the input \
+                         does not tell which is newer",
+                    )
+                });
+            }
             Admitted::Superseded(r) => {
                 self.totals.duplicates += 1;
                 let limit = self.settings.samples;
@@ -1032,6 +1065,13 @@ fn warning_message(code: WarningCode, n: u64, s: &PlanSettings) -> String {
         WarningCode::DuplicateLast => format!(
             "{n} rows name a finding that another row names with a different decision; \
              --duplicates last: the last row's decision is applied, the earlier rows are not sent"
+        ),
+        WarningCode::StateUnknown => format!(
+            "{n} rows record another state of a finding than an earlier row, and the input does not \
+             tell which is newer (no modification time, or the same one): those findings are sent from \
+             their first row with their state unknown, so they are never skipped as unchanged, never \
+             appended to, and cannot be reverted; export one row per finding, or with \
+             finding_info.modified_time"
         ),
         WarningCode::UnexpectedAccounts
         | WarningCode::UnexpectedRegions

@@ -204,16 +204,11 @@ pub(crate) async fn plan_command_checked(
     } = checked;
     args.input.no_decision = decision.is_empty();
     let mut engine = engine;
-    // A plan reads every input once (twice with --duplicates last): no
-    // copy is needed, unless an input can be read only once.
-    let spooled = if engine.duplicates == crate::engine::DuplicatePolicy::Last {
-        let names = args.inputs.clone();
-        let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
-        find_last_rows(&args, &decision, &extra, &mut engine, &spooled).await?;
-        spooled
-    } else {
-        Spooled::default()
-    };
+    // A plan reads every input twice (the row choices, then the plan):
+    // inputs that can be read only once are saved first.
+    let names = args.inputs.clone();
+    let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+    find_row_choices(&args, &decision, &extra, &mut engine, &spooled).await?;
     let input = super::open_input_with(
         &args.inputs,
         extra,
@@ -373,10 +368,12 @@ pub(crate) fn needs_spool(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
-/// `--duplicates last`: reads the inputs once, before the plan, to find the
-/// last row of every finding whose rows conflict (which row is last is
-/// known only at the end of the input), and gives them to `engine`.
-async fn find_last_rows(
+/// Reads the inputs once, before the plan, to find the rows chosen for
+/// findings that several rows name ([`crate::engine::RowChoices`]: the last
+/// row of a conflicting finding under `--duplicates last`, the row with the
+/// newest recorded state), which are known only at the end of the input,
+/// and gives them to `engine`.
+async fn find_row_choices(
     args: &UpdateArgs,
     decision: &Decision,
     extra: &[FindingKey],
@@ -393,17 +390,17 @@ async fn find_last_rows(
     )?;
     let (job, config) = (decision.clone(), engine.clone());
     let last =
-        tokio::task::spawn_blocking(move || crate::engine::LastRows::find(&job, input, &config))
+        tokio::task::spawn_blocking(move || crate::engine::RowChoices::find(&job, input, &config))
             .await
-            .context("reading the inputs for --duplicates last stopped")?;
-    engine.last_rows = Some(std::sync::Arc::new(last));
+            .context("reading the inputs for findings named by several rows stopped")?;
+    engine.row_choices = Some(std::sync::Arc::new(last));
     Ok(())
 }
 
 /// `update`'s plan pass: reads the inputs, applies the guardrails, and asks
 /// for confirmation when needed. An error means the run must not start
-/// (nothing was sent). With `--duplicates last` it first finds the last
-/// rows and gives them to `engine`, for the plan and the run.
+/// (nothing was sent). It first finds the row choices and gives them to
+/// `engine`, for the plan and the run.
 pub(crate) async fn clear_run(
     args: &UpdateArgs,
     decision: &Decision,
@@ -412,9 +409,7 @@ pub(crate) async fn clear_run(
 ) -> anyhow::Result<Cleared> {
     let names = args.inputs.clone();
     let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
-    if engine.duplicates == crate::engine::DuplicatePolicy::Last {
-        find_last_rows(args, decision, extra, engine, &spooled).await?;
-    }
+    find_row_choices(args, decision, extra, engine, &spooled).await?;
     let files = args
         .inputs
         .iter()

@@ -67,6 +67,13 @@ pub enum Admitted {
     /// `--duplicates last`: the finding's rows ask for different decisions
     /// and a later row of it is the one applied: not sent.
     Superseded(SourceRecord),
+    /// The finding's rows ask for the same decision but record different
+    /// states, and another row's is newer: not sent (that row is).
+    OlderState(SourceRecord),
+    /// The finding's rows record different states in an order the input
+    /// does not tell: its first row is sent with the state unknown, this
+    /// one is not sent.
+    StateUnknown(SourceRecord),
     /// Rejected: a bad row, or a per-row decision the service would refuse.
     Invalid(InvalidRecord),
 }
@@ -84,48 +91,155 @@ pub struct Intake {
     run_tag: Option<String>,
     /// Validation rules (`--allow-unknown-type-namespaces`).
     rules: Rules,
-    /// `--duplicates last`: the row applied for each conflicting finding.
-    last_rows: Option<Arc<LastRows>>,
+    /// The rows chosen for findings named by several rows.
+    row_choices: Option<Arc<RowChoices>>,
+    /// `--duplicates last`: the last row of a conflicting finding applies.
+    last_wins: bool,
 }
 
-/// `--duplicates last`: for each finding whose rows ask for different
-/// effective decisions, the last of its rows (the one applied). Found by a
-/// pass over the whole input before the plan ([`LastRows::find`]), since
-/// which row is last is known only at the end of the input. It holds only
-/// conflicting findings (16 bytes each, plus the table's slack): nothing
-/// in the common case of no conflict.
+/// Choices about findings named by several rows, made by a pass over the
+/// whole input before the plan ([`RowChoices::find`]), since they depend on
+/// rows further on:
+///
+/// - `--duplicates last`: for each finding whose rows ask for different
+///   effective decisions, its last row (the one applied);
+/// - recorded state: for each finding whose rows ask for the same decision
+///   but record different states (Security Lake's history of a finding),
+///   the row whose state is the newest by the input's modification time
+///   (`finding_info.modified_time`, ASFF `UpdatedAt`); when the times do
+///   not tell (missing, or equal to the second), the state is unknown:
+///   never skipped as unchanged, never appended to, not revertible.
+///
+/// It holds only such findings (about 16 bytes each, plus the table's
+/// slack): nothing in the common case of one row per finding.
 #[derive(Debug, Default)]
-pub struct LastRows {
+pub struct RowChoices {
     /// Fingerprint of the finding → fingerprint of its last row.
     rows: HashMap<u64, u64>,
+    /// Fingerprint of the finding → the row whose recorded state is used.
+    state: HashMap<u64, StatePick>,
 }
 
-impl LastRows {
+/// Which of a finding's rows records its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StatePick {
+    /// Its first row (any row recording the same state as it would do).
+    First,
+    /// The row with this fingerprint.
+    Row(u64),
+    /// The rows' order is not known: the state is unknown.
+    Unknown,
+}
+
+/// While finding the state rows: the newest state seen so far.
+struct Newest {
+    row: StatePick,
+    state: u32,
+    /// Seconds since the epoch, plus one; 0 when the row has no time.
+    time: u32,
+}
+
+/// A record's recorded state as a 32-bit tag (0: none recorded) and its
+/// modification time in seconds plus one (0: none).
+fn state_tag(r: &SourceRecord) -> (u32, u32) {
+    use std::hash::{Hash, Hasher};
+    let Some(c) = r.current.as_deref() else {
+        return (0, 0);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &c.workflow_status,
+        &c.note_text,
+        &c.note_updated_by,
+        c.note_recorded,
+        &c.severity_label,
+        c.severity_normalized,
+        &c.verification_state,
+        c.confidence,
+        c.criticality,
+        &c.types,
+        &c.user_defined_fields,
+    )
+        .hash(&mut h);
+    let time = c
+        .modified_ms
+        .map_or(0, |ms| u32::try_from(ms.div_euclid(1000) + 1).unwrap_or(0));
+    ((h.finish() as u32) | 1, time)
+}
+
+impl RowChoices {
     /// Reads `input` to its end (or its first error, which the plan then
     /// reports) through an [`Intake`] of `job` and `config`, and keeps the
-    /// last row of every finding whose rows conflict. A row that is invalid
-    /// is never the last row: the last *valid* row of a finding applies.
-    pub fn find(job: &Decision, input: Input, config: &EngineConfig) -> LastRows {
+    /// last row of every finding whose rows conflict, and the row recording
+    /// the newest state of every finding whose rows record different
+    /// states. A row that is invalid is never chosen. Memory while reading:
+    /// the intake's duplicate index plus 8 bytes a slot for the first
+    /// row's state and time (25 to 37.5 bytes per finding), freed after.
+    pub fn find(job: &Decision, input: Input, config: &EngineConfig) -> RowChoices {
         let mut config = config.clone();
         config.duplicates = super::DuplicatePolicy::First;
-        config.last_rows = None;
+        config.row_choices = None;
         let mut intake = Intake::new(job, &config);
-        let mut last = LastRows::default();
+        let mut first: DedupIndex<(u32, u32)> = DedupIndex::default();
+        let mut newest: HashMap<u64, Newest> = HashMap::new();
+        let mut choices = RowChoices::default();
         for item in input {
             let Ok(item) = item else { break };
             match intake.admit(item) {
                 Admitted::Conflict(r) => {
-                    last.rows.insert(key_print(&r.key), row_print(&r.location));
+                    choices
+                        .rows
+                        .insert(key_print(&r.key), row_print(&r.location));
                 }
                 Admitted::Duplicate(r) => {
-                    if let Some(row) = last.rows.get_mut(&key_print(&r.key)) {
+                    let key = key_print(&r.key);
+                    if let Some(row) = choices.rows.get_mut(&key) {
                         *row = row_print(&r.location);
+                        continue;
                     }
+                    let (state, time) = state_tag(&r);
+                    let Some(seen) = first.insert_with(&r.key, (state, time)) else {
+                        continue;
+                    };
+                    let n = match newest.get_mut(&key) {
+                        Some(n) => n,
+                        None if seen.0 == state => {
+                            // The same state again: keep its newest time.
+                            seen.1 = seen.1.max(time);
+                            continue;
+                        }
+                        None => newest.entry(key).or_insert(Newest {
+                            row: StatePick::First,
+                            state: seen.0,
+                            time: seen.1,
+                        }),
+                    };
+                    let unordered = time == 0 || n.time == 0 || time == n.time;
+                    if n.state == state {
+                        n.time = n.time.max(time);
+                    } else if n.row != StatePick::Unknown && unordered {
+                        n.row = StatePick::Unknown;
+                    } else if n.row != StatePick::Unknown && time > n.time {
+                        *n = Newest {
+                            row: StatePick::Row(row_print(&r.location)),
+                            state,
+                            time,
+                        };
+                    }
+                }
+                Admitted::Send { record: r, .. } | Admitted::Unchanged { record: r, .. } => {
+                    first.insert_tagged(&r.key, state_tag(&r));
                 }
                 _ => {}
             }
         }
-        last
+        for (key, n) in newest {
+            // A finding whose decisions conflict takes its chosen row's state.
+            if !choices.rows.contains_key(&key) {
+                choices.state.insert(key, n.row);
+            }
+        }
+        choices
     }
 
     /// Findings whose rows conflict.
@@ -136,6 +250,11 @@ impl LastRows {
     /// No finding's rows conflict.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// Findings whose rows record different states.
+    pub fn with_history(&self) -> usize {
+        self.state.len()
     }
 
     /// For a finding whose rows conflict: whether `location` is its last
@@ -192,10 +311,8 @@ impl Intake {
             note_mode: config.note_mode,
             run_tag: config.run_tag.clone(),
             rules: config.rules.clone(),
-            last_rows: match config.duplicates {
-                super::DuplicatePolicy::Last => config.last_rows.clone(),
-                _ => None,
-            },
+            last_wins: config.duplicates == super::DuplicatePolicy::Last,
+            row_choices: config.row_choices.clone(),
         }
     }
 
@@ -241,16 +358,51 @@ impl Intake {
         // `--duplicates last`: a finding whose rows conflict is sent from
         // its last row only, whatever came before.
         let last = self
-            .last_rows
+            .row_choices
             .as_ref()
+            .filter(|_| self.last_wins)
             .and_then(|l| l.is_last(&r.key, &r.location));
         if last == Some(false) {
             return Admitted::Superseded(r);
+        }
+        // A finding whose rows record different states: sent from the row
+        // with the newest state, or with its state unknown.
+        let pick = self
+            .row_choices
+            .as_ref()
+            .and_then(|c| c.state.get(&key_print(&r.key)).copied());
+        let mut r = r;
+        match pick {
+            Some(StatePick::Row(row)) if row != row_print(&r.location) => {
+                return Admitted::OlderState(r);
+            }
+            // (The guard records the first row in the index: a later row
+            // of the finding is then the one that finds it there.)
+            Some(StatePick::First)
+                if self
+                    .dedup
+                    .insert_tagged(&r.key, decision_tag(&group))
+                    .is_some() =>
+            {
+                return Admitted::OlderState(r);
+            }
+            Some(StatePick::Unknown) => {
+                if self
+                    .dedup
+                    .insert_tagged(&r.key, decision_tag(&group))
+                    .is_some()
+                {
+                    return Admitted::StateUnknown(r);
+                }
+                r.current = r.current.as_deref().map(|c| Arc::new(forget_state(c)));
+            }
+            _ => {}
         }
         // A finding seen before: the same decision is a plain repeat; a
         // different one is a conflict, never resolved silently. (Tag 0: a
         // finding an earlier run settled, whose decision is not known.)
         if last.is_none()
+            && pick.is_none()
             && let Some(earlier) = self.dedup.insert_tagged(&r.key, decision_tag(&group))
         {
             if earlier == 0 || earlier == decision_tag(&group) {
@@ -301,10 +453,21 @@ impl Intake {
     pub fn mark_seen(&mut self, key: &FindingKey) {
         // `--duplicates last`: the earlier rows of a conflicting finding
         // were recorded `duplicate`; its last row is still to be sent.
+        if self.last_wins
+            && self
+                .row_choices
+                .as_ref()
+                .is_some_and(|l| l.rows.contains_key(&key_print(key)))
+        {
+            return;
+        }
+        // A finding whose newest state is at a given row: that row is sent,
+        // whatever earlier rows were recorded.
         if self
-            .last_rows
+            .row_choices
             .as_ref()
-            .is_some_and(|l| l.rows.contains_key(&key_print(key)))
+            .and_then(|c| c.state.get(&key_print(key)))
+            .is_some_and(|p| matches!(p, StatePick::Row(_)))
         {
             return;
         }
@@ -337,6 +500,26 @@ pub const DUPLICATE_CONFLICT: &str = "same Id and ProductArn as an earlier recor
 /// What an earlier row of a conflicting finding says under `--duplicates last`.
 pub const DUPLICATE_SUPERSEDED: &str = "the same Id and ProductArn come again later in the input, and the rows of this finding \
      ask for different decisions: not sent (--duplicates last: the last row's decision applies)";
+
+/// What a row whose recorded state is older than another row's says.
+pub const DUPLICATE_OLDER_STATE: &str = "same Id and ProductArn as another record with the same decision, whose recorded state \
+     is newer (its modification time): not sent (the newest record is sent, with its state)";
+/// What a later row of a finding whose states cannot be ordered says.
+pub const DUPLICATE_STATE_UNKNOWN: &str = "same Id and ProductArn as an earlier record with the same decision, recording another \
+     state, and the input does not tell which is newer: not sent (the first record is sent with the \
+     finding's state unknown: never skipped, never appended to, not revertible)";
+
+/// A state with every updatable field unknown (the context kept): what
+/// rows recording different states in no known order leave.
+fn forget_state(c: &crate::model::CurrentState) -> crate::model::CurrentState {
+    crate::model::CurrentState {
+        account_id: c.account_id.clone(),
+        compliance_status: c.compliance_status.clone(),
+        generator_id: c.generator_id.clone(),
+        record_state: c.record_state.clone(),
+        ..Default::default()
+    }
+}
 
 /// Why a record whose Region cannot be known is invalid.
 pub const UNKNOWN_REGION: &str =
@@ -577,6 +760,8 @@ pub(super) fn read_input(
                 Admitted::Duplicate(r) => ReaderMsg::Duplicate(r, DUPLICATE_SAME),
                 Admitted::Conflict(r) => ReaderMsg::Duplicate(r, DUPLICATE_CONFLICT),
                 Admitted::Superseded(r) => ReaderMsg::Duplicate(r, DUPLICATE_SUPERSEDED),
+                Admitted::OlderState(r) => ReaderMsg::Duplicate(r, DUPLICATE_OLDER_STATE),
+                Admitted::StateUnknown(r) => ReaderMsg::Duplicate(r, DUPLICATE_STATE_UNKNOWN),
                 Admitted::Invalid(i) => ReaderMsg::Invalid(i),
             },
             Err(e) => {

@@ -52,7 +52,7 @@ use crate::retry::Backoff;
 use crate::submission::{BatchUpdateFindings, Submitter};
 
 pub use crate::decision::{decision_holds, decision_holds_but};
-pub use intake::{Admitted, Intake, LastRows, RUN_TAG_KEY, UNKNOWN_REGION, route, with_run_tag};
+pub use intake::{Admitted, Intake, RUN_TAG_KEY, RowChoices, UNKNOWN_REGION, route, with_run_tag};
 pub use operation::{Reported, UpdateOperation};
 pub use stop::{RunControls, STOPPED_CODE, StopHandle, StopRequest};
 
@@ -116,11 +116,13 @@ pub struct EngineConfig {
     pub max_open_groups: usize,
     /// What to do with rows naming one finding with different decisions.
     pub duplicates: DuplicatePolicy,
-    /// `--duplicates last`: the last row of each finding whose rows ask for
-    /// different decisions, found by a pass over the whole input before
-    /// the plan ([`LastRows::find`]). Without it, `Last` cannot be applied
-    /// and the plan refuses such rows as conflicts.
-    pub last_rows: Option<Arc<LastRows>>,
+    /// The rows chosen for findings that several rows name: the last row
+    /// of a conflicting finding under `--duplicates last`, the row with the
+    /// newest recorded state. Found by a pass over the whole input before
+    /// the plan ([`RowChoices::find`]). Without it, `Last` cannot be
+    /// applied (the plan refuses such rows as conflicts) and a finding's
+    /// first row gives its recorded state.
+    pub row_choices: Option<Arc<RowChoices>>,
     /// Consecutive requests in one Region that may fail for reasons that
     /// say nothing about their findings (connection refused or reset,
     /// timeouts, 5xx after the SDK's answer) before the run stops with
@@ -146,7 +148,7 @@ pub enum DuplicatePolicy {
     /// The first row's decision is applied; the others are not sent.
     First,
     /// The last row's decision is applied; the earlier ones are not sent
-    /// (needs [`EngineConfig::last_rows`]).
+    /// (needs [`EngineConfig::row_choices`]).
     Last,
 }
 
@@ -173,7 +175,7 @@ impl Default for EngineConfig {
             run_tag: None,
             max_open_groups: DEFAULT_MAX_OPEN_GROUPS,
             duplicates: DuplicatePolicy::Refuse,
-            last_rows: None,
+            row_choices: None,
             breaker: DEFAULT_BREAKER,
             breaker_grace: Duration::from_secs(5),
             rules: crate::decision::Rules::default(),
@@ -339,7 +341,7 @@ mod tests {
 
     #[test]
     fn dedup_index_reports_repeats_only() {
-        let mut d = DedupIndex::default();
+        let mut d: DedupIndex = DedupIndex::default();
         let a = FindingKey::new("a", "p");
         assert!(d.insert(&a));
         assert!(!d.insert(&a));

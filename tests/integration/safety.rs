@@ -503,3 +503,91 @@ fn duplicates_last_applies_the_last_rows_decision_once() {
         "{p}"
     );
 }
+
+#[test]
+fn security_lake_history_uses_the_newest_state_or_none() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = seed(&emu, 4);
+    let (jan, mar) = ("1767225600000", "1772323200000"); // 2026-01-01, 2026-03-01
+    let row = |k: &FindingKey, state: &str, time: &str| {
+        format!("{},{},{state},{time}", k.id, k.product_arn)
+    };
+    let lake = d.join("lake.csv");
+    write_csv(
+        &lake,
+        "finding.uid,metadata.product.uid,state,finding.modified_time",
+        &[
+            // 0: oldest first (Security Lake's order): the newest says New.
+            row(&k[0], "Suppressed", jan),
+            row(&k[0], "New", mar),
+            // 1: newest first.
+            row(&k[1], "New", mar),
+            row(&k[1], "Suppressed", jan),
+            // 2: no time: which state is current is not known.
+            row(&k[2], "Suppressed", ""),
+            row(&k[2], "New", ""),
+            // 3: one row, already suppressed.
+            row(&k[3], "Suppressed", mar),
+        ],
+    );
+    let results = d.join("r.csv");
+    let args = |cmd: &'static str| {
+        vec![
+            cmd.to_owned(),
+            lake.display().to_string(),
+            "--workflow".into(),
+            "Status=SUPPRESSED".into(),
+            "--skip-unchanged".into(),
+        ]
+    };
+    let mut plan = args("plan");
+    plan.extend(["--output".into(), "json".into()]);
+    let refs: Vec<&str> = plan.iter().map(String::as_str).collect();
+    let (status, stdout, stderr) = run(&emu, d, &refs);
+    assert_eq!(status, 0, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(p["totals"]["to_update"], 3, "{p}");
+    assert_eq!(p["totals"]["unchanged"], 1, "{p}");
+    let w = p["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "state-unknown")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(w["count"], 1, "{w}");
+
+    let mut update = args("update");
+    update.extend(["--results".into(), results.display().to_string()]);
+    let refs: Vec<&str> = update.iter().map(String::as_str).collect();
+    let (status, _, stderr) = run(&emu, d, &refs);
+    assert_eq!(status, 0, "{stderr}");
+    for f in &k[..3] {
+        assert_eq!(emu.workflow(f), "SUPPRESSED", "{f}");
+        assert_eq!(emu.state.update_count(f), 1, "{f}: written once");
+    }
+    assert_eq!(emu.state.update_count(&k[3]), 0, "unchanged: not sent");
+    let rows = read_results(&results);
+    let at = |n: usize| rows.iter().find(|r| r["row"] == n.to_string()).unwrap();
+    // 0: the newest row is sent, with its state as the prior value.
+    assert_eq!(at(1)["outcome"], "duplicate");
+    assert!(
+        at(1)["error_message"].contains("recorded state is newer"),
+        "{:?}",
+        at(1)
+    );
+    assert_eq!(at(2)["outcome"], "updated");
+    assert!(at(2)["prior"].contains("\"NEW\""), "{:?}", at(2));
+    // 1: the first row is the newest.
+    assert_eq!(at(3)["outcome"], "updated");
+    assert!(at(3)["prior"].contains("\"NEW\""), "{:?}", at(3));
+    assert_eq!(at(4)["outcome"], "duplicate");
+    // 2: sent (never skipped), its state unknown: no prior value recorded.
+    assert_eq!(at(5)["outcome"], "updated");
+    assert!(!at(5)["prior"].contains("SUPPRESSED"), "{:?}", at(5));
+    assert!(!at(5)["prior"].contains("NEW"), "{:?}", at(5));
+    assert_eq!(at(6)["outcome"], "duplicate");
+    assert!(at(6)["error_message"].contains("does not tell which is newer"));
+    assert_eq!(at(7)["outcome"], "unchanged");
+}
