@@ -926,10 +926,13 @@ fn scan_csv(
 ) -> Result<Scan, JournalError> {
     let (complete, len) = ends_with_newline(path, &mut file)?;
     let header_line = RESULT_COLUMNS.join(",");
+    // Only the bytes there when the scan began: a run still appending to
+    // the file (the plan of a `--resume` refused by the lock later) must
+    // not make the scan read past what it measured.
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(BufReader::with_capacity(1 << 16, file.take(len)));
     let mut rec = csv::ByteRecord::new();
     let mut scan = Scan::default();
     let mut seen_header = false;

@@ -198,11 +198,28 @@ impl RowChoices {
                         continue;
                     }
                     let (state, time) = state_tag(&r);
+                    if state == 0 {
+                        // A row recording no state says nothing about it.
+                        continue;
+                    }
                     let Some(seen) = first.insert_with(&r.key, (state, time)) else {
                         continue;
                     };
                     let n = match newest.get_mut(&key) {
                         Some(n) => n,
+                        None if seen.0 == 0 => {
+                            // The first row recorded no state: this one does.
+                            *seen = (state, time);
+                            newest.insert(
+                                key,
+                                Newest {
+                                    row: StatePick::Row(row_print(&r.location)),
+                                    state,
+                                    time,
+                                },
+                            );
+                            continue;
+                        }
                         None if seen.0 == state => {
                             // The same state again: keep its newest time.
                             seen.1 = seen.1.max(time);

@@ -625,3 +625,80 @@ fn findings_in_flight_when_the_campaign_was_killed_are_reverted() {
         "each finding restored once: {reverted:?}"
     );
 }
+
+#[test]
+fn an_unset_verification_state_cannot_be_restored_and_the_revert_says_so() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let template = sechub_triage::emulator::EmulatorState::default();
+    let seeded = template.seed_synthetic(&SyntheticSpec {
+        count: 2,
+        seed: 3,
+        ..SyntheticSpec::default()
+    });
+    // One finding without a VerificationState, one with it.
+    let keys: Vec<FindingKey> = seeded
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let mut f = template.finding(k).unwrap();
+            let obj = f.as_object_mut().unwrap();
+            obj.remove("VerificationState");
+            if i == 1 {
+                obj.insert("VerificationState".into(), json!("UNKNOWN"));
+            }
+            emu.state.insert_finding(f).unwrap()
+        })
+        .collect();
+    let docs: Vec<Value> = keys.iter().map(|k| emu.state.finding(k).unwrap()).collect();
+    let export = d.join("export.json");
+    std::fs::write(&export, json!({ "Findings": docs }).to_string()).unwrap();
+    let r1 = d.join("campaign.csv");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            export.to_str().unwrap(),
+            "--verification-state",
+            "BENIGN_POSITIVE",
+            "--results",
+            r1.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let r2 = d.join("revert.csv");
+    let (status, stderr) = run(
+        &emu,
+        d,
+        &[
+            "revert",
+            r1.to_str().unwrap(),
+            "--results",
+            r2.to_str().unwrap(),
+        ],
+    );
+    let rows = by_id(read_results(&r2));
+    // The unset one cannot be unset through the API: said per finding
+    // (nothing else to restore: invalid), exit status 2; it is not set to
+    // UNKNOWN instead.
+    assert_eq!(status, 2, "{stderr}");
+    let unset = &rows[&keys[0].id];
+    assert_eq!(unset["outcome"], "invalid", "{unset:?}");
+    assert!(
+        unset["error_message"].contains("VerificationState: it was unset"),
+        "{unset:?}"
+    );
+    assert_eq!(
+        emu.state.finding(&keys[0]).unwrap()["VerificationState"],
+        "BENIGN_POSITIVE",
+        "left as the campaign set it, never written UNKNOWN"
+    );
+    assert_eq!(rows[&keys[1].id]["outcome"], "updated");
+    assert_eq!(
+        emu.state.finding(&keys[1]).unwrap()["VerificationState"],
+        "UNKNOWN",
+        "restored"
+    );
+}
