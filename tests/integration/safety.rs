@@ -591,3 +591,58 @@ fn security_lake_history_uses_the_newest_state_or_none() {
     assert!(at(6)["error_message"].contains("does not tell which is newer"));
     assert_eq!(at(7)["outcome"], "unchanged");
 }
+
+#[test]
+fn per_row_decisions_merge_by_member_end_to_end() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = seed(&emu, 3);
+    let sheet = d.join("owners.csv");
+    write_csv(
+        &sheet,
+        "Id,ProductArn,UserDefinedFields.Owner,Severity.Normalized",
+        &[
+            format!("{},alice,", key_row(&k[0])),
+            format!("{},,90", key_row(&k[1])),
+            format!("{},bob,35", key_row(&k[2])),
+        ],
+    );
+    let results = d.join("r.csv");
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            sheet.to_str().unwrap(),
+            "--row-decisions",
+            "--workflow",
+            "Status=SUPPRESSED",
+            "--user-defined-fields",
+            "Ticket=SEC-42",
+            "--severity",
+            "Label=LOW",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 2, "one row is rejected: {stderr}");
+    // A row's key joins the command line's keys.
+    let f0 = emu.state.finding(&k[0]).unwrap();
+    assert_eq!(f0["UserDefinedFields"]["Ticket"], "SEC-42");
+    assert_eq!(f0["UserDefinedFields"]["Owner"], "alice");
+    assert_eq!(f0["Severity"]["Label"], "LOW");
+    // A row's Normalized that agrees with --severity Label=LOW joins it.
+    let f2 = emu.state.finding(&k[2]).unwrap();
+    assert_eq!(f2["UserDefinedFields"]["Ticket"], "SEC-42");
+    assert_eq!(f2["UserDefinedFields"]["Owner"], "bob");
+    assert_eq!(f2["Severity"]["Label"], "LOW");
+    assert_eq!(f2["Severity"]["Normalized"], 35);
+    // One that contradicts it is an invalid row, with the reason; not sent.
+    assert_eq!(emu.state.update_count(&k[1]), 0);
+    let rows = read_results(&results);
+    let r1 = rows.iter().find(|r| r["Id"] == k[1].id).unwrap();
+    assert_eq!(r1["outcome"], "invalid");
+    assert_eq!(r1["error_code"], "Severity.Normalized");
+    assert!(r1["error_message"].contains("contradicts"), "{r1:?}");
+}
