@@ -409,7 +409,7 @@ pub(crate) async fn clear_run(
 ) -> anyhow::Result<Cleared> {
     let names = args.inputs.clone();
     let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
-    find_row_choices(args, decision, extra, engine, &spooled).await?;
+    // Stamped before the first read: a change after it stops the run.
     let files = args
         .inputs
         .iter()
@@ -417,6 +417,7 @@ pub(crate) async fn clear_run(
         .filter(|(i, _)| spooled.get(*i).is_none())
         .map(|(_, i)| (PathBuf::from(i), stamp(Path::new(i))))
         .collect();
+    find_row_choices(args, decision, extra, engine, &spooled).await?;
     let input = super::open_input_with(
         &args.inputs,
         extra.to_vec(),
