@@ -269,6 +269,26 @@ pub(crate) fn header_path(results: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where the in-flight log of the journal `results` lives:
+/// `<results>.inflight.csv` (`.inflight.jsonl` beside a JSON Lines
+/// journal). Each finding is written there, in the results layout (outcome
+/// `unknown`, code [`IN_FLIGHT_CODE`], with the decision and the prior
+/// values), as its first request leaves; `revert` reads the entries whose
+/// input row the results file does not settle (a run killed while the
+/// request was out). Started afresh with the journal, appended to on
+/// resume; it is never needed by `--resume` itself.
+pub(crate) fn in_flight_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(match ResultsFormat::for_path(results) {
+        ResultsFormat::Csv => ".inflight.csv",
+        ResultsFormat::JsonLines => ".inflight.jsonl",
+    });
+    PathBuf::from(name)
+}
+
+/// The error code of in-flight log entries.
+pub(crate) const IN_FLIGHT_CODE: &str = "InFlight";
+
 /// Whether an outcome is final: a resumed run skips the rows that have one.
 /// `not_attempted` (an abort, a stop, a connection that failed) and
 /// `unknown` (sent, but no answer came) are not: those findings are sent
@@ -487,6 +507,47 @@ pub(crate) fn read_done(results: &Path, force: bool) -> Result<Option<Done>, Jou
         &mut |row| done.add(&row.into_outcome()),
     )?;
     Ok((scan.rows > 0).then_some(done))
+}
+
+/// A results file checked the way `--resume` checks it, for a reader that
+/// must not skip damaged rows (`revert`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// Bytes of complete rows: read no further.
+    pub(crate) valid_len: u64,
+    /// A last line cut short by an interrupted run, left out.
+    pub torn: Option<TornTail>,
+}
+
+/// Reads the results file `results` through the journal's own scan, so
+/// that a damaged row (a line that is not a results row, an unbalanced
+/// quote) is refused exactly as `--resume` refuses it, naming the line.
+/// Changes nothing (a torn last line is reported, not cut off).
+///
+/// With `settled`, gathers the input rows ([`row_key`]) the file settles:
+/// those with a row of any outcome but `not_attempted` no request carried
+/// (so that a revert knows which in-flight log entries are still open).
+pub(crate) fn check_results(
+    results: &Path,
+    mut settled: Option<&mut HashSet<u64>>,
+) -> Result<Checked, JournalError> {
+    let file = File::open(results).map_err(|e| JournalError::io(results, e))?;
+    let scan = scan_file(
+        results,
+        file,
+        ResultsFormat::for_path(results),
+        &mut |row| {
+            if let Some(set) = settled.as_deref_mut()
+                && !(row.outcome == OutcomeKind::NotAttempted && row.attempts == 0)
+            {
+                set.insert(row_key(&row.file, row.row));
+            }
+        },
+    )?;
+    Ok(Checked {
+        valid_len: scan.valid_len,
+        torn: scan.torn,
+    })
 }
 
 /// Passes every `failed` row of the journal `results` to `each` (for a
@@ -715,9 +776,14 @@ pub(crate) struct RowChanged {
 }
 
 fn row_print(l: &Location) -> u64 {
+    row_key(&l.file, l.row)
+}
+
+/// A 64-bit fingerprint of an input row (file as named, row number).
+pub(crate) fn row_key(file: &str, row: u64) -> u64 {
     let mut h = DefaultHasher::new();
-    l.file.hash(&mut h);
-    l.row.hash(&mut h);
+    file.hash(&mut h);
+    row.hash(&mut h);
     h.finish()
 }
 
@@ -864,10 +930,13 @@ fn scan_csv(
 ) -> Result<Scan, JournalError> {
     let (complete, len) = ends_with_newline(path, &mut file)?;
     let header_line = RESULT_COLUMNS.join(",");
+    // Only the bytes there when the scan began: a run still appending to
+    // the file (the plan of a `--resume` refused by the lock later) must
+    // not make the scan read past what it measured.
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(BufReader::with_capacity(1 << 16, file.take(len)));
     let mut rec = csv::ByteRecord::new();
     let mut scan = Scan::default();
     let mut seen_header = false;

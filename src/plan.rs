@@ -239,10 +239,18 @@ pub enum WarningCode {
     /// ProductArn: the finding cannot be found there.
     CrossPartition,
     /// Rows naming one finding with different decisions (refuses the run
-    /// unless `--duplicates first`).
+    /// unless `--duplicates first` or `last`).
     DuplicateConflict,
     /// `--duplicates first`: such rows, the first row's decision applied.
     DuplicateFirst,
+    /// `--duplicates last`: such rows, the last row's decision applied.
+    DuplicateLast,
+    /// `revert` of a campaign that did not finish: rows that may have been
+    /// applied (`unknown`, `not_attempted` after a request) are restored.
+    UnfinishedCampaign,
+    /// Rows of one finding record different states and the input does not
+    /// tell which is newer: the finding's state is unknown.
+    StateUnknown,
 }
 
 impl WarningCode {
@@ -672,8 +680,12 @@ impl Builder<'_> {
                         "same Id and ProductArn as an earlier record, with a different decision",
                     )
                 });
+                // `Last` sees no conflict once the last rows are known; a
+                // conflict then means they were not, and is refused.
                 let code = match self.settings.engine.duplicates {
-                    DuplicatePolicy::Refuse => WarningCode::DuplicateConflict,
+                    DuplicatePolicy::Refuse | DuplicatePolicy::Last => {
+                        WarningCode::DuplicateConflict
+                    }
                     DuplicatePolicy::First => WarningCode::DuplicateFirst,
                 };
                 self.warn(code, || {
@@ -681,6 +693,54 @@ impl Builder<'_> {
                         &r.location,
                         Some(&r.key),
                         "asks for another decision than an earlier row of this finding",
+                    )
+                });
+            }
+            Admitted::OlderState(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as a record whose recorded state is newer",
+                    )
+                });
+            }
+            Admitted::StateUnknown(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as an earlier record recording another state",
+                    )
+                });
+                self.warn(WarningCode::StateUnknown, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "records another state than an earlier row of this finding, and the input \
+                         does not tell which is newer",
+                    )
+                });
+            }
+            Admitted::Superseded(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as a later record, with different decisions among them",
+                    )
+                });
+                self.warn(WarningCode::DuplicateLast, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "a later row of this finding asks for another decision and is the one applied",
                     )
                 });
             }
@@ -995,13 +1055,27 @@ fn warning_message(code: WarningCode, n: u64, s: &PlanSettings) -> String {
         WarningCode::DuplicateConflict => format!(
             "{n} rows name a finding that an earlier row names with a different decision: which one \
              is meant would be a guess, so the run is refused; fix the inputs, or choose with \
-             --duplicates first (the first row of each finding wins)"
+             --duplicates first (the first row of each finding wins) or --duplicates last (the last \
+             row wins)"
         ),
         WarningCode::DuplicateFirst => format!(
             "{n} rows name a finding that an earlier row names with a different decision; \
              --duplicates first: the first row's decision is applied, these are not sent"
         ),
-        WarningCode::UnexpectedAccounts | WarningCode::UnexpectedRegions => String::new(),
+        WarningCode::DuplicateLast => format!(
+            "{n} rows name a finding that another row names with a different decision; \
+             --duplicates last: the last row's decision is applied, the earlier rows are not sent"
+        ),
+        WarningCode::StateUnknown => format!(
+            "{n} rows record another state of a finding than an earlier row, and the input does not \
+             tell which is newer (no modification time, or the same one): those findings are sent from \
+             their first row with their state unknown, so they are never skipped as unchanged, never \
+             appended to, and cannot be reverted; export one row per finding, or with \
+             finding_info.modified_time"
+        ),
+        WarningCode::UnexpectedAccounts
+        | WarningCode::UnexpectedRegions
+        | WarningCode::UnfinishedCampaign => String::new(),
     }
 }
 

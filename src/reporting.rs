@@ -47,9 +47,9 @@ pub struct Outcome {
     /// meant for them, when known, which the `--failed` file carries as
     /// per-row decision columns.
     pub applied: Option<Arc<Decision>>,
-    /// For updated findings whose input recorded their state: the values
-    /// the applied fields held before (an ASFF fragment, see
-    /// [`crate::revert`]).
+    /// For findings that were or may have been applied ([`maybe_applied`])
+    /// whose input recorded their state: the values the applied fields held
+    /// before (an ASFF fragment, see [`crate::revert`]).
     pub prior: Option<Arc<serde_json::Value>>,
 }
 
@@ -64,6 +64,18 @@ pub trait OutcomeSink: Send {
     /// Called once at the end.
     fn finish(&mut self) -> io::Result<()> {
         self.checkpoint()
+    }
+    /// Whether [`OutcomeSink::sending`] is wanted (computing what it is
+    /// given costs a little per finding).
+    fn wants_sending(&self) -> bool {
+        false
+    }
+    /// Called as a request leaves, before it is sent, with each of its
+    /// findings on its first attempt, as an `unknown` outcome carrying the
+    /// decision and the prior values: what a run killed before the answer
+    /// leaves behind (the journal's in-flight log, which `revert` reads).
+    fn sending(&mut self, _findings: &[Outcome]) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -138,16 +150,28 @@ impl<'a> ResultRow<'a> {
             error_code: o.code.as_deref().unwrap_or(""),
             error_message: o.message.as_deref().unwrap_or(""),
             attempts: o.attempts,
-            // Only an updated finding had its decision applied; other
-            // outcomes may carry the decision meant (for `--failed`).
+            // An updated finding had its decision applied; an `unknown`
+            // one, or a `not_attempted` one a request carried, may have
+            // (`revert` restores them). Other outcomes may carry the
+            // decision meant (for `--failed`), never written here.
             applied: o
                 .applied
                 .as_ref()
-                .filter(|_| o.kind == OutcomeKind::Updated)
+                .filter(|_| maybe_applied(o))
                 .and_then(|d| serde_json::to_string(&**d).ok())
                 .unwrap_or_default(),
             prior: o.prior.as_ref().map(|v| v.to_string()).unwrap_or_default(),
         }
+    }
+}
+
+/// Whether an outcome's finding was or may have been changed: `updated`,
+/// `unknown`, or `not_attempted` after a request carried it.
+pub fn maybe_applied(o: &Outcome) -> bool {
+    match o.kind {
+        OutcomeKind::Updated | OutcomeKind::Unknown => true,
+        OutcomeKind::NotAttempted => o.attempts > 0,
+        _ => false,
     }
 }
 
@@ -233,6 +257,8 @@ pub struct ResultsWriter {
     only: Option<Vec<OutcomeKind>>,
     /// Checkpoints sync the file to disk, not only flush it (a journal).
     durable: bool,
+    /// A journal's in-flight log ([`crate::journal::in_flight_path`]).
+    in_flight: Option<Box<ResultsWriter>>,
 }
 
 impl ResultsWriter {
@@ -251,14 +277,27 @@ impl ResultsWriter {
             with_decisions: false,
             only: None,
             durable: false,
+            in_flight: None,
         })
     }
 
     /// A results file kept as a journal: opened for appending (created if
     /// missing; emptied first when `fresh`), with the CSV header written
     /// only into an empty file, and synced to disk (`fdatasync`) at every
-    /// checkpoint so that what was recorded survives a crash.
+    /// checkpoint so that what was recorded survives a crash. Beside it,
+    /// its in-flight log ([`crate::journal::in_flight_path`]) receives each
+    /// finding as its first request leaves ([`OutcomeSink::sending`]).
     pub fn journal(path: &Path, fresh: bool) -> io::Result<Self> {
+        let mut journal = Self::append_to(path, fresh)?;
+        journal.durable = true;
+        let log = crate::journal::in_flight_path(path);
+        journal.in_flight = Some(Box::new(Self::append_to(&log, fresh)?));
+        Ok(journal)
+    }
+
+    /// `path` for appending (created, or truncated when `fresh`), with the
+    /// header row only when it is empty.
+    fn append_to(path: &Path, fresh: bool) -> io::Result<Self> {
         let mut opts = OpenOptions::new();
         if fresh {
             opts.write(true).create(true).truncate(true);
@@ -282,7 +321,8 @@ impl ResultsWriter {
             writer,
             with_decisions: false,
             only: None,
-            durable: true,
+            durable: false,
+            in_flight: None,
         })
     }
 
@@ -356,7 +396,31 @@ impl OutcomeSink for ResultsWriter {
         res.map_err(|e| self.wrap(e))
     }
 
+    fn wants_sending(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Written and flushed (handed to the kernel: it survives `kill -9`)
+    /// before the request leaves; synced with the journal's checkpoints.
+    fn sending(&mut self, findings: &[Outcome]) -> io::Result<()> {
+        let Some(log) = &mut self.in_flight else {
+            return Ok(());
+        };
+        for o in findings {
+            log.record(o)?;
+        }
+        log.checkpoint()
+    }
+
     fn checkpoint(&mut self) -> io::Result<()> {
+        if self.durable
+            && let Some(log) = &mut self.in_flight
+        {
+            log.durable = true;
+            let synced = log.checkpoint();
+            log.durable = false;
+            synced?;
+        }
         let durable = self.durable;
         let res = match &mut self.writer {
             RowWriter::Csv(w) => w.flush().and_then(|()| {
@@ -569,6 +633,17 @@ impl OutcomeSink for Tally {
         }
         for s in &mut self.sinks {
             s.record(outcome)?;
+        }
+        Ok(())
+    }
+
+    fn wants_sending(&self) -> bool {
+        self.sinks.iter().any(|s| s.wants_sending())
+    }
+
+    fn sending(&mut self, findings: &[Outcome]) -> io::Result<()> {
+        for s in &mut self.sinks {
+            s.sending(findings)?;
         }
         Ok(())
     }

@@ -235,10 +235,9 @@ impl UpdateOperation for BatchUpdateFindings {
         updated: bool,
     ) -> Reported {
         // What the decision's fields held before is worked out only for
-        // updated findings: most records never need it. Findings not
-        // updated keep the decision meant for them, which the `--failed`
-        // file carries (the results file writes `applied` only for updated
-        // findings).
+        // findings that were or may have been applied (`updated`): most
+        // records never need it. The others keep the decision meant for
+        // them, which the `--failed` file carries.
         let (applied, prior) = if updated {
             let prior = crate::revert::prior_fragment(&decision, current);
             (Some(decision), prior.map(Arc::new))

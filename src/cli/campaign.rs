@@ -153,7 +153,8 @@ section! {
         /// `true` to take every decision-named column as a per-row decision,
         /// or the columns to take (`"Workflow.Status,Note.Text"` or a list).
         row_decisions,
-        /// `first`: of rows naming one finding with different decisions, the first wins.
+        /// `first` or `last`: of rows naming one finding with different
+        /// decisions, the first (or the last) wins.
         duplicates,
     }
 }

@@ -203,8 +203,9 @@ pub struct InputArgs {
     pub(crate) no_row_decisions: bool,
     /// Rows that name one finding with different decisions are refused
     /// (the plan lists them); `first` applies the first row's decision and
-    /// records the others as duplicates, not sent.
-    #[arg(long, value_enum, value_name = "first", help_heading = "Input")]
+    /// records the others as duplicates, not sent; `last` applies the last
+    /// row's (the inputs are read once more, before the plan, to find it).
+    #[arg(long, value_enum, value_name = "first|last", help_heading = "Input")]
     pub duplicates: Option<DuplicatesArg>,
     /// Set by the command, not a flag: the command line sets no decision.
     #[arg(skip)]
@@ -216,6 +217,8 @@ pub struct InputArgs {
 pub enum DuplicatesArg {
     /// The first row of each finding wins.
     First,
+    /// The last row of each finding wins.
+    Last,
 }
 
 impl InputArgs {
@@ -614,7 +617,7 @@ pub(crate) async fn update_reading(
     let settings::UpdateSettings {
         decision,
         extra,
-        engine,
+        mut engine,
     } = checked;
     // No decision and no per-row decisions: the readers refuse the inputs,
     // naming the columns that look like decisions.
@@ -622,7 +625,7 @@ pub(crate) async fn update_reading(
     // The plan pass: guardrails and confirmation before any call. A
     // signal now stops the command at once (status 4): nothing was sent.
     let cleared = tokio::select! {
-        cleared = plan::clear_run(&args, &decision, &extra, &engine) => cleared?,
+        cleared = plan::clear_run(&args, &decision, &extra, &mut engine) => cleared?,
         signal = nightly::next_signal() => {
             return Err(exit::StoppedBeforeRun { signal }.into());
         }

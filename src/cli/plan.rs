@@ -207,8 +207,20 @@ pub(crate) async fn plan_command_checked(
         engine,
     } = checked;
     args.input.no_decision = decision.is_empty();
-    // A plan reads every input once: no copy is needed.
-    let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
+    let mut engine = engine;
+    // A plan reads every input twice (the row choices, then the plan):
+    // inputs that can be read only once are saved first.
+    let names = args.inputs.clone();
+    let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+    find_row_choices(&args, &decision, &extra, &mut engine, &spooled).await?;
+    let input = super::open_input_with(
+        &args.inputs,
+        extra,
+        &args.input,
+        args.aws.region.clone(),
+        &spooled,
+        false,
+    )?;
     let mut settings = args.campaign.settings(&engine, &args.inputs);
     settings.prior = resumed(&args)?;
     let plan = make_plan(&decision, input, settings, &args.campaign).await?;
@@ -360,17 +372,48 @@ pub(crate) fn needs_spool(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
+/// Reads the inputs once, before the plan, to find the rows chosen for
+/// findings that several rows name ([`crate::engine::RowChoices`]: the last
+/// row of a conflicting finding under `--duplicates last`, the row with the
+/// newest recorded state), which are known only at the end of the input,
+/// and gives them to `engine`.
+async fn find_row_choices(
+    args: &UpdateArgs,
+    decision: &Decision,
+    extra: &[FindingKey],
+    engine: &mut EngineConfig,
+    spooled: &Spooled,
+) -> anyhow::Result<()> {
+    let input = super::open_input_with(
+        &args.inputs,
+        extra.to_vec(),
+        &args.input,
+        args.aws.region.clone(),
+        spooled,
+        true,
+    )?;
+    let (job, config) = (decision.clone(), engine.clone());
+    let last =
+        tokio::task::spawn_blocking(move || crate::engine::RowChoices::find(&job, input, &config))
+            .await
+            .context("reading the inputs for findings named by several rows stopped")?;
+    engine.row_choices = Some(std::sync::Arc::new(last));
+    Ok(())
+}
+
 /// `update`'s plan pass: reads the inputs, applies the guardrails, and asks
 /// for confirmation when needed. An error means the run must not start
-/// (nothing was sent).
+/// (nothing was sent). It first finds the row choices and gives them to
+/// `engine`, for the plan and the run.
 pub(crate) async fn clear_run(
     args: &UpdateArgs,
     decision: &Decision,
     extra: &[FindingKey],
-    engine: &EngineConfig,
+    engine: &mut EngineConfig,
 ) -> anyhow::Result<Cleared> {
     let names = args.inputs.clone();
     let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+    // Stamped before the first read: a change after it stops the run.
     let files = args
         .inputs
         .iter()
@@ -378,6 +421,7 @@ pub(crate) async fn clear_run(
         .filter(|(i, _)| spooled.get(*i).is_none())
         .map(|(_, i)| (PathBuf::from(i), stamp(Path::new(i))))
         .collect();
+    find_row_choices(args, decision, extra, engine, &spooled).await?;
     let input = super::open_input_with(
         &args.inputs,
         extra.to_vec(),

@@ -61,6 +61,30 @@ struct Stats {
     /// Failed requests, per error code.
     request_errors: BTreeMap<String, u64>,
     summary: Option<RunSummary>,
+    revert: Option<RevertDoc>,
+}
+
+/// What a `revert` says about the campaign it undoes (see
+/// [`RunReport::record_revert`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct RevertDoc {
+    /// The campaign did not finish: some of its rows are `unknown` or
+    /// `not_attempted`, or a run of it was killed with requests out.
+    pub unfinished_campaign: bool,
+    /// Rows the campaign recorded `unknown`, or `not_attempted` after a
+    /// request carried them: maybe applied, so restored like `updated` rows.
+    pub maybe_applied: u64,
+    /// `not_attempted` rows no request ever carried: nothing to restore.
+    pub never_sent: u64,
+    /// Findings whose change could be restored only in part (the revert's
+    /// results say what, per finding).
+    pub partially_restored: u64,
+    /// Rows whose change cannot be restored at all (recorded `invalid` in
+    /// the revert's results, with the reason).
+    pub(crate) not_restorable: u64,
+    /// Findings of the campaign's in-flight log that its results do not
+    /// settle: out when a run was killed, maybe applied, restored.
+    pub in_flight_at_crash: u64,
 }
 
 /// The report of this process's run. Feed it events; [`finish`] writes it.
@@ -108,6 +132,11 @@ impl RunReport {
     /// Keeps the run's totals for the final report.
     pub(crate) fn record_summary(&self, summary: &RunSummary) {
         self.stats().summary = Some(summary.clone());
+    }
+
+    /// Keeps what a `revert` says about the campaign it undoes.
+    pub(crate) fn record_revert(&self, revert: RevertDoc) {
+        self.stats().revert = Some(revert);
     }
 
     /// The document, as of now.
@@ -189,6 +218,7 @@ impl RunReport {
             retries_by_code,
             request_errors_by_code: stats.request_errors.clone(),
             summary,
+            revert: stats.revert.clone(),
         }
     }
 
@@ -293,6 +323,9 @@ struct ReportDoc {
     /// document as `--output json` prints, `schema_version` included.
     #[serde(serialize_with = "versioned_summary")]
     summary: Option<RunSummary>,
+    /// `revert` only: what it says about the campaign it undoes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert: Option<RevertDoc>,
 }
 
 #[derive(Serialize)]

@@ -159,6 +159,10 @@ pub struct EmulatorArgs {
     /// Per-request probability of closing the connection without answering.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub drop_connection: f64,
+    /// Per-request probability of applying a BatchUpdateFindings request,
+    /// then closing the connection without answering.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub drop_after_apply: f64,
     /// Latency added to every API answer (e.g. 50ms).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub latency: Duration,
@@ -245,6 +249,7 @@ impl EmulatorArgs {
                 http_500: self.http_500,
                 http_503: self.http_503,
                 drop_connection: self.drop_connection,
+                drop_after_apply: self.drop_after_apply,
                 latency: self.latency,
                 latency_jitter: self.latency_jitter,
                 access_denied: self.access_denied,

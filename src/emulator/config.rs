@@ -200,6 +200,10 @@ pub struct FaultConfig {
     /// Per-request probability of closing the connection without answering
     /// (nothing applied).
     pub drop_connection: f64,
+    /// Per-request probability of applying a `BatchUpdateFindings` request,
+    /// then closing the connection without answering: the client cannot
+    /// know that it was applied (its findings end `unknown`).
+    pub drop_after_apply: f64,
     /// Fixed delay added before answering any API request that passed
     /// throttling and validation.
     #[serde(with = "duration_serde")]
@@ -223,6 +227,7 @@ impl FaultConfig {
             ("http_500", self.http_500),
             ("http_503", self.http_503),
             ("drop_connection", self.drop_connection),
+            ("drop_after_apply", self.drop_after_apply),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::Probability { name, value });
@@ -240,6 +245,7 @@ impl FaultConfig {
             &mut self.http_500,
             &mut self.http_503,
             &mut self.drop_connection,
+            &mut self.drop_after_apply,
         ] {
             *p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
         }

@@ -59,3 +59,4 @@ pub use v2::OcsfKey;
 pub use v2::V2Config;
 pub use v2::V2Faults;
 pub use v2::V2Semantics;
+pub use v2::V2Throttle;

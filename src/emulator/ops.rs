@@ -220,6 +220,10 @@ pub(crate) async fn batch_update(
         }
     }
     state.inner.counters.finding_outcomes(tally);
+    // Applied, but the answer is lost: the client cannot tell.
+    if state.inner.rng.chance(live.faults.drop_after_apply) {
+        return ApiReply::Drop;
+    }
     json_reply(&resp)
 }
 

@@ -149,7 +149,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
 
             let now = Instant::now();
             self.release_due(now);
-            let next_wake = self.dispatch(now, &done_tx);
+            let next_wake = self.dispatch(now, &done_tx)?;
 
             if self.input_done && self.held == 0 {
                 return Ok(());
@@ -333,11 +333,11 @@ impl<O: UpdateOperation> Dispatcher<O> {
         &mut self,
         now: Instant,
         done: &mpsc::UnboundedSender<Completion<O>>,
-    ) -> Option<Instant> {
+    ) -> Result<Option<Instant>, EngineError> {
         let mut wake = self.delayed.next_due();
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
         if self.halted().is_some() {
-            return wake;
+            return Ok(wake);
         }
         // A partial chunk waits (up to the linger) while more findings may
         // still join it: fresh ones from the input, or retries from the
@@ -374,10 +374,10 @@ impl<O: UpdateOperation> Dispatcher<O> {
                     break;
                 }
                 rs.in_flight += 1;
-                self.send(idx, chunk, done);
+                self.send(idx, chunk, done)?;
             }
         }
-        wake
+        Ok(wake)
     }
 
     fn send(
@@ -385,7 +385,41 @@ impl<O: UpdateOperation> Dispatcher<O> {
         region: usize,
         mut items: Vec<Item<O>>,
         done: &mpsc::UnboundedSender<Completion<O>>,
-    ) {
+    ) -> Result<(), EngineError> {
+        // The journal's in-flight log learns of each finding before its
+        // first request leaves: a run killed before the answer leaves
+        // that record, which `revert` reads.
+        if self.tally.wants_sending() {
+            let name = self.regions[region].name.clone();
+            let first: Vec<Outcome> = items
+                .iter()
+                .filter(|it| it.tries.attempts == 0)
+                .map(|it| {
+                    let reported = O::report(
+                        it.key.clone(),
+                        it.decision.clone(),
+                        it.current.as_deref(),
+                        true,
+                    );
+                    Outcome {
+                        attempts: 1,
+                        applied: reported.applied,
+                        prior: reported.prior,
+                        ..outcome(
+                            it.location.clone(),
+                            Some(reported.key),
+                            Some(name.clone()),
+                            OutcomeKind::Unknown,
+                            Some(crate::journal::IN_FLIGHT_CODE.to_owned()),
+                            Some("sent; its outcome was not recorded yet".to_owned()),
+                        )
+                    }
+                })
+                .collect();
+            if !first.is_empty() {
+                self.tally.sending(&first).map_err(EngineError::Output)?;
+            }
+        }
         self.requests += 1;
         for it in &mut items {
             if it.tries.attempts > 0 {
@@ -401,7 +435,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
         let operation = self.operation.clone();
         // Every finding of a chunk has the same decision (chunks are cut from one group).
         let Some(decision) = items.first().map(|i| i.decision.clone()) else {
-            return;
+            return Ok(());
         };
         let done = done.clone();
         let events = self.events.clone();
@@ -456,6 +490,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
                 result,
             });
         });
+        Ok(())
     }
 
     /// Records the final outcome of a finding that was held (queued, waiting
@@ -469,11 +504,18 @@ impl<O: UpdateOperation> Dispatcher<O> {
         message: Option<String>,
     ) -> Result<(), EngineError> {
         self.held -= 1;
+        // Updated, or maybe applied: `unknown`, or `not_attempted` after a
+        // request carried it. Those rows record what `revert` needs.
+        let maybe_applied = match kind {
+            OutcomeKind::Updated | OutcomeKind::Unknown => true,
+            OutcomeKind::NotAttempted => item.tries.attempts > 0,
+            _ => false,
+        };
         let reported = O::report(
             item.key,
             item.decision,
             item.current.as_deref(),
-            kind == OutcomeKind::Updated,
+            maybe_applied,
         );
         self.record(Outcome {
             attempts: item.tries.attempts,

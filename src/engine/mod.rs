@@ -54,6 +54,7 @@ use crate::submission::{BatchUpdateFindings, Submitter};
 pub(crate) use intake::Admitted;
 pub(crate) use intake::Intake;
 pub(crate) use intake::RUN_TAG_KEY;
+pub use intake::RowChoices;
 pub(crate) use intake::UNKNOWN_REGION;
 pub(crate) use intake::route;
 pub(crate) use intake::with_run_tag;
@@ -124,6 +125,13 @@ pub struct EngineConfig {
     pub max_open_groups: usize,
     /// What to do with rows naming one finding with different decisions.
     pub duplicates: DuplicatePolicy,
+    /// The rows chosen for findings that several rows name: the last row
+    /// of a conflicting finding under `--duplicates last`, the row with the
+    /// newest recorded state. Found by a pass over the whole input before
+    /// the plan ([`RowChoices::find`]). Without it, `Last` cannot be
+    /// applied (the plan refuses such rows as conflicts) and a finding's
+    /// first row gives its recorded state.
+    pub row_choices: Option<Arc<RowChoices>>,
     /// Consecutive requests in one Region that may fail for reasons that
     /// say nothing about their findings (connection refused or reset,
     /// timeouts, 5xx after the SDK's answer) before the run stops with
@@ -148,6 +156,9 @@ pub enum DuplicatePolicy {
     Refuse,
     /// The first row's decision is applied; the others are not sent.
     First,
+    /// The last row's decision is applied; the earlier ones are not sent
+    /// (needs [`EngineConfig::row_choices`]).
+    Last,
 }
 
 /// Default [`EngineConfig::breaker`]: this many requests in a row failing
@@ -173,6 +184,7 @@ impl Default for EngineConfig {
             run_tag: None,
             max_open_groups: DEFAULT_MAX_OPEN_GROUPS,
             duplicates: DuplicatePolicy::Refuse,
+            row_choices: None,
             breaker: DEFAULT_BREAKER,
             breaker_grace: Duration::from_secs(5),
             rules: crate::decision::Rules::default(),
@@ -335,7 +347,7 @@ mod tests {
 
     #[test]
     fn dedup_index_reports_repeats_only() {
-        let mut d = DedupIndex::default();
+        let mut d: DedupIndex = DedupIndex::default();
         let a = FindingKey::new("a", "p");
         assert!(d.insert(&a));
         assert!(!d.insert(&a));

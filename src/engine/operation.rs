@@ -74,9 +74,11 @@ pub(crate) trait UpdateOperation: Send + Sync + 'static {
     fn admit(key: FindingKey, decision: Arc<Decision>) -> (Self::Key, Arc<Self::Decision>);
 
     /// What the results record about a finding whose outcome is final: its
-    /// identifiers, and for an updated one (`updated`) the decision applied
-    /// and the values its fields held before (`current`: the recorded
-    /// state, when the input had it).
+    /// identifiers, and for one that was or may have been applied
+    /// (`updated`: an updated finding, an `unknown` one, a `not_attempted`
+    /// one a request carried) the decision applied and the values its
+    /// fields held before (`current`: the recorded state, when the input
+    /// had it).
     fn report(
         key: Self::Key,
         decision: Arc<Self::Decision>,
@@ -92,7 +94,7 @@ pub(crate) struct Reported {
     /// The decision meant for the finding: applied if it was updated, still
     /// to apply otherwise (the `--failed` file carries it).
     pub applied: Option<Arc<Decision>>,
-    /// For an updated finding whose state the input recorded: what the
-    /// applied fields held before.
+    /// For a finding that was or may have been applied, whose state the
+    /// input recorded: what the applied fields held before.
     pub prior: Option<Arc<serde_json::Value>>,
 }
