@@ -41,6 +41,7 @@ pub use config::Bucket;
 pub use config::DuplicatePolicy;
 pub use config::EmulatorConfig;
 pub use config::FaultConfig;
+pub use config::Paging;
 pub use config::RegionScope;
 pub use config::Semantics;
 pub use config::ThrottleCode;
