@@ -10,6 +10,7 @@ pub mod nightly;
 pub(crate) mod paths;
 pub mod plan;
 mod progress;
+pub(crate) mod query;
 pub mod report;
 pub mod revert;
 pub(crate) mod settings;
@@ -393,6 +394,9 @@ pub struct UpdateArgs {
     /// Plan, note policy and guardrails.
     #[command(flatten)]
     pub campaign: plan::CampaignArgs,
+    /// Selecting findings by query instead of input files.
+    #[command(flatten)]
+    pub query: crate::query::QueryArgs,
 }
 
 /// Entry point: returns the process exit status.
@@ -608,6 +612,8 @@ pub(crate) async fn update_reading(
         report::register(path, "update", None, &args.inputs);
     }
     let checked = checked.inspect_err(forget_report_on_clash)?;
+    // `--filters`: the selection, read whole before the plan and the run.
+    let _selection = query::select(&mut args).await?;
     if args.campaign.dry_run {
         return plan::plan_command_checked(args, checked).await;
     }

@@ -206,6 +206,8 @@ pub(crate) async fn plan_command_checked(
         extra,
         engine,
     } = checked;
+    // `--filters` (unless `update --dry-run` read it already).
+    let _selection = super::query::select(&mut args).await?;
     args.input.no_decision = decision.is_empty();
     // A plan reads every input once: no copy is needed.
     let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;

@@ -1,0 +1,160 @@
+//! Selecting findings by query (`--filters`), end to end through the binary
+//! against the emulator paging by offset: the selection is read whole before
+//! the first update, so updating the very field the filter matches on skips
+//! nothing and touches nothing twice, and GetFindings stays within its quota.
+
+use std::time::Duration;
+
+use crate::support::*;
+use sechub_triage::emulator::{EmulatorConfig, Operation, Paging};
+use sechub_triage::model::FindingKey;
+use serde_json::json;
+
+const ARN: &str = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
+
+/// An emulator paging GetFindings by offset, with the documented quotas.
+fn offset_emulator() -> Emu {
+    let mut config = EmulatorConfig::default();
+    config.semantics.get_findings_paging = Paging::Offset;
+    Emu::start(config)
+}
+
+/// Inserts one finding with this workflow status.
+fn insert(emu: &Emu, id: &str, status: &str) -> FindingKey {
+    emu.state
+        .insert_finding(json!({
+            "SchemaVersion": "2018-10-08",
+            "Id": id,
+            "ProductArn": ARN,
+            "GeneratorId": "g",
+            "AwsAccountId": "123456789012",
+            "CreatedAt": "2026-01-01T00:00:00Z",
+            "UpdatedAt": "2026-01-02T00:00:00Z",
+            "Severity": {"Label": "LOW", "Original": "2"},
+            "Title": "t",
+            "Description": "d",
+            "Resources": [{"Type": "Other", "Id": "r"}],
+            "Workflow": {"Status": status},
+        }))
+        .unwrap()
+}
+
+const NEW_FILTER: &str = r#"{"WorkflowStatus":[{"Value":"NEW","Comparison":"EQUALS"}]}"#;
+
+#[test]
+fn new_filter_suppresses_exactly_the_new_findings_once_each_within_the_quota() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    // 5,000 NEW findings interleaved with 2,000 others.
+    let mut new = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..7000 {
+        match i % 7 {
+            5 => others.push(insert(&emu, &format!("f{i:05}"), "NOTIFIED")),
+            6 => others.push(insert(&emu, &format!("f{i:05}"), "RESOLVED")),
+            _ => new.push(insert(&emu, &format!("f{i:05}"), "NEW")),
+        }
+    }
+    assert_eq!(new.len(), 5000);
+    emu.state.reset_counters();
+    let results = dir.path().join("results.csv");
+    let out = triage(dir.path())
+        .args(["update", "--filters", NEW_FILTER])
+        .args(["--workflow", "Status=SUPPRESSED"])
+        .args(["--run-tag", "nightly-q", "--endpoint-url", &emu.url()])
+        .args(["--no-progress", "--yes", "--results"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("selected 5000 finding(s) in 50 page(s)"),
+        "{stderr}"
+    );
+
+    // Exactly the 5,000, each once; nothing else touched.
+    for k in &new {
+        assert_eq!(emu.state.update_count(k), 1, "{}", k.id);
+        assert_eq!(emu.workflow(k), "SUPPRESSED");
+    }
+    for k in &others {
+        assert_eq!(emu.state.update_count(k), 0, "{}", k.id);
+    }
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), 5000);
+    assert!(
+        rows.iter().all(|r| r["outcome"] == "updated"),
+        "{:?}",
+        rows[0]
+    );
+
+    // GetFindings: 50 pages of 100, none throttled, never more in one second
+    // than a 3/s burst-6 bucket lets through.
+    let c = emu.state.counters();
+    assert_eq!(c.requests_for(Operation::GetFindings), 50);
+    assert_eq!(
+        c.outcome(Operation::GetFindings, "200"),
+        50,
+        "{:?}",
+        c.outcomes
+    );
+    assert!(
+        emu.state
+            .max_requests_in_window(Operation::GetFindings, Duration::from_secs(1))
+            <= 9
+    );
+    assert!(
+        emu.state
+            .max_requests_in_window(Operation::GetFindings, Duration::from_secs(10))
+            <= 6 + 30
+    );
+
+    // The same query now selects nothing, and a second run sends nothing.
+    let before = emu
+        .state
+        .counters()
+        .requests_for(Operation::BatchUpdateFindings);
+    let out = triage(dir.path())
+        .args(["update", "--filters", NEW_FILTER])
+        .args(["--workflow", "Status=SUPPRESSED", "--run-tag", "nightly-q"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress", "--yes"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("selected 0 finding(s)"), "{stderr}");
+    assert_eq!(
+        emu.state
+            .counters()
+            .requests_for(Operation::BatchUpdateFindings),
+        before
+    );
+}
+
+#[test]
+fn bad_filters_are_refused_before_any_request() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    for (filters, want) in [
+        (
+            r#"{"Title":[{"Value":"x","Comparison":"CONTAINS"}]}"#,
+            "Filters.Title[0].Comparison: CONTAINS is not valid in GetFindings",
+        ),
+        (
+            r#"{"NoSuch":[]}"#,
+            "Filters.NoSuch: not a GetFindings filter",
+        ),
+        ("WorkflowStatus=NEW", "shorthand is not supported"),
+    ] {
+        let out = triage(dir.path())
+            .args(["update", "--filters", filters])
+            .args(["--workflow", "Status=SUPPRESSED"])
+            .args(["--endpoint-url", &emu.url(), "--no-progress", "--yes"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(want), "{filters}: {stderr}");
+    }
+    assert_eq!(emu.requests(), 0);
+}
