@@ -4,6 +4,7 @@
 
 pub mod campaign;
 pub mod exit;
+pub mod export;
 pub mod generate;
 pub mod logging;
 pub mod nightly;
@@ -59,6 +60,9 @@ enum Command {
     /// Run `update` over the bundled samples against an in-process emulator
     /// with some fault injection: the whole engine, no AWS account needed.
     Demo(Box<demo::DemoArgs>),
+    /// Write the findings a `--filters` query selects to a file (JSON Lines
+    /// of ASFF) that `plan`, `update` and `revert` read back.
+    Export(Box<export::ExportArgs>),
     /// Run the local Security Hub emulator.
     Emulator(Box<crate::emulator::cli::EmulatorArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -443,6 +447,7 @@ pub fn main() -> i32 {
                 campaign::run(*args, m).await
             }
             Command::Demo(args) => demo::run(*args).await,
+            Command::Export(args) => export::run(*args).await,
             Command::Emulator(args) => crate::emulator::cli::run(*args)
                 .await
                 .map(|()| exit::SUCCESS),

@@ -158,3 +158,111 @@ fn bad_filters_are_refused_before_any_request() {
     }
     assert_eq!(emu.requests(), 0);
 }
+
+#[test]
+fn export_then_plan_update_revert_round_trip() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut new = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..300 {
+        if i % 3 == 0 {
+            others.push(insert(&emu, &format!("g{i:04}"), "NOTIFIED"));
+        } else {
+            new.push(insert(&emu, &format!("g{i:04}"), "NEW"));
+        }
+    }
+    let filters = d.join("scope.json");
+    std::fs::write(&filters, NEW_FILTER).unwrap();
+    let file_arg = format!("file://{}", filters.display());
+    let export = d.join("selection.jsonl.gz");
+    let out = triage(d)
+        .args(["export", "--filters", &file_arg, "--out"])
+        .arg(&export)
+        .args(["--endpoint-url", &emu.url()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("exported 200 finding(s)"), "{stderr}");
+    // Nothing was updated by exporting.
+    assert!(emu.state.update_counts().iter().all(|(_, n)| *n == 0));
+
+    // The plan reads the export back: 200 to update, each recorded NEW.
+    let out = triage(d)
+        .arg("plan")
+        .arg(&export)
+        .args(["--workflow", "Status=SUPPRESSED", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["totals"]["to_update"], 200, "{plan}");
+    // The export records each finding's state: --skip-unchanged sees them NEW.
+    let out = triage(d)
+        .arg("plan")
+        .arg(&export)
+        .args([
+            "--workflow",
+            "Status=NEW",
+            "--skip-unchanged",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["totals"]["unchanged"], 200, "{plan}");
+
+    // The update from the reviewed file, then its revert.
+    let r1 = d.join("run.csv");
+    let out = triage(d)
+        .arg("update")
+        .arg(&export)
+        .args([
+            "--workflow",
+            "Status=SUPPRESSED",
+            "--endpoint-url",
+            &emu.url(),
+        ])
+        .args(["--no-progress", "--results"])
+        .arg(&r1)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for k in &new {
+        assert_eq!(emu.workflow(k), "SUPPRESSED");
+    }
+    let r2 = d.join("revert.csv");
+    let out = triage(d)
+        .arg("revert")
+        .arg(&r1)
+        .args(["--endpoint-url", &emu.url(), "--no-progress", "--results"])
+        .arg(&r2)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for k in &new {
+        assert_eq!(emu.workflow(k), "NEW", "{}", k.id);
+        assert_eq!(emu.state.update_count(k), 2);
+    }
+    for k in &others {
+        assert_eq!(emu.state.update_count(k), 0);
+    }
+}
