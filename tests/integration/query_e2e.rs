@@ -266,3 +266,77 @@ fn export_then_plan_update_revert_round_trip() {
         assert_eq!(emu.state.update_count(k), 0);
     }
 }
+
+#[test]
+fn a_campaign_file_selects_by_query() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut new = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..150 {
+        if i % 3 == 0 {
+            others.push(insert(&emu, &format!("c{i:04}"), "NOTIFIED"));
+        } else {
+            new.push(insert(&emu, &format!("c{i:04}"), "NEW"));
+        }
+    }
+    let campaign = d.join("nightly.toml");
+    std::fs::write(
+        &campaign,
+        format!(
+            r#"name = "nightly: suppress NEW"
+
+[query]
+filters = {{ WorkflowStatus = [{{ Value = "NEW", Comparison = "EQUALS" }}] }}
+
+[decision]
+workflow = "Status=SUPPRESSED"
+
+[aws]
+endpoint_url = "{}"
+
+[output]
+results = "results.csv"
+no_progress = true
+"#,
+            emu.url()
+        ),
+    )
+    .unwrap();
+    let out = triage(d).arg("run").arg(&campaign).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("selected 100 finding(s)"), "{stderr}");
+    for k in &new {
+        assert_eq!(emu.workflow(k), "SUPPRESSED");
+        assert_eq!(emu.state.update_count(k), 1);
+    }
+    for k in &others {
+        assert_eq!(emu.state.update_count(k), 0);
+    }
+    assert_eq!(read_results(&d.join("results.csv")).len(), 100);
+}
+
+#[test]
+fn export_to_standard_output() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let k = insert(&emu, "s1", "NEW");
+    insert(&emu, "s2", "RESOLVED");
+    let out = triage(dir.path())
+        .args(["export", "--filters", NEW_FILTER, "--out", "-"])
+        .args(["--endpoint-url", &emu.url()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["Id"], k.id);
+    assert_eq!(lines[0]["Workflow"]["Status"], "NEW");
+    assert_eq!(lines[0]["Severity"]["Label"], "LOW");
+}
