@@ -401,6 +401,9 @@ pub struct UpdateArgs {
     /// Selecting findings by query instead of input files.
     #[command(flatten)]
     pub query: crate::query::QueryArgs,
+    /// Set by `--filters`, not a flag: the selection read for this command.
+    #[arg(skip)]
+    pub(crate) selected: Option<query::Selected>,
 }
 
 /// Entry point: returns the process exit status.
@@ -656,6 +659,7 @@ pub(crate) async fn update_reading(
         &args.output,
         args.inputs.clone(),
         cleared.spooled.paths(),
+        args.selected.as_ref().map(|s| s.query.clone()),
     )
     .await?;
     Ok(exit_status(&summary))
@@ -685,11 +689,16 @@ pub(crate) async fn run_with_aws(
     inputs: Vec<String>,
 ) -> anyhow::Result<RunSummary> {
     let copies = vec![None; inputs.len()];
-    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies).await
+    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies, None).await
 }
 
 /// [`run_with_aws`] where some inputs were read from saved copies
-/// (`copies[i]`, by input position): the journal fingerprints the copies.
+/// (`copies[i]`, by input position): the journal fingerprints the copies,
+/// or records `query` for a `--filters` selection.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the job's parts, passed through once"
+)]
 pub(crate) async fn run_with_aws_copies(
     engine: EngineConfig,
     decision: Decision,
@@ -698,6 +707,7 @@ pub(crate) async fn run_with_aws_copies(
     output: &OutputArgs,
     inputs: Vec<String>,
     copies: Vec<Option<PathBuf>>,
+    query: Option<serde_json::Value>,
 ) -> anyhow::Result<RunSummary> {
     let submitter = Submitter::from_env(&AwsSettings {
         profile: aws.profile.clone(),
@@ -709,6 +719,7 @@ pub(crate) async fn run_with_aws_copies(
         inputs,
         copies,
         request_timeout: aws.request_timeout,
+        query,
     };
     let job = Job {
         engine,

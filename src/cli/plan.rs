@@ -210,7 +210,15 @@ pub(crate) async fn plan_command_checked(
     let _selection = super::query::select(&mut args).await?;
     args.input.no_decision = decision.is_empty();
     // A plan reads every input once: no copy is needed.
-    let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
+    let selection = Spooled::for_selection(args.selected.as_ref().map(|s| s.path.as_path()));
+    let input = super::open_input_with(
+        &args.inputs,
+        extra,
+        &args.input,
+        args.aws.region.clone(),
+        &selection,
+        false,
+    )?;
     let mut settings = args.campaign.settings(&engine, &args.inputs);
     settings.prior = resumed(&args)?;
     let plan = make_plan(&decision, input, settings, &args.campaign).await?;
@@ -328,10 +336,15 @@ impl Spooled {
     /// Saves standard input and every input that is not a regular file
     /// (a pipe, a FIFO, `/dev/stdin`, `<(zcat x.gz)`), so that the plan and
     /// the run read the same bytes.
-    fn save(inputs: &[String]) -> anyhow::Result<Spooled> {
+    fn save(inputs: &[String], selection: Option<&Path>) -> anyhow::Result<Spooled> {
         let mut v = Vec::with_capacity(inputs.len());
-        for name in inputs {
-            v.push(if name == "-" {
+        for (i, name) in inputs.iter().enumerate() {
+            v.push(if let (0, Some(path)) = (i, selection) {
+                // A `--filters` selection, read already: its snapshot.
+                Some(Spool {
+                    path: path.to_owned(),
+                })
+            } else if name == "-" {
                 Some(Spool::stdin()?)
             } else if needs_spool(Path::new(name)) {
                 Some(Spool::file(Path::new(name))?)
@@ -340,6 +353,12 @@ impl Spooled {
             });
         }
         Ok(Spooled(v))
+    }
+
+    /// The snapshot of a `--filters` selection as input 1's copy (nothing
+    /// without one).
+    pub(crate) fn for_selection(path: Option<&Path>) -> Spooled {
+        Spooled(vec![path.map(|p| Spool { path: p.to_owned() })])
     }
 
     /// Where input `i`'s copy is, if it has one.
@@ -372,7 +391,9 @@ pub(crate) async fn clear_run(
     engine: &EngineConfig,
 ) -> anyhow::Result<Cleared> {
     let names = args.inputs.clone();
-    let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+    let selection = args.selected.as_ref().map(|s| s.path.clone());
+    let spooled =
+        tokio::task::spawn_blocking(move || Spooled::save(&names, selection.as_deref())).await??;
     let files = args
         .inputs
         .iter()

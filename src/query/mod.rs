@@ -69,6 +69,8 @@ const MAX_RESTARTS: u32 = 3;
 /// A query with its dates made absolute: what is asked, and where.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Query {
+    /// The filter document as given (relative dates left relative).
+    pub given: Map<String, Value>,
     /// The filter document, absolute.
     pub filters: Map<String, Value>,
     /// Regions queried, in order.
@@ -94,7 +96,8 @@ impl Query {
             }
             return Ok(None);
         };
-        let mut filters = filters::load(doc)?;
+        let given = filters::load(doc)?;
+        let mut filters = given.clone();
         filters::absolutize(&mut filters, now)?;
         filters::to_sdk(&filters)?;
         let regions: Vec<String> = if !args.query_regions.is_empty() {
@@ -112,6 +115,7 @@ impl Query {
             bail!("--query-rate must be at least 0.01 and --query-burst at least 1");
         }
         Ok(Some(Query {
+            given,
             filters,
             regions,
             resolved_at: humantime::format_rfc3339_seconds(now).to_string(),
@@ -122,10 +126,31 @@ impl Query {
     /// The query as recorded (the journal, the report, the plan).
     pub fn describe(&self) -> Value {
         serde_json::json!({
+            "Given": self.given,
             "Filters": self.filters,
             "Regions": self.regions,
             "ResolvedAt": self.resolved_at,
         })
+    }
+
+    /// On resume: the journal's recorded query, if it is this one as given
+    /// (same document, same Regions), replaces the dates made absolute now
+    /// by those of the first run, so that the resumed run asks the same
+    /// question. Returns whether it did.
+    pub(crate) fn adopt(&mut self, recorded: &Value) -> bool {
+        let same = recorded.get("Given") == Some(&Value::Object(self.given.clone()))
+            && recorded.get("Regions") == Some(&serde_json::json!(self.regions));
+        let (Some(Value::Object(filters)), Some(Value::String(at))) =
+            (recorded.get("Filters"), recorded.get("ResolvedAt"))
+        else {
+            return false;
+        };
+        if !same || filters::to_sdk(filters).is_err() {
+            return false;
+        }
+        self.filters = filters.clone();
+        self.resolved_at = at.clone();
+        true
     }
 
     /// The name a snapshot of this query goes by in results rows.

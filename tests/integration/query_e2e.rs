@@ -340,3 +340,82 @@ fn export_to_standard_output() {
     assert_eq!(lines[0]["Workflow"]["Status"], "NEW");
     assert_eq!(lines[0]["Severity"]["Label"], "LOW");
 }
+
+#[test]
+fn kill_9_then_resume_finishes_the_query_run_without_updating_twice() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut new = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..4000 {
+        if i % 4 == 3 {
+            others.push(insert(&emu, &format!("k{i:05}"), "RESOLVED"));
+        } else {
+            new.push(insert(&emu, &format!("k{i:05}"), "NEW"));
+        }
+    }
+    let results = d.join("run.csv");
+    let cmd = |resume: bool, rate: &str| {
+        let mut c = triage(d);
+        c.args(["update", "--filters", NEW_FILTER])
+            .args(["--workflow", "Status=SUPPRESSED", "--run-tag", "nightly-k"])
+            .args(["--endpoint-url", &emu.url(), "--no-progress", "--yes"])
+            .args(["--rate", rate, "--burst", "2", "--concurrency", "2"])
+            .arg("--results")
+            .arg(&results);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let mut child = cmd(false, "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill -9 once some findings are recorded updated.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let rows = std::fs::read_to_string(&results)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if rows > 600 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let updated_before: usize = new.iter().filter(|k| emu.state.update_count(k) > 0).count();
+    assert!(updated_before > 0 && updated_before < new.len());
+    let header = std::fs::read_to_string(d.join("run.csv.journal.json")).unwrap();
+    assert!(header.contains("\"query:us-east-1\""), "{header}");
+    assert!(header.contains("\"WorkflowStatus\""), "{header}");
+
+    let out = cmd(true, "10").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The resumed query selects only what is still NEW.
+    let still_new = new.len() - updated_before;
+    assert!(
+        stderr.contains(&format!("selected {still_new} finding(s)")),
+        "{still_new}: {stderr}"
+    );
+    let mut twice = 0;
+    for k in &new {
+        let n = emu.state.update_count(k);
+        assert!(n == 1 || n == 2, "{}: {n}", k.id);
+        assert_eq!(emu.workflow(k), "SUPPRESSED");
+        twice += usize::from(n == 2);
+    }
+    // Only what was in flight at the kill (2 requests of 100) can be sent twice.
+    assert!(twice <= 200, "{twice}");
+    for k in &others {
+        assert_eq!(emu.state.update_count(k), 0);
+    }
+}
