@@ -1349,7 +1349,7 @@ mod tests {
         assert_eq!(seen, want);
         // The first page's findings stop matching (updated on the filtered
         // field): the second page, at offset 100, skips f100..f199.
-        let done = std::sync::Mutex::new(std::collections::HashSet::new());
+        let done = Mutex::new(HashSet::<String>::new());
         let pred = |v: &FilterView<'_>| !done.lock().unwrap().contains(v.id);
         let (first, more) = s.page_at_offset(0, 100, &pred);
         assert!(more);

@@ -301,14 +301,14 @@ mod tests {
     fn converts_each_kind_and_names_bad_paths() {
         let f = to_sdk(&map(json!({
             "WorkflowStatus": [{"Value": "NEW", "Comparison": "EQUALS"}],
-            "SeverityNormalized": [{"Gte": 70}],
+            "Confidence": [{"Gte": 70}],
             "UpdatedAt": [{"Start": "2026-01-01T00:00:00Z", "End": "2026-02-01T00:00:00Z"}],
             "UserDefinedFields": [{"Key": "run", "Value": "q3", "Comparison": "EQUALS"}],
             "Sample": [{"Value": false}],
         })))
         .unwrap();
         assert_eq!(f.workflow_status()[0].value(), Some("NEW"));
-        assert_eq!(f.severity_normalized()[0].gte(), Some(70.0));
+        assert_eq!(f.confidence()[0].gte(), Some(70.0));
         assert_eq!(f.updated_at()[0].start(), Some("2026-01-01T00:00:00Z"));
         assert_eq!(f.user_defined_fields()[0].key(), Some("run"));
         for (doc, want) in [

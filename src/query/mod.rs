@@ -251,9 +251,8 @@ pub(crate) async fn snapshot(
                             break None;
                         }
                         let disposition = classify_call(&e.failure);
-                        let class = match disposition {
-                            CallDisposition::Retry(c) => c,
-                            _ => bail!("GetFindings in {region} failed: {}: {}", e.code, e.message),
+                        let CallDisposition::Retry(class) = disposition else {
+                            bail!("GetFindings in {region} failed: {}: {}", e.code, e.message);
                         };
                         if attempt >= MAX_PAGE_ATTEMPTS {
                             bail!(
