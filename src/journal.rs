@@ -130,9 +130,40 @@ pub struct InputFingerprint {
     /// (it cannot be hashed before it is read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// For a `--filters` selection (named `query:REGIONS`): the query, with
+    /// its dates absolute. Its findings change as they are updated, so the
+    /// query, not the content, identifies the input; its rows are matched
+    /// by finding on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<serde_json::Value>,
+}
+
+/// Whether a row comes from a `--filters` selection (see
+/// [`InputFingerprint::query`]).
+pub(crate) fn is_query_input(name: &str) -> bool {
+    name.starts_with("query:")
+}
+
+/// The query a journal's run recorded, if its input was a `--filters` selection.
+pub(crate) fn recorded_query(results: &Path) -> Result<Option<serde_json::Value>, JournalError> {
+    Ok(
+        read_header(&header_path(results))?
+            .and_then(|h| h.inputs.into_iter().find_map(|i| i.query)),
+    )
 }
 
 impl InputFingerprint {
+    /// The fingerprint of a `--filters` selection: its name and query.
+    pub(crate) fn of_query(name: &str, query: serde_json::Value) -> Self {
+        InputFingerprint {
+            name: name.to_owned(),
+            size: None,
+            xxh3: None,
+            rows: None,
+            query: Some(query),
+        }
+    }
+
     /// Fingerprints one input: size and xxh3 of a file (read once, in
     /// full), or a placeholder for standard input (`-`).
     pub fn of(name: &str) -> Result<Self, JournalError> {
@@ -142,6 +173,7 @@ impl InputFingerprint {
                 size: None,
                 xxh3: None,
                 rows: None,
+                query: None,
             });
         }
         Self::of_copy(name, Path::new(name))
@@ -170,6 +202,7 @@ impl InputFingerprint {
             size: Some(size),
             xxh3: Some(format!("{:016x}", hasher.finish())),
             rows: None,
+            query: None,
         })
     }
 
@@ -618,6 +651,18 @@ fn mismatch(h: &JournalHeader, now: &RunIdentity) -> Option<String> {
                 now.size.unwrap_or(0)
             ));
         }
+        if then.query != now.query {
+            let show = |q: &Option<serde_json::Value>| {
+                q.as_ref()
+                    .map_or_else(|| "none".to_owned(), ToString::to_string)
+            };
+            return Some(format!(
+                "input {n} ({}): the query changed: {} then, {} now",
+                now.name,
+                show(&then.query),
+                show(&now.query)
+            ));
+        }
         if then.xxh3 != now.xxh3 {
             return Some(format!(
                 "input {n} ({}) changed: same size, different content (xxh3 {} then, {} now)",
@@ -751,7 +796,9 @@ impl Done {
             if recorded == k {
                 return Prior::Done(kind);
             }
-            if !self.force {
+            // A query's selection is read again on resume: its rows move as
+            // findings are updated, so they are matched by finding.
+            if !self.force && !is_query_input(&location.file) {
                 return Prior::Changed;
             }
         }
@@ -1141,6 +1188,7 @@ mod tests {
                 size: Some(10),
                 xxh3: Some("00".into()),
                 rows: None,
+                query: None,
             }],
             decision: serde_json::json!({"Workflow": {"Status": "SUPPRESSED"}}),
         }
@@ -1270,6 +1318,48 @@ mod tests {
         assert_eq!(
             done.check(&r[0].location, Some(&FindingKey::new("zzz", "p"))),
             Prior::New
+        );
+    }
+
+    #[test]
+    fn query_rows_are_matched_by_finding_and_the_query_is_compared() {
+        let mut done = Done {
+            rows: HashMap::new(),
+            findings: HashSet::new(),
+            force: false,
+        };
+        let mut o = outcome(1, "a", OutcomeKind::Updated);
+        o.location.file = "query:us-east-1".into();
+        done.add(&o);
+        let at = |row: u64| Location {
+            file: "query:us-east-1".into(),
+            row,
+            detail: None,
+        };
+        let key =
+            |id: &str| FindingKey::new(id, "arn:aws:securityhub:us-east-1::product/aws/guardduty");
+        // The selection moved: another finding at row 1 is new, not a
+        // changed input; the settled finding at another row is not sent again.
+        assert_eq!(done.check(&at(1), Some(&key("b"))), Prior::New);
+        assert_eq!(done.check(&at(2), Some(&key("a"))), Prior::FindingDone);
+        assert_eq!(
+            done.check(&at(1), Some(&key("a"))),
+            Prior::Done(OutcomeKind::Updated)
+        );
+        // The query is what identifies the input.
+        let q = |f: &str| RunIdentity {
+            inputs: vec![InputFingerprint::of_query(
+                "query:us-east-1",
+                serde_json::json!({"Filters": {"Id": [{"Value": f, "Comparison": "EQUALS"}]}}),
+            )],
+            decision: serde_json::json!({}),
+        };
+        let then = JournalHeader::new(&q("x"), RunEntry::now());
+        assert_eq!(mismatch(&then, &q("x")), None);
+        assert!(
+            mismatch(&then, &q("y"))
+                .unwrap()
+                .contains("the query changed")
         );
     }
 

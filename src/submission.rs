@@ -20,7 +20,6 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_securityhub::Client;
 use aws_sdk_securityhub::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_securityhub::operation::RequestId;
-use aws_sdk_securityhub::operation::batch_update_findings::BatchUpdateFindingsError;
 use aws_sdk_securityhub::types::AwsSecurityFindingIdentifier;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
@@ -113,8 +112,13 @@ impl Submitter {
         }
     }
 
-    /// The client for `region`, built on first use.
-    fn client(&self, region: &str) -> Client {
+    /// The Region the SDK configuration names (`AWS_REGION`, the profile).
+    pub(crate) fn configured_region(&self) -> Option<String> {
+        self.base.region().map(|r| r.as_ref().to_owned())
+    }
+
+    /// The client for `region`, built on first use (retries off).
+    pub(crate) fn client(&self, region: &str) -> Client {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(region.to_owned())
@@ -253,7 +257,12 @@ impl UpdateOperation for BatchUpdateFindings {
 }
 
 /// Reduces an SDK error to what the engine needs.
-fn call_error(err: SdkError<BatchUpdateFindingsError, HttpResponse>) -> CallError {
+/// What a failed SDK call says, for classification (any operation: the
+/// query source's `GetFindings` too).
+pub(crate) fn call_error<E>(err: SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
     match &err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();

@@ -247,6 +247,22 @@ section! {
 }
 
 section! {
+    /// `[query]`: select the findings by a GetFindings query instead of
+    /// `inputs`.
+    QuerySection {
+        /// The get-findings filter document: a TOML table, a JSON string or
+        /// `file://PATH` (relative to the campaign file).
+        filters,
+        /// Regions to query (default: `aws.region`, else the configured Region).
+        query_regions,
+        /// GetFindings requests per second per Region.
+        query_rate,
+        /// GetFindings burst per Region.
+        query_burst,
+    }
+}
+
+section! {
     /// `[campaign]`: note policy and guardrails.
     GuardrailSection {
         /// `replace`, `append` or `keep`.
@@ -301,6 +317,9 @@ pub(crate) struct CampaignFile {
     /// Note policy and guardrails.
     #[serde(default)]
     pub campaign: GuardrailSection,
+    /// Selection by query.
+    #[serde(default)]
+    pub query: QuerySection,
 }
 
 impl CampaignFile {
@@ -314,6 +333,7 @@ impl CampaignFile {
             ("output", self.output.entries()),
             ("budget", self.budget.entries()),
             ("campaign", self.campaign.entries()),
+            ("query", self.query.entries()),
         ]
         .into_iter()
         .flat_map(|(table, entries)| entries.into_iter().map(move |(k, v)| (table, k, v)))
@@ -333,6 +353,7 @@ impl CampaignFile {
             ("output", OutputSection::KEYS),
             ("budget", BudgetSection::KEYS),
             ("campaign", GuardrailSection::KEYS),
+            ("query", QuerySection::KEYS),
         ]
         .into_iter()
         .flat_map(|(t, keys)| keys.iter().map(move |k| (t, *k)))
@@ -484,6 +505,7 @@ impl Campaign {
                 vec![parts.join(",")]
             }
             Value::Array(_) | Value::Table(_) if table == "decision" => vec![json(v.get_ref())?],
+            Value::Table(_) if key == "filters" => vec![json(v.get_ref())?],
             Value::Array(_) | Value::Table(_) | Value::Datetime(_) => {
                 return Err(self.value_error(
                     v,
@@ -492,7 +514,7 @@ impl Campaign {
                 ));
             }
         };
-        if table == "decision" {
+        if table == "decision" || key == "filters" {
             for s in &mut values {
                 *s = self.resolve_file_url(s);
             }

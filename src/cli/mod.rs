@@ -4,12 +4,14 @@
 
 pub mod campaign;
 pub mod exit;
+pub mod export;
 pub mod generate;
 pub mod logging;
 pub mod nightly;
 pub(crate) mod paths;
 pub mod plan;
 mod progress;
+pub(crate) mod query;
 pub mod report;
 pub mod revert;
 pub(crate) mod settings;
@@ -58,6 +60,9 @@ enum Command {
     /// Run `update` over the bundled samples against an in-process emulator
     /// with some fault injection: the whole engine, no AWS account needed.
     Demo(Box<demo::DemoArgs>),
+    /// Write the findings a `--filters` query selects to a file (JSON Lines
+    /// of ASFF) that `plan`, `update` and `revert` read back.
+    Export(Box<export::ExportArgs>),
     /// Run the local Security Hub emulator.
     Emulator(Box<crate::emulator::cli::EmulatorArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -396,6 +401,12 @@ pub struct UpdateArgs {
     /// Plan, note policy and guardrails.
     #[command(flatten)]
     pub campaign: plan::CampaignArgs,
+    /// Selecting findings by query instead of input files.
+    #[command(flatten)]
+    pub query: crate::query::QueryArgs,
+    /// Set by `--filters`, not a flag: the selection read for this command.
+    #[arg(skip)]
+    pub(crate) selected: Option<query::Selected>,
 }
 
 /// Entry point: returns the process exit status.
@@ -442,6 +453,7 @@ pub fn main() -> i32 {
                 campaign::run(*args, m).await
             }
             Command::Demo(args) => demo::run(*args).await,
+            Command::Export(args) => export::run(*args).await,
             Command::Emulator(args) => crate::emulator::cli::run(*args)
                 .await
                 .map(|()| exit::SUCCESS),
@@ -611,6 +623,8 @@ pub(crate) async fn update_reading(
         report::register(path, "update", None, &args.inputs);
     }
     let checked = checked.inspect_err(forget_report_on_clash)?;
+    // `--filters`: the selection, read whole before the plan and the run.
+    let _selection = query::select(&mut args).await?;
     if args.campaign.dry_run {
         return plan::plan_command_checked(args, checked).await;
     }
@@ -648,6 +662,7 @@ pub(crate) async fn update_reading(
         &args.output,
         args.inputs.clone(),
         cleared.spooled.paths(),
+        args.selected.as_ref().map(|s| s.query.clone()),
     )
     .await?;
     Ok(exit_status(&summary))
@@ -677,11 +692,16 @@ pub(crate) async fn run_with_aws(
     inputs: Vec<String>,
 ) -> anyhow::Result<RunSummary> {
     let copies = vec![None; inputs.len()];
-    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies).await
+    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies, None).await
 }
 
 /// [`run_with_aws`] where some inputs were read from saved copies
-/// (`copies[i]`, by input position): the journal fingerprints the copies.
+/// (`copies[i]`, by input position): the journal fingerprints the copies,
+/// or records `query` for a `--filters` selection.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the job's parts, passed through once"
+)]
 pub(crate) async fn run_with_aws_copies(
     engine: EngineConfig,
     decision: Decision,
@@ -690,6 +710,7 @@ pub(crate) async fn run_with_aws_copies(
     output: &OutputArgs,
     inputs: Vec<String>,
     copies: Vec<Option<PathBuf>>,
+    query: Option<serde_json::Value>,
 ) -> anyhow::Result<RunSummary> {
     let submitter = Submitter::from_env(&AwsSettings {
         profile: aws.profile.clone(),
@@ -701,6 +722,7 @@ pub(crate) async fn run_with_aws_copies(
         inputs,
         copies,
         request_timeout: aws.request_timeout,
+        query,
     };
     let job = Job {
         engine,

@@ -99,6 +99,8 @@ pub(crate) struct JobContext {
     pub(crate) copies: Vec<Option<PathBuf>>,
     /// `--request-timeout`.
     pub request_timeout: Duration,
+    /// The absolute query of a `--filters` selection (input `query:...`).
+    pub(crate) query: Option<serde_json::Value>,
 }
 
 impl Default for JobContext {
@@ -107,6 +109,7 @@ impl Default for JobContext {
             inputs: Vec::new(),
             copies: Vec::new(),
             request_timeout: crate::submission::DEFAULT_REQUEST_TIMEOUT,
+            query: None,
         }
     }
 }
@@ -217,12 +220,16 @@ impl Session {
         if let Some(results) = &output.results {
             let names = ctx.inputs.clone();
             let copies = ctx.copies.clone();
+            let query = ctx.query.clone();
             // Hashing reads every input once: off the async threads.
             let inputs = tokio::task::spawn_blocking(move || {
                 names
                     .iter()
                     .enumerate()
                     .map(|(i, n)| match copies.get(i).and_then(Option::as_deref) {
+                        _ if journal::is_query_input(n) && query.is_some() => Ok(
+                            InputFingerprint::of_query(n, query.clone().unwrap_or_default()),
+                        ),
                         Some(copy) if n != "-" => InputFingerprint::of_copy(n, copy),
                         _ => InputFingerprint::of(n),
                     })

@@ -206,12 +206,17 @@ pub(crate) async fn plan_command_checked(
         extra,
         engine,
     } = checked;
+    // `--filters` (unless `update --dry-run` read it already).
+    let _selection = super::query::select(&mut args).await?;
     args.input.no_decision = decision.is_empty();
     let mut engine = engine;
     // A plan reads every input twice (the row choices, then the plan):
-    // inputs that can be read only once are saved first.
+    // inputs that can be read only once are saved first (a `--filters`
+    // selection is a file already).
     let names = args.inputs.clone();
-    let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+    let selection = args.selected.as_ref().map(|s| s.path.clone());
+    let spooled =
+        tokio::task::spawn_blocking(move || Spooled::save(&names, selection.as_deref())).await??;
     find_row_choices(&args, &decision, &extra, &mut engine, &spooled).await?;
     let input = super::open_input_with(
         &args.inputs,
@@ -338,10 +343,15 @@ impl Spooled {
     /// Saves standard input and every input that is not a regular file
     /// (a pipe, a FIFO, `/dev/stdin`, `<(zcat x.gz)`), so that the plan and
     /// the run read the same bytes.
-    fn save(inputs: &[String]) -> anyhow::Result<Spooled> {
+    fn save(inputs: &[String], selection: Option<&Path>) -> anyhow::Result<Spooled> {
         let mut v = Vec::with_capacity(inputs.len());
-        for name in inputs {
-            v.push(if name == "-" {
+        for (i, name) in inputs.iter().enumerate() {
+            v.push(if let (0, Some(path)) = (i, selection) {
+                // A `--filters` selection, read already: its snapshot.
+                Some(Spool {
+                    path: path.to_owned(),
+                })
+            } else if name == "-" {
                 Some(Spool::stdin()?)
             } else if needs_spool(Path::new(name)) {
                 Some(Spool::file(Path::new(name))?)
@@ -412,8 +422,10 @@ pub(crate) async fn clear_run(
     engine: &mut EngineConfig,
 ) -> anyhow::Result<Cleared> {
     let names = args.inputs.clone();
-    let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+    let selection = args.selected.as_ref().map(|s| s.path.clone());
     // Stamped before the first read: a change after it stops the run.
+    let spooled =
+        tokio::task::spawn_blocking(move || Spooled::save(&names, selection.as_deref())).await??;
     let files = args
         .inputs
         .iter()

@@ -18,7 +18,8 @@ use serde_json::value::RawValue;
 
 use super::config::{
     Bucket, ConfigError, DEFAULT_ACCOUNT_ID, DEFAULT_MAX_BODY_BYTES, DuplicatePolicy,
-    EmulatorConfig, FaultConfig, RegionScope, Semantics, ThrottleCode, ThrottleConfig, UdfPolicy,
+    EmulatorConfig, FaultConfig, Paging, RegionScope, Semantics, ThrottleCode, ThrottleConfig,
+    UdfPolicy,
 };
 
 use super::state::EmulatorState;
@@ -62,6 +63,16 @@ pub(crate) enum RegionScopeArg {
     Strict,
     /// A request sees every finding.
     Any,
+}
+
+/// `--get-findings-paging` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PagingArg {
+    /// The token holds the last finding returned (stable under updates).
+    #[default]
+    Cursor,
+    /// The token holds an offset; the filter is evaluated again per page.
+    Offset,
 }
 
 /// Flags of `sechub-triage emulator`.
@@ -200,6 +211,10 @@ pub struct EmulatorArgs {
     /// Cross-Region aggregation home Region (sees its whole partition).
     #[arg(long, value_name = "REGION")]
     pub home_region: Option<String>,
+    /// How GetFindings pages: by stable cursor, or by offset with the filter
+    /// evaluated again per page (updates on a filtered field shift results).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) get_findings_paging: PagingArg,
     /// Caller account id used in 401/403 messages.
     #[arg(long, default_value = DEFAULT_ACCOUNT_ID)]
     pub(crate) account_id: String,
@@ -272,6 +287,10 @@ impl EmulatorArgs {
                     RegionScopeArg::Any => RegionScope::Any,
                 },
                 home_region: self.home_region.clone(),
+                get_findings_paging: match self.get_findings_paging {
+                    PagingArg::Cursor => Paging::Cursor,
+                    PagingArg::Offset => Paging::Offset,
+                },
             },
             random_seed: self.random_seed,
             account_id: self.account_id.clone(),

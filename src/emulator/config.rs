@@ -289,6 +289,21 @@ pub enum RegionScope {
     Any,
 }
 
+/// How `GetFindings` pages (docs/service-facts.md §6: the real service's
+/// paging under concurrent updates is UNVERIFIED).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Paging {
+    /// The token holds the last finding returned: a finding that stops
+    /// matching the filter never shifts the next page.
+    #[default]
+    Cursor,
+    /// The token holds how many matching findings were returned; the filter
+    /// is evaluated again for every page, so a finding that stops matching
+    /// (updated on the filtered field) shifts later findings onto pages
+    /// already read: a client that updates while paging skips findings.
+    Offset,
+}
+
 /// Choices for behaviours no source pins down (docs/service-facts.md §12).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -313,6 +328,8 @@ pub struct Semantics {
     /// Cross-Region aggregation home Region: requests to it see the findings
     /// of every Region of its partition (docs/service-facts.md §8.7).
     pub home_region: Option<String>,
+    /// How `GetFindings` pages.
+    pub get_findings_paging: Paging,
 }
 
 impl Default for Semantics {
@@ -325,6 +342,7 @@ impl Default for Semantics {
             reject_no_update_fields: false,
             region_scope: RegionScope::default(),
             home_region: None,
+            get_findings_paging: Paging::default(),
         }
     }
 }

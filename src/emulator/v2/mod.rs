@@ -25,7 +25,7 @@ pub use config::ConflictScope;
 pub use config::V2Config;
 pub use config::V2Faults;
 pub use config::V2Semantics;
-pub use config::V2Throttle;
+pub(crate) use config::V2Throttle;
 pub(crate) use ops::{batch_update_v2, describe_hub_v2, get_findings_v2};
 pub use state::OcsfKey;
 pub(crate) use store::V2Store;
