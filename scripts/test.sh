@@ -23,21 +23,29 @@ if ! "$venv/bin/python" -c "$knows_v2" 2>/dev/null || [ ! -x "$venv/bin/aws" ]; 
 fi
 export SECHUB_TRIAGE_PYTHON="$venv/bin/python"
 
-# tests/completions_man.rs renders the man page with `man -l` (man-db and
+# tests/integration/completions_man.rs renders the man page with `man -l` (man-db and
 # groff). Installed here when apt-get can do it; otherwise that test fails
 # and says what to install.
 if ! command -v man >/dev/null 2>&1 || ! command -v groff >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
     if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; fi
-    echo "==> installing man-db and groff-base (for tests/completions_man.rs)"
+    echo "==> installing man-db and groff-base (for tests/integration/completions_man.rs)"
     { $sudo apt-get install -y --no-install-recommends man-db groff-base \
       || { $sudo apt-get update -qq && $sudo apt-get install -y --no-install-recommends man-db groff-base; }; } \
       >/dev/null 2>&1 \
-      || echo "warning: could not install man-db and groff-base; tests/completions_man.rs will fail until they are installed"
+      || echo "warning: could not install man-db and groff-base; tests/integration/completions_man.rs will fail until they are installed"
   else
-    echo "warning: man or groff missing and no apt-get; install man-db and groff for tests/completions_man.rs"
+    echo "warning: man or groff missing and no apt-get; install man-db and groff for tests/integration/completions_man.rs"
   fi
+fi
+
+# In CI, warnings are errors: the [lints] table in Cargo.toml (missing docs,
+# needless `pub`, a clippy set) and rustfmt hold every change.
+if [ "${CI:-}" = "true" ]; then
+  echo "==> cargo fmt --check, cargo clippy -D warnings (CI)"
+  cargo fmt --check
+  cargo clippy --locked --all-targets --quiet -- -D warnings
 fi
 
 echo "==> cargo test (target dir: ${CARGO_TARGET_DIR:-target})"

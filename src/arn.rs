@@ -19,7 +19,7 @@ pub struct ProductArn<'a> {
 
 /// Why a string is not a usable Security Hub product ARN.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ArnError {
+pub(crate) enum ArnError {
     /// Does not have the six `:`-separated fields of an ARN.
     #[error("not an ARN (expected arn:<partition>:securityhub:<region>:<account>:product/...)")]
     NotAnArn,
@@ -36,7 +36,7 @@ pub enum ArnError {
 
 /// Parses a product ARN such as
 /// `arn:aws:securityhub:us-east-1::product/aws/guardduty`.
-pub fn parse_product_arn(s: &str) -> Result<ProductArn<'_>, ArnError> {
+pub(crate) fn parse_product_arn(s: &str) -> Result<ProductArn<'_>, ArnError> {
     let mut parts = s.splitn(6, ':');
     let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
         parts.next(),
@@ -66,13 +66,13 @@ pub fn parse_product_arn(s: &str) -> Result<ProductArn<'_>, ArnError> {
 }
 
 /// The Region of a product ARN, if it parses.
-pub fn region_of(product_arn: &str) -> Option<&str> {
+pub(crate) fn region_of(product_arn: &str) -> Option<&str> {
     parse_product_arn(product_arn).ok().map(|a| a.region)
 }
 
 /// Converts the new Security Hub's `::productv2/` product UIDs to the
 /// `::product/` form that `BatchUpdateFindings` needs (docs/service-facts.md §7.1, §9).
-pub fn to_v1_product_arn(s: &str) -> Cow<'_, str> {
+pub(crate) fn to_v1_product_arn(s: &str) -> Cow<'_, str> {
     // Only the resource (sixth field, as parse_product_arn splits it) is
     // converted: a ":productv2/" elsewhere, e.g. in the account field, must
     // not be mistaken for it (found by fuzzing the readers).

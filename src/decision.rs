@@ -36,20 +36,19 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::FindingKey;
 
-pub use error::{DecisionError, DecisionErrorKind};
-pub use holds::{decision_holds, decision_holds_but};
-pub use note::{
-    APPEND_MIN_CHARS, APPEND_SEPARATOR, CUT_MARKER, NoteAction, NoteMode, append as append_note,
-    apply_note_mode,
-};
-pub use parse::{
-    CliInput, parse_cli_input_json, parse_cli_input_json_with, parse_flag, parse_flag_with,
-};
-pub use validate::{
-    NOTE_TEXT_MAX_CHARS, NOTE_UPDATED_BY_MAX_CHARS, RATIO_SCALE_MAX, RATIO_SCALE_MIN,
-    RELATED_FINDINGS_MAX, RELATED_FINDINGS_MIN, Rules, TYPE_NAMESPACES, TYPES_MAX,
-    USER_DEFINED_FIELDS_MAX, USER_DEFINED_KEY_MAX_CHARS, USER_DEFINED_VALUE_MAX_CHARS,
-};
+pub use error::DecisionError;
+pub use error::DecisionErrorKind;
+pub(crate) use holds::decision_holds_but;
+pub(crate) use note::NoteAction;
+pub use note::NoteMode;
+pub(crate) use note::apply_note_mode;
+pub(crate) use parse::parse_cli_input_json_with;
+pub use parse::parse_flag;
+pub(crate) use parse::parse_flag_with;
+pub(crate) use validate::NOTE_TEXT_MAX_CHARS;
+pub(crate) use validate::RATIO_SCALE_MAX;
+pub(crate) use validate::RATIO_SCALE_MIN;
+pub use validate::Rules;
 
 /// The nine updatable fields of `BatchUpdateFindings`; every one optional.
 ///
@@ -190,7 +189,7 @@ macro_rules! api_enum {
             /// Every value, in the API's order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
             /// The wire names, in the API's order.
-            pub const NAMES: &'static [&'static str] = &[$($wire),+];
+            pub(crate) const NAMES: &'static [&'static str] = &[$($wire),+];
 
             /// The wire name.
             pub fn as_str(self) -> &'static str {
@@ -200,7 +199,7 @@ macro_rules! api_enum {
             }
 
             /// The value with this exact wire name (the API is case-sensitive).
-            pub fn from_name(name: &str) -> Option<Self> {
+            pub(crate) fn from_name(name: &str) -> Option<Self> {
                 match name {
                     $($wire => Some($name::$variant),)+
                     _ => None,
@@ -264,7 +263,7 @@ impl SeverityLabel {
     /// The label the service derives from a `Normalized` score
     /// (docs/service-facts.md §8.1: 0 informational, 1–39 low, 40–69 medium,
     /// 70–89 high, 90–100 critical); `None` outside 0–100.
-    pub fn from_normalized(normalized: i32) -> Option<Self> {
+    pub(crate) fn from_normalized(normalized: i32) -> Option<Self> {
         match normalized {
             0 => Some(SeverityLabel::Informational),
             1..=39 => Some(SeverityLabel::Low),
@@ -356,12 +355,14 @@ impl DecisionField {
     }
 
     /// The field with this API member name.
-    pub fn from_member(member: &str) -> Option<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_member(member: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.member() == member)
     }
 
     /// The field with this flag (with its leading `--`).
-    pub fn from_flag(flag: &str) -> Option<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_flag(flag: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.flag() == flag)
     }
 }
@@ -404,7 +405,7 @@ impl Decision {
     /// Takes every field `other` sets, replacing this decision's value
     /// whole: a `--note` flag replaces the `Note` of `--cli-input-json`, it
     /// is not merged member by member (the AWS CLI does the same).
-    pub fn merge_from(&mut self, other: Decision) {
+    pub(crate) fn merge_from(&mut self, other: Decision) {
         let Decision {
             note,
             severity,
@@ -448,12 +449,12 @@ impl Decision {
     /// Checks every rule of the service (docs/service-facts.md §2.2, §2.3, §8) with the
     /// default [`Rules`], and that at least one field is set. Errors name the
     /// API member path (`Note.Text`), the rule and the value.
-    pub fn validate(&self) -> Result<(), DecisionError> {
+    pub(crate) fn validate(&self) -> Result<(), DecisionError> {
         self.validate_with(&Rules::default())
     }
 
     /// [`Decision::validate`] with explicit [`Rules`].
-    pub fn validate_with(&self, rules: &Rules) -> Result<(), DecisionError> {
+    pub(crate) fn validate_with(&self, rules: &Rules) -> Result<(), DecisionError> {
         validate::check(self, rules)
     }
 

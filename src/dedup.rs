@@ -32,14 +32,17 @@ const FIRST_SLOTS: usize = 1024;
 /// of it asking for something else is a conflict, not a silent drop). Tags
 /// cost 4 bytes a slot, and only once [`DedupIndex::insert_tagged`] is used:
 /// 15.0 to 22.5 bytes per finding instead of 10.0 to 15.0.
-pub struct DedupIndex {
+///
+/// The tag type is `u32` unless another is named (the pass that finds each
+/// finding's chosen row keeps its recorded state and time in one).
+pub struct DedupIndex<T: Copy + Default = u32> {
     slots: Vec<u64>,
     /// Parallel to `slots` when tags are in use, else empty.
-    tags: Vec<u32>,
+    tags: Vec<T>,
     len: usize,
 }
 
-impl Default for DedupIndex {
+impl<T: Copy + Default> Default for DedupIndex<T> {
     fn default() -> Self {
         DedupIndex {
             slots: vec![EMPTY; FIRST_SLOTS],
@@ -57,17 +60,24 @@ fn key_print(key: &FindingKey) -> u64 {
     h.finish()
 }
 
-impl DedupIndex {
+impl<T: Copy + Default> DedupIndex<T> {
     /// Records `key`; false if it was seen before.
     pub fn insert(&mut self, key: &FindingKey) -> bool {
         self.insert_fingerprint(key_print(key))
     }
 
     /// Records `key` with `tag`; `None` if it is new, else the tag it was
-    /// first recorded with (0 for a key recorded by [`DedupIndex::insert`]).
-    pub fn insert_tagged(&mut self, key: &FindingKey, tag: u32) -> Option<u32> {
+    /// first recorded with (the default, 0, for a key recorded by
+    /// [`DedupIndex::insert`]).
+    pub fn insert_tagged(&mut self, key: &FindingKey, tag: T) -> Option<T> {
+        self.insert_with(key, tag).map(|t| *t)
+    }
+
+    /// [`DedupIndex::insert_tagged`], giving the recorded tag of a key seen
+    /// before to change.
+    pub(crate) fn insert_with(&mut self, key: &FindingKey, tag: T) -> Option<&mut T> {
         if self.tags.is_empty() {
-            self.tags = vec![0; self.slots.len()];
+            self.tags = vec![T::default(); self.slots.len()];
         }
         let fp = key_print(key);
         let fp = if fp == EMPTY { ZERO_STANDIN } else { fp };
@@ -80,7 +90,7 @@ impl DedupIndex {
             self.tags[i] = tag;
             None
         } else {
-            Some(self.tags[i])
+            Some(&mut self.tags[i])
         }
     }
 
@@ -103,7 +113,7 @@ impl DedupIndex {
         let mut tags = if self.tags.is_empty() {
             Vec::new()
         } else {
-            vec![0; n]
+            vec![T::default(); n]
         };
         for (j, &fp) in self.slots.iter().enumerate().filter(|(_, s)| **s != EMPTY) {
             let (i, _) = place_at(&mut bigger, fp);
@@ -127,8 +137,7 @@ impl DedupIndex {
 
     /// Bytes of memory the index holds.
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<u64>()
-            + self.tags.capacity() * std::mem::size_of::<u32>()
+        self.slots.capacity() * size_of::<u64>() + self.tags.capacity() * size_of::<T>()
     }
 }
 
@@ -172,7 +181,7 @@ mod tests {
 
     #[test]
     fn finds_duplicates_across_growth() {
-        let mut d = DedupIndex::default();
+        let mut d: DedupIndex = DedupIndex::default();
         let key = |i: usize| {
             FindingKey::new(
                 format!("f-{i}"),
@@ -201,14 +210,14 @@ mod tests {
         assert!(place(&mut slots, u64::MAX - 1));
         assert_eq!(slots[0], u64::MAX - 1);
         assert!(!place(&mut slots, u64::MAX - 1));
-        let mut d = DedupIndex::default();
+        let mut d: DedupIndex = DedupIndex::default();
         assert!(d.insert_fingerprint(0));
         assert!(!d.insert_fingerprint(0));
     }
 
     #[test]
     fn tags_survive_growth_and_cost_a_bounded_four_bytes_a_slot() {
-        let mut d = DedupIndex::default();
+        let mut d: DedupIndex = DedupIndex::default();
         let key = |i: u32| {
             FindingKey::new(
                 format!("f-{i}"),
@@ -230,7 +239,7 @@ mod tests {
 
     #[test]
     fn bytes_per_finding_stay_within_bounds_at_every_size() {
-        let mut d = DedupIndex::default();
+        let mut d: DedupIndex = DedupIndex::default();
         let mut worst: f64 = 0.0;
         for i in 1..=300_000u64 {
             // Uniform fingerprints, like SipHash outputs.

@@ -39,7 +39,7 @@ const REJECTED: [&str; 6] = [
 
 /// One short sentence for a failure to load credentials, from the SDK
 /// error and its sources.
-pub fn credentials_message(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn credentials_message(err: &(dyn std::error::Error + 'static)) -> String {
     let mut texts = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
@@ -133,7 +133,7 @@ impl Setting {
 
 /// A problem of the environment that a run ran into.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Trouble {
+pub(crate) enum Trouble {
     /// The credential chain found nothing; the message says what it tried.
     NoCredentials(String),
     /// The SSO profile's session has expired (or was never started).
@@ -157,7 +157,7 @@ pub enum Trouble {
 
 impl Trouble {
     /// The problem a finished run shows, if it is one of these.
-    pub fn after_run(summary: &RunSummary) -> Option<Trouble> {
+    pub(crate) fn after_run(summary: &RunSummary) -> Option<Trouble> {
         if let Some(reason) = &summary.aborted {
             return Trouble::from_abort(reason);
         }
@@ -174,7 +174,7 @@ impl Trouble {
     }
 
     /// Reads the engine's abort reason, `[run aborted: ]CODE: message`.
-    pub fn from_abort(reason: &str) -> Option<Trouble> {
+    pub(crate) fn from_abort(reason: &str) -> Option<Trouble> {
         let reason = reason.strip_prefix("run aborted: ").unwrap_or(reason);
         let (code, message) = reason.split_once(": ").unwrap_or((reason, ""));
         let message = message.to_owned();
@@ -195,7 +195,7 @@ impl Trouble {
     }
 
     /// What went wrong, then what to do: two lines, without a prefix.
-    pub fn lines(&self, s: &Setting) -> [String; 2] {
+    pub(crate) fn lines(&self, s: &Setting) -> [String; 2] {
         let profile = s.profile.as_deref().unwrap_or("default");
         let local = s.endpoint_url.as_deref().is_some_and(is_loopback);
         let try_emulator = if local {

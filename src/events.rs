@@ -77,6 +77,6 @@ impl EventSink for NullSink {
 
 impl<F: Fn(&Event) + Send + Sync> EventSink for F {
     fn emit(&self, event: &Event) {
-        self(event)
+        self(event);
     }
 }

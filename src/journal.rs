@@ -37,7 +37,7 @@ use crate::model::{FindingKey, Location, OutcomeKind};
 use crate::reporting::{Outcome, RESULT_COLUMNS, ResultsFormat, ResultsWriter};
 
 /// The `format` member of every journal header.
-pub const FORMAT: &str = "sechub-triage journal";
+pub(crate) const FORMAT: &str = "sechub-triage journal";
 /// The journal format this build writes and reads.
 pub const VERSION: u32 = 1;
 
@@ -125,14 +125,45 @@ pub struct InputFingerprint {
     pub size: Option<u64>,
     /// xxh3-64 of the whole content, hex (files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xxh3: Option<String>,
+    pub(crate) xxh3: Option<String>,
     /// Records read from standard input, once a run has read it to the end
     /// (it cannot be hashed before it is read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// For a `--filters` selection (named `query:REGIONS`): the query, with
+    /// its dates absolute. Its findings change as they are updated, so the
+    /// query, not the content, identifies the input; its rows are matched
+    /// by finding on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<serde_json::Value>,
+}
+
+/// Whether a row comes from a `--filters` selection (see
+/// [`InputFingerprint::query`]).
+pub(crate) fn is_query_input(name: &str) -> bool {
+    name.starts_with("query:")
+}
+
+/// The query a journal's run recorded, if its input was a `--filters` selection.
+pub(crate) fn recorded_query(results: &Path) -> Result<Option<serde_json::Value>, JournalError> {
+    Ok(
+        read_header(&header_path(results))?
+            .and_then(|h| h.inputs.into_iter().find_map(|i| i.query)),
+    )
 }
 
 impl InputFingerprint {
+    /// The fingerprint of a `--filters` selection: its name and query.
+    pub(crate) fn of_query(name: &str, query: serde_json::Value) -> Self {
+        InputFingerprint {
+            name: name.to_owned(),
+            size: None,
+            xxh3: None,
+            rows: None,
+            query: Some(query),
+        }
+    }
+
     /// Fingerprints one input: size and xxh3 of a file (read once, in
     /// full), or a placeholder for standard input (`-`).
     pub fn of(name: &str) -> Result<Self, JournalError> {
@@ -142,6 +173,7 @@ impl InputFingerprint {
                 size: None,
                 xxh3: None,
                 rows: None,
+                query: None,
             });
         }
         Self::of_copy(name, Path::new(name))
@@ -150,7 +182,7 @@ impl InputFingerprint {
     /// Fingerprints the input named `name` from the bytes at `path`: the
     /// file itself, or the copy of an input that can be read only once (a
     /// pipe, a FIFO, process substitution), saved before the plan pass.
-    pub fn of_copy(name: &str, path: &Path) -> Result<Self, JournalError> {
+    pub(crate) fn of_copy(name: &str, path: &Path) -> Result<Self, JournalError> {
         let mut file = File::open(path).map_err(|e| JournalError::io(path, e))?;
         let mut hasher = twox_hash::XxHash3_64::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -170,6 +202,7 @@ impl InputFingerprint {
             size: Some(size),
             xxh3: Some(format!("{:016x}", hasher.finish())),
             rows: None,
+            query: None,
         })
     }
 
@@ -208,7 +241,7 @@ impl RunEntry {
 
 /// This machine's host name, read from the kernel where it says (Linux),
 /// else from `HOSTNAME`; `unknown` otherwise. Informational only.
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())
@@ -263,17 +296,37 @@ fn first_results_schema() -> u32 {
 }
 
 /// Where the header of the journal `results` lives.
-pub fn header_path(results: &Path) -> PathBuf {
+pub(crate) fn header_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_owned();
     name.push(".journal.json");
     PathBuf::from(name)
 }
 
+/// Where the in-flight log of the journal `results` lives:
+/// `<results>.inflight.csv` (`.inflight.jsonl` beside a JSON Lines
+/// journal). Each finding is written there, in the results layout (outcome
+/// `unknown`, code [`IN_FLIGHT_CODE`], with the decision and the prior
+/// values), as its first request leaves; `revert` reads the entries whose
+/// input row the results file does not settle (a run killed while the
+/// request was out). Started afresh with the journal, appended to on
+/// resume; it is never needed by `--resume` itself.
+pub(crate) fn in_flight_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(match ResultsFormat::for_path(results) {
+        ResultsFormat::Csv => ".inflight.csv",
+        ResultsFormat::JsonLines => ".inflight.jsonl",
+    });
+    PathBuf::from(name)
+}
+
+/// The error code of in-flight log entries.
+pub(crate) const IN_FLIGHT_CODE: &str = "InFlight";
+
 /// Whether an outcome is final: a resumed run skips the rows that have one.
 /// `not_attempted` (an abort, a stop, a connection that failed) and
 /// `unknown` (sent, but no answer came) are not: those findings are sent
 /// again.
-pub fn is_final(kind: OutcomeKind) -> bool {
+pub(crate) fn is_final(kind: OutcomeKind) -> bool {
     !matches!(kind, OutcomeKind::NotAttempted | OutcomeKind::Unknown)
 }
 
@@ -307,7 +360,11 @@ pub struct Opened {
     /// The header, for updates during the run.
     pub journal: Journal,
     /// Rows read from the existing journal (0 on a fresh start).
-    pub earlier_rows: u64,
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "checked by the journal's tests")
+    )]
+    pub(crate) earlier_rows: u64,
     /// A cut-off last line that was removed.
     pub torn: Option<TornTail>,
     /// What the caller should tell the user (resumed, forced, ...).
@@ -320,13 +377,13 @@ pub struct Journal {
     /// The header.
     pub header: JournalHeader,
     /// Where it is.
-    pub header_path: PathBuf,
+    pub(crate) header_path: PathBuf,
 }
 
 impl Journal {
     /// Records, once a run has read standard input to its end, how many
     /// records it held (the only fingerprint standard input has).
-    pub fn record_stdin_rows(&mut self, rows: u64) -> Result<(), JournalError> {
+    pub(crate) fn record_stdin_rows(&mut self, rows: u64) -> Result<(), JournalError> {
         let mut changed = false;
         for input in &mut self.header.inputs {
             if input.is_stdin() && input.rows != Some(rows) {
@@ -366,7 +423,7 @@ pub fn open(
         Ok(file) => {
             let layout = ResultsFormat::for_path(results);
             scan_file(results, file, layout, &mut |row| {
-                done.add(&row.into_outcome())
+                done.add(&row.into_outcome());
             })?
         }
     };
@@ -465,7 +522,7 @@ pub fn open(
 /// without opening the journal for writing (the plan of a `--resume` run
 /// covers only what is left). `None` when there is no journal or it holds
 /// no row.
-pub fn read_done(results: &Path, force: bool) -> Result<Option<Done>, JournalError> {
+pub(crate) fn read_done(results: &Path, force: bool) -> Result<Option<Done>, JournalError> {
     let mut done = Done {
         rows: HashMap::new(),
         findings: HashSet::new(),
@@ -485,10 +542,51 @@ pub fn read_done(results: &Path, force: bool) -> Result<Option<Done>, JournalErr
     Ok((scan.rows > 0).then_some(done))
 }
 
+/// A results file checked the way `--resume` checks it, for a reader that
+/// must not skip damaged rows (`revert`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// Bytes of complete rows: read no further.
+    pub(crate) valid_len: u64,
+    /// A last line cut short by an interrupted run, left out.
+    pub torn: Option<TornTail>,
+}
+
+/// Reads the results file `results` through the journal's own scan, so
+/// that a damaged row (a line that is not a results row, an unbalanced
+/// quote) is refused exactly as `--resume` refuses it, naming the line.
+/// Changes nothing (a torn last line is reported, not cut off).
+///
+/// With `settled`, gathers the input rows ([`row_key`]) the file settles:
+/// those with a row of any outcome but `not_attempted` no request carried
+/// (so that a revert knows which in-flight log entries are still open).
+pub(crate) fn check_results(
+    results: &Path,
+    mut settled: Option<&mut HashSet<u64>>,
+) -> Result<Checked, JournalError> {
+    let file = File::open(results).map_err(|e| JournalError::io(results, e))?;
+    let scan = scan_file(
+        results,
+        file,
+        ResultsFormat::for_path(results),
+        &mut |row| {
+            if let Some(set) = settled.as_deref_mut()
+                && !(row.outcome == OutcomeKind::NotAttempted && row.attempts == 0)
+            {
+                set.insert(row_key(&row.file, row.row));
+            }
+        },
+    )?;
+    Ok(Checked {
+        valid_len: scan.valid_len,
+        torn: scan.torn,
+    })
+}
+
 /// Passes every `failed` row of the journal `results` to `each` (for a
 /// resumed run's `--failed` file, which lists the failures of every run).
 /// Call it after [`open`], which cut off any torn line. Returns the count.
-pub fn earlier_failed(
+pub(crate) fn earlier_failed(
     results: &Path,
     each: &mut dyn FnMut(&Outcome) -> io::Result<()>,
 ) -> Result<u64, JournalError> {
@@ -551,6 +649,18 @@ fn mismatch(h: &JournalHeader, now: &RunIdentity) -> Option<String> {
                 now.name,
                 then.size.unwrap_or(0),
                 now.size.unwrap_or(0)
+            ));
+        }
+        if then.query != now.query {
+            let show = |q: &Option<serde_json::Value>| {
+                q.as_ref()
+                    .map_or_else(|| "none".to_owned(), ToString::to_string)
+            };
+            return Some(format!(
+                "input {n} ({}): the query changed: {} then, {} now",
+                now.name,
+                show(&then.query),
+                show(&now.query)
             ));
         }
         if then.xxh3 != now.xxh3 {
@@ -686,7 +796,9 @@ impl Done {
             if recorded == k {
                 return Prior::Done(kind);
             }
-            if !self.force {
+            // A query's selection is read again on resume: its rows move as
+            // findings are updated, so they are matched by finding.
+            if !self.force && !is_query_input(&location.file) {
                 return Prior::Changed;
             }
         }
@@ -705,15 +817,20 @@ impl Done {
     "{location}: the journal recorded another finding for this row, so the input changed since the \
      run being resumed (give --force-resume to carry on anyway)"
 )]
-pub struct RowChanged {
+pub(crate) struct RowChanged {
     /// The row.
     pub location: Location,
 }
 
 fn row_print(l: &Location) -> u64 {
+    row_key(&l.file, l.row)
+}
+
+/// A 64-bit fingerprint of an input row (file as named, row number).
+pub(crate) fn row_key(file: &str, row: u64) -> u64 {
     let mut h = DefaultHasher::new();
-    l.file.hash(&mut h);
-    l.row.hash(&mut h);
+    file.hash(&mut h);
+    row.hash(&mut h);
     h.finish()
 }
 
@@ -861,10 +978,13 @@ fn scan_csv(
 ) -> Result<Scan, JournalError> {
     let (complete, len) = ends_with_newline(path, &mut file)?;
     let header_line = RESULT_COLUMNS.join(",");
+    // Only the bytes there when the scan began: a run still appending to
+    // the file (the plan of a `--resume` refused by the lock later) must
+    // not make the scan read past what it measured.
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(BufReader::with_capacity(1 << 16, file.take(len)));
     let mut rec = csv::ByteRecord::new();
     let mut scan = Scan::default();
     let mut seen_header = false;
@@ -1070,6 +1190,7 @@ mod tests {
                 size: Some(10),
                 xxh3: Some("00".into()),
                 rows: None,
+                query: None,
             }],
             decision: serde_json::json!({"Workflow": {"Status": "SUPPRESSED"}}),
         }
@@ -1199,6 +1320,48 @@ mod tests {
         assert_eq!(
             done.check(&r[0].location, Some(&FindingKey::new("zzz", "p"))),
             Prior::New
+        );
+    }
+
+    #[test]
+    fn query_rows_are_matched_by_finding_and_the_query_is_compared() {
+        let mut done = Done {
+            rows: HashMap::new(),
+            findings: HashSet::new(),
+            force: false,
+        };
+        let mut o = outcome(1, "a", OutcomeKind::Updated);
+        o.location.file = "query:us-east-1".into();
+        done.add(&o);
+        let at = |row: u64| Location {
+            file: "query:us-east-1".into(),
+            row,
+            detail: None,
+        };
+        let key =
+            |id: &str| FindingKey::new(id, "arn:aws:securityhub:us-east-1::product/aws/guardduty");
+        // The selection moved: another finding at row 1 is new, not a
+        // changed input; the settled finding at another row is not sent again.
+        assert_eq!(done.check(&at(1), Some(&key("b"))), Prior::New);
+        assert_eq!(done.check(&at(2), Some(&key("a"))), Prior::FindingDone);
+        assert_eq!(
+            done.check(&at(1), Some(&key("a"))),
+            Prior::Done(OutcomeKind::Updated)
+        );
+        // The query is what identifies the input.
+        let q = |f: &str| RunIdentity {
+            inputs: vec![InputFingerprint::of_query(
+                "query:us-east-1",
+                serde_json::json!({"Filters": {"Id": [{"Value": f, "Comparison": "EQUALS"}]}}),
+            )],
+            decision: serde_json::json!({}),
+        };
+        let then = JournalHeader::new(&q("x"), RunEntry::now());
+        assert_eq!(mismatch(&then, &q("x")), None);
+        assert!(
+            mismatch(&then, &q("y"))
+                .unwrap()
+                .contains("the query changed")
         );
     }
 

@@ -21,6 +21,7 @@ pub mod journal;
 pub mod limits;
 pub mod model;
 pub mod plan;
+pub mod query;
 pub mod reporting;
 pub mod retry;
 pub mod revert;

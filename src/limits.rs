@@ -56,7 +56,7 @@ const MIN_FACTOR: f64 = 1.0 / 64.0;
 const ADDITIVE_STEP: f64 = 0.02;
 
 /// The pacing state of one Region, on the quota clock `C`.
-pub struct RegionLimiter<C: Clock = DefaultClock> {
+pub(crate) struct RegionLimiter<C: Clock = DefaultClock> {
     config: RateConfig,
     quota: RateLimiter<
         governor::state::NotKeyed,
@@ -77,14 +77,14 @@ pub struct RegionLimiter<C: Clock = DefaultClock> {
 impl RegionLimiter {
     /// A limiter for `config` on the real clock. Rates below one request per
     /// hour are refused earlier, by configuration validation.
-    pub fn new(config: RateConfig) -> Self {
+    pub(crate) fn new(config: RateConfig) -> Self {
         Self::with_clock(config, DefaultClock::default())
     }
 }
 
 impl<C: Clock + Clone> RegionLimiter<C> {
     /// A limiter for `config` whose quota reads the time from `clock`.
-    pub fn with_clock(config: RateConfig, clock: C) -> Self {
+    pub(crate) fn with_clock(config: RateConfig, clock: C) -> Self {
         let period = Duration::from_secs_f64(1.0 / config.rate.max(1.0 / 3600.0));
         // One token in reserve (see the module docs), when the burst allows it.
         let burst =
@@ -105,7 +105,7 @@ impl<C: Clock + Clone> RegionLimiter<C> {
     /// Takes a token if a request may leave now; otherwise returns how long
     /// to wait before asking again. A token taken is a request sent: call
     /// this only when a request is ready to go.
-    pub fn try_acquire(&mut self, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn try_acquire(&mut self, now: Instant) -> Result<(), Duration> {
         if self.factor < 1.0
             && let Some(last) = self.last_sent
         {
@@ -130,7 +130,7 @@ impl<C: Clock + Clone> RegionLimiter<C> {
     /// unless the pace was already cut after that request left (a burst of
     /// requests throttled together counts as one signal). Returns whether
     /// the pace was cut.
-    pub fn on_throttled(&mut self, sent_at: Instant, now: Instant) -> bool {
+    pub(crate) fn on_throttled(&mut self, sent_at: Instant, now: Instant) -> bool {
         if self.last_cut.is_some_and(|cut| sent_at < cut) {
             return false;
         }
@@ -140,12 +140,12 @@ impl<C: Clock + Clone> RegionLimiter<C> {
     }
 
     /// A request went through: regain a little pace.
-    pub fn on_success(&mut self) {
+    pub(crate) fn on_success(&mut self) {
         self.factor = (self.factor + ADDITIVE_STEP).min(1.0);
     }
 
     /// The requests per second currently allowed.
-    pub fn current_rate(&self) -> f64 {
+    pub(crate) fn current_rate(&self) -> f64 {
         self.config.rate * self.factor
     }
 }

@@ -74,7 +74,7 @@ pub struct SourceRecord {
     pub current: Option<Arc<CurrentState>>,
     /// Something the results should say about this record once it is
     /// updated (a revert that cannot restore every field says which).
-    pub remark: Option<Arc<str>>,
+    pub(crate) remark: Option<Arc<str>>,
 }
 
 impl SourceRecord {

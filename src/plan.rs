@@ -37,21 +37,21 @@ use crate::journal::Prior;
 use crate::model::{CurrentState, FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
 
 /// How many examples a plan lists for each kind of problem.
-pub const DEFAULT_SAMPLES: usize = 10;
+pub(crate) const DEFAULT_SAMPLES: usize = 10;
 /// How many examples a plan lists for each warning, at most.
-pub const WARNING_SAMPLES: usize = 5;
+pub(crate) const WARNING_SAMPLES: usize = 5;
 /// How many decision groups a plan lists (the rest are summed up).
-pub const MAX_LISTED_GROUPS: usize = 50;
+pub(crate) const MAX_LISTED_GROUPS: usize = 50;
 /// Default `--confirm-above`.
-pub const DEFAULT_CONFIRM_ABOVE: u64 = 1000;
+pub(crate) const DEFAULT_CONFIRM_ABOVE: u64 = 1000;
 /// The account or Region of a finding the input does not tell.
-pub const UNKNOWN: &str = "(unknown)";
+pub(crate) const UNKNOWN: &str = "(unknown)";
 
 /// What the plan expects of the inputs' scope (`--expect-accounts`,
 /// `--expect-regions`): at most a number, or only the listed names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Expectation {
+pub(crate) enum Expectation {
     /// At most this many distinct values.
     AtMost(usize),
     /// Only these values.
@@ -61,12 +61,12 @@ pub enum Expectation {
 /// Why an `--expect-*` value is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ExpectationError(String);
+pub(crate) struct ExpectationError(String);
 
 impl Expectation {
     /// Parses `N` (a count) or a comma-separated list. For accounts, a
     /// 12-digit value is an account id, never a count.
-    pub fn parse(s: &str, what: &str) -> Result<Self, ExpectationError> {
+    pub(crate) fn parse(s: &str, what: &str) -> Result<Self, ExpectationError> {
         let s = s.trim();
         if !s.is_empty() && s.len() < 12 && s.bytes().all(|b| b.is_ascii_digit()) {
             return s
@@ -137,9 +137,9 @@ pub struct PlanSettings {
     /// The inputs as the user named them (shown in the plan).
     pub inputs: Vec<String>,
     /// `--expect-accounts`.
-    pub expect_accounts: Option<Expectation>,
+    pub(crate) expect_accounts: Option<Expectation>,
     /// `--expect-regions`.
-    pub expect_regions: Option<Expectation>,
+    pub(crate) expect_regions: Option<Expectation>,
     /// Examples listed per problem.
     pub samples: usize,
     /// `--resume`: the rows earlier runs settled (skipped, as the run
@@ -239,10 +239,18 @@ pub enum WarningCode {
     /// ProductArn: the finding cannot be found there.
     CrossPartition,
     /// Rows naming one finding with different decisions (refuses the run
-    /// unless `--duplicates first`).
+    /// unless `--duplicates first` or `last`).
     DuplicateConflict,
     /// `--duplicates first`: such rows, the first row's decision applied.
     DuplicateFirst,
+    /// `--duplicates last`: such rows, the last row's decision applied.
+    DuplicateLast,
+    /// `revert` of a campaign that did not finish: rows that may have been
+    /// applied (`unknown`, `not_attempted` after a request) are restored.
+    UnfinishedCampaign,
+    /// Rows of one finding record different states and the input does not
+    /// tell which is newer: the finding's state is unknown.
+    StateUnknown,
 }
 
 impl WarningCode {
@@ -327,7 +335,7 @@ pub struct Totals {
     /// Rejected rows.
     pub rejected: u64,
     /// Of `to_update`: the export shows them already in the requested state.
-    pub already_in_state: u64,
+    pub(crate) already_in_state: u64,
     /// `--resume`: rows an earlier run settled (not among `records`).
     pub already_done: u64,
 }
@@ -336,12 +344,12 @@ pub struct Totals {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GuardReport {
     /// `--max-findings`.
-    pub max_findings: Option<u64>,
+    pub(crate) max_findings: Option<u64>,
     /// `--confirm-above`.
-    pub confirm_above: u64,
+    pub(crate) confirm_above: u64,
     /// The run tag findings will carry, if any (`UserDefinedFields.<key>=<tag>`
     /// or `Note.UpdatedBy=<name>`).
-    pub run_tag: Option<String>,
+    pub(crate) run_tag: Option<String>,
     /// The verdict.
     pub verdict: Verdict,
     /// Why the run would be refused, or why it needs confirmation.
@@ -364,9 +372,9 @@ pub enum Verdict {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guardrails {
     /// `--max-findings`: refuse a run that would update more.
-    pub max_findings: Option<u64>,
+    pub(crate) max_findings: Option<u64>,
     /// `--confirm-above`: a larger run needs confirmation and a run tag.
-    pub confirm_above: u64,
+    pub(crate) confirm_above: u64,
     /// `--yes`: confirmation given in advance.
     pub yes: bool,
 }
@@ -387,11 +395,11 @@ pub struct Plan {
     /// The inputs, as named.
     pub inputs: Vec<String>,
     /// `--note-mode`.
-    pub note_mode: NoteMode,
+    pub(crate) note_mode: NoteMode,
     /// `--skip-unchanged`.
     pub skip_unchanged: bool,
     /// `--region`, when every request goes to one Region.
-    pub region_override: Option<String>,
+    pub(crate) region_override: Option<String>,
     /// The counts.
     pub totals: Totals,
     /// Findings to update by account (`AwsAccountId` from the export, else
@@ -404,7 +412,7 @@ pub struct Plan {
     /// Decision groups, largest first.
     pub decisions: Vec<DecisionGroup>,
     /// Groups beyond [`MAX_LISTED_GROUPS`], not listed.
-    pub decisions_not_listed: u64,
+    pub(crate) decisions_not_listed: u64,
     /// Every field the run writes, with the findings it writes it on
     /// (`Workflow.Status`, `Note`, `Severity.Label`, `UserDefinedFields.<key>`, ...).
     pub fields_written: BTreeMap<String, u64>,
@@ -446,7 +454,7 @@ fn account_of(r: &SourceRecord) -> &str {
 
 /// `company/product` from a product ARN (`product/aws/guardduty` gives
 /// `aws/guardduty`), or the whole value when it is not one.
-pub fn product_of(product_arn: &str) -> &str {
+pub(crate) fn product_of(product_arn: &str) -> &str {
     match crate::arn::parse_product_arn(product_arn) {
         Ok(a) => a
             .resource
@@ -460,7 +468,7 @@ pub fn product_of(product_arn: &str) -> &str {
 /// control (`security-control/IAM.1`, a standard's `.../v/1.0.0/IAM.1` or a
 /// CIS `ruleset/.../rule/1.1`), or, without a generator, its product is
 /// Security Hub itself.
-pub fn is_control_finding(key: &FindingKey, cur: &CurrentState) -> bool {
+pub(crate) fn is_control_finding(key: &FindingKey, cur: &CurrentState) -> bool {
     match cur.generator_id.as_deref() {
         Some(g) => {
             g.starts_with("security-control/")
@@ -676,8 +684,12 @@ impl Builder<'_> {
                         "same Id and ProductArn as an earlier record, with a different decision",
                     )
                 });
+                // `Last` sees no conflict once the last rows are known; a
+                // conflict then means they were not, and is refused.
                 let code = match self.settings.engine.duplicates {
-                    DuplicatePolicy::Refuse => WarningCode::DuplicateConflict,
+                    DuplicatePolicy::Refuse | DuplicatePolicy::Last => {
+                        WarningCode::DuplicateConflict
+                    }
                     DuplicatePolicy::First => WarningCode::DuplicateFirst,
                 };
                 self.warn(code, || {
@@ -685,6 +697,54 @@ impl Builder<'_> {
                         &r.location,
                         Some(&r.key),
                         "asks for another decision than an earlier row of this finding",
+                    )
+                });
+            }
+            Admitted::OlderState(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as a record whose recorded state is newer",
+                    )
+                });
+            }
+            Admitted::StateUnknown(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as an earlier record recording another state",
+                    )
+                });
+                self.warn(WarningCode::StateUnknown, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "records another state than an earlier row of this finding, and the input \
+                         does not tell which is newer",
+                    )
+                });
+            }
+            Admitted::Superseded(r) => {
+                self.totals.duplicates += 1;
+                let limit = self.settings.samples;
+                self.duplicates.add(limit, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "same Id and ProductArn as a later record, with different decisions among them",
+                    )
+                });
+                self.warn(WarningCode::DuplicateLast, || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        "a later row of this finding asks for another decision and is the one applied",
                     )
                 });
             }
@@ -1006,21 +1066,35 @@ fn warning_message(code: WarningCode, n: u64, s: &PlanSettings) -> String {
         WarningCode::DuplicateConflict => format!(
             "{n} rows name a finding that an earlier row names with a different decision: which one \
              is meant would be a guess, so the run is refused; fix the inputs, or choose with \
-             --duplicates first (the first row of each finding wins)"
+             --duplicates first (the first row of each finding wins) or --duplicates last (the last \
+             row wins)"
         ),
         WarningCode::DuplicateFirst => format!(
             "{n} rows name a finding that an earlier row names with a different decision; \
              --duplicates first: the first row's decision is applied, these are not sent"
         ),
-        WarningCode::UnexpectedAccounts | WarningCode::UnexpectedRegions => String::new(),
+        WarningCode::DuplicateLast => format!(
+            "{n} rows name a finding that another row names with a different decision; \
+             --duplicates last: the last row's decision is applied, the earlier rows are not sent"
+        ),
+        WarningCode::StateUnknown => format!(
+            "{n} rows record another state of a finding than an earlier row, and the input does not \
+             tell which is newer (no modification time, or the same one): those findings are sent from \
+             their first row with their state unknown, so they are never skipped as unchanged, never \
+             appended to, and cannot be reverted; export one row per finding, or with \
+             finding_info.modified_time"
+        ),
+        WarningCode::UnexpectedAccounts
+        | WarningCode::UnexpectedRegions
+        | WarningCode::UnfinishedCampaign => String::new(),
     }
 }
 
-/// Fields that change ownership when written (reference §5).
-pub const OWNERSHIP_FIELDS: [&str; 4] = ["Severity", "Confidence", "Criticality", "Types"];
+/// Fields that change ownership when written (docs/service-facts.md §5).
+pub(crate) const OWNERSHIP_FIELDS: [&str; 4] = ["Severity", "Confidence", "Criticality", "Types"];
 
 /// The partition of a Region name.
-pub fn partition_of(region: &str) -> &'static str {
+pub(crate) fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "aws-cn"
     } else if region.starts_with("us-gov-") {
@@ -1176,7 +1250,7 @@ pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
 /// (from `--run-tag` or the decision), or, with `--note-mode replace`, the
 /// note's `UpdatedBy` (with `append` and `keep` some findings may not get
 /// the note, so it does not count).
-pub fn run_tag(job: &Decision, config: &EngineConfig) -> Option<String> {
+pub(crate) fn run_tag(job: &Decision, config: &EngineConfig) -> Option<String> {
     if let Some(tag) = &config.run_tag {
         return Some(format!("UserDefinedFields.{RUN_TAG_KEY}={tag}"));
     }
@@ -1259,7 +1333,7 @@ impl Plan {
     }
 
     /// The plan as text for people.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut o = String::new();
         let t = &self.totals;
         let _ = writeln!(

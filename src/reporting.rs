@@ -47,9 +47,9 @@ pub struct Outcome {
     /// meant for them, when known, which the `--failed` file carries as
     /// per-row decision columns.
     pub applied: Option<Arc<Decision>>,
-    /// For updated findings whose input recorded their state: the values
-    /// the applied fields held before (an ASFF fragment, see
-    /// [`crate::revert`]).
+    /// For findings that were or may have been applied ([`maybe_applied`])
+    /// whose input recorded their state: the values the applied fields held
+    /// before (an ASFF fragment, see [`crate::revert`]).
     pub prior: Option<Arc<serde_json::Value>>,
     /// The finding's state as the input recorded it, when it did: the
     /// `--failed` file carries it (`recorded_state`), so that the file fed
@@ -69,11 +69,23 @@ pub trait OutcomeSink: Send {
     fn finish(&mut self) -> io::Result<()> {
         self.checkpoint()
     }
+    /// Whether [`OutcomeSink::sending`] is wanted (computing what it is
+    /// given costs a little per finding).
+    fn wants_sending(&self) -> bool {
+        false
+    }
+    /// Called as a request leaves, before it is sent, with each of its
+    /// findings on its first attempt, as an `unknown` outcome carrying the
+    /// decision and the prior values: what a run killed before the answer
+    /// leaves behind (the journal's in-flight log, which `revert` reads).
+    fn sending(&mut self, _findings: &[Outcome]) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Results file layout, chosen by file name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResultsFormat {
+pub(crate) enum ResultsFormat {
     /// CSV with a header (`.csv` and anything else).
     Csv,
     /// One JSON object per line (`.jsonl`, `.ndjson`).
@@ -82,7 +94,7 @@ pub enum ResultsFormat {
 
 impl ResultsFormat {
     /// JSON Lines when the name ends in `.jsonl` or `.ndjson`, CSV otherwise.
-    pub fn for_path(path: &Path) -> Self {
+    pub(crate) fn for_path(path: &Path) -> Self {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson") => {
                 ResultsFormat::JsonLines
@@ -94,7 +106,7 @@ impl ResultsFormat {
 
 /// The columns of a results file, in order: the CSV header, and the keys of
 /// each JSON Lines object.
-pub const RESULT_COLUMNS: [&str; 11] = [
+pub(crate) const RESULT_COLUMNS: [&str; 11] = [
     "file",
     "row",
     "Id",
@@ -142,16 +154,28 @@ impl<'a> ResultRow<'a> {
             error_code: o.code.as_deref().unwrap_or(""),
             error_message: o.message.as_deref().unwrap_or(""),
             attempts: o.attempts,
-            // Only an updated finding had its decision applied; other
-            // outcomes may carry the decision meant (for `--failed`).
+            // An updated finding had its decision applied; an `unknown`
+            // one, or a `not_attempted` one a request carried, may have
+            // (`revert` restores them). Other outcomes may carry the
+            // decision meant (for `--failed`), never written here.
             applied: o
                 .applied
                 .as_ref()
-                .filter(|_| o.kind == OutcomeKind::Updated)
+                .filter(|_| maybe_applied(o))
                 .and_then(|d| serde_json::to_string(&**d).ok())
                 .unwrap_or_default(),
             prior: o.prior.as_ref().map(|v| v.to_string()).unwrap_or_default(),
         }
+    }
+}
+
+/// Whether an outcome's finding was or may have been changed: `updated`,
+/// `unknown`, or `not_attempted` after a request carried it.
+pub fn maybe_applied(o: &Outcome) -> bool {
+    match o.kind {
+        OutcomeKind::Updated | OutcomeKind::Unknown => true,
+        OutcomeKind::NotAttempted => o.attempts > 0,
+        _ => false,
     }
 }
 
@@ -165,7 +189,7 @@ enum RowWriter {
 /// the readers take as per-row decisions (`--row-decisions`), so that the
 /// file fed back re-applies exactly what was not applied. An empty cell:
 /// the decision does not set that field.
-pub const FAILED_DECISION_COLUMNS: [&str; 12] = [
+pub(crate) const FAILED_DECISION_COLUMNS: [&str; 12] = [
     "Workflow.Status",
     "Note.Text",
     "Note.UpdatedBy",
@@ -185,7 +209,7 @@ pub const FAILED_DECISION_COLUMNS: [&str; 12] = [
 /// recorded it, an ASFF fragment in JSON (`{"Workflow":{"Status":"NEW"},
 /// "Note":null,...}`; see `docs/outputs.md`). The readers take a column or
 /// member of this name as the record's whole state, never as a decision.
-pub const RECORDED_STATE_COLUMN: &str = "recorded_state";
+pub(crate) const RECORDED_STATE_COLUMN: &str = "recorded_state";
 
 /// A JSON Lines `--failed` row: the results columns, then the decision
 /// meant for the finding as the `BatchUpdateFindings` members (`decision`,
@@ -267,6 +291,8 @@ pub struct ResultsWriter {
     only: Option<Vec<OutcomeKind>>,
     /// Checkpoints sync the file to disk, not only flush it (a journal).
     durable: bool,
+    /// A journal's in-flight log ([`crate::journal::in_flight_path`]).
+    in_flight: Option<Box<ResultsWriter>>,
 }
 
 impl ResultsWriter {
@@ -285,14 +311,27 @@ impl ResultsWriter {
             with_decisions: false,
             only: None,
             durable: false,
+            in_flight: None,
         })
     }
 
     /// A results file kept as a journal: opened for appending (created if
     /// missing; emptied first when `fresh`), with the CSV header written
     /// only into an empty file, and synced to disk (`fdatasync`) at every
-    /// checkpoint so that what was recorded survives a crash.
+    /// checkpoint so that what was recorded survives a crash. Beside it,
+    /// its in-flight log ([`crate::journal::in_flight_path`]) receives each
+    /// finding as its first request leaves ([`OutcomeSink::sending`]).
     pub fn journal(path: &Path, fresh: bool) -> io::Result<Self> {
+        let mut journal = Self::append_to(path, fresh)?;
+        journal.durable = true;
+        let log = crate::journal::in_flight_path(path);
+        journal.in_flight = Some(Box::new(Self::append_to(&log, fresh)?));
+        Ok(journal)
+    }
+
+    /// `path` for appending (created, or truncated when `fresh`), with the
+    /// header row only when it is empty.
+    fn append_to(path: &Path, fresh: bool) -> io::Result<Self> {
         let mut opts = OpenOptions::new();
         if fresh {
             opts.write(true).create(true).truncate(true);
@@ -316,14 +355,15 @@ impl ResultsWriter {
             writer,
             with_decisions: false,
             only: None,
-            durable: true,
+            durable: false,
+            in_flight: None,
         })
     }
 
     /// A `--failed` file: findings that were not updated (failed, or not
     /// attempted because the run aborted), in a layout `update` reads back
     /// (it finds the `Id` and `ProductArn` columns by name).
-    pub fn create_failed(path: &Path) -> io::Result<Self> {
+    pub(crate) fn create_failed(path: &Path) -> io::Result<Self> {
         let mut w = Self::create(path)?;
         w.only = Some(vec![
             OutcomeKind::Failed,
@@ -409,7 +449,31 @@ impl OutcomeSink for ResultsWriter {
         res.map_err(|e| self.wrap(e))
     }
 
+    fn wants_sending(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Written and flushed (handed to the kernel: it survives `kill -9`)
+    /// before the request leaves; synced with the journal's checkpoints.
+    fn sending(&mut self, findings: &[Outcome]) -> io::Result<()> {
+        let Some(log) = &mut self.in_flight else {
+            return Ok(());
+        };
+        for o in findings {
+            log.record(o)?;
+        }
+        log.checkpoint()
+    }
+
     fn checkpoint(&mut self) -> io::Result<()> {
+        if self.durable
+            && let Some(log) = &mut self.in_flight
+        {
+            log.durable = true;
+            let synced = log.checkpoint();
+            log.durable = false;
+            synced?;
+        }
         let durable = self.durable;
         let res = match &mut self.writer {
             RowWriter::Csv(w) => w.flush().and_then(|()| {
@@ -452,7 +516,7 @@ pub struct RunSummary {
     #[serde(serialize_with = "ser_secs")]
     pub elapsed: Duration,
     /// Findings updated per second of wall-clock time.
-    pub findings_per_second: f64,
+    pub(crate) findings_per_second: f64,
     /// Why the run was aborted, if it was.
     pub aborted: Option<String>,
     /// A fatal input error that stopped reading early, if any.
@@ -483,12 +547,12 @@ impl RunSummary {
 
     /// Rows with this outcome over every run on the journal (this run's
     /// and the rows an earlier run had settled).
-    pub fn count_all_runs(&self, kind: OutcomeKind) -> u64 {
+    pub(crate) fn count_all_runs(&self, kind: OutcomeKind) -> u64 {
         self.count(kind) + self.earlier_outcomes.get(&kind).copied().unwrap_or(0)
     }
 
     /// Fills `all_runs` from `outcomes` and `earlier_outcomes`.
-    pub fn add_up_runs(&mut self) {
+    pub(crate) fn add_up_runs(&mut self) {
         let mut all = self.outcomes.clone();
         for (k, n) in &self.earlier_outcomes {
             *all.entry(*k).or_default() += n;
@@ -497,7 +561,7 @@ impl RunSummary {
     }
 
     /// Human-readable summary, several lines.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
         let _ = writeln!(s, "records read:      {}", self.records);
@@ -569,14 +633,14 @@ impl RunSummary {
 }
 
 /// Counts outcomes; forwards them to any number of other sinks.
-pub struct Tally {
+pub(crate) struct Tally {
     summary: RunSummary,
     sinks: Vec<Box<dyn OutcomeSink>>,
 }
 
 impl Tally {
     /// A tally forwarding to `sinks`.
-    pub fn new(sinks: Vec<Box<dyn OutcomeSink>>) -> Self {
+    pub(crate) fn new(sinks: Vec<Box<dyn OutcomeSink>>) -> Self {
         Tally {
             summary: RunSummary::default(),
             sinks,
@@ -584,19 +648,19 @@ impl Tally {
     }
 
     /// The totals so far (the engine fills in request counters and timing).
-    pub fn summary_mut(&mut self) -> &mut RunSummary {
+    pub(crate) fn summary_mut(&mut self) -> &mut RunSummary {
         &mut self.summary
     }
 
     /// Counts a row skipped because an earlier run recorded its final
     /// outcome `kind` (nothing is forwarded: it is recorded already).
-    pub fn already_done(&mut self, kind: OutcomeKind) {
+    pub(crate) fn already_done(&mut self, kind: OutcomeKind) {
         self.summary.already_done += 1;
         *self.summary.earlier_outcomes.entry(kind).or_default() += 1;
     }
 
     /// Ends the tally and returns the summary.
-    pub fn into_summary(mut self) -> RunSummary {
+    pub(crate) fn into_summary(mut self) -> RunSummary {
         self.summary.add_up_runs();
         self.summary
     }
@@ -622,6 +686,17 @@ impl OutcomeSink for Tally {
         }
         for s in &mut self.sinks {
             s.record(outcome)?;
+        }
+        Ok(())
+    }
+
+    fn wants_sending(&self) -> bool {
+        self.sinks.iter().any(|s| s.wants_sending())
+    }
+
+    fn sending(&mut self, findings: &[Outcome]) -> io::Result<()> {
+        for s in &mut self.sinks {
+            s.sending(findings)?;
         }
         Ok(())
     }

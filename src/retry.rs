@@ -19,7 +19,7 @@ use rand::Rng;
 
 /// Why something is being retried; each class has its own backoff curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RetryClass {
+pub(crate) enum RetryClass {
     /// `ConcurrentUpdateError`: another writer raced us; short waits suffice.
     Conflict,
     /// `InternalFailure`, HTTP 5xx, timeouts, dropped connections.
@@ -31,7 +31,7 @@ pub enum RetryClass {
 /// The decision for one entry a successful response reported as not
 /// processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntryDisposition {
+pub(crate) enum EntryDisposition {
     /// Try again after a backoff of the given class.
     Retry(RetryClass),
     /// Send the finding again, alone (a `DuplicatedFindingIdentifier` we did
@@ -44,18 +44,18 @@ pub enum EntryDisposition {
 impl EntryDisposition {
     /// A finding the response mentioned neither as processed nor as
     /// unprocessed: it may or may not be updated, so it is sent again.
-    pub const MISSING_FROM_RESPONSE: EntryDisposition =
+    pub(crate) const MISSING_FROM_RESPONSE: EntryDisposition =
         EntryDisposition::Retry(RetryClass::Transient);
 }
 
 /// The code recorded for a finding the response did not mention.
-pub const MISSING_FROM_RESPONSE_CODE: &str = "MissingFromResponse";
+pub(crate) const MISSING_FROM_RESPONSE_CODE: &str = "MissingFromResponse";
 /// The message recorded for a finding the response did not mention.
-pub const MISSING_FROM_RESPONSE_MESSAGE: &str = "the response did not mention this finding";
+pub(crate) const MISSING_FROM_RESPONSE_MESSAGE: &str = "the response did not mention this finding";
 
 /// The decision for a request that failed as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallDisposition {
+pub(crate) enum CallDisposition {
     /// Try again after a backoff of the given class.
     Retry(RetryClass),
     /// The request was rejected as a whole as invalid: split it until the
@@ -69,10 +69,10 @@ pub enum CallDisposition {
 
 /// The former name of [`CallDisposition`] (the only one with `Retry`,
 /// `Split` and `Abort`), kept so that callers keep compiling.
-pub type Disposition = CallDisposition;
+pub(crate) type Disposition = CallDisposition;
 
-/// Classifies a per-finding `ErrorCode` from `UnprocessedFindings` (reference §2.4).
-pub fn classify_unprocessed(code: &str) -> EntryDisposition {
+/// Classifies a per-finding `ErrorCode` from `UnprocessedFindings` (docs/service-facts.md §2.4).
+pub(crate) fn classify_unprocessed(code: &str) -> EntryDisposition {
     match code {
         "ConcurrentUpdateError" => EntryDisposition::Retry(RetryClass::Conflict),
         "InternalFailure" => EntryDisposition::Retry(RetryClass::Transient),
@@ -92,12 +92,12 @@ pub struct CallFailure {
     /// Error code (`x-amzn-ErrorType` as the SDK parsed it), when there is one.
     pub code: Option<String>,
     /// What happened below HTTP, when no response arrived.
-    pub transport: Option<Transport>,
+    pub(crate) transport: Option<Transport>,
 }
 
 /// Failures without an HTTP response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// Connection refused, reset or dropped; I/O error.
     Io,
     /// The attempt timed out.
@@ -109,7 +109,7 @@ pub enum Transport {
     Other,
 }
 
-/// Error codes every SDK treats as throttling (reference §4.3), plus the V2 one.
+/// Error codes every SDK treats as throttling (docs/service-facts.md §4.3), plus the V2 one.
 const THROTTLING_CODES: &[&str] = &[
     "LimitExceededException",
     "TooManyRequestsException",
@@ -134,8 +134,8 @@ const ACCESS_CODES: &[&str] = &[
     "MissingAuthenticationTokenException",
 ];
 
-/// Classifies a failed request (reference §3, §4).
-pub fn classify_call(f: &CallFailure) -> CallDisposition {
+/// Classifies a failed request (docs/service-facts.md §3, §4).
+pub(crate) fn classify_call(f: &CallFailure) -> CallDisposition {
     if let Some(t) = f.transport {
         return match t {
             Transport::Io | Transport::Timeout => CallDisposition::Retry(RetryClass::Transient),
@@ -169,11 +169,11 @@ pub fn classify_call(f: &CallFailure) -> CallDisposition {
 #[derive(Clone, Debug)]
 pub struct Backoff {
     /// First-retry ceiling for conflicts.
-    pub conflict_base: Duration,
+    pub(crate) conflict_base: Duration,
     /// First-retry ceiling for transient failures.
-    pub transient_base: Duration,
+    pub(crate) transient_base: Duration,
     /// First-retry ceiling for throttled requests.
-    pub throttle_base: Duration,
+    pub(crate) throttle_base: Duration,
     /// No delay ever exceeds this.
     pub cap: Duration,
 }
@@ -191,7 +191,7 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The ceiling of the delay before retry number `retry` (1 = first retry).
-    pub fn ceiling(&self, class: RetryClass, retry: u32) -> Duration {
+    pub(crate) fn ceiling(&self, class: RetryClass, retry: u32) -> Duration {
         let base = match class {
             RetryClass::Conflict => self.conflict_base,
             RetryClass::Transient => self.transient_base,
@@ -203,7 +203,7 @@ impl Backoff {
 
     /// A delay drawn uniformly from `[0, ceiling]` ("full jitter"), so that
     /// findings that failed together do not come back together.
-    pub fn delay(&self, class: RetryClass, retry: u32, rng: &mut impl Rng) -> Duration {
+    pub(crate) fn delay(&self, class: RetryClass, retry: u32, rng: &mut impl Rng) -> Duration {
         let ceiling = self.ceiling(class, retry);
         let nanos = ceiling.as_nanos().min(u128::from(u64::MAX)) as u64;
         Duration::from_nanos(rng.random_range(0..=nanos))
@@ -215,22 +215,22 @@ const RESUME_HINT: &str = "the request failed, not the finding: resume to send i
 
 /// A finding's counters, kept with it from its first request to its outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tries {
+pub(crate) struct Tries {
     /// Requests that carried it.
     pub attempts: u32,
     /// Retryable failures so far (throttles not included).
     pub failures: u32,
     /// Throttled responses so far.
-    pub throttles: u32,
+    pub(crate) throttles: u32,
     /// A request carrying it may have been applied though no answer came
     /// (a timeout, a connection lost after sending): if it ends without a
     /// definite answer, its outcome is `unknown`.
-    pub maybe_applied: bool,
+    pub(crate) maybe_applied: bool,
 }
 
 /// What the dispatcher does with one finding after a failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Send it again once this backoff has passed (the timer heap).
     Schedule(Duration),
     /// Send it again at once, in a request of its own.
@@ -247,7 +247,7 @@ pub enum Action {
 
 /// What the dispatcher does with a request that failed as a whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RequestAction {
+pub(crate) enum RequestAction {
     /// Send its findings again as two pinned halves (counters unchanged).
     Split,
     /// Act on each of its findings as [`RetryPolicy::after_call`] says.
@@ -263,11 +263,11 @@ pub enum RequestAction {
 
 /// The retry policy: budgets, throttle ceiling and backoff curves.
 #[derive(Clone, Debug)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts per finding for retryable errors.
     pub max_attempts: u32,
     /// Throttled responses per finding before giving up on it.
-    pub max_throttled: u32,
+    pub(crate) max_throttled: u32,
     /// Backoff curves.
     pub backoff: Backoff,
 }
@@ -277,7 +277,7 @@ impl RetryPolicy {
     /// processed (`disposition` from the operation's code table), with the
     /// service's `message`. `halted`: no new request may leave (a stop or an
     /// abort), so nothing is pinned.
-    pub fn after_entry(
+    pub(crate) fn after_entry(
         &self,
         disposition: EntryDisposition,
         tries: &mut Tries,
@@ -304,7 +304,7 @@ impl RetryPolicy {
 
     /// What happens to a request that failed as a whole with `disposition`
     /// (error `code`, `detail` for humans), carrying `findings` findings.
-    pub fn on_call(
+    pub(crate) fn on_call(
         &self,
         disposition: CallDisposition,
         code: &str,
@@ -334,7 +334,7 @@ impl RetryPolicy {
     /// about its findings (throttling past the ceiling, the connection or
     /// the service after the attempts, access) leaves them resumable, never
     /// `failed`.
-    pub fn after_call(
+    pub(crate) fn after_call(
         &self,
         disposition: CallDisposition,
         code: &str,

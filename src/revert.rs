@@ -30,7 +30,7 @@ use crate::model::CurrentState;
 
 /// The prior values of the fields `applied` sets, as an ASFF fragment, or
 /// `None` when the input recorded no state for the finding at all.
-pub fn prior_fragment(applied: &Decision, cur: Option<&CurrentState>) -> Option<Value> {
+pub(crate) fn prior_fragment(applied: &Decision, cur: Option<&CurrentState>) -> Option<Value> {
     let cur = cur?;
     let mut m = Map::new();
     // A full finding document records every field it has, so a missing
@@ -112,12 +112,12 @@ pub fn prior_fragment(applied: &Decision, cur: Option<&CurrentState>) -> Option<
 }
 
 /// Why a field written by a run stays the customer's after a revert.
-pub const OWNERSHIP_LOST: &str = "ownership cannot be handed back: if the provider owned this \
+pub(crate) const OWNERSHIP_LOST: &str = "ownership cannot be handed back: if the provider owned this \
      field before the run, its later changes to it are still ignored after the revert";
 
 /// What [`restoring`] makes of one results row.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Restore {
+pub(crate) struct Restore {
     /// The decision that puts back what can be put back (may be empty).
     pub decision: Decision,
     /// What cannot be restored, one phrase per field.
@@ -125,7 +125,7 @@ pub struct Restore {
 }
 
 /// The decision that restores the prior values of what `applied` changed.
-pub fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
+pub(crate) fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
     let empty = Map::new();
     let prior = prior.and_then(Value::as_object).unwrap_or(&empty);
     let mut r = Restore::default();
@@ -156,7 +156,7 @@ pub fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
                         r.decision.note = Some(NoteUpdate {
                             text: t.to_owned(),
                             updated_by: by.to_owned(),
-                        })
+                        });
                     }
                     _ => lost("Note", "its earlier text or author was not recorded"),
                 }
@@ -303,7 +303,7 @@ pub fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
 
 /// The state a finding is in after `applied` was applied: what a revert
 /// records as its own prior values (so that a revert can be reverted).
-pub fn state_after(applied: &Decision) -> CurrentState {
+pub(crate) fn state_after(applied: &Decision) -> CurrentState {
     CurrentState {
         workflow_status: applied
             .workflow

@@ -4,7 +4,7 @@
 //!
 //! A version goes up when a field is removed, renamed, or changes type or
 //! meaning; readers ignore fields they do not know, so a new field keeps
-//! the version. `tests/output_schemas.rs` holds the field list of each
+//! the version. `tests/integration/output_schemas.rs` holds the field list of each
 //! version and fails on any difference, so that even an addition is a
 //! decision: add the field to the current list (and `docs/outputs.md`), or
 //! bump the version here and start a new list.
@@ -26,7 +26,7 @@ pub const RESULTS: u32 = 1;
 
 /// `inner`'s JSON object with `schema_version` as its first member.
 #[derive(Serialize)]
-pub struct Versioned<'a, T: Serialize> {
+pub(crate) struct Versioned<'a, T: Serialize> {
     /// The output's version.
     pub schema_version: u32,
     /// The document.
@@ -37,7 +37,7 @@ pub struct Versioned<'a, T: Serialize> {
 /// `inner`'s JSON object with `schema_version` as its last member (results
 /// rows: a resumed run recognises a row cut short by how it begins).
 #[derive(Serialize)]
-pub struct VersionedLast<'a, T: Serialize> {
+pub(crate) struct VersionedLast<'a, T: Serialize> {
     /// The document.
     #[serde(flatten)]
     pub inner: &'a T,
@@ -47,7 +47,7 @@ pub struct VersionedLast<'a, T: Serialize> {
 
 impl<'a, T: Serialize> Versioned<'a, T> {
     /// `inner` as version `schema_version`.
-    pub fn new(schema_version: u32, inner: &'a T) -> Self {
+    pub(crate) fn new(schema_version: u32, inner: &'a T) -> Self {
         Versioned {
             schema_version,
             inner,

@@ -20,7 +20,6 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_securityhub::Client;
 use aws_sdk_securityhub::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_securityhub::operation::RequestId;
-use aws_sdk_securityhub::operation::batch_update_findings::BatchUpdateFindingsError;
 use aws_sdk_securityhub::types::AwsSecurityFindingIdentifier;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
@@ -76,7 +75,7 @@ pub struct CallError {
 }
 
 /// Default per-attempt timeout.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sends `BatchUpdateFindings` requests, one client per Region.
 pub struct Submitter {
@@ -89,7 +88,7 @@ pub struct Submitter {
 impl Submitter {
     /// Loads the standard `aws-config` chain (environment, profiles, SSO, web
     /// identity, instance roles) with retries disabled.
-    pub async fn from_env(settings: &AwsSettings) -> Self {
+    pub(crate) async fn from_env(settings: &AwsSettings) -> Self {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled());
         if let Some(p) = &settings.profile {
@@ -113,8 +112,13 @@ impl Submitter {
         }
     }
 
-    /// The client for `region`, built on first use.
-    fn client(&self, region: &str) -> Client {
+    /// The Region the SDK configuration names (`AWS_REGION`, the profile).
+    pub(crate) fn configured_region(&self) -> Option<String> {
+        self.base.region().map(|r| r.as_ref().to_owned())
+    }
+
+    /// The client for `region`, built on first use (retries off).
+    pub(crate) fn client(&self, region: &str) -> Client {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(region.to_owned())
@@ -235,10 +239,9 @@ impl UpdateOperation for BatchUpdateFindings {
         updated: bool,
     ) -> Reported {
         // What the decision's fields held before is worked out only for
-        // updated findings: most records never need it. Findings not
-        // updated keep the decision meant for them, which the `--failed`
-        // file carries (the results file writes `applied` only for updated
-        // findings).
+        // findings that were or may have been applied (`updated`): most
+        // records never need it. The others keep the decision meant for
+        // them, which the `--failed` file carries.
         let (applied, prior) = if updated {
             let prior = crate::revert::prior_fragment(&decision, current);
             (Some(decision), prior.map(Arc::new))
@@ -254,7 +257,12 @@ impl UpdateOperation for BatchUpdateFindings {
 }
 
 /// Reduces an SDK error to what the engine needs.
-fn call_error(err: SdkError<BatchUpdateFindingsError, HttpResponse>) -> CallError {
+/// What a failed SDK call says, for classification (any operation: the
+/// query source's `GetFindings` too).
+pub(crate) fn call_error<E>(err: SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
     match &err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
@@ -341,7 +349,7 @@ fn transport_error(t: Transport, code: &str, err: &(dyn std::error::Error + 'sta
 /// name not resolved), credentials that could not be loaded, or an answer
 /// that says what happened. Findings of such a request are `unknown`, not
 /// `failed`: sending them again is the only way to know.
-pub fn may_have_been_applied(e: &CallError) -> bool {
+pub(crate) fn may_have_been_applied(e: &CallError) -> bool {
     match e.failure.transport {
         Some(Transport::Timeout) => !never_connected(&e.message),
         Some(Transport::Io) => !never_connected(&e.message),
@@ -393,9 +401,6 @@ fn has_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
-
-/// Shared handle type used by the engine.
-pub type SharedSubmitter = Arc<Submitter>;
 
 #[cfg(test)]
 mod tests {

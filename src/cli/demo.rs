@@ -17,14 +17,14 @@ use crate::submission::{AwsSettings, Submitter};
 
 /// Options of `sechub-triage demo`.
 #[derive(Args, Debug)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Directory holding findings.json and findings.csv [default: ./samples,
     /// else the samples the binary was built with].
     #[arg(long, value_name = "DIR")]
     pub samples: Option<PathBuf>,
     /// Run without injected faults.
     #[arg(long)]
-    pub no_faults: bool,
+    pub(crate) no_faults: bool,
     /// Also list this many identifiers that do not exist (reported as FindingNotFound).
     #[arg(long, default_value_t = 5)]
     pub missing: usize,
@@ -52,7 +52,7 @@ fn samples_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs the demo; returns the exit status `update` would have returned.
-pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
+pub(super) async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
     let dir = samples_dir(args.samples.as_deref())?;
     let json_path = dir.join("findings.json");
     let csv_path = dir.join("findings.csv");

@@ -1,38 +1,38 @@
 //! Process exit statuses (documented in the README).
 
 /// Every finding was updated (duplicates in the input count as updated once).
-pub const SUCCESS: i32 = 0;
+pub(crate) const SUCCESS: i32 = 0;
 /// Usage, configuration or input error: nothing useful could run, or the
 /// input could not be read to the end. Also: a resumed run refused because
 /// its input or decision changed.
-pub const USAGE: i32 = 1;
+pub(crate) const USAGE: i32 = 1;
 /// The run finished, but some findings were not updated (failed permanently
 /// or rejected as invalid records). After `--resume`, counted over every
 /// run on the journal.
-pub const PARTIAL: i32 = 2;
+pub(crate) const PARTIAL: i32 = 2;
 /// The run was aborted: access denied or bad credentials. Findings not done
 /// are recorded as `not_attempted`.
-pub const ABORTED: i32 = 3;
+pub(crate) const ABORTED: i32 = 3;
 /// Stopped early, resume later: SIGINT/SIGTERM or `--time-budget` ended the
 /// run with work left. Findings read but not sent are recorded
 /// `not_attempted` (code `Stopped`); running again with `--resume` sends
 /// them and the rest of the input.
-pub const STOPPED: i32 = 4;
+pub(crate) const STOPPED: i32 = 4;
 /// Another run holds the results file's lock: nothing was done.
-pub const LOCKED: i32 = 5;
+pub(crate) const LOCKED: i32 = 5;
 /// A local file could not be written or read back: the results journal,
 /// its header or lock, the `--failed` file, the report, the copy of
 /// standard input; a directory that cannot be written to, a full disk. The
 /// flags were fine: the machine needs a person. Outcomes recorded before
 /// the failure stay in the journal, so `--resume` carries on once it is
 /// fixed.
-pub const LOCAL_IO: i32 = 6;
+pub(crate) const LOCAL_IO: i32 = 6;
 
 /// A local file that could not be written (or read back): exit status
 /// [`LOCAL_IO`], not [`USAGE`].
 #[derive(Debug, thiserror::Error)]
 #[error("{what}")]
-pub struct LocalIo {
+pub(crate) struct LocalIo {
     /// What could not be done, naming the file.
     pub what: String,
     /// Why.
@@ -42,7 +42,7 @@ pub struct LocalIo {
 
 impl LocalIo {
     /// `what` failed because of `source`.
-    pub fn new(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn new(what: impl Into<String>, source: std::io::Error) -> Self {
         LocalIo {
             what: what.into(),
             source,
@@ -56,7 +56,7 @@ impl LocalIo {
 #[error(
     "{signal} during the plan pass: stopped before anything was sent; run the same command again"
 )]
-pub struct StoppedBeforeRun {
+pub(crate) struct StoppedBeforeRun {
     /// `SIGINT` or `SIGTERM`.
     pub signal: &'static str,
 }
@@ -65,7 +65,7 @@ pub struct StoppedBeforeRun {
 /// engine: [`LOCKED`] for a held lock, [`LOCAL_IO`] for a local file that
 /// could not be written, [`USAGE`] for everything else (flags, campaign
 /// files, inputs).
-pub fn for_error(e: &anyhow::Error) -> i32 {
+pub(crate) fn for_error(e: &anyhow::Error) -> i32 {
     use crate::journal::JournalError;
     use crate::journal::lock::LockError;
     let mut local_io = false;

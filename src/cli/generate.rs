@@ -19,7 +19,7 @@ use clap_mangen::roff::{Roff, bold, roman};
 
 /// `sechub-triage completions`.
 #[derive(Args, Debug)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to print a completion script for.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: Shell,
@@ -27,10 +27,10 @@ pub struct CompletionsArgs {
 
 /// `sechub-triage man`.
 #[derive(Args, Debug)]
-pub struct ManArgs {}
+pub(crate) struct ManArgs {}
 
 /// The binary's name, as completion scripts and the man page call it.
-pub const BIN_NAME: &str = "sechub-triage";
+pub(crate) const BIN_NAME: &str = "sechub-triage";
 
 /// The completion script for `shell`.
 pub fn completions(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
@@ -40,7 +40,7 @@ pub fn completions(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
 }
 
 /// The man page (roff), subcommands included.
-pub fn man_page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
+pub(crate) fn man_page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
     let mut cmd = cmd.bin_name(BIN_NAME).disable_help_subcommand(true);
     cmd.build();
     let man = Man::new(cmd.clone()).title("SECHUB-TRIAGE");
@@ -180,7 +180,7 @@ fn exit_status_section(out: &mut Vec<u8>) -> std::io::Result<()> {
 }
 
 /// Runs `completions`.
-pub fn run_completions(args: &CompletionsArgs, cmd: clap::Command) -> anyhow::Result<i32> {
+pub(crate) fn run_completions(args: &CompletionsArgs, cmd: clap::Command) -> anyhow::Result<i32> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&completions(args.shell, cmd))?;
     stdout.flush()?;
@@ -188,7 +188,7 @@ pub fn run_completions(args: &CompletionsArgs, cmd: clap::Command) -> anyhow::Re
 }
 
 /// Runs `man`.
-pub fn run_man(_args: &ManArgs, cmd: clap::Command) -> anyhow::Result<i32> {
+pub(crate) fn run_man(_args: &ManArgs, cmd: clap::Command) -> anyhow::Result<i32> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&man_page(cmd)?)?;
     stdout.flush()?;

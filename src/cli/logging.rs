@@ -18,11 +18,11 @@ use tracing_subscriber::filter::LevelFilter;
 /// little more than the progress bar. (The SDK's credential chain warns at
 /// length about every provider it tries; the engine already reports a
 /// credentials failure, with its cause, as the reason the run aborted.)
-pub const DEFAULT_FILTER: &str = "error,sechub_triage=warn";
+pub(crate) const DEFAULT_FILTER: &str = "error,sechub_triage=warn";
 
 /// Logging options, accepted before or after the subcommand.
 #[derive(Args, Debug, Clone, Default)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Log line format on stderr.
     #[arg(
         long,
@@ -31,17 +31,17 @@ pub struct LogArgs {
         global = true,
         help_heading = "Logging"
     )]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// sechub-triage's log level (error, warn, info, debug, trace; other
     /// crates stay at error), or `tracing` filter directives such as
     /// `info,aws_smithy_runtime=debug` [default: RUST_LOG, else warn].
     #[arg(long, value_name = "LEVEL", global = true, help_heading = "Logging")]
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
 }
 
 /// `--log-format` values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// `timestamp LEVEL target: message key=value ...`
     #[default]
     Text,
@@ -52,7 +52,7 @@ pub enum LogFormat {
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum LogSetupError {
+pub(crate) enum LogSetupError {
     /// `--log-level` is neither a level nor valid filter directives.
     #[error("invalid --log-level {value:?}: {reason}")]
     Level {
@@ -69,7 +69,7 @@ pub enum LogSetupError {
 /// other crate at `error` (or `off`): at `debug` the SDK and hyper would
 /// otherwise print several lines per request, burying ours. Anything else is taken as full `tracing` filter directives, as is
 /// `RUST_LOG`, for when the SDK's own logs are wanted.
-pub fn filter_for(
+pub(crate) fn filter_for(
     log_level: Option<&str>,
     rust_log: Option<&str>,
 ) -> Result<EnvFilter, LogSetupError> {
@@ -116,7 +116,7 @@ pub fn filter_for(
 
 /// Installs the process-wide subscriber. Called once, before any work; a
 /// second call (in-process tests) leaves the first subscriber in place.
-pub fn init(args: &LogArgs) -> Result<(), LogSetupError> {
+pub(crate) fn init(args: &LogArgs) -> Result<(), LogSetupError> {
     use std::io::IsTerminal;
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = filter_for(args.log_level.as_deref(), rust_log.as_deref())?;

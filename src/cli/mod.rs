@@ -4,12 +4,14 @@
 
 pub mod campaign;
 pub mod exit;
+pub mod export;
 pub mod generate;
 pub mod logging;
 pub mod nightly;
 pub(crate) mod paths;
 pub mod plan;
 mod progress;
+pub(crate) mod query;
 pub mod report;
 pub mod revert;
 pub(crate) mod settings;
@@ -58,6 +60,9 @@ enum Command {
     /// Run `update` over the bundled samples against an in-process emulator
     /// with some fault injection: the whole engine, no AWS account needed.
     Demo(Box<demo::DemoArgs>),
+    /// Write the findings a `--filters` query selects to a file (JSON Lines
+    /// of ASFF) that `plan`, `update` and `revert` read back.
+    Export(Box<export::ExportArgs>),
     /// Run the local Security Hub emulator.
     Emulator(Box<crate::emulator::cli::EmulatorArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -85,7 +90,7 @@ pub struct DecisionArgs {
     pub severity: Option<String>,
     /// UNKNOWN, TRUE_POSITIVE, FALSE_POSITIVE or BENIGN_POSITIVE.
     #[arg(long, value_name = "STATE", help_heading = "Decision")]
-    pub verification_state: Option<String>,
+    pub(crate) verification_state: Option<String>,
     /// 0 to 100.
     #[arg(long, value_name = "N", help_heading = "Decision")]
     pub confidence: Option<String>,
@@ -103,15 +108,15 @@ pub struct DecisionArgs {
     pub workflow: Option<String>,
     /// Related findings: `Id=..,ProductArn=..` (several) or a JSON list.
     #[arg(long, value_name = "FINDING", num_args = 1.., help_heading = "Decision")]
-    pub related_findings: Vec<String>,
+    pub(crate) related_findings: Vec<String>,
     /// The AWS CLI's JSON document for batch-update-findings (string or
     /// file://PATH); its FindingIdentifiers join the input. Flags win over it.
     #[arg(long, value_name = "JSON", help_heading = "Decision")]
-    pub cli_input_json: Option<String>,
+    pub(crate) cli_input_json: Option<String>,
     /// Accept `--types` values whose namespace is not one of the five
     /// documented ones (whether Security Hub accepts them is unverified).
     #[arg(long, help_heading = "Decision")]
-    pub allow_unknown_type_namespaces: bool,
+    pub(crate) allow_unknown_type_namespaces: bool,
 }
 
 impl DecisionArgs {
@@ -165,7 +170,7 @@ impl DecisionArgs {
     }
 
     /// The validation rules these flags ask for.
-    pub fn rules(&self) -> Rules {
+    pub(crate) fn rules(&self) -> Rules {
         Rules::default().allow_unknown_type_namespaces(self.allow_unknown_type_namespaces)
     }
 }
@@ -196,19 +201,20 @@ pub struct InputArgs {
     /// such column is read as the finding's current state and never written.
     #[arg(long, value_name = "COL,COL", num_args = 0..=1, require_equals = true,
           default_missing_value = "", conflicts_with = "no_row_decisions", help_heading = "Input")]
-    pub row_decisions: Option<String>,
+    pub(crate) row_decisions: Option<String>,
     /// The default: columns named after decision fields are the findings'
     /// recorded state, never per-row decisions (kept for older scripts).
     #[arg(long, help_heading = "Input")]
-    pub no_row_decisions: bool,
+    pub(crate) no_row_decisions: bool,
     /// Rows that name one finding with different decisions are refused
     /// (the plan lists them); `first` applies the first row's decision and
-    /// records the others as duplicates, not sent.
-    #[arg(long, value_enum, value_name = "first", help_heading = "Input")]
+    /// records the others as duplicates, not sent; `last` applies the last
+    /// row's (the inputs are read once more, before the plan, to find it).
+    #[arg(long, value_enum, value_name = "first|last", help_heading = "Input")]
     pub duplicates: Option<DuplicatesArg>,
     /// Set by the command, not a flag: the command line sets no decision.
     #[arg(skip)]
-    pub no_decision: bool,
+    pub(crate) no_decision: bool,
 }
 
 /// `--duplicates` values.
@@ -216,11 +222,13 @@ pub struct InputArgs {
 pub enum DuplicatesArg {
     /// The first row of each finding wins.
     First,
+    /// The last row of each finding wins.
+    Last,
 }
 
 impl InputArgs {
     /// Which columns are per-row decisions.
-    pub fn row_decisions(&self) -> source::RowDecisions {
+    pub(crate) fn row_decisions(&self) -> source::RowDecisions {
         match &self.row_decisions {
             Some(v) if !self.no_row_decisions => source::RowDecisions::from_flag(v),
             _ => source::RowDecisions::Off,
@@ -270,7 +278,7 @@ pub struct AwsArgs {
 
 /// Shortest `--request-timeout`: below it every request would time out
 /// (a TLS handshake alone can take longer), turning the run into retries.
-pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn parse_request_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
@@ -375,19 +383,30 @@ pub struct UpdateArgs {
     /// Finding lists (CSV, Parquet, JSON; `-` for standard input).
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
+    /// What to write on every finding.
     #[command(flatten)]
     pub decision: DecisionArgs,
+    /// How the inputs are read.
     #[command(flatten)]
     pub input: InputArgs,
+    /// Credentials, Region and endpoint.
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// Rate, concurrency and retries.
     #[command(flatten)]
     pub pacing: PacingArgs,
+    /// Results, report and logs.
     #[command(flatten)]
     pub output: OutputArgs,
     /// Plan, note policy and guardrails.
     #[command(flatten)]
     pub campaign: plan::CampaignArgs,
+    /// Selecting findings by query instead of input files.
+    #[command(flatten)]
+    pub query: crate::query::QueryArgs,
+    /// Set by `--filters`, not a flag: the selection read for this command.
+    #[arg(skip)]
+    pub(crate) selected: Option<query::Selected>,
 }
 
 /// Entry point: returns the process exit status.
@@ -434,6 +453,7 @@ pub fn main() -> i32 {
                 campaign::run(*args, m).await
             }
             Command::Demo(args) => demo::run(*args).await,
+            Command::Export(args) => export::run(*args).await,
             Command::Emulator(args) => crate::emulator::cli::run(*args)
                 .await
                 .map(|()| exit::SUCCESS),
@@ -603,13 +623,15 @@ pub(crate) async fn update_reading(
         report::register(path, "update", None, &args.inputs);
     }
     let checked = checked.inspect_err(forget_report_on_clash)?;
+    // `--filters`: the selection, read whole before the plan and the run.
+    let _selection = query::select(&mut args).await?;
     if args.campaign.dry_run {
         return plan::plan_command_checked(args, checked).await;
     }
     let settings::UpdateSettings {
         decision,
         extra,
-        engine,
+        mut engine,
     } = checked;
     // No decision and no per-row decisions: the readers refuse the inputs,
     // naming the columns that look like decisions.
@@ -617,7 +639,7 @@ pub(crate) async fn update_reading(
     // The plan pass: guardrails and confirmation before any call. A
     // signal now stops the command at once (status 4): nothing was sent.
     let cleared = tokio::select! {
-        cleared = plan::clear_run(&args, &decision, &extra, &engine) => cleared?,
+        cleared = plan::clear_run(&args, &decision, &extra, &mut engine) => cleared?,
         signal = nightly::next_signal() => {
             return Err(exit::StoppedBeforeRun { signal }.into());
         }
@@ -640,6 +662,7 @@ pub(crate) async fn update_reading(
         &args.output,
         args.inputs.clone(),
         cleared.spooled.paths(),
+        args.selected.as_ref().map(|s| s.query.clone()),
     )
     .await?;
     Ok(exit_status(&summary))
@@ -669,11 +692,16 @@ pub(crate) async fn run_with_aws(
     inputs: Vec<String>,
 ) -> anyhow::Result<RunSummary> {
     let copies = vec![None; inputs.len()];
-    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies).await
+    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies, None).await
 }
 
 /// [`run_with_aws`] where some inputs were read from saved copies
-/// (`copies[i]`, by input position): the journal fingerprints the copies.
+/// (`copies[i]`, by input position): the journal fingerprints the copies,
+/// or records `query` for a `--filters` selection.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the job's parts, passed through once"
+)]
 pub(crate) async fn run_with_aws_copies(
     engine: EngineConfig,
     decision: Decision,
@@ -681,7 +709,8 @@ pub(crate) async fn run_with_aws_copies(
     aws: &AwsArgs,
     output: &OutputArgs,
     inputs: Vec<String>,
-    copies: Vec<Option<std::path::PathBuf>>,
+    copies: Vec<Option<PathBuf>>,
+    query: Option<serde_json::Value>,
 ) -> anyhow::Result<RunSummary> {
     let submitter = Submitter::from_env(&AwsSettings {
         profile: aws.profile.clone(),
@@ -693,6 +722,7 @@ pub(crate) async fn run_with_aws_copies(
         inputs,
         copies,
         request_timeout: aws.request_timeout,
+        query,
     };
     let job = Job {
         engine,
@@ -776,7 +806,7 @@ pub(crate) fn print_summary(summary: &RunSummary, format: OutputFormat) -> anyho
             out.write_all(b"\n")?;
         }
         OutputFormat::Markdown => {
-            out.write_all(crate::plan::markdown::summary(summary).as_bytes())?
+            out.write_all(crate::plan::markdown::summary(summary).as_bytes())?;
         }
     }
     out.flush()?;

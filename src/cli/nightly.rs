@@ -27,17 +27,17 @@ use crate::reporting::{OutcomeSink, ResultsWriter, RunSummary};
 
 /// Time kept between the end of a budget stop's grace period and the end
 /// of the budget, to record the last outcomes, sync and exit.
-pub const BUDGET_SLACK: Duration = Duration::from_secs(2);
+pub(crate) const BUDGET_SLACK: Duration = Duration::from_secs(2);
 
 /// Default `--grace`.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 static PROCESS_START: OnceLock<Instant> = OnceLock::new();
 
 /// Marks the start of the process: `--time-budget` counts from here (call
 /// it first thing in `main`), so that time spent before the run (reading
 /// a plan, hashing inputs) is inside the budget too.
-pub fn mark_process_start() {
+pub(crate) fn mark_process_start() {
     PROCESS_START.get_or_init(Instant::now);
 }
 
@@ -52,7 +52,7 @@ pub struct NightlyArgs {
     /// Like --resume, even if the inputs or the decision are not those the
     /// journal was written for (findings already settled are still skipped).
     #[arg(long, help_heading = "Nightly runs")]
-    pub force_resume: bool,
+    pub(crate) force_resume: bool,
     /// After SIGINT/SIGTERM, how long requests in flight may take to come
     /// back before the run records them as not attempted and exits.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Nightly runs")]
@@ -62,7 +62,7 @@ pub struct NightlyArgs {
     /// are back and the results synced before it ends. Exits with status 4
     /// if work remains (resume later).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Nightly runs")]
-    pub time_budget: Option<Duration>,
+    pub(crate) time_budget: Option<Duration>,
 }
 
 impl Default for NightlyArgs {
@@ -91,14 +91,16 @@ impl NightlyArgs {
 /// What a job knows about itself that the journal records: its inputs as
 /// named on the command line, and how long one request may take.
 #[derive(Clone, Debug)]
-pub struct JobContext {
+pub(crate) struct JobContext {
     /// The inputs, as given (`-` for standard input).
     pub inputs: Vec<String>,
     /// Saved copies of inputs that can be read only once (pipes, FIFOs),
     /// by input position: their fingerprints are the copies'.
-    pub copies: Vec<Option<PathBuf>>,
+    pub(crate) copies: Vec<Option<PathBuf>>,
     /// `--request-timeout`.
     pub request_timeout: Duration,
+    /// The absolute query of a `--filters` selection (input `query:...`).
+    pub(crate) query: Option<serde_json::Value>,
 }
 
 impl Default for JobContext {
@@ -107,12 +109,13 @@ impl Default for JobContext {
             inputs: Vec::new(),
             copies: Vec::new(),
             request_timeout: crate::submission::DEFAULT_REQUEST_TIMEOUT,
+            query: None,
         }
     }
 }
 
 /// The nightly-run parts of one job, from before the engine starts until it ends.
-pub struct Session {
+pub(crate) struct Session {
     lock: Option<RunLock>,
     journal: Option<Journal>,
     stop: StopHandle,
@@ -122,11 +125,11 @@ pub struct Session {
 }
 
 /// What the engine gets from a [`Session`].
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The session, to close after the run.
     pub session: Session,
     /// Where outcomes go (the journal, the failed file).
-    pub sinks: Vec<Box<dyn OutcomeSink>>,
+    pub(crate) sinks: Vec<Box<dyn OutcomeSink>>,
     /// Stop handle and the rows earlier runs settled.
     pub controls: RunControls,
     /// The input, counted where it is standard input.
@@ -136,7 +139,7 @@ pub struct Prepared {
 impl Session {
     /// Checks the flags, takes the lock, opens (or takes up) the journal and
     /// the failed file, and starts listening for signals and the budget.
-    pub async fn open(
+    pub(crate) async fn open(
         output: &OutputArgs,
         ctx: &JobContext,
         decision: &Decision,
@@ -217,12 +220,16 @@ impl Session {
         if let Some(results) = &output.results {
             let names = ctx.inputs.clone();
             let copies = ctx.copies.clone();
+            let query = ctx.query.clone();
             // Hashing reads every input once: off the async threads.
             let inputs = tokio::task::spawn_blocking(move || {
                 names
                     .iter()
                     .enumerate()
                     .map(|(i, n)| match copies.get(i).and_then(Option::as_deref) {
+                        _ if journal::is_query_input(n) && query.is_some() => Ok(
+                            InputFingerprint::of_query(n, query.clone().unwrap_or_default()),
+                        ),
                         Some(copy) if n != "-" => InputFingerprint::of_copy(n, copy),
                         _ => InputFingerprint::of(n),
                     })
@@ -283,7 +290,7 @@ impl Session {
 
     /// After the run: records what standard input held (once read to its
     /// end), stops listening, and releases the lock.
-    pub fn close(mut self, summary: &RunSummary) -> anyhow::Result<()> {
+    pub(crate) fn close(mut self, summary: &RunSummary) -> anyhow::Result<()> {
         let complete =
             summary.stopped.is_none() && summary.aborted.is_none() && summary.input_error.is_none();
         if let (Some(rows), Some(journal), true) = (&self.stdin_rows, &mut self.journal, complete) {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub(crate) struct Named {
     /// `--results`, `input 2`, `--failed`, ... for messages.
-    pub role: String,
+    pub(crate) role: String,
     /// The path as given.
     pub path: PathBuf,
 }
@@ -237,8 +237,9 @@ fn probe(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&path)
 }
 
-/// The files `--results PATH` stands for: the results journal, its header
-/// and the header's temporary file, and the run lock.
+/// The files `--results PATH` stands for: the results journal, its header,
+/// its in-flight log, the header's temporary file, and the run lock (the
+/// first three are what `revert` reads).
 pub(crate) fn results_files(role: &str, results: &Path) -> Vec<Named> {
     let header = crate::journal::header_path(results);
     let mut tmp = header.as_os_str().to_owned();
@@ -246,6 +247,10 @@ pub(crate) fn results_files(role: &str, results: &Path) -> Vec<Named> {
     vec![
         Named::new(role, results),
         Named::new(format!("{role}'s journal header"), header),
+        Named::new(
+            format!("{role}'s in-flight log"),
+            crate::journal::in_flight_path(results),
+        ),
         Named::new(format!("{role}'s journal header"), PathBuf::from(tmp)),
         Named::new(
             format!("{role}'s lock"),

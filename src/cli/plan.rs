@@ -36,22 +36,22 @@ pub struct CampaignArgs {
     /// Print the plan (what the run would do) and send nothing; the same as
     /// `sechub-triage plan`.
     #[arg(long, help_heading = "Campaign")]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// What --note does to a finding that already has a note: `replace` it,
     /// `append` to it (within 512 characters; the existing text is never
     /// cut), or `keep` it (other fields still apply). `append` and `keep`
     /// need an export that records notes (ASFF, OCSF) and do not write the
     /// note where the input does not say whether there is one.
     #[arg(long, value_enum, default_value_t = NoteModeArg::Replace, help_heading = "Campaign")]
-    pub note_mode: NoteModeArg,
+    pub(crate) note_mode: NoteModeArg,
     /// Refuse the run, before any call, if it would update more than N
     /// findings (counted after duplicates, rejected and unchanged rows).
     #[arg(long, value_name = "N", help_heading = "Campaign")]
-    pub max_findings: Option<u64>,
+    pub(crate) max_findings: Option<u64>,
     /// A run that would update more than N findings must carry a run tag and
     /// be confirmed: asked on the terminal, or given with --yes.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONFIRM_ABOVE, help_heading = "Campaign")]
-    pub confirm_above: u64,
+    pub(crate) confirm_above: u64,
     /// Confirm a run above --confirm-above without asking (non-interactive runs).
     #[arg(long, help_heading = "Campaign")]
     pub yes: bool,
@@ -59,15 +59,15 @@ pub struct CampaignArgs {
     /// run updates, so that the campaign's changes can be found and owned
     /// later (GetFindings filter on UserDefinedFields).
     #[arg(long, value_name = "TAG", help_heading = "Campaign")]
-    pub run_tag: Option<String>,
+    pub(crate) run_tag: Option<String>,
     /// The accounts the inputs should hold: a number (at most N accounts) or
     /// a comma-separated list of account ids. More refuses the run.
     #[arg(long, value_name = "N|IDS", value_parser = parse_accounts, help_heading = "Campaign")]
-    pub expect_accounts: Option<Expectation>,
+    pub(crate) expect_accounts: Option<Expectation>,
     /// The Regions the inputs should hold: a number or a comma-separated
     /// list. More refuses the run.
     #[arg(long, value_name = "N|REGIONS", value_parser = parse_regions, help_heading = "Campaign")]
-    pub expect_regions: Option<Expectation>,
+    pub(crate) expect_regions: Option<Expectation>,
 }
 
 impl Default for CampaignArgs {
@@ -95,7 +95,7 @@ fn parse_regions(s: &str) -> Result<Expectation, String> {
 
 /// `--note-mode` values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum NoteModeArg {
+pub(crate) enum NoteModeArg {
     /// Replace any existing note (the service's own behaviour).
     #[default]
     Replace,
@@ -119,7 +119,11 @@ impl CampaignArgs {
     /// Sets the note policy and run tag on the engine's settings, after
     /// checking that the tag is a valid `UserDefinedFields` value with the
     /// job's decision.
-    pub fn configure(&self, engine: &mut EngineConfig, decision: &Decision) -> anyhow::Result<()> {
+    pub(crate) fn configure(
+        &self,
+        engine: &mut EngineConfig,
+        decision: &Decision,
+    ) -> anyhow::Result<()> {
         engine.note_mode = self.note_mode.into();
         if let Some(tag) = &self.run_tag {
             with_run_tag(decision.clone(), tag)
@@ -202,9 +206,26 @@ pub(crate) async fn plan_command_checked(
         extra,
         engine,
     } = checked;
+    // `--filters` (unless `update --dry-run` read it already).
+    let _selection = super::query::select(&mut args).await?;
     args.input.no_decision = decision.is_empty();
-    // A plan reads every input once: no copy is needed.
-    let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
+    let mut engine = engine;
+    // A plan reads every input twice (the row choices, then the plan):
+    // inputs that can be read only once are saved first (a `--filters`
+    // selection is a file already).
+    let names = args.inputs.clone();
+    let selection = args.selected.as_ref().map(|s| s.path.clone());
+    let spooled =
+        tokio::task::spawn_blocking(move || Spooled::save(&names, selection.as_deref())).await??;
+    find_row_choices(&args, &decision, &extra, &mut engine, &spooled).await?;
+    let input = super::open_input_with(
+        &args.inputs,
+        extra,
+        &args.input,
+        args.aws.region.clone(),
+        &spooled,
+        false,
+    )?;
     let mut settings = args.campaign.settings(&engine, &args.inputs);
     settings.prior = resumed(&args)?;
     let plan = make_plan(&decision, input, settings, &args.campaign).await?;
@@ -221,7 +242,7 @@ pub(crate) async fn plan_command_checked(
 pub(crate) struct Cleared {
     /// Inputs that cannot be read twice (standard input, pipes, FIFOs,
     /// process substitution), saved for the second read.
-    pub spooled: Spooled,
+    pub(crate) spooled: Spooled,
     files: Vec<(PathBuf, Option<Stamp>)>,
     /// Records the plan read, which the run must read too.
     planned: u64,
@@ -232,7 +253,7 @@ type Stamp = (u64, Option<SystemTime>);
 
 impl Cleared {
     /// Stops if a named input changed since it was planned.
-    pub fn check_unchanged(&self) -> anyhow::Result<()> {
+    pub(crate) fn check_unchanged(&self) -> anyhow::Result<()> {
         for (path, before) in &self.files {
             if stamp(path) != *before {
                 bail!(
@@ -248,7 +269,7 @@ impl Cleared {
     /// fewer (an input drained or cut short) or more (grown) stops the run
     /// with an input error instead of a run that silently did less, or
     /// more, than planned.
-    pub fn expect_records(&self, input: Input) -> Input {
+    pub(crate) fn expect_records(&self, input: Input) -> Input {
         Box::new(ExpectRecords {
             inner: input,
             planned: self.planned,
@@ -322,10 +343,15 @@ impl Spooled {
     /// Saves standard input and every input that is not a regular file
     /// (a pipe, a FIFO, `/dev/stdin`, `<(zcat x.gz)`), so that the plan and
     /// the run read the same bytes.
-    fn save(inputs: &[String]) -> anyhow::Result<Spooled> {
+    fn save(inputs: &[String], selection: Option<&Path>) -> anyhow::Result<Spooled> {
         let mut v = Vec::with_capacity(inputs.len());
-        for name in inputs {
-            v.push(if name == "-" {
+        for (i, name) in inputs.iter().enumerate() {
+            v.push(if let (0, Some(path)) = (i, selection) {
+                // A `--filters` selection, read already: its snapshot.
+                Some(Spool {
+                    path: path.to_owned(),
+                })
+            } else if name == "-" {
                 Some(Spool::stdin()?)
             } else if needs_spool(Path::new(name)) {
                 Some(Spool::file(Path::new(name))?)
@@ -337,12 +363,12 @@ impl Spooled {
     }
 
     /// Where input `i`'s copy is, if it has one.
-    pub fn get(&self, i: usize) -> Option<&Path> {
+    pub(crate) fn get(&self, i: usize) -> Option<&Path> {
         self.0.get(i).and_then(Option::as_ref).map(Spool::path)
     }
 
     /// The copies, by input position, for the journal's fingerprints.
-    pub fn paths(&self) -> Vec<Option<PathBuf>> {
+    pub(crate) fn paths(&self) -> Vec<Option<PathBuf>> {
         self.0
             .iter()
             .map(|s| s.as_ref().map(|s| s.path().to_owned()))
@@ -356,17 +382,50 @@ pub(crate) fn needs_spool(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
+/// Reads the inputs once, before the plan, to find the rows chosen for
+/// findings that several rows name ([`crate::engine::RowChoices`]: the last
+/// row of a conflicting finding under `--duplicates last`, the row with the
+/// newest recorded state), which are known only at the end of the input,
+/// and gives them to `engine`.
+async fn find_row_choices(
+    args: &UpdateArgs,
+    decision: &Decision,
+    extra: &[FindingKey],
+    engine: &mut EngineConfig,
+    spooled: &Spooled,
+) -> anyhow::Result<()> {
+    let input = super::open_input_with(
+        &args.inputs,
+        extra.to_vec(),
+        &args.input,
+        args.aws.region.clone(),
+        spooled,
+        true,
+    )?;
+    let (job, config) = (decision.clone(), engine.clone());
+    let last =
+        tokio::task::spawn_blocking(move || crate::engine::RowChoices::find(&job, input, &config))
+            .await
+            .context("reading the inputs for findings named by several rows stopped")?;
+    engine.row_choices = Some(std::sync::Arc::new(last));
+    Ok(())
+}
+
 /// `update`'s plan pass: reads the inputs, applies the guardrails, and asks
 /// for confirmation when needed. An error means the run must not start
-/// (nothing was sent).
+/// (nothing was sent). It first finds the row choices and gives them to
+/// `engine`, for the plan and the run.
 pub(crate) async fn clear_run(
     args: &UpdateArgs,
     decision: &Decision,
     extra: &[FindingKey],
-    engine: &EngineConfig,
+    engine: &mut EngineConfig,
 ) -> anyhow::Result<Cleared> {
     let names = args.inputs.clone();
-    let spooled = tokio::task::spawn_blocking(move || Spooled::save(&names)).await??;
+    let selection = args.selected.as_ref().map(|s| s.path.clone());
+    // Stamped before the first read: a change after it stops the run.
+    let spooled =
+        tokio::task::spawn_blocking(move || Spooled::save(&names, selection.as_deref())).await??;
     let files = args
         .inputs
         .iter()
@@ -374,6 +433,7 @@ pub(crate) async fn clear_run(
         .filter(|(i, _)| spooled.get(*i).is_none())
         .map(|(_, i)| (PathBuf::from(i), stamp(Path::new(i))))
         .collect();
+    find_row_choices(args, decision, extra, engine, &spooled).await?;
     let input = super::open_input_with(
         &args.inputs,
         extra.to_vec(),
@@ -527,7 +587,7 @@ impl Spool {
     }
 
     /// Where it is.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

@@ -9,7 +9,7 @@ use crate::events::{Event, EventSink};
 
 /// A progress bar fed by engine events: findings finished out of records
 /// read (the total grows while the input streams in), with rate and ETA.
-pub struct Progress {
+pub(super) struct Progress {
     bar: ProgressBar,
     throttled: AtomicU64,
     read: AtomicU64,
@@ -17,7 +17,7 @@ pub struct Progress {
 
 impl Progress {
     /// A bar on stderr, or `None` when stderr is not a terminal.
-    pub fn stderr_if_terminal() -> Option<Self> {
+    pub(crate) fn stderr_if_terminal() -> Option<Self> {
         use std::io::IsTerminal;
         if !std::io::stderr().is_terminal() {
             return None;
@@ -37,7 +37,7 @@ impl Progress {
     }
 
     /// Removes the bar before the summary is printed.
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }

@@ -36,7 +36,7 @@ use crate::retry::{CallFailure, Disposition, RetryClass, classify_call};
 
 /// Bumped when a field changes meaning or disappears (new fields may appear
 /// at any time).
-pub const REPORT_FORMAT_VERSION: u32 = crate::schema::REPORT;
+pub(crate) const REPORT_FORMAT_VERSION: u32 = crate::schema::REPORT;
 
 /// Requests seen for one Region.
 #[derive(Debug, Default)]
@@ -61,11 +61,35 @@ struct Stats {
     /// Failed requests, per error code.
     request_errors: BTreeMap<String, u64>,
     summary: Option<RunSummary>,
+    revert: Option<RevertDoc>,
+}
+
+/// What a `revert` says about the campaign it undoes (see
+/// [`RunReport::record_revert`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct RevertDoc {
+    /// The campaign did not finish: some of its rows are `unknown` or
+    /// `not_attempted`, or a run of it was killed with requests out.
+    pub unfinished_campaign: bool,
+    /// Rows the campaign recorded `unknown`, or `not_attempted` after a
+    /// request carried them: maybe applied, so restored like `updated` rows.
+    pub maybe_applied: u64,
+    /// `not_attempted` rows no request ever carried: nothing to restore.
+    pub never_sent: u64,
+    /// Findings whose change could be restored only in part (the revert's
+    /// results say what, per finding).
+    pub partially_restored: u64,
+    /// Rows whose change cannot be restored at all (recorded `invalid` in
+    /// the revert's results, with the reason).
+    pub(crate) not_restorable: u64,
+    /// Findings of the campaign's in-flight log that its results do not
+    /// settle: out when a run was killed, maybe applied, restored.
+    pub in_flight_at_crash: u64,
 }
 
 /// The report of this process's run. Feed it events; [`finish`] writes it.
 #[derive(Debug)]
-pub struct RunReport {
+pub(crate) struct RunReport {
     path: PathBuf,
     command: String,
     campaign: Option<PathBuf>,
@@ -106,8 +130,13 @@ impl RunReport {
     }
 
     /// Keeps the run's totals for the final report.
-    pub fn record_summary(&self, summary: &RunSummary) {
+    pub(crate) fn record_summary(&self, summary: &RunSummary) {
         self.stats().summary = Some(summary.clone());
+    }
+
+    /// Keeps what a `revert` says about the campaign it undoes.
+    pub(crate) fn record_revert(&self, revert: RevertDoc) {
+        self.stats().revert = Some(revert);
     }
 
     /// The document, as of now.
@@ -189,6 +218,7 @@ impl RunReport {
             retries_by_code,
             request_errors_by_code: stats.request_errors.clone(),
             summary,
+            revert: stats.revert.clone(),
         }
     }
 
@@ -293,6 +323,9 @@ struct ReportDoc {
     /// document as `--output json` prints, `schema_version` included.
     #[serde(serialize_with = "versioned_summary")]
     summary: Option<RunSummary>,
+    /// `revert` only: what it says about the campaign it undoes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert: Option<RevertDoc>,
 }
 
 #[derive(Serialize)]
@@ -365,7 +398,7 @@ fn slot() -> std::sync::MutexGuard<'static, Option<Arc<RunReport>>> {
 /// Declares this process's report at `path`, starting its clock; nothing is
 /// written yet. A second call is ignored: the first caller knows the most
 /// (a campaign knows its file and inputs; `run_job` only the path).
-pub fn register(path: &Path, command: &str, campaign: Option<&Path>, inputs: &[String]) {
+pub(crate) fn register(path: &Path, command: &str, campaign: Option<&Path>, inputs: &[String]) {
     let mut slot = slot();
     if slot.is_some() {
         return;
@@ -389,14 +422,14 @@ pub fn start() -> io::Result<()> {
 }
 
 /// The report being collected, if `--report` was given.
-pub fn active() -> Option<Arc<RunReport>> {
+pub(crate) fn active() -> Option<Arc<RunReport>> {
     slot().clone()
 }
 
 /// Drops the report registered so far without writing anything: its path
 /// clashes with an input or another output, so writing it would destroy
 /// that file.
-pub fn forget() {
+pub(crate) fn forget() {
     slot().take();
 }
 
@@ -414,7 +447,7 @@ pub fn finish(exit_status: i32, error: Option<String>) -> io::Result<()> {
 }
 
 /// Sends every event to several sinks (the progress bar and the report).
-pub struct Tee(pub Vec<Arc<dyn EventSink>>);
+pub(crate) struct Tee(pub Vec<Arc<dyn EventSink>>);
 
 impl EventSink for Tee {
     fn emit(&self, event: &Event) {

@@ -61,9 +61,11 @@ pub(crate) fn check_update(
     }
     let mut engine = args.pacing.engine_config(args.aws.region.clone())?;
     engine.skip_unchanged = args.input.skip_unchanged;
-    if args.input.duplicates == Some(super::DuplicatesArg::First) {
-        engine.duplicates = crate::engine::DuplicatePolicy::First;
-    }
+    engine.duplicates = match args.input.duplicates {
+        None => crate::engine::DuplicatePolicy::Refuse,
+        Some(super::DuplicatesArg::First) => crate::engine::DuplicatePolicy::First,
+        Some(super::DuplicatesArg::Last) => crate::engine::DuplicatePolicy::Last,
+    };
     engine.rules = args.decision.rules();
     args.campaign.configure(&mut engine, &decision)?;
 

@@ -7,14 +7,15 @@ use crate::model::CurrentState;
 
 /// Whether the recorded state already holds every field the decision sets.
 /// A field the export did not record counts as "not known to hold".
-pub fn decision_holds(d: &Decision, cur: &CurrentState) -> bool {
+#[cfg(test)]
+pub(crate) fn decision_holds(d: &Decision, cur: &CurrentState) -> bool {
     decision_holds_but(d, cur, None)
 }
 
 /// [`decision_holds`], not counting the `UserDefinedFields` key `ignore`
 /// (the run tag: a finding already in the requested state is not sent
 /// just to be tagged).
-pub fn decision_holds_but(d: &Decision, cur: &CurrentState, ignore: Option<&str>) -> bool {
+pub(crate) fn decision_holds_but(d: &Decision, cur: &CurrentState, ignore: Option<&str>) -> bool {
     fn eq<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
         want.is_none() || (have.is_some() && want == have)
     }

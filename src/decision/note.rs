@@ -34,12 +34,12 @@ use crate::model::CurrentState;
 
 /// Between the existing note and the appended text. One line: whether the
 /// service accepts line breaks in `Note.Text` is not documented.
-pub const APPEND_SEPARATOR: &str = " | ";
+pub(crate) const APPEND_SEPARATOR: &str = " | ";
 /// Ends an appended text that was shortened to fit.
-pub const CUT_MARKER: &str = "…";
+pub(crate) const CUT_MARKER: &str = "…";
 /// The least of the new text worth appending (marker included); with less
 /// room the existing note is left as it is.
-pub const APPEND_MIN_CHARS: usize = 16;
+pub(crate) const APPEND_MIN_CHARS: usize = 16;
 
 /// `--note-mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
@@ -73,7 +73,7 @@ impl fmt::Display for NoteMode {
 
 /// What the policy did with one finding's note.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NoteAction {
+pub(crate) enum NoteAction {
     /// The decision sets no note.
     None,
     /// Written; the export shows the finding has no note.
@@ -105,14 +105,9 @@ pub enum NoteAction {
 }
 
 impl NoteAction {
-    /// Whether the note is taken out of the finding's decision.
-    pub fn withheld(self) -> bool {
-        matches!(self, NoteAction::Kept | NoteAction::Withheld)
-    }
-
     /// What to say about the note in the finding's results row, if
     /// anything is worth saying.
-    pub fn remark(self, mode: NoteMode) -> Option<Cow<'static, str>> {
+    pub(crate) fn remark(self, mode: NoteMode) -> Option<Cow<'static, str>> {
         match self {
             NoteAction::Appended { cut: 0, .. } => {
                 Some("note appended to the existing note".into())
@@ -176,7 +171,7 @@ fn existing(current: Option<&CurrentState>) -> Existing<'_> {
 /// `current`. Returns the decision to send when it differs from `decision`
 /// (possibly with no field left: nothing to send), and what happened to
 /// the note.
-pub fn apply_note_mode(
+pub(crate) fn apply_note_mode(
     decision: &Decision,
     mode: NoteMode,
     current: Option<&CurrentState>,
@@ -221,7 +216,7 @@ pub fn apply_note_mode(
 /// `existing`, the separator, then as much of `new` as fits in
 /// [`NOTE_TEXT_MAX_CHARS`]. Returns the text, the characters of `new`
 /// dropped, and `new`'s length in characters.
-pub fn append(existing: &str, new: &str) -> (String, usize, usize) {
+pub(crate) fn append(existing: &str, new: &str) -> (String, usize, usize) {
     let chars = new.chars().count();
     let used = existing.chars().count() + APPEND_SEPARATOR.chars().count();
     let room = NOTE_TEXT_MAX_CHARS.saturating_sub(used);

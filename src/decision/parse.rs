@@ -40,7 +40,7 @@ const CLI_INPUT_JSON: &str = "--cli-input-json";
 /// What `--cli-input-json` holds: the decision, and the findings it names
 /// (which join the findings read from the input files).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CliInput {
+pub(crate) struct CliInput {
     /// The decision members of the document.
     pub decision: Decision,
     /// `FindingIdentifiers`, in document order (empty when absent).
@@ -58,7 +58,7 @@ pub fn parse_flag(field: DecisionField, values: &[String]) -> Result<Decision, D
 }
 
 /// [`parse_flag`] with explicit [`Rules`].
-pub fn parse_flag_with(
+pub(crate) fn parse_flag_with(
     field: DecisionField,
     values: &[String],
     rules: &Rules,
@@ -74,12 +74,13 @@ pub fn parse_flag_with(
 /// members are errors; `null` members count as absent, as in the AWS CLI.
 /// The decision's fields are checked with the default [`Rules`]; the
 /// decision may be empty (flags may add to it).
-pub fn parse_cli_input_json(s: &str) -> Result<CliInput, DecisionError> {
+#[cfg(test)]
+pub(crate) fn parse_cli_input_json(s: &str) -> Result<CliInput, DecisionError> {
     parse_cli_input_json_with(s, &Rules::default())
 }
 
 /// [`parse_cli_input_json`] with explicit [`Rules`].
-pub fn parse_cli_input_json_with(s: &str, rules: &Rules) -> Result<CliInput, DecisionError> {
+pub(crate) fn parse_cli_input_json_with(s: &str, rules: &Rules) -> Result<CliInput, DecisionError> {
     let input = cli_input(s).map_err(|e| e.with_flag(CLI_INPUT_JSON))?;
     for field in DecisionField::ALL {
         validate::check_field(&input.decision, field, rules)
@@ -145,10 +146,10 @@ fn flag_value(field: DecisionField, values: &[String]) -> Result<Decision> {
     let mut d = Decision::default();
     match field {
         DecisionField::Confidence => {
-            d.confidence = Some(int_text(member, one(member, &texts)?.trim())?)
+            d.confidence = Some(int_text(member, one(member, &texts)?.trim())?);
         }
         DecisionField::Criticality => {
-            d.criticality = Some(int_text(member, one(member, &texts)?.trim())?)
+            d.criticality = Some(int_text(member, one(member, &texts)?.trim())?);
         }
         DecisionField::VerificationState => {
             d.verification_state = Some(enum_text(
@@ -156,7 +157,7 @@ fn flag_value(field: DecisionField, values: &[String]) -> Result<Decision> {
                 one(member, &texts)?.trim(),
                 VerificationState::from_name,
                 VerificationState::NAMES,
-            )?)
+            )?);
         }
         DecisionField::Note => {
             let (v, _) = structured(member, one(member, &texts)?)?;
@@ -605,7 +606,7 @@ fn cli_input(s: &str) -> Result<CliInput> {
                     v,
                     VerificationState::from_name,
                     VerificationState::NAMES,
-                )?)
+                )?);
             }
             "Confidence" => d.confidence = Some(int(member, v, j)?),
             "Criticality" => d.criticality = Some(int(member, v, j)?),

@@ -7,6 +7,7 @@ use std::io::Write;
 
 use proptest::prelude::*;
 
+use super::parse::parse_cli_input_json;
 use super::*;
 
 fn strings(values: &[&str]) -> Vec<String> {

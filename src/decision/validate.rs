@@ -27,29 +27,29 @@ use super::{Decision, DecisionField, NoteUpdate, SeverityLabel, SeverityUpdate};
 use crate::model::FindingKey;
 
 /// Smallest `Confidence`, `Criticality` and `Severity.Normalized` (the model's `RatioScale`).
-pub const RATIO_SCALE_MIN: i32 = 0;
+pub(crate) const RATIO_SCALE_MIN: i32 = 0;
 /// Largest `Confidence`, `Criticality` and `Severity.Normalized`.
-pub const RATIO_SCALE_MAX: i32 = 100;
+pub(crate) const RATIO_SCALE_MAX: i32 = 100;
 /// Longest `Note.Text` (ASFF documentation).
-pub const NOTE_TEXT_MAX_CHARS: usize = 512;
+pub(crate) const NOTE_TEXT_MAX_CHARS: usize = 512;
 /// Longest `Note.UpdatedBy`. The ASFF documentation gives no limit; 512, as
 /// for the text, keeps a runaway value from reaching the service.
-pub const NOTE_UPDATED_BY_MAX_CHARS: usize = 512;
+pub(crate) const NOTE_UPDATED_BY_MAX_CHARS: usize = 512;
 /// Most `Types` entries (ASFF documentation).
-pub const TYPES_MAX: usize = 50;
+pub(crate) const TYPES_MAX: usize = 50;
 /// Most `UserDefinedFields` pairs (ASFF documentation).
-pub const USER_DEFINED_FIELDS_MAX: usize = 50;
+pub(crate) const USER_DEFINED_FIELDS_MAX: usize = 50;
 /// Longest `UserDefinedFields` key (ASFF documentation).
-pub const USER_DEFINED_KEY_MAX_CHARS: usize = 128;
+pub(crate) const USER_DEFINED_KEY_MAX_CHARS: usize = 128;
 /// Longest `UserDefinedFields` value (ASFF documentation).
-pub const USER_DEFINED_VALUE_MAX_CHARS: usize = 1024;
+pub(crate) const USER_DEFINED_VALUE_MAX_CHARS: usize = 1024;
 /// Fewest `RelatedFindings` entries (ASFF documentation).
-pub const RELATED_FINDINGS_MIN: usize = 1;
+pub(crate) const RELATED_FINDINGS_MIN: usize = 1;
 /// Most `RelatedFindings` entries (ASFF documentation).
-pub const RELATED_FINDINGS_MAX: usize = 10;
+pub(crate) const RELATED_FINDINGS_MAX: usize = 10;
 
 /// The five documented finding-type namespaces (docs/service-facts.md §8.5).
-pub const TYPE_NAMESPACES: [&str; 5] = [
+pub(crate) const TYPE_NAMESPACES: [&str; 5] = [
     "Software and Configuration Checks",
     "TTPs",
     "Effects",
@@ -65,12 +65,12 @@ pub struct Rules {
     /// [`TYPE_NAMESPACES`]. Off by default: whether Security Hub rejects such
     /// a type in `BatchUpdateFindings` is unverified, and a type the console
     /// does not group is almost always a typo.
-    pub allow_unknown_type_namespaces: bool,
+    pub(crate) allow_unknown_type_namespaces: bool,
 }
 
 impl Rules {
     /// These rules, with unknown type namespaces accepted or not.
-    pub fn allow_unknown_type_namespaces(mut self, allow: bool) -> Self {
+    pub(crate) fn allow_unknown_type_namespaces(mut self, allow: bool) -> Self {
         self.allow_unknown_type_namespaces = allow;
         self
     }

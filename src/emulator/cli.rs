@@ -18,7 +18,8 @@ use serde_json::value::RawValue;
 
 use super::config::{
     Bucket, ConfigError, DEFAULT_ACCOUNT_ID, DEFAULT_MAX_BODY_BYTES, DuplicatePolicy,
-    EmulatorConfig, FaultConfig, RegionScope, Semantics, ThrottleCode, ThrottleConfig, UdfPolicy,
+    EmulatorConfig, FaultConfig, Paging, RegionScope, Semantics, ThrottleCode, ThrottleConfig,
+    UdfPolicy,
 };
 
 use super::state::EmulatorState;
@@ -26,7 +27,7 @@ use super::synth::{SyntheticSpec, write_keys_csv, write_samples};
 
 /// Throttle error code choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ThrottleCodeArg {
+pub(crate) enum ThrottleCodeArg {
     /// `LimitExceededException` (the modelled error).
     #[default]
     LimitExceeded,
@@ -56,12 +57,22 @@ pub enum UdfArg {
 
 /// Region isolation choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum RegionScopeArg {
+pub(crate) enum RegionScopeArg {
     /// A request sees its own Region's findings (plus home-Region aggregation).
     #[default]
     Strict,
     /// A request sees every finding.
     Any,
+}
+
+/// `--get-findings-paging` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PagingArg {
+    /// The token holds the last finding returned (stable under updates).
+    #[default]
+    Cursor,
+    /// The token holds an offset; the filter is evaluated again per page.
+    Offset,
 }
 
 /// Flags of `sechub-triage emulator`.
@@ -76,23 +87,23 @@ pub struct EmulatorArgs {
     /// authentication, and its admin API (/_emulator/) changes its state,
     /// so anyone who can reach the address controls it.
     #[arg(long)]
-    pub allow_remote: bool,
+    pub(crate) allow_remote: bool,
 
     /// Close a connection whose next request's headers are not all in
     /// within this time (an idle keep-alive connection, or headers
     /// trickling in).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20s", value_name = "DURATION")]
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
 
     /// Close a connection whose request body is not all in within this time.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20s", value_name = "DURATION")]
-    pub body_timeout: Duration,
+    pub(crate) body_timeout: Duration,
 
     /// Seed findings from a file: ASFF JSON as `aws securityhub get-findings`
     /// prints it ({"Findings": [...]}), a JSON array of findings, or JSON
     /// Lines (one finding per line). Repeatable.
     #[arg(long = "seed-file", value_name = "PATH")]
-    pub seed_files: Vec<PathBuf>,
+    pub(crate) seed_files: Vec<PathBuf>,
 
     /// Seed N synthetic findings across several Regions, products and accounts.
     #[arg(long, value_name = "N")]
@@ -100,49 +111,49 @@ pub struct EmulatorArgs {
 
     /// Seed of the synthetic findings (default: --random-seed).
     #[arg(long, value_name = "SEED")]
-    pub synthetic_seed: Option<u64>,
+    pub(crate) synthetic_seed: Option<u64>,
 
     /// Regions of the synthetic findings (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
-    pub synthetic_regions: Vec<String>,
+    pub(crate) synthetic_regions: Vec<String>,
 
     /// Account ids of the synthetic findings (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "ACCOUNT,...")]
-    pub synthetic_accounts: Vec<String>,
+    pub(crate) synthetic_accounts: Vec<String>,
 
     /// Write `Id,ProductArn` of the synthetic findings to this CSV file.
     #[arg(long, value_name = "PATH", requires = "synthetic")]
-    pub keys_out: Option<PathBuf>,
+    pub(crate) keys_out: Option<PathBuf>,
 
     /// Write samples/findings.json, findings.csv and their OCSF forms
     /// (findings-ocsf.jsonl, findings-ocsf.csv) into DIR and exit.
     #[arg(long, value_name = "DIR")]
-    pub write_samples: Option<PathBuf>,
+    pub(crate) write_samples: Option<PathBuf>,
 
     /// Turn throttling off.
     #[arg(long)]
-    pub no_throttle: bool,
+    pub(crate) no_throttle: bool,
     /// BatchUpdateFindings requests per second (default 10).
     #[arg(long, value_name = "PER_SECOND")]
-    pub batch_update_rate: Option<f64>,
+    pub(crate) batch_update_rate: Option<f64>,
     /// BatchUpdateFindings burst (default 30).
     #[arg(long, value_name = "N")]
-    pub batch_update_burst: Option<u32>,
+    pub(crate) batch_update_burst: Option<u32>,
     /// GetFindings requests per second (default 3).
     #[arg(long, value_name = "PER_SECOND")]
-    pub get_findings_rate: Option<f64>,
+    pub(crate) get_findings_rate: Option<f64>,
     /// GetFindings burst (default 6).
     #[arg(long, value_name = "N")]
-    pub get_findings_burst: Option<u32>,
+    pub(crate) get_findings_burst: Option<u32>,
     /// BatchImportFindings requests per second (default 10).
     #[arg(long, value_name = "PER_SECOND")]
-    pub batch_import_rate: Option<f64>,
+    pub(crate) batch_import_rate: Option<f64>,
     /// BatchImportFindings burst (default 30).
     #[arg(long, value_name = "N")]
-    pub batch_import_burst: Option<u32>,
+    pub(crate) batch_import_burst: Option<u32>,
     /// Error code of throttled requests.
     #[arg(long, value_enum, default_value_t)]
-    pub throttle_code: ThrottleCodeArg,
+    pub(crate) throttle_code: ThrottleCodeArg,
 
     /// Per-finding probability of ConcurrentUpdateError.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
@@ -159,6 +170,10 @@ pub struct EmulatorArgs {
     /// Per-request probability of closing the connection without answering.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub drop_connection: f64,
+    /// Per-request probability of applying a BatchUpdateFindings request,
+    /// then closing the connection without answering.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub drop_after_apply: f64,
     /// Latency added to every API answer (e.g. 50ms).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub latency: Duration,
@@ -192,13 +207,17 @@ pub struct EmulatorArgs {
     pub reject_no_update_fields: bool,
     /// Which findings a request sees, by the Region of its credential scope.
     #[arg(long, value_enum, default_value_t)]
-    pub region_scope: RegionScopeArg,
+    pub(crate) region_scope: RegionScopeArg,
     /// Cross-Region aggregation home Region (sees its whole partition).
     #[arg(long, value_name = "REGION")]
     pub home_region: Option<String>,
+    /// How GetFindings pages: by stable cursor, or by offset with the filter
+    /// evaluated again per page (updates on a filtered field shift results).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) get_findings_paging: PagingArg,
     /// Caller account id used in 401/403 messages.
     #[arg(long, default_value = DEFAULT_ACCOUNT_ID)]
-    pub account_id: String,
+    pub(crate) account_id: String,
     /// Largest request body accepted (bytes); larger gets HTTP 413.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -210,7 +229,7 @@ pub struct EmulatorArgs {
 
 impl EmulatorArgs {
     /// The emulator configuration these flags describe, validated.
-    pub fn to_config(&self) -> Result<EmulatorConfig, ConfigError> {
+    pub(crate) fn to_config(&self) -> Result<EmulatorConfig, ConfigError> {
         let d = ThrottleConfig::default();
         let bucket = |def: Bucket, rate: Option<f64>, burst: Option<u32>| Bucket {
             rate: rate.unwrap_or(def.rate),
@@ -245,6 +264,7 @@ impl EmulatorArgs {
                 http_500: self.http_500,
                 http_503: self.http_503,
                 drop_connection: self.drop_connection,
+                drop_after_apply: self.drop_after_apply,
                 latency: self.latency,
                 latency_jitter: self.latency_jitter,
                 access_denied: self.access_denied,
@@ -267,6 +287,10 @@ impl EmulatorArgs {
                     RegionScopeArg::Any => RegionScope::Any,
                 },
                 home_region: self.home_region.clone(),
+                get_findings_paging: match self.get_findings_paging {
+                    PagingArg::Cursor => Paging::Cursor,
+                    PagingArg::Offset => Paging::Offset,
+                },
             },
             random_seed: self.random_seed,
             account_id: self.account_id.clone(),
@@ -278,7 +302,7 @@ impl EmulatorArgs {
     }
 
     /// The synthetic seeding spec, if `--synthetic` was given.
-    pub fn synthetic_spec(&self) -> Option<SyntheticSpec> {
+    pub(crate) fn synthetic_spec(&self) -> Option<SyntheticSpec> {
         let count = self.synthetic?;
         let mut spec = SyntheticSpec::new(count, self.synthetic_seed.unwrap_or(self.random_seed));
         if !self.synthetic_regions.is_empty() {
@@ -439,7 +463,7 @@ pub fn load_seed_file(state: &EmulatorState, path: &Path) -> Result<usize, SeedF
 }
 
 /// Resolves when the process gets SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -15,7 +15,7 @@ use super::v2::V2Config;
 /// Why a configuration value cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// A probability outside 0..=1 (or not a number).
     #[error("{name} must be a probability between 0 and 1, got {value}")]
     Probability {
@@ -62,9 +62,9 @@ pub struct EmulatorConfig {
 }
 
 /// Default for [`EmulatorConfig::account_id`].
-pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
+pub(crate) const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 /// Default for [`EmulatorConfig::max_body_bytes`]: 6 MiB (docs/service-facts.md §4.1).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
@@ -90,7 +90,7 @@ impl EmulatorConfig {
     }
 
     /// Checks every part.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         self.throttle.validate()?;
         self.faults.validate()?;
         self.semantics.validate()?;
@@ -166,7 +166,7 @@ impl Default for ThrottleConfig {
 
 impl ThrottleConfig {
     /// Checks that every rate is usable.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for (name, b) in [
             ("batch_update", self.batch_update),
             ("get_findings", self.get_findings),
@@ -200,6 +200,10 @@ pub struct FaultConfig {
     /// Per-request probability of closing the connection without answering
     /// (nothing applied).
     pub drop_connection: f64,
+    /// Per-request probability of applying a `BatchUpdateFindings` request,
+    /// then closing the connection without answering: the client cannot
+    /// know that it was applied (its findings end `unknown`).
+    pub drop_after_apply: f64,
     /// Fixed delay added before answering any API request that passed
     /// throttling and validation.
     #[serde(with = "duration_serde")]
@@ -216,13 +220,14 @@ pub struct FaultConfig {
 
 impl FaultConfig {
     /// Checks that every probability is within 0..=1.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for (name, value) in [
             ("concurrent_update_error", self.concurrent_update_error),
             ("internal_failure", self.internal_failure),
             ("http_500", self.http_500),
             ("http_503", self.http_503),
             ("drop_connection", self.drop_connection),
+            ("drop_after_apply", self.drop_after_apply),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::Probability { name, value });
@@ -240,6 +245,7 @@ impl FaultConfig {
             &mut self.http_500,
             &mut self.http_503,
             &mut self.drop_connection,
+            &mut self.drop_after_apply,
         ] {
             *p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
         }
@@ -283,6 +289,21 @@ pub enum RegionScope {
     Any,
 }
 
+/// How `GetFindings` pages (docs/service-facts.md §6: the real service's
+/// paging under concurrent updates is UNVERIFIED).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Paging {
+    /// The token holds the last finding returned: a finding that stops
+    /// matching the filter never shifts the next page.
+    #[default]
+    Cursor,
+    /// The token holds how many matching findings were returned; the filter
+    /// is evaluated again for every page, so a finding that stops matching
+    /// (updated on the filtered field) shifts later findings onto pages
+    /// already read: a client that updates while paging skips findings.
+    Offset,
+}
+
 /// Choices for behaviours no source pins down (docs/service-facts.md §12).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -307,6 +328,8 @@ pub struct Semantics {
     /// Cross-Region aggregation home Region: requests to it see the findings
     /// of every Region of its partition (docs/service-facts.md §8.7).
     pub home_region: Option<String>,
+    /// How `GetFindings` pages.
+    pub get_findings_paging: Paging,
 }
 
 impl Default for Semantics {
@@ -319,13 +342,14 @@ impl Default for Semantics {
             reject_no_update_fields: false,
             region_scope: RegionScope::default(),
             home_region: None,
+            get_findings_paging: Paging::default(),
         }
     }
 }
 
 impl Semantics {
     /// Checks the values.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_identifiers == 0 {
             return Err(ConfigError::MaxIdentifiers);
         }
@@ -340,7 +364,7 @@ mod duration_serde {
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
@@ -351,7 +375,7 @@ mod duration_serde {
         Text(String),
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         match Repr::deserialize(d)? {
             Repr::Millis(ms) => Ok(Duration::from_millis(ms)),
             Repr::Text(t) => humantime::parse_duration(&t)

@@ -53,12 +53,12 @@ impl Operation {
     }
 
     /// Parses an API name.
-    pub fn from_name(s: &str) -> Option<Operation> {
+    pub(crate) fn from_name(s: &str) -> Option<Operation> {
         Operation::ALL.into_iter().find(|op| op.as_str() == s)
     }
 
     /// Whether the operation belongs to the new Security Hub (OCSF).
-    pub fn is_v2(self) -> bool {
+    pub(crate) fn is_v2(self) -> bool {
         matches!(
             self,
             Operation::BatchUpdateFindingsV2
@@ -99,7 +99,7 @@ pub struct Counters {
     /// `BatchUpdateFindingsV2` per-finding outcomes: `Processed`, the
     /// `UnprocessedFindings` error code, `Omitted` (left out of both lists
     /// by fault injection) or `NoErrorCode` (an entry without a code, injected).
-    pub v2_finding_outcomes: BTreeMap<String, u64>,
+    pub(crate) v2_finding_outcomes: BTreeMap<String, u64>,
     /// `BatchImportFindings` per-finding outcomes: `Created`, `Updated`,
     /// `Ignored` (not newer than the stored finding) or the failure code.
     pub import_outcomes: BTreeMap<String, u64>,
@@ -113,7 +113,7 @@ pub struct Counters {
     /// operation (index 0 is the first second).
     pub requests_per_second: BTreeMap<Operation, Vec<u64>>,
     /// Seconds since the counters were last reset.
-    pub elapsed_seconds: f64,
+    pub(crate) elapsed_seconds: f64,
 }
 
 impl Counters {

@@ -82,12 +82,6 @@ impl LocalEmulator {
         format!("http://{}", self.addr)
     }
 
-    /// The root of the admin API (counters, findings, live configuration;
-    /// see `docs/emulator.md`).
-    pub fn admin_url(&self) -> String {
-        format!("http://{}/_emulator", self.addr)
-    }
-
     /// The emulator's state: seed findings, read counters and stored
     /// findings, change its configuration while it runs.
     pub fn state(&self) -> &EmulatorState {

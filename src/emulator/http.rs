@@ -57,19 +57,19 @@ impl std::error::Error for DropConnection {}
 /// byte at a time), and for its body. A connection that takes longer is
 /// closed, so that idle or trickling clients cannot hold sockets forever.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     /// From the moment the server waits for a request until its headers
     /// are all in (idle keep-alive time included).
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     /// Reading a request's body.
-    pub body_timeout: Duration,
+    pub(crate) body_timeout: Duration,
 }
 
 /// Default [`ConnectionLimits::header_timeout`]: the SDK's pooled
 /// connections are reopened after this (as the service closes idle ones).
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default [`ConnectionLimits::body_timeout`].
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
@@ -96,7 +96,7 @@ pub async fn serve(
 }
 
 /// [`serve`] with the given connection limits.
-pub async fn serve_with(
+pub(crate) async fn serve_with(
     listener: TcpListener,
     state: EmulatorState,
     shutdown: impl Future<Output = ()>,

@@ -37,20 +37,26 @@ mod throttle;
 mod v2;
 mod validate;
 
-pub use config::{
-    Bucket, ConfigError, DuplicatePolicy, EmulatorConfig, FaultConfig, RegionScope, Semantics,
-    ThrottleCode, ThrottleConfig, UdfPolicy,
-};
+pub use config::Bucket;
+pub use config::DuplicatePolicy;
+pub use config::EmulatorConfig;
+pub use config::FaultConfig;
+pub use config::Paging;
+pub use config::RegionScope;
+pub use config::Semantics;
+pub use config::ThrottleCode;
+pub use config::ThrottleConfig;
+pub use config::UdfPolicy;
 pub use counters::{Counters, Operation};
 pub use harness::LocalEmulator;
-pub use http::{ConnectionLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, serve, serve_with};
+pub(crate) use http::ConnectionLimits;
+pub use http::serve;
+pub(crate) use http::serve_with;
 pub use state::EmulatorState;
-pub use synth::{
-    SAMPLE_COUNT, SAMPLE_SEED, SyntheticSpec, render_sample_csv, render_sample_json,
-    write_keys_csv, write_samples,
-};
-pub use v2::{
-    ConflictScope, DisabledError, OCSF_SAMPLE_CSV_COLUMNS, OCSF_SAMPLE_SEED, OcsfId, OcsfKey,
-    OcsfState, OcsfTriple, ResultIdentifiers, V2Config, V2Faults, V2Semantics, V2Throttle,
-    load_ocsf_seed_file, render_ocsf_sample_csv, render_ocsf_sample_jsonl, write_ocsf_samples,
-};
+pub use synth::SyntheticSpec;
+pub use synth::write_keys_csv;
+pub use v2::ConflictScope;
+pub use v2::OcsfKey;
+pub use v2::V2Config;
+pub use v2::V2Faults;
+pub use v2::V2Semantics;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::asff::{now_timestamp, partition_of_region};
-use super::config::{DuplicatePolicy, RegionScope, Semantics};
+use super::config::{DuplicatePolicy, Paging, RegionScope, Semantics};
 use super::faults::RequestFault;
 use super::filters::FindingFilter;
 use super::state::{EmulatorState, Live};
@@ -220,6 +220,10 @@ pub(crate) async fn batch_update(
         }
     }
     state.inner.counters.finding_outcomes(tally);
+    // Applied, but the answer is lost: the client cannot tell.
+    if state.inner.rng.chance(live.faults.drop_after_apply) {
+        return ApiReply::Drop;
+    }
     json_reply(&resp)
 }
 
@@ -289,21 +293,40 @@ struct GetFindingsResponse {
     next_token: Option<String>,
 }
 
-fn encode_token(generation: u64, seq: u64) -> String {
-    format!("sechub-emulator-{generation:x}-{seq:x}")
+/// A `NextToken`: the last sequence number returned (cursor paging) or the
+/// number of matches returned so far (offset paging, `o` before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PageToken {
+    After(u64),
+    Offset(u64),
 }
 
-fn decode_token(token: &str, generation: u64) -> Result<u64, ApiError> {
+fn encode_token(generation: u64, t: PageToken) -> String {
+    match t {
+        PageToken::After(seq) => format!("sechub-emulator-{generation:x}-{seq:x}"),
+        PageToken::Offset(n) => format!("sechub-emulator-{generation:x}-o{n:x}"),
+    }
+}
+
+fn decode_token(token: &str, generation: u64, paging: Paging) -> Result<PageToken, ApiError> {
     let bad = || ApiError::invalid_input("NextToken: the token is invalid or has expired");
     let rest = token.strip_prefix("sechub-emulator-").ok_or_else(bad)?;
     let (g, s) = rest.split_once('-').ok_or_else(bad)?;
     let g = u64::from_str_radix(g, 16).map_err(|_| bad())?;
-    let s = u64::from_str_radix(s, 16).map_err(|_| bad())?;
-    // A token from before a reset would point into a different store.
+    // A token from before a reset would point into a different store; one
+    // of the other paging mode (changed while paging) is as useless.
     if g != generation {
         return Err(bad());
     }
-    Ok(s)
+    match (paging, s.strip_prefix('o')) {
+        (Paging::Offset, Some(n)) => u64::from_str_radix(n, 16)
+            .map(PageToken::Offset)
+            .map_err(|_| bad()),
+        (Paging::Cursor, None) => u64::from_str_radix(s, 16)
+            .map(PageToken::After)
+            .map_err(|_| bad()),
+        _ => Err(bad()),
+    }
 }
 
 /// `GetFindings`.
@@ -323,24 +346,48 @@ pub(crate) async fn get_findings(
     };
     let store = &state.inner.store;
     let generation = store.generation();
-    let after = match req
+    let paging = live.semantics.get_findings_paging;
+    let token = match req
         .next_token
         .as_deref()
-        .map(|t| decode_token(t, generation))
+        .map(|t| decode_token(t, generation, paging))
     {
         None => None,
-        Some(Ok(seq)) => Some(seq),
+        Some(Ok(t)) => Some(t),
         Some(Err(e)) => return ApiReply::Err(e),
     };
     if let Some(reply) = delay_and_fault(state, live).await {
         return reply;
     }
-    let (page, next) = store.page(after, req.max_results, &|v| {
+    let pred = |v: &super::filters::FilterView<'_>| {
         visible(&live.semantics, &caller.region, v.region) && filter.matches(v)
-    });
+    };
+    let (page, next) = match (paging, token) {
+        (Paging::Offset, t) => {
+            let offset = match t {
+                Some(PageToken::Offset(n)) => n,
+                _ => 0,
+            };
+            let (page, more) = store.page_at_offset(
+                usize::try_from(offset).unwrap_or(usize::MAX),
+                req.max_results,
+                &pred,
+            );
+            let next = more.then(|| PageToken::Offset(offset + page.len() as u64));
+            (page, next)
+        }
+        (Paging::Cursor, t) => {
+            let after = match t {
+                Some(PageToken::After(seq)) => Some(seq),
+                _ => None,
+            };
+            let (page, next) = store.page(after, req.max_results, &pred);
+            (page, next.map(PageToken::After))
+        }
+    };
     json_reply(&GetFindingsResponse {
         findings: page.iter().map(|s| s.render()).collect(),
-        next_token: next.map(|seq| encode_token(generation, seq)),
+        next_token: next.map(|t| encode_token(generation, t)),
     })
 }
 
@@ -369,16 +416,26 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_within_a_generation() {
-        assert_eq!(decode_token(&encode_token(3, 77), 3), Ok(77));
-        assert!(decode_token(&encode_token(3, 77), 4).is_err());
+        let c = Paging::Cursor;
+        let o = Paging::Offset;
+        let after = PageToken::After(77);
+        assert_eq!(decode_token(&encode_token(3, after), 3, c), Ok(after));
+        assert!(decode_token(&encode_token(3, after), 4, c).is_err());
+        let off = PageToken::Offset(200);
+        assert_eq!(decode_token(&encode_token(3, off), 3, o), Ok(off));
+        // A token of the other paging mode is refused, not misread.
+        assert!(decode_token(&encode_token(3, off), 3, c).is_err());
+        assert!(decode_token(&encode_token(3, after), 3, o).is_err());
         for bad in [
             "",
             "x",
             "sechub-emulator-",
             "sechub-emulator-1",
             "sechub-emulator-zz-1",
+            "sechub-emulator-1-ozz",
         ] {
-            assert!(decode_token(bad, 1).is_err(), "{bad}");
+            assert!(decode_token(bad, 1, c).is_err(), "{bad}");
+            assert!(decode_token(bad, 1, o).is_err(), "{bad}");
         }
     }
 }

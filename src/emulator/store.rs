@@ -980,6 +980,60 @@ impl Store {
         let page = candidates.into_iter().map(|(_, s)| s).collect();
         (page, if more { last } else { None })
     }
+
+    /// One page by offset: the filter is evaluated now, over the whole store
+    /// in insertion order, and the page is the matches `offset..offset+limit`;
+    /// also whether more matches exist. Findings that stopped matching since
+    /// the previous page shift the rest forward, as in a service that pages
+    /// by offset.
+    pub(crate) fn page_at_offset(
+        &self,
+        offset: usize,
+        limit: usize,
+        pred: &dyn Fn(&FilterView<'_>) -> bool,
+    ) -> (Vec<Snapshot>, bool) {
+        let view = |k: &StoreKey, f: &Finding| -> bool {
+            pred(&FilterView {
+                id: &k.id,
+                product_arn: &k.product_arn,
+                account: &f.account,
+                region: &f.region,
+                workflow_status: f.workflow_status.as_str(),
+                severity_label: f.severity_label.map(SeverityLabel::as_str),
+                record_state: f.record_state.map(RecordState::as_str),
+                compliance_status: f.compliance_status.map(ComplianceStatus::as_str),
+            })
+        };
+        // The first `offset + limit + 1` matches of each shard hold the first
+        // `offset + limit + 1` overall; only their sequence numbers are kept.
+        let want = offset.saturating_add(limit).saturating_add(1);
+        let mut matches: Vec<(u64, usize, usize)> = Vec::new();
+        let mut snaps: Vec<(u64, Snapshot)> = Vec::new();
+        for s in 0..SHARDS {
+            let g = self.lock(s);
+            let mut taken = 0;
+            for (i, (k, f)) in g.as_slice().iter().enumerate() {
+                if taken >= want {
+                    break;
+                }
+                if view(k, f) {
+                    matches.push((f.seq, s, i));
+                    taken += 1;
+                }
+            }
+        }
+        matches.sort_unstable_by_key(|m| m.0);
+        let more = matches.len() > offset.saturating_add(limit);
+        let chosen: Vec<(u64, usize, usize)> =
+            matches.into_iter().skip(offset).take(limit).collect();
+        for (seq, s, i) in chosen {
+            let g = self.lock(s);
+            if let Some((k, f)) = g.as_slice().get_index(i) {
+                snaps.push((seq, Self::snapshot_of(k, f)));
+            }
+        }
+        (snaps.into_iter().map(|(_, s)| s).collect(), more)
+    }
 }
 
 /// Whether the stored provider document has `member` (tests check that
@@ -1269,6 +1323,45 @@ mod tests {
         assert!(next.is_some());
         let (page, next) = s.page(None, 100, &|v| v.id == "f249");
         assert_eq!((page.len(), next), (1, None));
+    }
+
+    #[test]
+    fn offset_pages_shift_when_findings_stop_matching() {
+        let s = Store::new();
+        for i in 0..250 {
+            s.import(
+                imported(&format!("f{i:03}"), "2026-01-02T00:00:00Z", json!({})),
+                "us-east-1",
+            );
+        }
+        // Unchanged store: offset pages cover everything once, in order.
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (page, more) = s.page_at_offset(offset, 100, &|_| true);
+            offset += page.len();
+            seen.extend(page.iter().map(|p| p.key().id.clone()));
+            if !more {
+                break;
+            }
+        }
+        let want: Vec<String> = (0..250).map(|i| format!("f{i:03}")).collect();
+        assert_eq!(seen, want);
+        // The first page's findings stop matching (updated on the filtered
+        // field): the second page, at offset 100, skips f100..f199.
+        let done = Mutex::new(HashSet::<String>::new());
+        let pred = |v: &FilterView<'_>| !done.lock().unwrap().contains(v.id);
+        let (first, more) = s.page_at_offset(0, 100, &pred);
+        assert!(more);
+        done.lock()
+            .unwrap()
+            .extend(first.iter().map(|p| p.key().id.clone()));
+        let (second, more) = s.page_at_offset(100, 100, &pred);
+        assert_eq!(second[0].key().id, "f200");
+        assert_eq!((second.len(), more), (50, false));
+        // A cursor after f099 is not shifted.
+        let (page, _) = s.page(Some(99), 100, &pred);
+        assert_eq!(page[0].key().id, "f100");
     }
 
     #[test]

@@ -38,9 +38,9 @@ pub struct SyntheticSpec {
 }
 
 /// Number of findings in `samples/findings.json`.
-pub const SAMPLE_COUNT: usize = 1_000;
+pub(crate) const SAMPLE_COUNT: usize = 1_000;
 /// Seed of the committed samples.
-pub const SAMPLE_SEED: u64 = 20_261_121;
+pub(crate) const SAMPLE_SEED: u64 = 20_261_121;
 const DEFAULT_NOW: &str = "2026-11-01T00:00:00Z";
 
 impl Default for SyntheticSpec {
@@ -808,7 +808,7 @@ pub fn write_keys_csv(keys: &[FindingKey], w: impl Write) -> io::Result<()> {
 /// `samples/findings.json`: the sample findings as `aws securityhub
 /// get-findings` prints them (`{"Findings": [...]}`, 4-space indent, final
 /// newline).
-pub fn render_sample_json() -> String {
+pub(crate) fn render_sample_json() -> String {
     let g = Generator::new(&SyntheticSpec::samples());
     let findings: Vec<SynthFinding> = (0..g.count() as u64).map(|n| g.finding(n)).collect();
     #[derive(Serialize)]
@@ -831,7 +831,7 @@ pub fn render_sample_json() -> String {
 }
 
 /// `samples/findings.csv`: `Id,ProductArn` of the same findings, same order.
-pub fn render_sample_csv() -> String {
+pub(crate) fn render_sample_csv() -> String {
     let g = Generator::new(&SyntheticSpec::samples());
     let keys: Vec<FindingKey> = (0..g.count() as u64)
         .map(|n| g.finding(n).into_key())
@@ -844,7 +844,7 @@ pub fn render_sample_csv() -> String {
 
 /// Writes `findings.json` and `findings.csv` into `dir`, and the same
 /// findings in OCSF form (`findings-ocsf.jsonl`, `findings-ocsf.csv`).
-pub fn write_samples(dir: &Path) -> io::Result<()> {
+pub(crate) fn write_samples(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("findings.json"), render_sample_json())?;
     std::fs::write(dir.join("findings.csv"), render_sample_csv())?;

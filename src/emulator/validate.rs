@@ -59,13 +59,13 @@ pub(crate) struct SeverityUpdate {
 pub(crate) struct UpdateFields {
     pub note: Option<NoteUpdate>,
     pub severity: Option<SeverityUpdate>,
-    pub verification_state: Option<VerificationState>,
+    pub(crate) verification_state: Option<VerificationState>,
     pub confidence: Option<u8>,
     pub criticality: Option<u8>,
     pub types: Option<Vec<String>>,
     pub user_defined_fields: Option<BTreeMap<String, String>>,
     pub workflow_status: Option<WorkflowStatus>,
-    pub related_findings: Option<Vec<FindingKey>>,
+    pub(crate) related_findings: Option<Vec<FindingKey>>,
 }
 
 impl UpdateFields {
@@ -461,7 +461,7 @@ pub(crate) struct ImportedFinding {
     pub key: FindingKey,
     pub account: String,
     pub region: Option<String>,
-    pub updated_at_ms: i64,
+    pub(crate) updated_at_ms: i64,
     pub workflow_status: WorkflowStatus,
     pub severity_label: Option<SeverityLabel>,
     pub record_state: Option<RecordState>,

@@ -327,7 +327,7 @@ mod tests {
             _region: &str,
             _decision: &u32,
             _keys: &[(u8, String)],
-        ) -> impl std::future::Future<
+        ) -> impl Future<
             Output = Result<
                 crate::submission::BatchResult<(u8, String)>,
                 crate::submission::CallError,

@@ -149,7 +149,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
 
             let now = Instant::now();
             self.release_due(now);
-            let next_wake = self.dispatch(now, &done_tx);
+            let next_wake = self.dispatch(now, &done_tx)?;
 
             if self.input_done && self.held == 0 {
                 return Ok(());
@@ -339,11 +339,11 @@ impl<O: UpdateOperation> Dispatcher<O> {
         &mut self,
         now: Instant,
         done: &mpsc::UnboundedSender<Completion<O>>,
-    ) -> Option<Instant> {
+    ) -> Result<Option<Instant>, EngineError> {
         let mut wake = self.delayed.next_due();
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
         if self.halted().is_some() {
-            return wake;
+            return Ok(wake);
         }
         // A partial chunk waits (up to the linger) while more findings may
         // still join it: fresh ones from the input, or retries from the
@@ -380,10 +380,10 @@ impl<O: UpdateOperation> Dispatcher<O> {
                     break;
                 }
                 rs.in_flight += 1;
-                self.send(idx, chunk, done);
+                self.send(idx, chunk, done)?;
             }
         }
-        wake
+        Ok(wake)
     }
 
     fn send(
@@ -391,7 +391,41 @@ impl<O: UpdateOperation> Dispatcher<O> {
         region: usize,
         mut items: Vec<Item<O>>,
         done: &mpsc::UnboundedSender<Completion<O>>,
-    ) {
+    ) -> Result<(), EngineError> {
+        // The journal's in-flight log learns of each finding before its
+        // first request leaves: a run killed before the answer leaves
+        // that record, which `revert` reads.
+        if self.tally.wants_sending() {
+            let name = self.regions[region].name.clone();
+            let first: Vec<Outcome> = items
+                .iter()
+                .filter(|it| it.tries.attempts == 0)
+                .map(|it| {
+                    let reported = O::report(
+                        it.key.clone(),
+                        it.decision.clone(),
+                        it.current.as_deref(),
+                        true,
+                    );
+                    Outcome {
+                        attempts: 1,
+                        applied: reported.applied,
+                        prior: reported.prior,
+                        ..outcome(
+                            it.location.clone(),
+                            Some(reported.key),
+                            Some(name.clone()),
+                            OutcomeKind::Unknown,
+                            Some(crate::journal::IN_FLIGHT_CODE.to_owned()),
+                            Some("sent; its outcome was not recorded yet".to_owned()),
+                        )
+                    }
+                })
+                .collect();
+            if !first.is_empty() {
+                self.tally.sending(&first).map_err(EngineError::Output)?;
+            }
+        }
         self.requests += 1;
         for it in &mut items {
             if it.tries.attempts > 0 {
@@ -407,7 +441,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
         let operation = self.operation.clone();
         // Every finding of a chunk has the same decision (chunks are cut from one group).
         let Some(decision) = items.first().map(|i| i.decision.clone()) else {
-            return;
+            return Ok(());
         };
         let done = done.clone();
         let events = self.events.clone();
@@ -462,6 +496,7 @@ impl<O: UpdateOperation> Dispatcher<O> {
                 result,
             });
         });
+        Ok(())
     }
 
     /// Records the final outcome of a finding that was held (queued, waiting
@@ -476,7 +511,19 @@ impl<O: UpdateOperation> Dispatcher<O> {
     ) -> Result<(), EngineError> {
         self.held -= 1;
         let updated = kind == OutcomeKind::Updated;
-        let reported = O::report(item.key, item.decision, item.current.as_deref(), updated);
+        // Updated, or maybe applied: `unknown`, or `not_attempted` after a
+        // request carried it. Those rows record what `revert` needs.
+        let maybe_applied = match kind {
+            OutcomeKind::Updated | OutcomeKind::Unknown => true,
+            OutcomeKind::NotAttempted => item.tries.attempts > 0,
+            _ => false,
+        };
+        let reported = O::report(
+            item.key,
+            item.decision,
+            item.current.as_deref(),
+            maybe_applied,
+        );
         self.record(Outcome {
             attempts: item.tries.attempts,
             applied: reported.applied,

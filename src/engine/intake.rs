@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{DedupIndex, EngineConfig, Input, InputError};
+use super::{EngineConfig, Input, InputError};
 use crate::decision::{Decision, NoteAction, NoteMode, Rules, apply_note_mode, decision_holds_but};
+use crate::dedup::DedupIndex;
 use crate::journal::{Done, Prior, RowChanged};
 use crate::model::{FindingKey, InvalidRecord, OutcomeKind, SourceItem, SourceRecord};
 
@@ -31,7 +32,7 @@ pub(super) enum ReaderMsg {
 
 /// What the read side decided about one input item.
 #[derive(Debug)]
-pub enum Admitted {
+pub(crate) enum Admitted {
     /// To be sent.
     Send {
         /// The record.
@@ -64,6 +65,16 @@ pub enum Admitted {
     /// The same finding came earlier in the input with another decision:
     /// not sent. Without `--duplicates first` the plan refuses the run.
     Conflict(SourceRecord),
+    /// `--duplicates last`: the finding's rows ask for different decisions
+    /// and a later row of it is the one applied: not sent.
+    Superseded(SourceRecord),
+    /// The finding's rows ask for the same decision but record different
+    /// states, and another row's is newer: not sent (that row is).
+    OlderState(SourceRecord),
+    /// The finding's rows record different states in an order the input
+    /// does not tell: its first row is sent with the state unknown, this
+    /// one is not sent.
+    StateUnknown(SourceRecord),
     /// Rejected: a bad row, or a per-row decision the service would refuse.
     Invalid(InvalidRecord),
 }
@@ -72,7 +83,7 @@ pub enum Admitted {
 /// (`crate::plan`), so that a plan counts exactly what a run would do:
 /// duplicate detection, each record's effective decision (job decision,
 /// per-row fields, note policy) and `--skip-unchanged`. Pure: no I/O.
-pub struct Intake {
+pub(crate) struct Intake {
     dedup: DedupIndex,
     interner: Interner,
     job: Arc<Decision>,
@@ -81,13 +92,221 @@ pub struct Intake {
     run_tag: Option<String>,
     /// Validation rules (`--allow-unknown-type-namespaces`).
     rules: Rules,
+    /// The rows chosen for findings named by several rows.
+    row_choices: Option<Arc<RowChoices>>,
+    /// `--duplicates last`: the last row of a conflicting finding applies.
+    last_wins: bool,
+}
+
+/// Choices about findings named by several rows, made by a pass over the
+/// whole input before the plan ([`RowChoices::find`]), since they depend on
+/// rows further on:
+///
+/// - `--duplicates last`: for each finding whose rows ask for different
+///   effective decisions, its last row (the one applied);
+/// - recorded state: for each finding whose rows ask for the same decision
+///   but record different states (Security Lake's history of a finding),
+///   the row whose state is the newest by the input's modification time
+///   (`finding_info.modified_time`, ASFF `UpdatedAt`); when the times do
+///   not tell (missing, or equal to the second), the state is unknown:
+///   never skipped as unchanged, never appended to, not revertible.
+///
+/// It holds only such findings (about 16 bytes each, plus the table's
+/// slack): nothing in the common case of one row per finding.
+#[derive(Debug, Default)]
+pub struct RowChoices {
+    /// Fingerprint of the finding → fingerprint of its last row.
+    rows: HashMap<u64, u64>,
+    /// Fingerprint of the finding → the row whose recorded state is used.
+    state: HashMap<u64, StatePick>,
+}
+
+/// Which of a finding's rows records its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StatePick {
+    /// Its first row (any row recording the same state as it would do).
+    First,
+    /// The row with this fingerprint.
+    Row(u64),
+    /// The rows' order is not known: the state is unknown.
+    Unknown,
+}
+
+/// While finding the state rows: the newest state seen so far.
+struct Newest {
+    row: StatePick,
+    state: u32,
+    /// Seconds since the epoch, plus one; 0 when the row has no time.
+    time: u32,
+}
+
+/// A record's recorded state as a 32-bit tag (0: none recorded) and its
+/// modification time in seconds plus one (0: none).
+fn state_tag(r: &SourceRecord) -> (u32, u32) {
+    use std::hash::{Hash, Hasher};
+    let Some(c) = r.current.as_deref() else {
+        return (0, 0);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &c.workflow_status,
+        &c.note_text,
+        &c.note_updated_by,
+        c.note_recorded,
+        &c.severity_label,
+        c.severity_normalized,
+        &c.verification_state,
+        c.confidence,
+        c.criticality,
+        &c.types,
+        &c.user_defined_fields,
+    )
+        .hash(&mut h);
+    let time = c
+        .modified_ms
+        .map_or(0, |ms| u32::try_from(ms.div_euclid(1000) + 1).unwrap_or(0));
+    ((h.finish() as u32) | 1, time)
+}
+
+impl RowChoices {
+    /// Reads `input` to its end (or its first error, which the plan then
+    /// reports) through an [`Intake`] of `job` and `config`, and keeps the
+    /// last row of every finding whose rows conflict, and the row recording
+    /// the newest state of every finding whose rows record different
+    /// states. A row that is invalid is never chosen. Memory while reading:
+    /// the intake's duplicate index (15 to 22.5 bytes per finding) and a
+    /// second one holding each finding's first state and time (20 to 30),
+    /// freed after.
+    pub fn find(job: &Decision, input: Input, config: &EngineConfig) -> RowChoices {
+        let mut config = config.clone();
+        config.duplicates = super::DuplicatePolicy::First;
+        config.row_choices = None;
+        let mut intake = Intake::new(job, &config);
+        let mut first: DedupIndex<(u32, u32)> = DedupIndex::default();
+        let mut newest: HashMap<u64, Newest> = HashMap::new();
+        let mut choices = RowChoices::default();
+        for item in input {
+            let Ok(item) = item else { break };
+            match intake.admit(item) {
+                Admitted::Conflict(r) => {
+                    choices
+                        .rows
+                        .insert(key_print(&r.key), row_print(&r.location));
+                }
+                Admitted::Duplicate(r) => {
+                    let key = key_print(&r.key);
+                    if let Some(row) = choices.rows.get_mut(&key) {
+                        *row = row_print(&r.location);
+                        continue;
+                    }
+                    let (state, time) = state_tag(&r);
+                    if state == 0 {
+                        // A row recording no state says nothing about it.
+                        continue;
+                    }
+                    let Some(seen) = first.insert_with(&r.key, (state, time)) else {
+                        continue;
+                    };
+                    let n = match newest.get_mut(&key) {
+                        Some(n) => n,
+                        None if seen.0 == 0 => {
+                            // The first row recorded no state: this one does.
+                            *seen = (state, time);
+                            newest.insert(
+                                key,
+                                Newest {
+                                    row: StatePick::Row(row_print(&r.location)),
+                                    state,
+                                    time,
+                                },
+                            );
+                            continue;
+                        }
+                        None if seen.0 == state => {
+                            // The same state again: keep its newest time.
+                            seen.1 = seen.1.max(time);
+                            continue;
+                        }
+                        None => newest.entry(key).or_insert(Newest {
+                            row: StatePick::First,
+                            state: seen.0,
+                            time: seen.1,
+                        }),
+                    };
+                    let unordered = time == 0 || n.time == 0 || time == n.time;
+                    if n.state == state {
+                        n.time = n.time.max(time);
+                    } else if n.row != StatePick::Unknown && unordered {
+                        n.row = StatePick::Unknown;
+                    } else if n.row != StatePick::Unknown && time > n.time {
+                        *n = Newest {
+                            row: StatePick::Row(row_print(&r.location)),
+                            state,
+                            time,
+                        };
+                    }
+                }
+                Admitted::Send { record: r, .. } | Admitted::Unchanged { record: r, .. } => {
+                    first.insert_tagged(&r.key, state_tag(&r));
+                }
+                _ => {}
+            }
+        }
+        for (key, n) in newest {
+            // A finding whose decisions conflict takes its chosen row's state.
+            if !choices.rows.contains_key(&key) {
+                choices.state.insert(key, n.row);
+            }
+        }
+        choices
+    }
+
+    /// Findings whose rows conflict.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// No finding's rows conflict.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Findings whose rows record different states.
+    #[cfg(test)]
+    pub(crate) fn with_history(&self) -> usize {
+        self.state.len()
+    }
+
+    /// For a finding whose rows conflict: whether `location` is its last
+    /// row. `None` for every other finding.
+    fn is_last(&self, key: &FindingKey, location: &crate::model::Location) -> Option<bool> {
+        self.rows
+            .get(&key_print(key))
+            .map(|&row| row == row_print(location))
+    }
+}
+
+fn key_print(key: &FindingKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.id.hash(&mut h);
+    key.product_arn.hash(&mut h);
+    h.finish()
+}
+
+fn row_print(l: &crate::model::Location) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    l.file.hash(&mut h);
+    l.row.hash(&mut h);
+    h.finish()
 }
 
 /// The `UserDefinedFields` key of the run tag (`--run-tag`).
-pub const RUN_TAG_KEY: &str = "sechub-triage-run";
+pub(crate) const RUN_TAG_KEY: &str = "sechub-triage-run";
 
 /// `decision` with the run tag in its `UserDefinedFields`.
-pub fn with_run_tag(mut decision: Decision, tag: &str) -> Decision {
+pub(crate) fn with_run_tag(mut decision: Decision, tag: &str) -> Decision {
     decision
         .user_defined_fields
         .get_or_insert_default()
@@ -97,7 +316,7 @@ pub fn with_run_tag(mut decision: Decision, tag: &str) -> Decision {
 
 impl Intake {
     /// The read side of a run of `config` applying `job`.
-    pub fn new(job: &Decision, config: &EngineConfig) -> Self {
+    pub(crate) fn new(job: &Decision, config: &EngineConfig) -> Self {
         let mut interner = Interner::default();
         let job = match &config.run_tag {
             Some(tag) => with_run_tag(job.clone(), tag),
@@ -112,6 +331,8 @@ impl Intake {
             note_mode: config.note_mode,
             run_tag: config.run_tag.clone(),
             rules: config.rules.clone(),
+            last_wins: config.duplicates == super::DuplicatePolicy::Last,
+            row_choices: config.row_choices.clone(),
         }
     }
 
@@ -141,7 +362,7 @@ impl Intake {
     }
 
     /// Decides what happens to one input item.
-    pub fn admit(&mut self, item: SourceItem) -> Admitted {
+    pub(crate) fn admit(&mut self, item: SourceItem) -> Admitted {
         let r = match item {
             SourceItem::Record(r) => r,
             SourceItem::Invalid(i) => return Admitted::Invalid(i),
@@ -154,10 +375,56 @@ impl Intake {
             Ok(d) => d,
             Err(invalid) => return Admitted::Invalid(*invalid),
         };
+        // `--duplicates last`: a finding whose rows conflict is sent from
+        // its last row only, whatever came before.
+        let last = self
+            .row_choices
+            .as_ref()
+            .filter(|_| self.last_wins)
+            .and_then(|l| l.is_last(&r.key, &r.location));
+        if last == Some(false) {
+            return Admitted::Superseded(r);
+        }
+        // A finding whose rows record different states: sent from the row
+        // with the newest state, or with its state unknown.
+        let pick = self
+            .row_choices
+            .as_ref()
+            .and_then(|c| c.state.get(&key_print(&r.key)).copied());
+        let mut r = r;
+        match pick {
+            Some(StatePick::Row(row)) if row != row_print(&r.location) => {
+                return Admitted::OlderState(r);
+            }
+            // (The guard records the first row in the index: a later row
+            // of the finding is then the one that finds it there.)
+            Some(StatePick::First)
+                if self
+                    .dedup
+                    .insert_tagged(&r.key, decision_tag(&group))
+                    .is_some() =>
+            {
+                return Admitted::OlderState(r);
+            }
+            Some(StatePick::Unknown) => {
+                if self
+                    .dedup
+                    .insert_tagged(&r.key, decision_tag(&group))
+                    .is_some()
+                {
+                    return Admitted::StateUnknown(r);
+                }
+                r.current = r.current.as_deref().map(|c| Arc::new(forget_state(c)));
+            }
+            _ => {}
+        }
         // A finding seen before: the same decision is a plain repeat; a
         // different one is a conflict, never resolved silently. (Tag 0: a
         // finding an earlier run settled, whose decision is not known.)
-        if let Some(earlier) = self.dedup.insert_tagged(&r.key, decision_tag(&group)) {
+        if last.is_none()
+            && pick.is_none()
+            && let Some(earlier) = self.dedup.insert_tagged(&r.key, decision_tag(&group))
+        {
             if earlier == 0 || earlier == decision_tag(&group) {
                 return Admitted::Duplicate(r);
             }
@@ -203,12 +470,32 @@ impl Intake {
     /// Counts `key` as seen, so that a later record of it is a duplicate
     /// (a resumed run skips rows that earlier runs settled, but their
     /// findings still come first).
-    pub fn mark_seen(&mut self, key: &FindingKey) {
+    pub(crate) fn mark_seen(&mut self, key: &FindingKey) {
+        // `--duplicates last`: the earlier rows of a conflicting finding
+        // were recorded `duplicate`; its last row is still to be sent.
+        if self.last_wins
+            && self
+                .row_choices
+                .as_ref()
+                .is_some_and(|l| l.rows.contains_key(&key_print(key)))
+        {
+            return;
+        }
+        // A finding whose newest state is at a given row: that row is sent,
+        // whatever earlier rows were recorded.
+        if self
+            .row_choices
+            .as_ref()
+            .and_then(|c| c.state.get(&key_print(key)))
+            .is_some_and(|p| matches!(p, StatePick::Row(_)))
+        {
+            return;
+        }
         self.dedup.insert(key);
     }
 
     /// The note policy in force.
-    pub fn note_mode(&self) -> NoteMode {
+    pub(crate) fn note_mode(&self) -> NoteMode {
         self.note_mode
     }
 }
@@ -224,19 +511,43 @@ fn decision_tag(d: &Decision) -> u32 {
 }
 
 /// What a duplicate row's results say happened to it.
-pub const DUPLICATE_SAME: &str = "same Id and ProductArn as an earlier record, with the same decision: not sent again (the earlier \
+pub(crate) const DUPLICATE_SAME: &str = "same Id and ProductArn as an earlier record, with the same decision: not sent again (the earlier \
      record's outcome is the finding's)";
 /// What a conflicting duplicate row's results say happened to it.
-pub const DUPLICATE_CONFLICT: &str = "same Id and ProductArn as an earlier record, with a different decision: not sent (the earlier \
+pub(crate) const DUPLICATE_CONFLICT: &str = "same Id and ProductArn as an earlier record, with a different decision: not sent (the earlier \
      record's decision applies; --duplicates first chooses that explicitly)";
 
+/// What an earlier row of a conflicting finding says under `--duplicates last`.
+pub(crate) const DUPLICATE_SUPERSEDED: &str = "the same Id and ProductArn come again later in the input, and the rows of this finding \
+     ask for different decisions: not sent (--duplicates last: the last row's decision applies)";
+
+/// What a row whose recorded state is older than another row's says.
+pub(crate) const DUPLICATE_OLDER_STATE: &str = "same Id and ProductArn as another record with the same decision, whose recorded state \
+     is newer (its modification time): not sent (the newest record is sent, with its state)";
+/// What a later row of a finding whose states cannot be ordered says.
+pub(crate) const DUPLICATE_STATE_UNKNOWN: &str = "same Id and ProductArn as an earlier record with the same decision, recording another \
+     state, and the input does not tell which is newer: not sent (the first record is sent with the \
+     finding's state unknown: never skipped, never appended to, not revertible)";
+
+/// A state with every updatable field unknown (the context kept): what
+/// rows recording different states in no known order leave.
+fn forget_state(c: &crate::model::CurrentState) -> crate::model::CurrentState {
+    crate::model::CurrentState {
+        account_id: c.account_id.clone(),
+        compliance_status: c.compliance_status.clone(),
+        generator_id: c.generator_id.clone(),
+        record_state: c.record_state.clone(),
+        ..Default::default()
+    }
+}
+
 /// Why a record whose Region cannot be known is invalid.
-pub const UNKNOWN_REGION: &str =
+pub(crate) const UNKNOWN_REGION: &str =
     "ProductArn is not a Security Hub product ARN, so its Region is unknown (give --region)";
 
 /// The Region a finding's request goes to: `region_override` (`--region`),
 /// else the Region of its ProductArn; `None` when neither is known.
-pub fn route<'a>(region_override: Option<&'a str>, key: &'a FindingKey) -> Option<&'a str> {
+pub(crate) fn route<'a>(region_override: Option<&'a str>, key: &'a FindingKey) -> Option<&'a str> {
     region_override.or_else(|| crate::arn::region_of(&key.product_arn))
 }
 
@@ -468,6 +779,9 @@ pub(super) fn read_input(
                 } => ReaderMsg::Unchanged(record, message),
                 Admitted::Duplicate(r) => ReaderMsg::Duplicate(r, DUPLICATE_SAME),
                 Admitted::Conflict(r) => ReaderMsg::Duplicate(r, DUPLICATE_CONFLICT),
+                Admitted::Superseded(r) => ReaderMsg::Duplicate(r, DUPLICATE_SUPERSEDED),
+                Admitted::OlderState(r) => ReaderMsg::Duplicate(r, DUPLICATE_OLDER_STATE),
+                Admitted::StateUnknown(r) => ReaderMsg::Duplicate(r, DUPLICATE_STATE_UNKNOWN),
                 Admitted::Invalid(i) => ReaderMsg::Invalid(i),
             },
             Err(e) => {
@@ -520,6 +834,53 @@ mod tests {
 
     fn admit(job: &Decision, own: Decision) -> Admitted {
         Intake::new(job, &EngineConfig::default()).admit(record(own))
+    }
+
+    #[test]
+    fn row_choices_pick_the_newest_state_or_none() {
+        let rows: Vec<(&str, &str, Option<i64>)> = vec![
+            ("a", "SUPPRESSED", Some(10_000)),
+            ("a", "NEW", Some(30_000)),
+            ("a", "SUPPRESSED", Some(20_000)),
+            ("b", "NEW", Some(5_000)),
+            ("b", "NEW", Some(50_000)),
+            ("b", "SUPPRESSED", Some(40_000)),
+            ("c", "NEW", None),
+            ("c", "SUPPRESSED", Some(1_000)),
+            ("d", "NEW", Some(1_000)),
+            ("e", "NEW", Some(7_000)),
+            ("e", "NEW", Some(7_000)),
+        ];
+        let location = |i: usize| Location {
+            file: "lake.csv".into(),
+            row: i as u64 + 1,
+            detail: None,
+        };
+        let key =
+            |id: &str| FindingKey::new(id, "arn:aws:securityhub:us-east-1::product/aws/guardduty");
+        let items: Vec<Result<SourceItem, InputError>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (id, status, ms))| {
+                let mut r = SourceRecord::new(location(i), key(id));
+                r.current = Some(Arc::new(crate::model::CurrentState {
+                    workflow_status: Some((*status).to_owned()),
+                    modified_ms: *ms,
+                    ..Default::default()
+                }));
+                Ok(SourceItem::Record(r))
+            })
+            .collect();
+        let job = dec(&[(DecisionField::Workflow, "Status=RESOLVED")]);
+        let c = RowChoices::find(&job, Box::new(items.into_iter()), &EngineConfig::default());
+        let pick = |id: &str| c.state.get(&key_print(&key(id))).copied();
+        assert_eq!(pick("a"), Some(StatePick::Row(row_print(&location(1)))));
+        assert_eq!(pick("b"), Some(StatePick::First), "NEW at 50 s is newest");
+        assert_eq!(pick("c"), Some(StatePick::Unknown), "no time on one row");
+        assert_eq!(pick("d"), None, "one row");
+        assert_eq!(pick("e"), None, "the same state twice");
+        assert!(c.is_empty(), "no conflicting decisions");
+        assert_eq!(c.with_history(), 3);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Stages and where they run:
 //! 1. **Reading** (a dedicated OS thread): pulls [`SourceItem`]s from the
 //!    input iterator (blocking I/O), drops duplicate identifiers (a 64-bit
-//!    fingerprint per finding, see [`DedupIndex`]) and feeds a bounded channel,
+//!    fingerprint per finding, see [`crate::dedup::DedupIndex`]) and feeds a bounded channel,
 //!    so backpressure reaches the file.
 //! 2. **Dispatching** (one async task, [`run`]): owns every finding in memory.
 //!    Findings are queued per Region (taken from the ProductArn, or
@@ -51,10 +51,19 @@ use crate::reporting::{Outcome, OutcomeSink, RunSummary};
 use crate::retry::Backoff;
 use crate::submission::{BatchUpdateFindings, Submitter};
 
-pub use crate::decision::{decision_holds, decision_holds_but};
-pub use intake::{Admitted, Intake, RUN_TAG_KEY, UNKNOWN_REGION, route, with_run_tag};
-pub use operation::{Reported, UpdateOperation};
-pub use stop::{RunControls, STOPPED_CODE, StopHandle, StopRequest};
+pub(crate) use intake::Admitted;
+pub(crate) use intake::Intake;
+pub(crate) use intake::RUN_TAG_KEY;
+pub use intake::RowChoices;
+pub(crate) use intake::UNKNOWN_REGION;
+pub(crate) use intake::route;
+pub(crate) use intake::with_run_tag;
+pub(crate) use operation::Reported;
+pub(crate) use operation::UpdateOperation;
+pub use stop::RunControls;
+pub use stop::STOPPED_CODE;
+pub use stop::StopHandle;
+pub use stop::StopRequest;
 
 use dispatch::Dispatcher;
 use intake::{ReaderMsg, read_input};
@@ -64,19 +73,19 @@ use intake::{ReaderMsg, read_input};
 const LOG_TARGET: &str = "sechub_triage::engine";
 
 /// The most identifiers `BatchUpdateFindings` takes in one call.
-pub const MAX_CHUNK: usize = 100;
+pub(crate) const MAX_CHUNK: usize = 100;
 /// Default attempts per finding before a retryable error becomes final.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 /// Default throttled responses a finding may see before it is given up.
-pub const DEFAULT_MAX_THROTTLED: u32 = 50;
+pub(crate) const DEFAULT_MAX_THROTTLED: u32 = 50;
 /// Default number of findings held in memory (queued, waiting or in flight).
-pub const DEFAULT_READ_AHEAD: usize = 20_000;
+pub(crate) const DEFAULT_READ_AHEAD: usize = 20_000;
 /// Default bound on partially filled decision groups per Region.
-pub const DEFAULT_MAX_OPEN_GROUPS: usize = 256;
+pub(crate) const DEFAULT_MAX_OPEN_GROUPS: usize = 256;
 /// How long a partial chunk may wait for more findings (fresh ones from the
 /// input, or retries coming out of their backoff) before it is sent: a
 /// request is the scarce resource, so it should leave full.
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(250);
+pub(crate) const DEFAULT_LINGER: Duration = Duration::from_millis(250);
 
 /// Errors from the input, as the engine sees them.
 pub type InputError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -116,6 +125,13 @@ pub struct EngineConfig {
     pub max_open_groups: usize,
     /// What to do with rows naming one finding with different decisions.
     pub duplicates: DuplicatePolicy,
+    /// The rows chosen for findings that several rows name: the last row
+    /// of a conflicting finding under `--duplicates last`, the row with the
+    /// newest recorded state. Found by a pass over the whole input before
+    /// the plan ([`RowChoices::find`]). Without it, `Last` cannot be
+    /// applied (the plan refuses such rows as conflicts) and a finding's
+    /// first row gives its recorded state.
+    pub row_choices: Option<Arc<RowChoices>>,
     /// Consecutive requests in one Region that may fail for reasons that
     /// say nothing about their findings (connection refused or reset,
     /// timeouts, 5xx after the SDK's answer) before the run stops with
@@ -140,12 +156,15 @@ pub enum DuplicatePolicy {
     Refuse,
     /// The first row's decision is applied; the others are not sent.
     First,
+    /// The last row's decision is applied; the earlier ones are not sent
+    /// (needs [`EngineConfig::row_choices`]).
+    Last,
 }
 
 /// Default [`EngineConfig::breaker`]: this many requests in a row failing
 /// in one Region means the endpoint or the network is down, not that a
 /// few requests were unlucky (each was already retried with backoff).
-pub const DEFAULT_BREAKER: u32 = 10;
+pub(crate) const DEFAULT_BREAKER: u32 = 10;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -165,6 +184,7 @@ impl Default for EngineConfig {
             run_tag: None,
             max_open_groups: DEFAULT_MAX_OPEN_GROUPS,
             duplicates: DuplicatePolicy::Refuse,
+            row_choices: None,
             breaker: DEFAULT_BREAKER,
             breaker_grace: Duration::from_secs(5),
             rules: crate::decision::Rules::default(),
@@ -174,7 +194,7 @@ impl Default for EngineConfig {
 
 /// Enough requests in flight that the quota, not latency, is the limit: the
 /// whole burst at once, plus two seconds of the sustained rate.
-pub fn default_concurrency(rate: RateConfig) -> usize {
+pub(crate) fn default_concurrency(rate: RateConfig) -> usize {
     (rate.burst as usize + (rate.rate * 2.0).ceil() as usize).clamp(1, 1000)
 }
 
@@ -185,9 +205,6 @@ pub enum EngineError {
     #[error("cannot record outcomes")]
     Output(#[source] std::io::Error),
 }
-
-/// The error code of findings a graceful stop left unsent (`not_attempted`).
-pub use crate::dedup::DedupIndex;
 
 /// Runs a whole job: reads `input`, applies `decision` to every finding, and
 /// records one outcome per record into every sink. Returns the totals.
@@ -228,7 +245,7 @@ pub async fn run_with(
 /// [`run_with`] for any update operation: the job's `decision` and the
 /// input's records, as the intake reads them, are turned into `O`'s
 /// requests by `O` ([`UpdateOperation::admit`]).
-pub async fn run_operation<O: UpdateOperation>(
+pub(crate) async fn run_operation<O: UpdateOperation>(
     config: &EngineConfig,
     input: Input,
     decision: Arc<Decision>,
@@ -326,12 +343,12 @@ fn outcome(
 
 #[cfg(test)]
 mod tests {
-    use super::DedupIndex;
+    use crate::dedup::DedupIndex;
     use crate::model::FindingKey;
 
     #[test]
     fn dedup_index_reports_repeats_only() {
-        let mut d = DedupIndex::default();
+        let mut d: DedupIndex = DedupIndex::default();
         let a = FindingKey::new("a", "p");
         assert!(d.insert(&a));
         assert!(!d.insert(&a));

@@ -32,7 +32,7 @@ use crate::retry::{CallDisposition, CallFailure, EntryDisposition};
 use crate::submission::{BatchResult, CallError};
 
 /// One Security Hub update operation, as the engine drives it.
-pub trait UpdateOperation: Send + Sync + 'static {
+pub(crate) trait UpdateOperation: Send + Sync + 'static {
     /// How a request names one finding.
     type Key: Clone + Eq + Hash + Send + Sync + 'static;
     /// What one request sets on every finding it names. Findings are
@@ -74,9 +74,11 @@ pub trait UpdateOperation: Send + Sync + 'static {
     fn admit(key: FindingKey, decision: Arc<Decision>) -> (Self::Key, Arc<Self::Decision>);
 
     /// What the results record about a finding whose outcome is final: its
-    /// identifiers, and for an updated one (`updated`) the decision applied
-    /// and the values its fields held before (`current`: the recorded
-    /// state, when the input had it).
+    /// identifiers, and for one that was or may have been applied
+    /// (`updated`: an updated finding, an `unknown` one, a `not_attempted`
+    /// one a request carried) the decision applied and the values its
+    /// fields held before (`current`: the recorded state, when the input
+    /// had it).
     fn report(
         key: Self::Key,
         decision: Arc<Self::Decision>,
@@ -86,13 +88,13 @@ pub trait UpdateOperation: Send + Sync + 'static {
 }
 
 /// What the results record about one finding (see [`UpdateOperation::report`]).
-pub struct Reported {
+pub(crate) struct Reported {
     /// The finding's identifiers.
     pub key: FindingKey,
     /// The decision meant for the finding: applied if it was updated, still
     /// to apply otherwise (the `--failed` file carries it).
     pub applied: Option<Arc<Decision>>,
-    /// For an updated finding whose state the input recorded: what the
-    /// applied fields held before.
+    /// For a finding that was or may have been applied, whose state the
+    /// input recorded: what the applied fields held before.
     pub prior: Option<Arc<serde_json::Value>>,
 }

@@ -16,6 +16,7 @@ use super::{EngineError, LOG_TARGET};
 use crate::events::Event;
 use crate::journal::Done;
 
+/// The error code recorded for findings a stop left unsent.
 pub const STOPPED_CODE: &str = "Stopped";
 
 /// A request to stop a run early: why, and how long requests in flight may

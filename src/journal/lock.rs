@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who holds (or held) a lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockOwner {
+pub(crate) struct LockOwner {
     /// Process id.
     pub pid: u32,
     /// Host name.
@@ -43,7 +43,7 @@ impl std::fmt::Display for LockOwner {
 
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// A live process holds it.
     #[error(
         "{path} is held by another run ({}): two runs must not write to one results file; wait for it \
@@ -68,7 +68,7 @@ pub enum LockError {
 }
 
 /// Where the lock of the results file `results` lives.
-pub fn lock_path(results: &Path) -> PathBuf {
+pub(crate) fn lock_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_owned();
     name.push(".lock");
     PathBuf::from(name)
@@ -76,25 +76,24 @@ pub fn lock_path(results: &Path) -> PathBuf {
 
 /// A held run lock; released (the file removed) on [`RunLock::release`] or drop.
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     path: PathBuf,
     file: Option<File>,
-    owner: LockOwner,
 }
 
 /// A lock taken, and the owner of the stale lock it replaced, if any.
 #[derive(Debug)]
-pub struct Acquired {
+pub(crate) struct Acquired {
     /// The lock.
     pub lock: RunLock,
     /// The lock file was there but unlocked: its process is gone. `Some(None)`
     /// when it named no readable owner.
-    pub took_over: Option<Option<LockOwner>>,
+    pub(crate) took_over: Option<Option<LockOwner>>,
 }
 
 impl RunLock {
     /// Takes the lock at `path` for `owner`, or says who holds it.
-    pub fn acquire(path: &Path, owner: LockOwner) -> Result<Acquired, LockError> {
+    pub(crate) fn acquire(path: &Path, owner: LockOwner) -> Result<Acquired, LockError> {
         let io_err = |source| LockError::Io {
             path: path.to_owned(),
             source,
@@ -146,7 +145,6 @@ impl RunLock {
                 lock: RunLock {
                     path: path.to_owned(),
                     file: Some(file),
-                    owner,
                 },
                 took_over,
             });
@@ -157,17 +155,12 @@ impl RunLock {
     }
 
     /// The lock file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// This run's entry in the lock file.
-    pub fn owner(&self) -> &LockOwner {
-        &self.owner
-    }
-
     /// Removes the lock file, then lets go of the lock.
-    pub fn release(mut self) {
+    pub(crate) fn release(mut self) {
         self.release_inner();
     }
 

@@ -179,7 +179,7 @@ pub(crate) const QUOTED_MAX_CHARS: usize = 80;
 /// `s` made safe to print in a message: control characters (terminal
 /// escape sequences, newlines) escaped as `\u{1b}`, and cut after `max`
 /// characters with a note of how many more there were.
-pub fn printable(s: &str, max: usize) -> String {
+pub(crate) fn printable(s: &str, max: usize) -> String {
     let mut out = String::new();
     let mut chars = s.chars();
     for (n, c) in chars.by_ref().enumerate() {

@@ -38,7 +38,7 @@ use super::recent::Recent;
 
 /// The `BatchUpdateFindings` fields a per-row decision column can set, as
 /// the README's layouts table names them.
-pub const DECISION_FIELDS: [&str; 9] = [
+pub(crate) const DECISION_FIELDS: [&str; 9] = [
     "Workflow.Status",
     "Note",
     "Severity",
@@ -231,19 +231,6 @@ fn is_csv_manager(names: &[String]) -> bool {
             "updateversion" | "customerowner" | "customerissue" | "customerticket"
         )
     })
-}
-
-/// The columns among `names` (not identifiers) that are named after a
-/// decision field, as spelled: what `--row-decisions` would take.
-pub fn decision_like(names: &[String], ocsf: bool) -> Vec<String> {
-    let manager = is_csv_manager(names);
-    names
-        .iter()
-        .filter(|n| {
-            target_of(n, ocsf).is_some_and(|t| t.is_decision_like() && !(manager && read_only(&t)))
-        })
-        .map(|n| n.trim_start_matches('\u{feff}').trim().to_owned())
-        .collect()
 }
 
 /// The CSV Manager's read-only columns among the decision-named ones.
@@ -957,6 +944,20 @@ fn build_decision(
         });
     }
     Ok(d)
+}
+
+/// The columns among `names` (not identifiers) that are named after a
+/// decision field, as spelled: what `--row-decisions` would take.
+#[cfg(test)]
+pub(crate) fn decision_like(names: &[String], ocsf: bool) -> Vec<String> {
+    let manager = is_csv_manager(names);
+    names
+        .iter()
+        .filter(|n| {
+            target_of(n, ocsf).is_some_and(|t| t.is_decision_like() && !(manager && read_only(&t)))
+        })
+        .map(|n| n.trim_start_matches('\u{feff}').trim().to_owned())
+        .collect()
 }
 
 #[cfg(test)]

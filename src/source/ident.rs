@@ -15,11 +15,11 @@ use super::error::SourceErrorKind;
 use super::recent::Recent;
 
 /// Limit on `Id` from the ASFF documentation (docs/service-facts.md §2.3).
-pub const MAX_ID_CHARS: usize = 512;
+pub(crate) const MAX_ID_CHARS: usize = 512;
 /// Limits on `ProductArn` from the ASFF documentation (docs/service-facts.md §2.3).
-pub const MIN_PRODUCT_ARN_CHARS: usize = 12;
+pub(crate) const MIN_PRODUCT_ARN_CHARS: usize = 12;
 /// Upper limit on `ProductArn` (docs/service-facts.md §2.3).
-pub const MAX_PRODUCT_ARN_CHARS: usize = 2048;
+pub(crate) const MAX_PRODUCT_ARN_CHARS: usize = 2048;
 /// Identifiers kept in an invalid record are cut to this many characters so
 /// that a megabyte-long cell does not end up in the results file.
 const MAX_KEPT_CHARS: usize = 1024;
@@ -33,7 +33,7 @@ const ARN_NAMES: &[&str] = &["productarn", "metadataproductuid"];
 
 /// Which of the two identifiers a column holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Ident {
+pub(super) enum Ident {
     Id,
     ProductArn,
 }

@@ -41,7 +41,7 @@ pub(crate) struct InputInfo {
     pub name: Arc<str>,
     pub compression: Compression,
     /// `--region` was given: accept any ARN as the product ARN.
-    pub any_arn: bool,
+    pub(crate) any_arn: bool,
 }
 
 impl InputInfo {

@@ -62,7 +62,7 @@ pub(crate) fn open(
         // Finding documents carry state, never decisions.
         return Err(SourceError::new(
             &info.name,
-            super::SourceErrorKind::NoDecision {
+            SourceErrorKind::NoDecision {
                 columns: Vec::new(),
             },
         ));
@@ -216,9 +216,8 @@ impl<R: BufRead> Scanner<R> {
     fn capture(&mut self, out: &mut Vec<u8>) -> Result<(), ScanError> {
         let start_line = self.line;
         let start_len = out.len();
-        let first = match self.reader.fill_buf()?.first() {
-            Some(&b) => b,
-            None => return Err(ScanError::Truncated(start_line)),
+        let Some(&first) = self.reader.fill_buf()?.first() else {
+            return Err(ScanError::Truncated(start_line));
         };
         let scalar = !matches!(first, b'{' | b'[' | b'"');
         let mut depth = 0usize;
@@ -971,7 +970,7 @@ struct Finding<'a> {
 }
 
 /// Parses a raw state value, or gives up quietly.
-fn lenient<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Option<T> {
+fn lenient<T: de::DeserializeOwned>(raw: Option<&RawValue>) -> Option<T> {
     serde_json::from_str(raw?.get()).ok()
 }
 

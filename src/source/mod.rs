@@ -34,9 +34,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-pub use self::error::{SourceError, SourceErrorKind, printable};
-pub use self::fields::{DECISION_FIELDS, decision_like};
-pub use self::ident::{MAX_ID_CHARS, MAX_PRODUCT_ARN_CHARS, MIN_PRODUCT_ARN_CHARS};
+pub use self::error::SourceError;
+pub use self::error::SourceErrorKind;
+pub(crate) use self::error::printable;
 pub use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
 
 /// An input format. `Json` covers every JSON flavour (the `get-findings`
@@ -132,7 +132,7 @@ pub enum RowDecisions {
 
 impl RowDecisions {
     /// Parses the flag's value: empty is every column, else a comma list.
-    pub fn from_flag(value: &str) -> Self {
+    pub(crate) fn from_flag(value: &str) -> Self {
         let cols: Vec<String> = value
             .split(',')
             .map(str::trim)
@@ -147,7 +147,7 @@ impl RowDecisions {
     }
 
     /// Whether any column may be a decision.
-    pub fn is_on(&self) -> bool {
+    pub(crate) fn is_on(&self) -> bool {
         !matches!(self, RowDecisions::Off)
     }
 }
@@ -267,7 +267,7 @@ impl InputSpec {
     }
 
     /// The name used in locations and messages: the path as given, or `-`.
-    pub fn display_name(&self) -> Arc<str> {
+    pub(crate) fn display_name(&self) -> Arc<str> {
         match self {
             InputSpec::Path(p) => Arc::from(p.to_string_lossy().as_ref()),
             InputSpec::Stdin => Arc::from("-"),
@@ -318,7 +318,7 @@ pub fn open(inputs: &[InputSpec], opts: &SourceOptions) -> Result<Source, Source
 /// body, a pipe, bytes in memory). `name` is used in locations and errors,
 /// and its extension, if any, like a file's. Parquet is buffered whole,
 /// since it needs random access.
-pub fn open_reader(
+pub(crate) fn open_reader(
     name: &str,
     reader: impl std::io::Read + Send + 'static,
     opts: &SourceOptions,

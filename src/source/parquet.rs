@@ -84,7 +84,7 @@ fn quiet_panics_hook() {
     });
 }
 
-fn decoder_panic(name: &std::sync::Arc<str>, message: &str, group: Option<usize>) -> SourceError {
+fn decoder_panic(name: &Arc<str>, message: &str, group: Option<usize>) -> SourceError {
     let err = SourceError::new(
         name,
         SourceErrorKind::Malformed {

@@ -255,7 +255,7 @@ fn api_headers() -> Vec<(&'static str, &'static str)> {
 fn with_big_stack<F, Fut>(body: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
+    Fut: Future<Output = ()>,
 {
     let t = std::thread::Builder::new()
         .stack_size(64 << 20)
@@ -264,7 +264,7 @@ where
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(body())
+                .block_on(body());
         })
         .unwrap();
     if let Err(panic) = t.join() {

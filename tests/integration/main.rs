@@ -23,6 +23,7 @@ mod nightly;
 mod observability;
 mod output_schemas;
 mod plan;
+mod query_e2e;
 mod revert;
 mod safety;
 mod snapshots;

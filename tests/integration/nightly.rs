@@ -1098,7 +1098,15 @@ mod library {
         let (summary, outcomes) = run(&emu, &keys, stop);
         watcher.join().unwrap();
         assert_eq!(summary.stopped.as_deref(), Some("test stop"));
-        assert_eq!(outcomes.len(), 3_000, "everything read is recorded");
+        // Input not yet read when the stop comes stays unread (a resumed
+        // run reads it); a loaded machine may stop before the reader
+        // thread reached the end of these 3,000 rows.
+        assert!(summary.records <= 3_000);
+        assert_eq!(
+            outcomes.len() as u64,
+            summary.records,
+            "everything read is recorded"
+        );
         let updated: HashSet<&FindingKey> = outcomes
             .iter()
             .filter(|o| o.kind == OutcomeKind::Updated)

@@ -667,3 +667,65 @@ fn on_a_terminal_the_run_asks_and_only_yes_goes_ahead() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(keys.iter().all(|k| emu.workflow(k) == "NOTIFIED"));
 }
+
+/// Issue 10's note edge cases through the binary: `keep` over a note with
+/// the same text leaves it alone, author and time included; `append`
+/// compares text without trailing whitespace (a note ending in a newline).
+#[test]
+fn note_mode_keep_and_append_edge_cases_end_to_end() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let template = EmulatorState::default();
+    let keys = template.seed_synthetic(&SyntheticSpec {
+        count: 3,
+        seed: 66,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let notes = [
+        "accepted risk",             // keep: the same text, by someone else
+        "JIRA-12\n",                 // append: ends in a newline
+        "JIRA-13 | accepted risk\n", // append: already appended, then a newline
+    ];
+    let keys: Vec<FindingKey> = keys
+        .iter()
+        .zip(notes)
+        .map(|(k, text)| {
+            let mut f = template.finding(k).unwrap();
+            f["Note"] = json!({"Text": text, "UpdatedBy": "alice", "UpdatedAt": "2026-10-01T00:00:00.000Z"});
+            emu.state.insert_finding(f).unwrap()
+        })
+        .collect();
+    let export = dir.path().join("export.json");
+    write_export(&export, &export_of(&emu, &keys));
+    let note_only = ["--note", "Text=accepted risk,UpdatedBy=campaign-7"];
+
+    // keep: nothing to send for the first finding: its note is untouched.
+    let res = run_note_mode(&emu, dir.path(), &export, "keep", &note_only);
+    let row = res.iter().find(|r| r["Id"] == keys[0].id).unwrap();
+    assert_eq!(row["outcome"], "unchanged", "{row:?}");
+    let f = emu.state.finding(&keys[0]).unwrap();
+    assert_eq!(f["Note"]["UpdatedBy"], "alice", "UpdatedBy left alone");
+    assert_eq!(f["Note"]["UpdatedAt"], "2026-10-01T00:00:00.000Z");
+    assert_eq!(emu.state.update_count(&keys[0]), 0);
+
+    // append: the newline is not kept before the separator, and a note
+    // that already ends with the text (then a newline) is not appended to.
+    let res = run_note_mode(&emu, dir.path(), &export, "append", &note_only);
+    assert_eq!(
+        emu.note(&keys[1]),
+        Some(("JIRA-12 | accepted risk".into(), "campaign-7".into()))
+    );
+    // (The text is left as it is; the campaign's name is set, as when
+    // there is no room to append.)
+    let row = res.iter().find(|r| r["Id"] == keys[2].id).unwrap();
+    assert!(
+        row["error_message"].contains("already ends with the new text"),
+        "{row:?}"
+    );
+    assert_eq!(
+        emu.note(&keys[2]),
+        Some(("JIRA-13 | accepted risk\n".into(), "campaign-7".into())),
+        "not appended twice"
+    );
+}

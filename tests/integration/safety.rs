@@ -323,3 +323,326 @@ fn yes_still_logs_the_plans_warnings_as_json() {
         "{stderr}"
     );
 }
+
+#[test]
+fn duplicates_last_applies_the_last_rows_decision_once() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = seed(&emu, 6);
+    let (a, b) = (d.join("a.csv"), d.join("b.csv"));
+    // a: findings 0-4 SUPPRESSED. b: 0-2 RESOLVED (conflicts across files),
+    // 3 SUPPRESSED again (a plain repeat), and finding 5 three times within
+    // the file, NOTIFIED, RESOLVED, NOTIFIED: its last row asks what its
+    // first did, and is still the one applied.
+    sheet(&a, &keys[..5], "SUPPRESSED");
+    let mut rows: Vec<String> = keys[..3]
+        .iter()
+        .map(|k| format!("{},RESOLVED", key_row(k)))
+        .collect();
+    rows.push(format!("{},SUPPRESSED", key_row(&keys[3])));
+    for status in ["NOTIFIED", "RESOLVED", "NOTIFIED"] {
+        rows.push(format!("{},{status}", key_row(&keys[5])));
+    }
+    write_csv(&b, "Id,ProductArn,Workflow.Status", &rows);
+    let results = d.join("r.csv");
+    let (a_s, b_s, r_s) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        results.to_str().unwrap(),
+    );
+
+    // The plan: the earlier rows of each conflicting finding are
+    // duplicates, the last rows are to update; nothing is refused.
+    let (status, stdout, stderr) = run(
+        &emu,
+        d,
+        &[
+            "plan",
+            a_s,
+            b_s,
+            "--row-decisions",
+            "--duplicates",
+            "last",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(p["totals"]["to_update"], 6, "{p}");
+    assert_eq!(
+        p["totals"]["duplicates"], 6,
+        "3 in a, b's repeat of 3, 2 of 5's: {p}"
+    );
+    let codes: Vec<&str> = p["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert!(!codes.contains(&"duplicate-conflict"), "{p}");
+    let w = p["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "duplicate-last")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(w["count"], 5, "{w}");
+    assert!(
+        w["samples"][0]["location"]
+            .as_str()
+            .unwrap()
+            .contains("a.csv: row 1"),
+        "{w}"
+    );
+    assert_eq!(p["fields_written"]["Workflow.Status"], 6, "{p}");
+    assert_eq!(sent(&emu), 0);
+
+    // The run: each finding written once, with its last row's decision.
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            a_s,
+            b_s,
+            "--row-decisions",
+            "--duplicates",
+            "last",
+            "--results",
+            r_s,
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let want = [
+        "RESOLVED",
+        "RESOLVED",
+        "RESOLVED",
+        "SUPPRESSED",
+        "SUPPRESSED",
+        "NOTIFIED",
+    ];
+    for (k, status) in keys.iter().zip(want) {
+        assert_eq!(emu.workflow(k), status, "{k}");
+        assert_eq!(emu.state.update_count(k), 1, "{k}: written once");
+    }
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), 12, "one row per input row");
+    let at = |file: &str, row: &str| {
+        rows.iter()
+            .find(|r| r["file"].ends_with(file) && r["row"] == row)
+            .unwrap_or_else(|| panic!("{file} row {row}: {rows:?}"))
+    };
+    for row in ["1", "2", "3"] {
+        let r = at("a.csv", row);
+        assert_eq!(r["outcome"], "duplicate", "{r:?}");
+        assert!(
+            r["error_message"].contains("--duplicates last: the last row's decision applies"),
+            "{r:?}"
+        );
+        assert_eq!(at("b.csv", row)["outcome"], "updated");
+    }
+    assert_eq!(at("a.csv", "4")["outcome"], "updated");
+    assert_eq!(at("b.csv", "4")["outcome"], "duplicate", "a plain repeat");
+    assert!(at("b.csv", "4")["error_message"].contains("same decision"));
+    assert_eq!(at("b.csv", "5")["outcome"], "duplicate");
+    assert_eq!(at("b.csv", "6")["outcome"], "duplicate");
+    assert_eq!(at("b.csv", "7")["outcome"], "updated");
+
+    // A resume has nothing left: the earlier rows' `duplicate` outcomes do
+    // not make the last rows look settled or unsettled.
+    let before = sent(&emu);
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            a_s,
+            b_s,
+            "--row-decisions",
+            "--duplicates",
+            "last",
+            "--results",
+            r_s,
+            "--resume",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(sent(&emu), before, "nothing sent again");
+
+    // A campaign file takes the key.
+    let campaign = d.join("c.toml");
+    std::fs::write(
+        &campaign,
+        format!(
+            "inputs = [{a_s:?}, {b_s:?}]\n[input]\nrow_decisions = true\nduplicates = \"last\"\n"
+        ),
+    )
+    .unwrap();
+    let (status, stdout, stderr) = run(
+        &emu,
+        d,
+        &[
+            "run",
+            campaign.to_str().unwrap(),
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(p["totals"]["to_update"], 6, "{p}");
+    assert!(
+        p["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "duplicate-last"),
+        "{p}"
+    );
+}
+
+#[test]
+fn security_lake_history_uses_the_newest_state_or_none() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = seed(&emu, 4);
+    let (jan, mar) = ("1767225600000", "1772323200000"); // 2026-01-01, 2026-03-01
+    let row = |k: &FindingKey, state: &str, time: &str| {
+        format!("{},{},{state},{time}", k.id, k.product_arn)
+    };
+    let lake = d.join("lake.csv");
+    write_csv(
+        &lake,
+        "finding.uid,metadata.product.uid,state,finding.modified_time",
+        &[
+            // 0: oldest first (Security Lake's order): the newest says New.
+            row(&k[0], "Suppressed", jan),
+            row(&k[0], "New", mar),
+            // 1: newest first.
+            row(&k[1], "New", mar),
+            row(&k[1], "Suppressed", jan),
+            // 2: no time: which state is current is not known.
+            row(&k[2], "Suppressed", ""),
+            row(&k[2], "New", ""),
+            // 3: one row, already suppressed.
+            row(&k[3], "Suppressed", mar),
+        ],
+    );
+    let results = d.join("r.csv");
+    let args = |cmd: &'static str| {
+        vec![
+            cmd.to_owned(),
+            lake.display().to_string(),
+            "--workflow".into(),
+            "Status=SUPPRESSED".into(),
+            "--skip-unchanged".into(),
+        ]
+    };
+    let mut plan = args("plan");
+    plan.extend(["--output".into(), "json".into()]);
+    let refs: Vec<&str> = plan.iter().map(String::as_str).collect();
+    let (status, stdout, stderr) = run(&emu, d, &refs);
+    assert_eq!(status, 0, "{stderr}");
+    let p: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(p["totals"]["to_update"], 3, "{p}");
+    assert_eq!(p["totals"]["unchanged"], 1, "{p}");
+    let w = p["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "state-unknown")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(w["count"], 1, "{w}");
+
+    let mut update = args("update");
+    update.extend(["--results".into(), results.display().to_string()]);
+    let refs: Vec<&str> = update.iter().map(String::as_str).collect();
+    let (status, _, stderr) = run(&emu, d, &refs);
+    assert_eq!(status, 0, "{stderr}");
+    for f in &k[..3] {
+        assert_eq!(emu.workflow(f), "SUPPRESSED", "{f}");
+        assert_eq!(emu.state.update_count(f), 1, "{f}: written once");
+    }
+    assert_eq!(emu.state.update_count(&k[3]), 0, "unchanged: not sent");
+    let rows = read_results(&results);
+    let at = |n: usize| rows.iter().find(|r| r["row"] == n.to_string()).unwrap();
+    // 0: the newest row is sent, with its state as the prior value.
+    assert_eq!(at(1)["outcome"], "duplicate");
+    assert!(
+        at(1)["error_message"].contains("recorded state is newer"),
+        "{:?}",
+        at(1)
+    );
+    assert_eq!(at(2)["outcome"], "updated");
+    assert!(at(2)["prior"].contains("\"NEW\""), "{:?}", at(2));
+    // 1: the first row is the newest.
+    assert_eq!(at(3)["outcome"], "updated");
+    assert!(at(3)["prior"].contains("\"NEW\""), "{:?}", at(3));
+    assert_eq!(at(4)["outcome"], "duplicate");
+    // 2: sent (never skipped), its state unknown: no prior value recorded.
+    assert_eq!(at(5)["outcome"], "updated");
+    assert!(!at(5)["prior"].contains("SUPPRESSED"), "{:?}", at(5));
+    assert!(!at(5)["prior"].contains("NEW"), "{:?}", at(5));
+    assert_eq!(at(6)["outcome"], "duplicate");
+    assert!(at(6)["error_message"].contains("does not tell which is newer"));
+    assert_eq!(at(7)["outcome"], "unchanged");
+}
+
+#[test]
+fn per_row_decisions_merge_by_member_end_to_end() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = seed(&emu, 3);
+    let sheet = d.join("owners.csv");
+    write_csv(
+        &sheet,
+        "Id,ProductArn,UserDefinedFields.Owner,Severity.Normalized",
+        &[
+            format!("{},alice,", key_row(&k[0])),
+            format!("{},,90", key_row(&k[1])),
+            format!("{},bob,35", key_row(&k[2])),
+        ],
+    );
+    let results = d.join("r.csv");
+    let (status, _, stderr) = run(
+        &emu,
+        d,
+        &[
+            "update",
+            sheet.to_str().unwrap(),
+            "--row-decisions",
+            "--workflow",
+            "Status=SUPPRESSED",
+            "--user-defined-fields",
+            "Ticket=SEC-42",
+            "--severity",
+            "Label=LOW",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 2, "one row is rejected: {stderr}");
+    // A row's key joins the command line's keys.
+    let f0 = emu.state.finding(&k[0]).unwrap();
+    assert_eq!(f0["UserDefinedFields"]["Ticket"], "SEC-42");
+    assert_eq!(f0["UserDefinedFields"]["Owner"], "alice");
+    assert_eq!(f0["Severity"]["Label"], "LOW");
+    // A row's Normalized that agrees with --severity Label=LOW joins it.
+    let f2 = emu.state.finding(&k[2]).unwrap();
+    assert_eq!(f2["UserDefinedFields"]["Ticket"], "SEC-42");
+    assert_eq!(f2["UserDefinedFields"]["Owner"], "bob");
+    assert_eq!(f2["Severity"]["Label"], "LOW");
+    assert_eq!(f2["Severity"]["Normalized"], 35);
+    // One that contradicts it is an invalid row, with the reason; not sent.
+    assert_eq!(emu.state.update_count(&k[1]), 0);
+    let rows = read_results(&results);
+    let r1 = rows.iter().find(|r| r["Id"] == k[1].id).unwrap();
+    assert_eq!(r1["outcome"], "invalid");
+    assert_eq!(r1["error_code"], "Severity.Normalized");
+    assert!(r1["error_message"].contains("contradicts"), "{r1:?}");
+}

@@ -45,6 +45,8 @@ fn redacted(dir: &Path) -> insta::Settings {
     s.add_filter(&regex_escape(&dir.display().to_string()), "[TMP]");
     s.add_filter(&regex_escape(env!("CARGO_MANIFEST_DIR")), "[REPO]");
     s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    // Log lines on stderr carry the time.
+    s.add_filter(r"(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ", "[TIME] ");
     // How many requests carry the findings depends on timing too: a partial
     // chunk leaves once it has waited its linger (250 ms), which a loaded
     // machine can reach before the last row is read.
@@ -138,7 +140,9 @@ fn plan_text_with_rejected_and_duplicate_rows() {
     let out = triage(dir.path())
         .current_dir(dir.path())
         .args(["plan", "broken.json", "broken.csv"])
-        .args(["--workflow", "Status=SUPPRESSED"])
+        // The Workflow column as a per-row decision: a bad value is a
+        // rejected row (as state it would only be unknown).
+        .args(["--workflow", "Status=SUPPRESSED", "--row-decisions"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));

@@ -15,15 +15,15 @@ use sechub_triage::model::FindingKey;
 
 /// The secret access key every test run gets: recognisable, so that tests
 /// can check it never reaches an output.
-pub const TEST_SECRET: &str = "support-test-secret-XYZZY";
+pub(crate) const TEST_SECRET: &str = "support-test-secret-XYZZY";
 
 /// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
 
 /// An emulator serving on 127.0.0.1 until dropped: the library's
 /// [`LocalEmulator`] on a runtime of its own, for tests that are not async
 /// (they run the binary, or drive the engine through `rt`).
-pub struct Emu {
+pub(crate) struct Emu {
     pub addr: SocketAddr,
     pub state: EmulatorState,
     // Declared before `rt`, so dropped (told to stop) before the runtime.
@@ -32,7 +32,7 @@ pub struct Emu {
 }
 
 impl Emu {
-    pub fn start(config: EmulatorConfig) -> Emu {
+    pub(crate) fn start(config: EmulatorConfig) -> Emu {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -47,17 +47,17 @@ impl Emu {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.server.url()
     }
 
     /// Every API request the emulator received, all operations together.
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.state.counters().requests.values().sum()
     }
 
     /// The stored finding's note (text, author), if it has one.
-    pub fn note(&self, key: &FindingKey) -> Option<(String, String)> {
+    pub(crate) fn note(&self, key: &FindingKey) -> Option<(String, String)> {
         let f = self.state.finding(key).expect("finding stored");
         let n = f.get("Note").filter(|n| !n.is_null())?;
         Some((
@@ -67,7 +67,7 @@ impl Emu {
     }
 
     /// The stored finding's workflow status.
-    pub fn workflow(&self, key: &FindingKey) -> String {
+    pub(crate) fn workflow(&self, key: &FindingKey) -> String {
         let f = self.state.finding(key).expect("finding stored");
         f["Workflow"]["Status"]
             .as_str()
@@ -78,12 +78,12 @@ impl Emu {
 
 /// The binary with credentials that exist only here and no access to any
 /// real configuration.
-pub fn triage(home: &Path) -> Command {
+pub(crate) fn triage(home: &Path) -> Command {
     with_test_env(Command::new(BIN), home)
 }
 
 /// `c` with the test environment of [`triage`] (for wrappers such as `script`).
-pub fn with_test_env(mut c: Command, home: &Path) -> Command {
+pub(crate) fn with_test_env(mut c: Command, home: &Path) -> Command {
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -96,7 +96,7 @@ pub fn with_test_env(mut c: Command, home: &Path) -> Command {
     c
 }
 
-pub fn write_csv(path: &Path, header: &str, rows: &[String]) {
+pub(crate) fn write_csv(path: &Path, header: &str, rows: &[String]) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(f, "{header}").unwrap();
     for r in rows {
@@ -104,17 +104,17 @@ pub fn write_csv(path: &Path, header: &str, rows: &[String]) {
     }
 }
 
-pub fn csv_quote(s: &str) -> String {
+pub(crate) fn csv_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// One `Id,ProductArn` CSV row.
-pub fn key_row(k: &FindingKey) -> String {
+pub(crate) fn key_row(k: &FindingKey) -> String {
     format!("{},{}", csv_quote(&k.id), csv_quote(&k.product_arn))
 }
 
 /// Reads a results CSV into one map per row.
-pub fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
+pub(crate) fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     let headers = r.headers().unwrap().clone();
     r.records()

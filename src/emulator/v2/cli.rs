@@ -17,7 +17,7 @@ use crate::emulator::synth::SyntheticSpec;
 
 /// `--v2-conflict-scope` choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ConflictScopeArg {
+pub(crate) enum ConflictScopeArg {
     /// Per entry: `ConflictException` in `UnprocessedFindings`.
     #[default]
     PerFinding,
@@ -27,7 +27,7 @@ pub enum ConflictScopeArg {
 
 /// `--v2-result-identifiers` choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ResultIdentifiersArg {
+pub(crate) enum ResultIdentifiersArg {
     /// The identifier form the request used.
     #[default]
     AsRequested,
@@ -37,7 +37,7 @@ pub enum ResultIdentifiersArg {
 
 /// `--v2-disabled-error` choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum DisabledErrorArg {
+pub(crate) enum DisabledErrorArg {
     /// HTTP 403 `AccessDeniedException`.
     #[default]
     AccessDenied,
@@ -47,7 +47,7 @@ pub enum DisabledErrorArg {
 
 /// `--v2-duplicates` choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum V2DuplicatesArg {
+pub(crate) enum V2DuplicatesArg {
     /// First occurrence processed, later ones `ValidationException`.
     #[default]
     FirstProcessed,
@@ -62,80 +62,80 @@ pub struct V2Args {
     /// output ({"Findings": [...]}), a JSON array, or OCSF JSON Lines (the
     /// V2 export's OCSF_JSON). Repeatable.
     #[arg(long = "seed-ocsf", value_name = "PATH")]
-    pub seed_ocsf: Vec<PathBuf>,
+    pub(crate) seed_ocsf: Vec<PathBuf>,
     /// Add N synthetic OCSF findings (the OCSF form of the findings
     /// `--synthetic N` makes with the same seed, Regions and accounts).
     #[arg(long, value_name = "N")]
-    pub synthetic_ocsf: Option<usize>,
+    pub(crate) synthetic_ocsf: Option<usize>,
     /// Write the synthetic OCSF findings' identifiers as CSV
     /// (cloud.account.uid, finding_info.uid, metadata.product.uid, metadata.uid).
     #[arg(long, value_name = "PATH", requires = "synthetic_ocsf")]
-    pub ocsf_keys_out: Option<PathBuf>,
+    pub(crate) ocsf_keys_out: Option<PathBuf>,
     /// The new Security Hub is enabled nowhere.
     #[arg(long)]
-    pub no_v2: bool,
+    pub(crate) no_v2: bool,
     /// Regions where the new Security Hub is not enabled.
     #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
-    pub v2_disabled_regions: Vec<String>,
+    pub(crate) v2_disabled_regions: Vec<String>,
     /// `BatchUpdateFindingsV2` rate (default 10/s).
     #[arg(long, value_name = "PER_SECOND")]
-    pub batch_update_v2_rate: Option<f64>,
+    pub(crate) batch_update_v2_rate: Option<f64>,
     /// `BatchUpdateFindingsV2` burst (default 30).
     #[arg(long, value_name = "N")]
-    pub batch_update_v2_burst: Option<u32>,
+    pub(crate) batch_update_v2_burst: Option<u32>,
     /// `GetFindingsV2` rate (default 10/s).
     #[arg(long, value_name = "PER_SECOND")]
-    pub get_findings_v2_rate: Option<f64>,
+    pub(crate) get_findings_v2_rate: Option<f64>,
     /// `GetFindingsV2` burst (default 30).
     #[arg(long, value_name = "N")]
-    pub get_findings_v2_burst: Option<u32>,
+    pub(crate) get_findings_v2_burst: Option<u32>,
     /// `DescribeSecurityHubV2` rate (default 10/s).
     #[arg(long, value_name = "PER_SECOND")]
-    pub describe_hub_v2_rate: Option<f64>,
+    pub(crate) describe_hub_v2_rate: Option<f64>,
     /// `DescribeSecurityHubV2` burst (default 30).
     #[arg(long, value_name = "N")]
-    pub describe_hub_v2_burst: Option<u32>,
+    pub(crate) describe_hub_v2_burst: Option<u32>,
     /// Per-request probability of HTTP 409 `ConflictException` on
     /// `BatchUpdateFindingsV2`.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
-    pub v2_request_conflict: f64,
+    pub(crate) v2_request_conflict: f64,
     /// Per-finding probability that a `BatchUpdateFindingsV2` entry is in
     /// neither result list (and not applied).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
-    pub v2_omit_result: f64,
+    pub(crate) v2_omit_result: f64,
     /// Per-finding probability of an unprocessed entry whose `ErrorCode` the
     /// model does not know.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
-    pub v2_unknown_error_code: f64,
+    pub(crate) v2_unknown_error_code: f64,
     /// Per-finding probability of an unprocessed entry without `ErrorCode`.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
-    pub v2_missing_error_code: f64,
+    pub(crate) v2_missing_error_code: f64,
     /// How real conflicts are reported.
     #[arg(long, value_enum, default_value_t)]
-    pub v2_conflict_scope: ConflictScopeArg,
+    pub(crate) v2_conflict_scope: ConflictScopeArg,
     /// Which identifier forms result entries carry.
     #[arg(long, value_enum, default_value_t)]
-    pub v2_result_identifiers: ResultIdentifiersArg,
+    pub(crate) v2_result_identifiers: ResultIdentifiersArg,
     /// The error of the V2 operations where V2 is not enabled.
     #[arg(long, value_enum, default_value_t)]
-    pub v2_disabled_error: DisabledErrorArg,
+    pub(crate) v2_disabled_error: DisabledErrorArg,
     /// Duplicated identifiers in one `BatchUpdateFindingsV2`.
     #[arg(long, value_enum, default_value_t)]
-    pub v2_duplicates: V2DuplicatesArg,
+    pub(crate) v2_duplicates: V2DuplicatesArg,
     /// Most findings per `BatchUpdateFindingsV2`.
     #[arg(long, default_value_t = 100)]
-    pub v2_max_identifiers: usize,
+    pub(crate) v2_max_identifiers: usize,
     /// An empty identifier list gets empty results instead of a 400.
     #[arg(long)]
-    pub v2_allow_empty_identifiers: bool,
+    pub(crate) v2_allow_empty_identifiers: bool,
     /// A `BatchUpdateFindingsV2` setting no field is a 400.
     #[arg(long)]
-    pub v2_reject_no_update_fields: bool,
+    pub(crate) v2_reject_no_update_fields: bool,
 }
 
 impl V2Args {
     /// The V2 configuration these flags describe (validated with the rest).
-    pub fn to_config(&self) -> V2Config {
+    pub(crate) fn to_config(&self) -> V2Config {
         let mut c = V2Config {
             enabled: !self.no_v2,
             disabled_regions: self.v2_disabled_regions.iter().cloned().collect(),
@@ -226,7 +226,7 @@ impl V2Args {
 }
 
 /// Writes the identifier CSV (header [`OCSF_SAMPLE_CSV_COLUMNS`]).
-pub fn write_ocsf_keys_csv(keys: &[OcsfKey], w: impl Write) -> io::Result<()> {
+pub(crate) fn write_ocsf_keys_csv(keys: &[OcsfKey], w: impl Write) -> io::Result<()> {
     let mut out = csv::Writer::from_writer(w);
     out.write_record(OCSF_SAMPLE_CSV_COLUMNS)?;
     for k in keys {
@@ -346,7 +346,7 @@ mod tests {
         let mut buf = Vec::new();
         let k = OcsfKey {
             metadata_uid: "m".into(),
-            triple: crate::emulator::v2::OcsfTriple {
+            triple: crate::emulator::v2::ocsf::OcsfTriple {
                 cloud_account_uid: "1".into(),
                 finding_info_uid: "a,b".into(),
                 metadata_product_uid: "p".into(),

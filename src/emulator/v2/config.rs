@@ -48,12 +48,12 @@ impl Default for V2Config {
 
 impl V2Config {
     /// Whether the new Security Hub is enabled in `region`.
-    pub fn enabled_in(&self, region: &str) -> bool {
+    pub(crate) fn enabled_in(&self, region: &str) -> bool {
         self.enabled && !self.disabled_regions.contains(region)
     }
 
     /// Checks every value.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for (name, b) in [
             ("batch_update_v2", self.throttle.batch_update_v2),
             ("get_findings_v2", self.throttle.get_findings_v2),
@@ -111,7 +111,7 @@ pub struct V2Throttle {
     /// `GetFindingsV2`.
     pub get_findings_v2: Bucket,
     /// `DescribeSecurityHubV2`.
-    pub describe_hub_v2: Bucket,
+    pub(crate) describe_hub_v2: Bucket,
 }
 
 impl Default for V2Throttle {

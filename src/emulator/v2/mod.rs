@@ -9,7 +9,7 @@
 //! generator, counters and the admin API (`/_emulator/v2/...`).
 
 mod admin;
-pub mod cli;
+pub(super) mod cli;
 mod config;
 mod filters;
 mod ocsf;
@@ -21,16 +21,12 @@ mod synth;
 mod validate;
 
 pub(crate) use admin::handle as admin_handle;
-pub use config::{
-    ConflictScope, DisabledError, ResultIdentifiers, V2Config, V2Faults, V2Semantics, V2Throttle,
-};
-pub use ocsf::OcsfTriple;
+pub use config::ConflictScope;
+pub use config::V2Config;
+pub use config::V2Faults;
+pub use config::V2Semantics;
+pub(crate) use config::V2Throttle;
 pub(crate) use ops::{batch_update_v2, describe_hub_v2, get_findings_v2};
-pub use seed::load_ocsf_seed_file;
-pub use state::{OcsfKey, OcsfState};
-pub use store::Ident as OcsfId;
+pub use state::OcsfKey;
 pub(crate) use store::V2Store;
-pub use synth::{
-    OCSF_SAMPLE_CSV_COLUMNS, OCSF_SAMPLE_SEED, render_ocsf_sample_csv, render_ocsf_sample_jsonl,
-    write_ocsf_samples,
-};
+pub(crate) use synth::write_ocsf_samples;

@@ -67,10 +67,10 @@ pub(crate) struct Record {
     pub metadata_uid: String,
     pub triple: OcsfTriple,
     pub region: String,
-    pub product_name: Option<String>,
+    pub(crate) product_name: Option<String>,
     pub title: Option<String>,
     pub compliance_status: Option<String>,
-    pub compliance_control: Option<String>,
+    pub(crate) compliance_control: Option<String>,
     pub status_id: Option<i64>,
     /// The `status` string; for `status_id` 99 the provider's own word.
     pub status: Option<String>,

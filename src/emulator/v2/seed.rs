@@ -12,7 +12,10 @@ use crate::emulator::state::EmulatorState;
 
 /// Loads every OCSF finding of `path` into `state` and returns how many were
 /// read. Stops at the first problem, naming the file, line and finding.
-pub fn load_ocsf_seed_file(state: &EmulatorState, path: &Path) -> Result<usize, SeedFileError> {
+pub(crate) fn load_ocsf_seed_file(
+    state: &EmulatorState,
+    path: &Path,
+) -> Result<usize, SeedFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| SeedFileError::Read {
         path: path.to_owned(),
         source,

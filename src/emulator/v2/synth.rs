@@ -12,10 +12,10 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::ocsf::{Record, from_asff};
-use crate::emulator::synth::{Generator, SAMPLE_SEED, SyntheticSpec};
+use crate::emulator::synth::{Generator, SyntheticSpec};
 
 /// The columns of `samples/findings-ocsf.csv`, in order.
-pub const OCSF_SAMPLE_CSV_COLUMNS: [&str; 4] = [
+pub(crate) const OCSF_SAMPLE_CSV_COLUMNS: [&str; 4] = [
     "cloud.account.uid",
     "finding_info.uid",
     "metadata.product.uid",
@@ -30,7 +30,7 @@ fn sample_docs() -> Vec<Value> {
 }
 
 /// `samples/findings-ocsf.jsonl`.
-pub fn render_ocsf_sample_jsonl() -> String {
+pub(crate) fn render_ocsf_sample_jsonl() -> String {
     let mut out = String::new();
     for d in sample_docs() {
         out.push_str(&d.to_string());
@@ -40,7 +40,7 @@ pub fn render_ocsf_sample_jsonl() -> String {
 }
 
 /// `samples/findings-ocsf.csv`.
-pub fn render_ocsf_sample_csv() -> String {
+pub(crate) fn render_ocsf_sample_csv() -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(OCSF_SAMPLE_CSV_COLUMNS);
     for d in sample_docs() {
@@ -58,14 +58,11 @@ pub fn render_ocsf_sample_csv() -> String {
 }
 
 /// Writes `findings-ocsf.jsonl` and `findings-ocsf.csv` into `dir`.
-pub fn write_ocsf_samples(dir: &Path) -> io::Result<()> {
+pub(crate) fn write_ocsf_samples(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("findings-ocsf.jsonl"), render_ocsf_sample_jsonl())?;
     std::fs::write(dir.join("findings-ocsf.csv"), render_ocsf_sample_csv())
 }
-
-/// The seed of the samples (shared with the ASFF set).
-pub const OCSF_SAMPLE_SEED: u64 = SAMPLE_SEED;
 
 #[cfg(test)]
 mod tests {
