@@ -600,6 +600,15 @@ struct Builder<'s> {
 }
 
 impl Builder<'_> {
+    /// Counts a row not sent because another row names its finding, with
+    /// a sample saying why.
+    fn duplicate(&mut self, r: &SourceRecord, why: &'static str) {
+        self.totals.duplicates += 1;
+        let limit = self.settings.samples;
+        self.duplicates
+            .add(limit, || Sample::of(&r.location, Some(&r.key), why));
+    }
+
     fn warn(&mut self, code: WarningCode, sample: impl FnOnce() -> Sample) {
         let limit = self.settings.samples.min(WARNING_SAMPLES);
         self.warn.entry(code).or_default().add(limit, sample);
@@ -660,26 +669,13 @@ impl Builder<'_> {
         match a {
             Admitted::Invalid(i) => self.rejected_row(i),
             Admitted::Duplicate(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as an earlier record",
-                    )
-                });
+                self.duplicate(&r, "same Id and ProductArn as an earlier record");
             }
             Admitted::Conflict(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as an earlier record, with a different decision",
-                    )
-                });
+                self.duplicate(
+                    &r,
+                    "same Id and ProductArn as an earlier record, with a different decision",
+                );
                 // `Last` sees no conflict once the last rows are known; a
                 // conflict then means they were not, and is refused.
                 let code = match self.settings.engine.duplicates {
@@ -697,26 +693,16 @@ impl Builder<'_> {
                 });
             }
             Admitted::OlderState(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as a record whose recorded state is newer",
-                    )
-                });
+                self.duplicate(
+                    &r,
+                    "same Id and ProductArn as a record whose recorded state is newer",
+                );
             }
             Admitted::StateUnknown(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as an earlier record recording another state",
-                    )
-                });
+                self.duplicate(
+                    &r,
+                    "same Id and ProductArn as an earlier record recording another state",
+                );
                 self.warn(WarningCode::StateUnknown, || {
                     Sample::of(
                         &r.location,
@@ -727,15 +713,10 @@ impl Builder<'_> {
                 });
             }
             Admitted::Superseded(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as a later record, with different decisions among them",
-                    )
-                });
+                self.duplicate(
+                    &r,
+                    "same Id and ProductArn as a later record, with different decisions among them",
+                );
                 self.warn(WarningCode::DuplicateLast, || {
                     Sample::of(
                         &r.location,
