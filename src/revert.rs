@@ -45,6 +45,20 @@ pub fn prior_fragment(applied: &Decision, cur: Option<&CurrentState>) -> Option<
         }
         None => {}
     };
+    // The new Security Hub's fields, under their request member names.
+    if applied.status_id.is_some() {
+        put("StatusId", cur.status_id.map(|v| json!(v)));
+    }
+    if applied.severity_id.is_some() {
+        put("SeverityId", cur.severity_id.map(|v| json!(v)));
+    }
+    if applied.comment.is_some() {
+        match &cur.comment {
+            Some(c) => put("Comment", Some(json!(c))),
+            None if cur.comment_recorded => put("Comment", Some(Value::Null)),
+            None => put("Comment", None),
+        }
+    }
     if applied.workflow.is_some() {
         put(
             "Workflow",

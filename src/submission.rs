@@ -20,7 +20,6 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_securityhub::Client;
 use aws_sdk_securityhub::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_securityhub::operation::RequestId;
-use aws_sdk_securityhub::operation::batch_update_findings::BatchUpdateFindingsError;
 use aws_sdk_securityhub::types::AwsSecurityFindingIdentifier;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
@@ -28,6 +27,8 @@ use crate::decision::Decision;
 use crate::engine::{Reported, UpdateOperation};
 use crate::model::{CurrentState, FindingKey};
 use crate::retry::{CallFailure, EntryDisposition, Transport, classify_unprocessed};
+
+pub mod v2;
 
 /// How to reach Security Hub.
 #[derive(Clone, Debug, Default)]
@@ -114,7 +115,7 @@ impl Submitter {
     }
 
     /// The client for `region`, built on first use.
-    fn client(&self, region: &str) -> Client {
+    pub(crate) fn client(&self, region: &str) -> Client {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(region.to_owned())
@@ -253,8 +254,11 @@ impl UpdateOperation for BatchUpdateFindings {
     }
 }
 
-/// Reduces an SDK error to what the engine needs.
-fn call_error(err: SdkError<BatchUpdateFindingsError, HttpResponse>) -> CallError {
+/// Reduces an SDK error to what the engine needs (any operation's).
+pub(crate) fn call_error<E>(err: SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
     match &err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();

@@ -203,6 +203,7 @@ pub(crate) async fn plan_command_checked(
         engine,
     } = checked;
     args.input.no_decision = decision.is_empty();
+    args.input.v2 = decision.is_v2();
     // A plan reads every input once: no copy is needed.
     let input = super::open_input(&args.inputs, extra, &args.input, args.aws.region.clone())?;
     let mut settings = args.campaign.settings(&engine, &args.inputs);
@@ -225,6 +226,8 @@ pub(crate) struct Cleared {
     files: Vec<(PathBuf, Option<Stamp>)>,
     /// Records the plan read, which the run must read too.
     planned: u64,
+    /// The Regions the plan sends findings to.
+    pub regions: Vec<String>,
 }
 
 /// A file's length and modification time.
@@ -426,6 +429,7 @@ pub(crate) async fn clear_run(
         files,
         // Rows an earlier run settled are read too (and skipped).
         planned: plan.totals.records + plan.totals.already_done,
+        regions: plan.by_region.keys().cloned().collect(),
     })
 }
 
@@ -580,6 +584,7 @@ mod tests {
             spooled: Spooled::default(),
             files: Vec::new(),
             planned,
+            regions: Vec::new(),
         };
         // As planned: every record, then the end.
         let items: Vec<_> = cleared(3).expect_records(records(3)).collect();
