@@ -122,6 +122,13 @@ impl CampaignArgs {
     pub fn configure(&self, engine: &mut EngineConfig, decision: &Decision) -> anyhow::Result<()> {
         engine.note_mode = self.note_mode.into();
         if let Some(tag) = &self.run_tag {
+            if decision.is_v2() {
+                anyhow::bail!(
+                    "--run-tag {tag:?} writes UserDefinedFields.{RUN_TAG_KEY}, which the new \
+                     Security Hub (BatchUpdateFindingsV2) does not have: name the campaign in its \
+                     --comment instead"
+                );
+            }
             with_run_tag(decision.clone(), tag)
                 .validate()
                 .with_context(|| format!("--run-tag {tag:?} (UserDefinedFields.{RUN_TAG_KEY})"))?;
