@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sechub_triage::emulator::{
     Bucket, EmulatorConfig, FaultConfig, OcsfKey, Operation, SyntheticSpec,
@@ -107,26 +109,79 @@ fn ghost(n: usize) -> Value {
     })
 }
 
+/// Drives the emulator's faults in phases while a run goes on, each phase
+/// lasting until the emulator counted enough of its kind: every kind
+/// happens, whatever the timing, and no finding meets so many failures in
+/// a row that the run takes long (backoffs grow with each failure). After
+/// each request-level phase, a quiet one waits for a success, so that the
+/// run's breaker (10 failing requests in a row) never trips. Ends when
+/// `over` is set.
+fn phased_faults(emu: &Emu, over: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<&'static str>> {
+    let state = emu.state.clone();
+    std::thread::spawn(move || {
+        let ok = |c: &sechub_triage::emulator::Counters| {
+            c.outcome(Operation::BatchUpdateFindingsV2, "200")
+        };
+        let phases: [&'static str; 9] = [
+            "http_500",
+            "quiet",
+            "drop",
+            "quiet",
+            "request_conflict",
+            "quiet",
+            "entry_conflict",
+            "entry_internal",
+            "omit",
+        ];
+        let mut done = Vec::new();
+        for name in phases {
+            let mut f = FaultConfig::default();
+            let mut v2 = state.v2_config();
+            v2.faults = Default::default();
+            match name {
+                "http_500" => f.http_500 = 1.0,
+                "drop" => f.drop_connection = 1.0,
+                "request_conflict" => v2.faults.request_conflict = 1.0,
+                "entry_conflict" => f.concurrent_update_error = 0.3,
+                "entry_internal" => f.internal_failure = 0.3,
+                "omit" => v2.faults.omit_result = 0.3,
+                _ => {}
+            }
+            let before = state.counters();
+            state.set_faults(f);
+            state.set_v2_config(v2);
+            let finished = |c: &sechub_triage::emulator::Counters| match name {
+                "http_500" => c.error_code("InternalServerException") >= 2,
+                "drop" => c.outcome(Operation::BatchUpdateFindingsV2, "dropped") >= 2,
+                "request_conflict" => c.error_code("ConflictException") >= 2,
+                "entry_conflict" => c.v2_finding_outcome("ConflictException") >= 20,
+                "entry_internal" => c.v2_finding_outcome("InternalServerException") >= 20,
+                "omit" => c.v2_finding_outcome("Omitted") >= 20,
+                _ => ok(c) > ok(&before),
+            };
+            while !finished(&state.counters()) {
+                if over.load(Ordering::SeqCst) {
+                    return done;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            done.push(name);
+        }
+        let mut v2 = state.v2_config();
+        v2.faults = Default::default();
+        state.set_faults(FaultConfig::default());
+        state.set_v2_config(v2);
+        done
+    })
+}
+
 #[test]
 fn under_every_fault_each_finding_is_updated_exactly_once_and_each_row_has_one_result() {
     let mut config = EmulatorConfig::default();
-    // Per finding: ConflictException and InternalServerException.
-    config.faults = FaultConfig {
-        concurrent_update_error: 0.08,
-        internal_failure: 0.05,
-        http_500: 0.08,
-        http_503: 0.04,
-        drop_connection: 0.04,
-        ..FaultConfig::default()
-    };
-    config.random_seed = 7;
-    // Request-level 409 ConflictException, and findings left out of the answer.
-    config.v2.faults.request_conflict = 0.05;
-    config.v2.faults.omit_result = 0.05;
     // Throttling: the emulator's bucket is tighter than the client's pace.
-    config.v2.throttle.batch_update_v2 = Bucket::new(8.0, 4);
+    config.v2.throttle.batch_update_v2 = Bucket::new(10.0, 3);
     let emu = Emu::start(config);
-    let keys = seed(&emu, 1200, 11);
+    let keys = seed(&emu, 2000, 11);
     let (_d, dir) = tmp();
     let input = dir.join("export.jsonl");
     let mut docs: Vec<Value> = keys.iter().map(|k| doc(&emu, k)).collect();
@@ -136,6 +191,8 @@ fn under_every_fault_each_finding_is_updated_exactly_once_and_each_row_has_one_r
     docs.push(ghost(3));
     write_jsonl(&input, docs.clone());
 
+    let over = Arc::new(AtomicBool::new(false));
+    let phases = phased_faults(&emu, over.clone());
     let run = update(
         &emu,
         &dir,
@@ -149,11 +206,19 @@ fn under_every_fault_each_finding_is_updated_exactly_once_and_each_row_has_one_r
             "20",
             "--burst",
             "10",
-            // About a third of attempts fail here: enough attempts that
-            // giving up is out of reach (0.35^20 per finding).
-            "--max-attempts",
-            "20",
+            // Few requests in flight: a phase ends a request or two after
+            // its count is reached.
+            "--concurrency",
+            "2",
         ],
+    );
+    over.store(true, Ordering::SeqCst);
+    let phases = phases.join().unwrap();
+    assert_eq!(
+        phases.len(),
+        9,
+        "every phase happened: {phases:?}\n{}",
+        run.stderr()
     );
     let counters = emu.state.counters();
     assert_eq!(run.code(), 2, "failed findings: exit 2\n{}", run.stderr());
@@ -175,6 +240,10 @@ fn under_every_fault_each_finding_is_updated_exactly_once_and_each_row_has_one_r
     assert!(
         counters.error_code("InternalException") + counters.error_code("InternalServerException")
             > 0,
+        "{counters:?}"
+    );
+    assert!(
+        counters.outcome(Operation::BatchUpdateFindingsV2, "dropped") > 0,
         "{counters:?}"
     );
     // Every stored finding updated exactly once.
