@@ -568,6 +568,8 @@ impl Listed {
 /// Counts while reading.
 struct Builder<'s> {
     settings: &'s PlanSettings,
+    /// The job is the new Security Hub's: the note policy is over comments.
+    v2: bool,
     totals: Totals,
     by_account: BTreeMap<String, u64>,
     by_region: BTreeMap<String, u64>,
@@ -622,8 +624,13 @@ impl Builder<'_> {
         let cur = r.current.as_deref();
         match action {
             NoteAction::Overwritten => {
-                let old = cur.and_then(|c| c.note_text.as_deref()).unwrap_or_default();
-                let detail = format!("existing note: {:?}", excerpt(old, 80));
+                let detail = if self.v2 {
+                    let old = cur.and_then(|c| c.comment.as_deref()).unwrap_or_default();
+                    format!("existing comment: {:?}", excerpt(old, 80))
+                } else {
+                    let old = cur.and_then(|c| c.note_text.as_deref()).unwrap_or_default();
+                    format!("existing note: {:?}", excerpt(old, 80))
+                };
                 self.warn(WarningCode::NoteOverwrite, || {
                     Sample::of(&r.location, Some(&r.key), detail)
                 });
@@ -1029,9 +1036,19 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
-/// Every member a decision writes, as ASFF paths.
+/// Every member a decision writes, as ASFF paths (OCSF paths for the new
+/// Security Hub's fields: `status_id`, `severity_id`, `comment`).
 pub fn fields_written(d: &Decision) -> Vec<String> {
     let mut f = Vec::new();
+    if d.status_id.is_some() {
+        f.push("status_id".to_owned());
+    }
+    if d.severity_id.is_some() {
+        f.push("severity_id".to_owned());
+    }
+    if d.comment.is_some() {
+        f.push("comment".to_owned());
+    }
     if d.workflow.is_some() {
         f.push("Workflow.Status".to_owned());
     }
@@ -1126,6 +1143,7 @@ fn make_for(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
     let mode = settings.engine.note_mode;
     let mut b = Builder {
         settings,
+        v2: job.is_v2(),
         totals: Totals::default(),
         by_account: BTreeMap::new(),
         by_region: BTreeMap::new(),
@@ -1417,7 +1435,15 @@ impl Plan {
         }
         if !self.notes.is_empty() {
             let _ = writeln!(o);
-            let _ = writeln!(o, "Notes (--note-mode {})", self.note_mode);
+            if self.operation == BATCH_UPDATE_FINDINGS_V2 {
+                let _ = writeln!(
+                    o,
+                    "Comments (--note-mode {}, the comment policy)",
+                    self.note_mode
+                );
+            } else {
+                let _ = writeln!(o, "Notes (--note-mode {})", self.note_mode);
+            }
             for (k, v) in &self.notes {
                 let _ = writeln!(o, "  {k:<40} {v:>9}");
             }
