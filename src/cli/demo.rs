@@ -139,6 +139,7 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
     );
     let summary = super::run_job(Job {
         engine,
+        v2: decision.is_v2(),
         decision,
         input,
         submitter,
@@ -221,6 +222,7 @@ async fn run_v2(mut args: DemoArgs, state: EmulatorState, ocsf_path: &Path) -> a
     );
     let summary = super::run_job(Job {
         engine,
+        v2: decision.is_v2(),
         decision,
         input,
         submitter,

@@ -516,6 +516,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub(crate) struct Job {
     pub engine: EngineConfig,
     pub decision: Decision,
+    /// Send `BatchUpdateFindingsV2` (the decision, or the rows' decisions,
+    /// are the new Security Hub's).
+    pub v2: bool,
     pub input: Input,
     pub submitter: Submitter,
     pub output: OutputArgs,
@@ -749,24 +752,30 @@ pub(crate) fn forget_report_on_clash(e: &anyhow::Error) {
 
 /// Runs a job against Security Hub (or `--endpoint-url`) with the standard
 /// credential chain, journaled into its outputs, and prints its summary.
-/// `inputs` are the names the journal's header records.
-pub(crate) async fn run_with_aws(
+/// `inputs` are the names the journal's header records; some inputs may
+/// have been read from saved copies
+/// (`copies[i]`, by input position): the journal fingerprints the copies.
+pub(crate) async fn run_with_aws_copies(
     engine: EngineConfig,
     decision: Decision,
     input: Input,
     aws: &AwsArgs,
     output: &OutputArgs,
     inputs: Vec<String>,
+    copies: Vec<Option<std::path::PathBuf>>,
 ) -> anyhow::Result<RunSummary> {
-    let copies = vec![None; inputs.len()];
-    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies).await
+    let v2 = decision.is_v2();
+    run_with_aws_on(engine, decision, v2, input, aws, output, inputs, copies).await
 }
 
-/// [`run_with_aws`] where some inputs were read from saved copies
-/// (`copies[i]`, by input position): the journal fingerprints the copies.
-pub(crate) async fn run_with_aws_copies(
+/// [`run_with_aws_copies`], sending `BatchUpdateFindingsV2` when `v2` (a
+/// revert of a V2 run, whose job decision is empty: its rows carry V2
+/// decisions).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_with_aws_on(
     engine: EngineConfig,
     decision: Decision,
+    v2: bool,
     input: Input,
     aws: &AwsArgs,
     output: &OutputArgs,
@@ -787,6 +796,7 @@ pub(crate) async fn run_with_aws_copies(
     let job = Job {
         engine,
         decision,
+        v2,
         input,
         submitter,
         output: output.clone(),
@@ -832,7 +842,7 @@ pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::R
     if let Some(r) = &report {
         events = Arc::new(report::Tee(vec![events, r.clone()]));
     }
-    let v2 = job.decision.is_v2();
+    let v2 = job.v2 || job.decision.is_v2();
     let submitter = Arc::new(job.submitter);
     let summary = if v2 {
         engine::run_operation(

@@ -531,3 +531,64 @@ fn skip_unchanged_reads_the_ocsf_state() {
         assert!(emu.state.v2_update_count(&k.uid()) <= 1);
     }
 }
+
+#[test]
+fn revert_of_a_v2_run_restores_status_ids_and_reports_comments_it_cannot_clear() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 120, 20);
+    let before: Vec<_> = keys.iter().map(|k| triage_of(&emu, k)).collect();
+    let had_comment = before.iter().filter(|t| t.2.is_some()).count();
+    let (_d, dir) = tmp();
+    let input = dir.join("export.jsonl");
+    write_jsonl(&input, keys.iter().map(|k| doc(&emu, k)));
+    let run = update(
+        &emu,
+        &dir,
+        &input,
+        &["--status-id", "5", "--comment", "q4 archive"],
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let results = dir.join("results-export.jsonl");
+    let revert_results = dir.join("revert.jsonl");
+    let out = triage(&dir)
+        .arg("revert")
+        .arg(&results)
+        .args(["--endpoint-url", &emu.url(), "--yes", "--no-progress"])
+        .arg("--results")
+        .arg(&revert_results)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Findings that had no comment cannot have it cleared: partial (2).
+    let want = if had_comment == keys.len() { 0 } else { 2 };
+    assert_eq!(out.status.code(), Some(want), "{stderr}");
+    for (k, (status, severity, comment)) in keys.iter().zip(&before) {
+        let (s, sev, c) = triage_of(&emu, k);
+        assert_eq!((s, sev), (*status, *severity), "{}", k.metadata_uid);
+        match comment {
+            Some(old) => assert_eq!(c.as_deref(), Some(old.as_str())),
+            None => assert_eq!(c.as_deref(), Some("q4 archive")),
+        }
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 2);
+    }
+    let rows: Vec<Value> = std::fs::read_to_string(&revert_results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), keys.len());
+    let not_cleared = rows
+        .iter()
+        .filter(|r| {
+            r["error_message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("a comment cannot be cleared")
+        })
+        .count();
+    assert_eq!(not_cleared, keys.len() - had_comment);
+    assert!(
+        not_cleared > 0,
+        "some findings had no comment, so the test can fail"
+    );
+}
