@@ -592,3 +592,41 @@ fn revert_of_a_v2_run_restores_status_ids_and_reports_comments_it_cannot_clear()
         "some findings had no comment, so the test can fail"
     );
 }
+
+#[test]
+fn campaign_files_take_the_v2_keys_and_plan_names_the_operation() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 10, 21);
+    let (_d, dir) = tmp();
+    write_jsonl(&dir.join("export.jsonl"), keys.iter().map(|k| doc(&emu, k)));
+    let campaign = |status: &str| {
+        format!(
+            "name = \"q4-v2\"\ninputs = [\"export.jsonl\"]\n\n[decision]\nstatus_id = {status}\n\
+             comment = \"q4: resolved\"\n\n[aws]\nendpoint_url = \"{}\"\n",
+            emu.url()
+        )
+    };
+    std::fs::write(dir.join("c.toml"), campaign("4")).unwrap();
+    let out = triage(&dir)
+        .current_dir(&dir)
+        .args(["run", "c.toml", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Operation: BatchUpdateFindingsV2"), "{text}");
+    assert!(
+        text.contains(r#"{"Comment":"q4: resolved","StatusId":4}"#),
+        "{text}"
+    );
+    assert_eq!(emu.requests(), 0, "a plan sends nothing");
+    std::fs::write(dir.join("c.toml"), campaign("9")).unwrap();
+    let out = triage(&dir)
+        .current_dir(&dir)
+        .args(["run", "c.toml", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("c.toml, line 5: decision.status_id"), "{err}");
+}
