@@ -630,3 +630,26 @@ fn campaign_files_take_the_v2_keys_and_plan_names_the_operation() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("c.toml, line 5: decision.status_id"), "{err}");
 }
+
+#[test]
+fn access_denied_aborts_with_every_finding_not_attempted() {
+    let mut config = EmulatorConfig::unthrottled();
+    config.faults.access_denied = true;
+    let emu = Emu::start(config);
+    let keys = seed(&emu, 50, 22);
+    let (_d, dir) = tmp();
+    let input = dir.join("export.jsonl");
+    write_jsonl(&input, keys.iter().map(|k| doc(&emu, k)));
+    let run = update(&emu, &dir, &input, &["--status-id", "2"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(emu.state.v2_update_counts().is_empty());
+    assert_eq!(run.results.len(), keys.len());
+    assert_eq!(run.by_outcome().get("not_attempted"), Some(&keys.len()));
+    // The describe call was denied too: a warning, and the run's own
+    // request said what was wrong.
+    assert!(
+        run.stderr().contains("DescribeSecurityHubV2 failed"),
+        "{}",
+        run.stderr()
+    );
+}
