@@ -653,3 +653,24 @@ fn access_denied_aborts_with_every_finding_not_attempted() {
         run.stderr()
     );
 }
+
+#[test]
+fn a_request_level_validation_exception_is_split_until_requests_pass() {
+    let mut config = EmulatorConfig::unthrottled();
+    // The service refuses more than 30 identifiers a request: 400
+    // ValidationException for the whole request.
+    config.v2.semantics.max_identifiers = 30;
+    let emu = Emu::start(config);
+    let keys = seed(&emu, 200, 23);
+    let (_d, dir) = tmp();
+    let input = dir.join("export.jsonl");
+    write_jsonl(&input, keys.iter().map(|k| doc(&emu, k)));
+    let run = update(&emu, &dir, &input, &["--severity-id", "4"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let c = emu.state.counters();
+    assert!(c.error_code("ValidationException") > 0, "{c:?}");
+    for k in &keys {
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 1);
+    }
+    assert_eq!(run.by_outcome().get("updated"), Some(&keys.len()));
+}
