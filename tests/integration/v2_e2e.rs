@@ -179,7 +179,7 @@ fn phased_faults(emu: &Emu, over: Arc<AtomicBool>) -> std::thread::JoinHandle<Ve
 fn under_every_fault_each_finding_is_updated_exactly_once_and_each_row_has_one_result() {
     let mut config = EmulatorConfig::default();
     // Throttling: the emulator's bucket is tighter than the client's pace.
-    config.v2.throttle.batch_update_v2 = Bucket::new(10.0, 3);
+    config.v2.throttle.batch_update_v2 = Bucket::new(3.0, 2);
     let emu = Emu::start(config);
     let keys = seed(&emu, 2000, 11);
     let (_d, dir) = tmp();
@@ -673,4 +673,68 @@ fn a_request_level_validation_exception_is_split_until_requests_pass() {
         assert_eq!(emu.state.v2_update_count(&k.uid()), 1);
     }
     assert_eq!(run.by_outcome().get("updated"), Some(&keys.len()));
+}
+
+#[test]
+fn a_time_budget_stops_a_v2_run_and_resume_finishes_it_once() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 600, 24);
+    let (_d, dir) = tmp();
+    let input = dir.join("export.jsonl");
+    write_jsonl(&input, keys.iter().map(|k| doc(&emu, k)));
+    let results = dir.join("results.jsonl");
+    let run = |extra: &[&str]| {
+        triage(&dir)
+            .arg("update")
+            .arg(&input)
+            .args(["--status-id", "4", "--comment", "q4 budget"])
+            .args(["--endpoint-url", &emu.url(), "--yes", "--no-progress"])
+            .arg("--results")
+            .arg(&results)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // 6 requests at one every 2 s take 10 s; new requests stop at
+    // 12 - max(1, 3) - 2 = 7 s (the plan pass included: short, 600 rows).
+    let out = run(&[
+        "--time-budget",
+        "12s",
+        "--request-timeout",
+        "3s",
+        "--grace",
+        "1s",
+        "--rate",
+        "0.5",
+        "--burst",
+        "2",
+        "--concurrency",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    let done_first = emu.state.v2_update_counts().len();
+    assert!(
+        done_first > 0 && done_first < keys.len(),
+        "{done_first}\n{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(&["--resume"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for k in &keys {
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 1, "{}", k.metadata_uid);
+    }
+    // One settled line per row in the results, across both runs.
+    let lines: Vec<Value> = std::fs::read_to_string(&results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let updated: BTreeSet<u64> = lines
+        .iter()
+        .filter(|r| r["outcome"] == "updated")
+        .map(|r| r["row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(updated.len(), keys.len());
 }
