@@ -7,6 +7,11 @@
 //!    findings/s against the ideal the quota allows, and, in the same run, a
 //!    sequential baseline (one request at a time, as a hand-written boto3
 //!    loop does) and the ratio.
+//!    The same run has a **V2** scenario beside it: `BatchUpdateFindingsV2`
+//!    (the new Security Hub) at the assumed "all other operations" quota
+//!    (10/s burst 30), 100 ms latency, the same number of findings, named by
+//!    OCSF triples; reported as requests/s against the quota's ideal, next
+//!    to the V1 figure.
 //! 2. **Capacity**: throttling off, no latency, 200,000 findings. Reports the
 //!    engine's own throughput and its CPU time per 1,000 findings (process
 //!    CPU minus the emulator's threads, read from /proc).
@@ -22,6 +27,7 @@ use sechub_triage::engine::{self, EngineConfig, Input};
 use sechub_triage::events::NullSink;
 use sechub_triage::limits::RateConfig;
 use sechub_triage::model::{FindingKey, Location, OutcomeKind, SourceItem, SourceRecord};
+use sechub_triage::submission::v2::BatchUpdateFindingsV2;
 use sechub_triage::submission::{AwsSettings, Submitter};
 
 struct Emu {
@@ -218,9 +224,10 @@ fn quota_bound(engine_rt: &tokio::runtime::Runtime, n: usize, latency: Duration)
         latency.as_millis()
     );
     println!(
-        "  engine:     {:>7.2} s  {:>7.1} findings/s  ({requests} requests, {throttled_engine} throttled)",
+        "  engine:     {:>7.2} s  {:>7.1} findings/s  {:>6.2} requests/s  ({requests} requests, {throttled_engine} throttled)",
         t_engine.as_secs_f64(),
-        n as f64 / t_engine.as_secs_f64()
+        n as f64 / t_engine.as_secs_f64(),
+        requests as f64 / t_engine.as_secs_f64()
     );
     println!(
         "  ideal:      {:>7.2} s  {:>7.1} findings/s  -> engine at {:.1}% of ideal",
@@ -234,6 +241,86 @@ fn quota_bound(engine_rt: &tokio::runtime::Runtime, n: usize, latency: Duration)
         n as f64 / t_seq.as_secs_f64(),
         t_seq.as_secs_f64() / t_engine.as_secs_f64()
     );
+}
+
+/// The V2 twin of [`quota_bound`]'s engine run: OCSF findings, named by
+/// their triples, `--status-id 2`. Returns (seconds, requests).
+fn quota_bound_v2(engine_rt: &tokio::runtime::Runtime, n: usize, latency: Duration) -> (f64, u64) {
+    let mut config = EmulatorConfig::default();
+    config.faults.latency = latency;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("emulator-rt")
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = EmulatorState::new(config);
+    let ocsf = state.seed_synthetic_ocsf(&SyntheticSpec {
+        count: n,
+        seed: 1,
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::default()
+    });
+    let server = LocalEmulator::start_on(rt.handle(), state.clone()).unwrap();
+    let url = server.url();
+    let keys: Vec<FindingKey> = ocsf
+        .iter()
+        .map(|k| {
+            FindingKey::ocsf(
+                k.triple.cloud_account_uid.as_str(),
+                k.triple.finding_info_uid.clone(),
+                k.triple.metadata_product_uid.clone(),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let summary = engine_rt.block_on(async {
+        let submitter = Submitter::from_sdk_config(
+            sdk_config().await,
+            &AwsSettings {
+                endpoint_url: Some(url.clone()),
+                ..AwsSettings::default()
+            },
+        );
+        engine::run_operation(
+            &EngineConfig::default(),
+            input(&keys),
+            Arc::new(parse_flag(DecisionField::StatusId, &["2".to_owned()]).unwrap()),
+            Arc::new(BatchUpdateFindingsV2::new(Arc::new(submitter))),
+            Vec::new(),
+            Arc::new(NullSink),
+            engine::RunControls::default(),
+        )
+        .await
+        .unwrap()
+    });
+    let t = started.elapsed().as_secs_f64();
+    assert_eq!(summary.count(OutcomeKind::Updated) as usize, n);
+    let throttled = state.counters().throttled;
+    drop(server);
+    drop(rt);
+    let quota = RateConfig::DOCUMENTED;
+    let min_requests = n.div_ceil(100) as f64;
+    let ideal = ((min_requests - quota.burst as f64).max(0.0) / quota.rate) + latency.as_secs_f64();
+    println!(
+        "quota-bound V2 (BatchUpdateFindingsV2): {n} findings, assumed quota {}/s burst {}, latency {} ms",
+        quota.rate,
+        quota.burst,
+        latency.as_millis()
+    );
+    println!(
+        "  engine:     {:>7.2} s  {:>7.2} requests/s  ({} requests, {throttled} throttled)",
+        t,
+        summary.requests as f64 / t,
+        summary.requests
+    );
+    println!(
+        "  ideal:      {:>7.2} s  {:>7.2} requests/s  -> engine at {:.1}% of ideal",
+        ideal,
+        min_requests / ideal,
+        100.0 * ideal / t
+    );
+    (t, summary.requests)
 }
 
 fn main() {
@@ -255,6 +342,9 @@ fn main() {
     for &(n, latency_ms) in scenarios {
         quota_bound(&engine_rt, n, Duration::from_millis(latency_ms));
     }
+    // 1b. The same quota-bound run for the new Security Hub, beside V1's.
+    let (n, latency_ms) = scenarios[0];
+    quota_bound_v2(&engine_rt, n, Duration::from_millis(latency_ms));
 
     // 2. Capacity, throttling off.
     let n = if quick { 20_000 } else { 200_000 };

@@ -88,6 +88,22 @@ pub(crate) fn to_v1_product_arn(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Converts a `::product/` product ARN to the new Security Hub's
+/// `::productv2/` form (what `BatchUpdateFindingsV2`'s `MetadataProductUid`
+/// takes); the inverse of [`to_v1_product_arn`]. Other values are kept.
+pub(crate) fn to_v2_product_arn(s: &str) -> Cow<'_, str> {
+    match s.splitn(6, ':').nth(5) {
+        Some(resource) if resource.starts_with("product/") => {
+            let prefix = &s[..s.len() - resource.len()];
+            Cow::Owned(format!(
+                "{prefix}productv2/{}",
+                &resource["product/".len()..]
+            ))
+        }
+        _ => Cow::Borrowed(s),
+    }
+}
+
 /// Region name shapes per partition (docs/service-facts.md §10, from botocore partitions.json).
 fn is_region_of_partition(region: &str, partition: &str) -> bool {
     let prefixes: &[&str] = match partition {

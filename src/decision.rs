@@ -45,6 +45,12 @@ pub(crate) use note::apply_note_mode;
 pub(crate) use parse::parse_cli_input_json_with;
 pub use parse::parse_flag;
 pub(crate) use parse::parse_flag_with;
+/// Refuses a decision that sets fields of both `BatchUpdateFindings` and
+/// `BatchUpdateFindingsV2` ([`DecisionErrorKind::MixedOperations`]).
+pub(crate) fn check_not_mixed(d: &Decision) -> Result<(), DecisionError> {
+    validate::mixed(d)
+}
+
 pub(crate) use validate::NOTE_TEXT_MAX_CHARS;
 pub(crate) use validate::RATIO_SCALE_MAX;
 pub(crate) use validate::RATIO_SCALE_MIN;
@@ -86,6 +92,17 @@ pub struct Decision {
     /// `RelatedFindings`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub related_findings: Option<Vec<FindingKey>>,
+    /// `Comment` (the new Security Hub, `BatchUpdateFindingsV2`): 1–512
+    /// characters, replaces the finding's `comment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// `SeverityId` (`BatchUpdateFindingsV2`): OCSF `severity_id`, one of
+    /// 0–6 or 99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_id: Option<i32>,
+    /// `StatusId` (`BatchUpdateFindingsV2`): OCSF `status_id`, one of 0–5 or 99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_id: Option<i32>,
 }
 
 /// `NoteUpdate`: both members are required by the API.
@@ -308,11 +325,18 @@ pub enum DecisionField {
     Workflow,
     /// `--related-findings` / `RelatedFindings`
     RelatedFindings,
+    /// `--comment` / `Comment` (`BatchUpdateFindingsV2`)
+    Comment,
+    /// `--severity-id` / `SeverityId` (`BatchUpdateFindingsV2`)
+    SeverityId,
+    /// `--status-id` / `StatusId` (`BatchUpdateFindingsV2`)
+    StatusId,
 }
 
 impl DecisionField {
-    /// Every field, in the AWS CLI's synopsis order.
-    pub const ALL: [DecisionField; 9] = [
+    /// Every field: `BatchUpdateFindings`' nine in the AWS CLI's synopsis
+    /// order, then `BatchUpdateFindingsV2`'s three.
+    pub const ALL: [DecisionField; 12] = [
         DecisionField::Note,
         DecisionField::Severity,
         DecisionField::VerificationState,
@@ -322,7 +346,19 @@ impl DecisionField {
         DecisionField::UserDefinedFields,
         DecisionField::Workflow,
         DecisionField::RelatedFindings,
+        DecisionField::Comment,
+        DecisionField::SeverityId,
+        DecisionField::StatusId,
     ];
+
+    /// Whether the field belongs to `BatchUpdateFindingsV2` (the new
+    /// Security Hub) rather than `BatchUpdateFindings` (Security Hub CSPM).
+    pub(crate) fn is_v2(self) -> bool {
+        matches!(
+            self,
+            DecisionField::Comment | DecisionField::SeverityId | DecisionField::StatusId
+        )
+    }
 
     /// The AWS CLI flag, e.g. `--note`.
     pub fn flag(self) -> &'static str {
@@ -336,6 +372,9 @@ impl DecisionField {
             DecisionField::UserDefinedFields => "--user-defined-fields",
             DecisionField::Workflow => "--workflow",
             DecisionField::RelatedFindings => "--related-findings",
+            DecisionField::Comment => "--comment",
+            DecisionField::SeverityId => "--severity-id",
+            DecisionField::StatusId => "--status-id",
         }
     }
 
@@ -351,6 +390,9 @@ impl DecisionField {
             DecisionField::UserDefinedFields => "UserDefinedFields",
             DecisionField::Workflow => "Workflow",
             DecisionField::RelatedFindings => "RelatedFindings",
+            DecisionField::Comment => "Comment",
+            DecisionField::SeverityId => "SeverityId",
+            DecisionField::StatusId => "StatusId",
         }
     }
 
@@ -391,7 +433,24 @@ impl Decision {
             DecisionField::UserDefinedFields => self.user_defined_fields.is_some(),
             DecisionField::Workflow => self.workflow.is_some(),
             DecisionField::RelatedFindings => self.related_findings.is_some(),
+            DecisionField::Comment => self.comment.is_some(),
+            DecisionField::SeverityId => self.severity_id.is_some(),
+            DecisionField::StatusId => self.status_id.is_some(),
         }
+    }
+
+    /// Whether the decision sets a field of `BatchUpdateFindingsV2` (the new
+    /// Security Hub): such a decision is sent with that operation. A valid
+    /// decision never sets fields of both operations.
+    pub(crate) fn is_v2(&self) -> bool {
+        self.comment.is_some() || self.severity_id.is_some() || self.status_id.is_some()
+    }
+
+    /// Whether the decision sets a field of `BatchUpdateFindings` (Security
+    /// Hub CSPM).
+    #[cfg(test)]
+    pub(crate) fn is_v1(&self) -> bool {
+        self.fields().iter().any(|f| !f.is_v2())
     }
 
     /// The fields that are set, in [`DecisionField::ALL`] order.
@@ -416,6 +475,9 @@ impl Decision {
             user_defined_fields,
             workflow,
             related_findings,
+            comment,
+            severity_id,
+            status_id,
         } = other;
         if note.is_some() {
             self.note = note;
@@ -444,6 +506,15 @@ impl Decision {
         if related_findings.is_some() {
             self.related_findings = related_findings;
         }
+        if comment.is_some() {
+            self.comment = comment;
+        }
+        if severity_id.is_some() {
+            self.severity_id = severity_id;
+        }
+        if status_id.is_some() {
+            self.status_id = status_id;
+        }
     }
 
     /// Checks every rule of the service (docs/service-facts.md §2.2, §2.3, §8) with the
@@ -454,6 +525,10 @@ impl Decision {
     }
 
     /// [`Decision::validate`] with explicit [`Rules`].
+    ///
+    /// A decision that sets fields of both `BatchUpdateFindings` and
+    /// `BatchUpdateFindingsV2` is refused
+    /// ([`DecisionErrorKind::MixedOperations`]).
     pub(crate) fn validate_with(&self, rules: &Rules) -> Result<(), DecisionError> {
         validate::check(self, rules)
     }

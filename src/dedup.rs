@@ -57,6 +57,10 @@ fn key_print(key: &FindingKey) -> u64 {
     let mut h = DefaultHasher::new();
     key.id.hash(&mut h);
     key.product_arn.hash(&mut h);
+    // Only V2 triples have an account: V1 fingerprints are unchanged.
+    if let Some(a) = &key.account_uid {
+        a.hash(&mut h);
+    }
     h.finish()
 }
 

@@ -9,15 +9,35 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// The identity of one finding, exactly as `BatchUpdateFindings` takes it.
+/// The identity of one finding, exactly as `BatchUpdateFindings` takes it,
+/// or as `BatchUpdateFindingsV2` (the new Security Hub) does.
+///
+/// For `BatchUpdateFindings`: `{Id, ProductArn}`, `account_uid` unset.
+/// For `BatchUpdateFindingsV2`, one of its two forms:
+/// - the OCSF triple `{CloudAccountUid, FindingInfoUid, MetadataProductUid}`:
+///   `account_uid` set, `id` the `finding_info.uid`, `product_arn` the
+///   `metadata.product.uid` (`::productv2/` form);
+/// - `metadata.uid`: `account_uid` unset, `id` the `metadata.uid`,
+///   `product_arn` the `metadata.product.uid` when the input has it (it
+///   names the Region), else empty.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FindingKey {
-    /// The finding's `Id` (ASFF) / `finding_info.uid` (OCSF).
+    /// The finding's `Id` (ASFF) / `finding_info.uid` (OCSF) / `metadata.uid`
+    /// (a `BatchUpdateFindingsV2` key without `account_uid`).
     #[serde(rename = "Id")]
     pub id: String,
-    /// The finding's `ProductArn` (ASFF) / `metadata.product.uid` (OCSF, `::product/` form).
+    /// The finding's `ProductArn` (ASFF) / `metadata.product.uid` (OCSF,
+    /// `::product/` form for `BatchUpdateFindings`, `::productv2/` for V2).
     #[serde(rename = "ProductArn")]
     pub product_arn: String,
+    /// `cloud.account.uid`: set only on a `BatchUpdateFindingsV2` key of the
+    /// triple form.
+    #[serde(
+        rename = "CloudAccountUid",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) account_uid: Option<Arc<str>>,
 }
 
 impl FindingKey {
@@ -26,13 +46,30 @@ impl FindingKey {
         FindingKey {
             id: id.into(),
             product_arn: product_arn.into(),
+            account_uid: None,
+        }
+    }
+
+    /// A `BatchUpdateFindingsV2` key of the triple form.
+    pub fn ocsf(
+        cloud_account_uid: impl Into<Arc<str>>,
+        finding_info_uid: impl Into<String>,
+        metadata_product_uid: impl Into<String>,
+    ) -> Self {
+        FindingKey {
+            id: finding_info_uid.into(),
+            product_arn: metadata_product_uid.into(),
+            account_uid: Some(cloud_account_uid.into()),
         }
     }
 }
 
 impl fmt::Display for FindingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.id, self.product_arn)
+        match &self.account_uid {
+            Some(a) => write!(f, "{} ({}, account {a})", self.id, self.product_arn),
+            None => write!(f, "{} ({})", self.id, self.product_arn),
+        }
     }
 }
 
@@ -143,6 +180,20 @@ pub struct CurrentState {
     pub generator_id: Option<String>,
     /// Context: `RecordState` (`ACTIVE`, `ARCHIVED`).
     pub record_state: Option<String>,
+    /// OCSF `status_id` (the new Security Hub's state, what `StatusId` sets).
+    pub status_id: Option<i32>,
+    /// OCSF `severity_id` (what `SeverityId` sets).
+    pub severity_id: Option<i32>,
+    /// OCSF `comment` (what `Comment` sets).
+    pub comment: Option<String>,
+    /// Whether the input records the OCSF `comment` at all (a whole OCSF
+    /// document does), so that `comment: None` means "no comment".
+    pub comment_recorded: bool,
+    /// OCSF `metadata.uid`: the finding's other name in `BatchUpdateFindingsV2`.
+    pub metadata_uid: Option<String>,
+    /// The record came from an OCSF input (document, columns or Parquet);
+    /// `false` for ASFF and plain identifier lists.
+    pub ocsf: bool,
 }
 
 /// A record that cannot be used, with the reason. It is reported in the

@@ -392,6 +392,11 @@ impl Default for Guardrails {
 /// The plan of a run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Plan {
+    /// The update operation the run sends: `BatchUpdateFindings` (Security
+    /// Hub CSPM; left out of the JSON, as before V2 existed) or
+    /// [`BATCH_UPDATE_FINDINGS_V2`] (the new Security Hub).
+    #[serde(skip_serializing_if = "is_v1_operation")]
+    pub operation: &'static str,
     /// The inputs, as named.
     pub inputs: Vec<String>,
     /// `--note-mode`.
@@ -574,6 +579,8 @@ const FIELDS_OF_MAX: usize = 4096;
 /// Counts while reading.
 struct Builder<'s> {
     settings: &'s PlanSettings,
+    /// The job is the new Security Hub's: the note policy is over comments.
+    v2: bool,
     totals: Totals,
     by_account: BTreeMap<String, u64>,
     by_region: BTreeMap<String, u64>,
@@ -604,6 +611,15 @@ struct Builder<'s> {
 }
 
 impl Builder<'_> {
+    /// Counts a row not sent because another row names its finding, with
+    /// a sample saying why.
+    fn duplicate(&mut self, r: &SourceRecord, why: &'static str) {
+        self.totals.duplicates += 1;
+        let limit = self.settings.samples;
+        self.duplicates
+            .add(limit, || Sample::of(&r.location, Some(&r.key), why));
+    }
+
     fn warn(&mut self, code: WarningCode, sample: impl FnOnce() -> Sample) {
         let limit = self.settings.samples.min(WARNING_SAMPLES);
         self.warn.entry(code).or_default().add(limit, sample);
@@ -629,8 +645,13 @@ impl Builder<'_> {
         let cur = r.current.as_deref();
         match action {
             NoteAction::Overwritten => {
-                let old = cur.and_then(|c| c.note_text.as_deref()).unwrap_or_default();
-                let detail = format!("existing note: {:?}", excerpt(old, 80));
+                let detail = if self.v2 {
+                    let old = cur.and_then(|c| c.comment.as_deref()).unwrap_or_default();
+                    format!("existing comment: {:?}", excerpt(old, 80))
+                } else {
+                    let old = cur.and_then(|c| c.note_text.as_deref()).unwrap_or_default();
+                    format!("existing note: {:?}", excerpt(old, 80))
+                };
                 self.warn(WarningCode::NoteOverwrite, || {
                     Sample::of(&r.location, Some(&r.key), detail)
                 });
@@ -664,26 +685,13 @@ impl Builder<'_> {
         match a {
             Admitted::Invalid(i) => self.rejected_row(i),
             Admitted::Duplicate(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as an earlier record",
-                    )
-                });
+                self.duplicate(&r, "same Id and ProductArn as an earlier record");
             }
             Admitted::Conflict(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as an earlier record, with a different decision",
-                    )
-                });
+                self.duplicate(
+                    &r,
+                    "same Id and ProductArn as an earlier record, with a different decision",
+                );
                 // `Last` sees no conflict once the last rows are known; a
                 // conflict then means they were not, and is refused.
                 let code = match self.settings.engine.duplicates {
@@ -701,26 +709,16 @@ impl Builder<'_> {
                 });
             }
             Admitted::OlderState(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as a record whose recorded state is newer",
-                    )
-                });
+                self.duplicate(
+                    &r,
+                    "same Id and ProductArn as a record whose recorded state is newer",
+                );
             }
             Admitted::StateUnknown(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as an earlier record recording another state",
-                    )
-                });
+                self.duplicate(
+                    &r,
+                    "same Id and ProductArn as an earlier record recording another state",
+                );
                 self.warn(WarningCode::StateUnknown, || {
                     Sample::of(
                         &r.location,
@@ -731,15 +729,10 @@ impl Builder<'_> {
                 });
             }
             Admitted::Superseded(r) => {
-                self.totals.duplicates += 1;
-                let limit = self.settings.samples;
-                self.duplicates.add(limit, || {
-                    Sample::of(
-                        &r.location,
-                        Some(&r.key),
-                        "same Id and ProductArn as a later record, with different decisions among them",
-                    )
-                });
+                self.duplicate(
+                    &r,
+                    "same Id and ProductArn as a later record, with different decisions among them",
+                );
                 self.warn(WarningCode::DuplicateLast, || {
                     Sample::of(
                         &r.location,
@@ -981,6 +974,7 @@ impl Builder<'_> {
         warnings.sort_by_key(|w| w.code);
 
         Plan {
+            operation: BATCH_UPDATE_FINDINGS,
             inputs: s.inputs.clone(),
             note_mode: s.engine.note_mode,
             skip_unchanged: s.engine.skip_unchanged,
@@ -1108,9 +1102,19 @@ pub(crate) fn partition_of(region: &str) -> &'static str {
     }
 }
 
-/// Every member a decision writes, as ASFF paths.
+/// Every member a decision writes, as ASFF paths (OCSF paths for the new
+/// Security Hub's fields: `status_id`, `severity_id`, `comment`).
 pub fn fields_written(d: &Decision) -> Vec<String> {
     let mut f = Vec::new();
+    if d.status_id.is_some() {
+        f.push("status_id".to_owned());
+    }
+    if d.severity_id.is_some() {
+        f.push("severity_id".to_owned());
+    }
+    if d.comment.is_some() {
+        f.push("comment".to_owned());
+    }
     if d.workflow.is_some() {
         f.push("Workflow.Status".to_owned());
     }
@@ -1180,13 +1184,32 @@ fn overrides(job: &Decision, own: &Decision) -> Vec<String> {
     out
 }
 
+/// `BatchUpdateFindings`, the operation of Security Hub CSPM.
+pub(crate) const BATCH_UPDATE_FINDINGS: &str = "BatchUpdateFindings";
+/// `BatchUpdateFindingsV2`, the operation of the new Security Hub.
+pub(crate) const BATCH_UPDATE_FINDINGS_V2: &str = "BatchUpdateFindingsV2";
+
+fn is_v1_operation(op: &&'static str) -> bool {
+    *op == BATCH_UPDATE_FINDINGS
+}
+
 /// Makes the plan of a run applying `job` to `input`: reads the input to
-/// its end (or its first fatal error) and sends nothing.
+/// its end (or its first fatal error) and sends nothing. A V2 decision's
+/// plan names `BatchUpdateFindingsV2`.
 pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
+    let mut plan = make_for(job, input, settings);
+    if job.is_v2() {
+        plan.operation = BATCH_UPDATE_FINDINGS_V2;
+    }
+    plan
+}
+
+fn make_for(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
     let mut intake = Intake::new(job, &settings.engine);
     let mode = settings.engine.note_mode;
     let mut b = Builder {
         settings,
+        v2: job.is_v2(),
         totals: Totals::default(),
         by_account: BTreeMap::new(),
         by_region: BTreeMap::new(),
@@ -1250,7 +1273,17 @@ pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
 /// (from `--run-tag` or the decision), or, with `--note-mode replace`, the
 /// note's `UpdatedBy` (with `append` and `keep` some findings may not get
 /// the note, so it does not count).
+///
+/// The new Security Hub has no `UserDefinedFields`: a V2 campaign is
+/// found again by its comment (`Comment=...`, with `--note-mode replace`,
+/// the comment policy).
 pub(crate) fn run_tag(job: &Decision, config: &EngineConfig) -> Option<String> {
+    if job.is_v2() {
+        return match (&job.comment, config.note_mode) {
+            (Some(c), NoteMode::Replace) => Some(format!("Comment={c}")),
+            _ => None,
+        };
+    }
     if let Some(tag) = &config.run_tag {
         return Some(format!("UserDefinedFields.{RUN_TAG_KEY}={tag}"));
     }
@@ -1291,13 +1324,23 @@ impl Plan {
         }
         if n > g.confirm_above {
             if run_tag.is_none() {
-                refusals.push(format!(
-                    "{n} findings to update is more than --confirm-above {}, and such a campaign \
-                     must carry a run tag so that its changes can be found and owned later: give \
-                     --run-tag TAG (written as UserDefinedFields.{RUN_TAG_KEY}), or a --note with \
-                     UpdatedBy and --note-mode replace",
-                    g.confirm_above
-                ));
+                refusals.push(if self.operation == BATCH_UPDATE_FINDINGS_V2 {
+                    format!(
+                        "{n} findings to update is more than --confirm-above {}, and such a \
+                         campaign must carry a run tag so that its changes can be found and owned \
+                         later: the new Security Hub has no UserDefinedFields, so give a --comment \
+                         (with --note-mode replace) that names the campaign",
+                        g.confirm_above
+                    )
+                } else {
+                    format!(
+                        "{n} findings to update is more than --confirm-above {}, and such a \
+                         campaign must carry a run tag so that its changes can be found and owned \
+                         later: give --run-tag TAG (written as UserDefinedFields.{RUN_TAG_KEY}), or \
+                         a --note with UpdatedBy and --note-mode replace",
+                        g.confirm_above
+                    )
+                });
             }
             if !g.yes {
                 confirm.push(format!(
@@ -1353,6 +1396,13 @@ impl Plan {
         );
         for i in &self.inputs {
             let _ = writeln!(o, "  {i}");
+        }
+        if self.operation == BATCH_UPDATE_FINDINGS_V2 {
+            let _ = writeln!(
+                o,
+                "Operation: {BATCH_UPDATE_FINDINGS_V2} (the new Security Hub; OCSF findings, \
+                 DescribeSecurityHubV2 checked per Region before any update)"
+            );
         }
         let _ = writeln!(o);
         let _ = writeln!(o, "Findings");
@@ -1451,7 +1501,15 @@ impl Plan {
         }
         if !self.notes.is_empty() {
             let _ = writeln!(o);
-            let _ = writeln!(o, "Notes (--note-mode {})", self.note_mode);
+            if self.operation == BATCH_UPDATE_FINDINGS_V2 {
+                let _ = writeln!(
+                    o,
+                    "Comments (--note-mode {}, the comment policy)",
+                    self.note_mode
+                );
+            } else {
+                let _ = writeln!(o, "Notes (--note-mode {})", self.note_mode);
+            }
             for (k, v) in &self.notes {
                 let _ = writeln!(o, "  {k:<40} {v:>9}");
             }

@@ -140,6 +140,11 @@ struct ResultRow<'a> {
     applied: String,
     /// What the applied fields held before, as JSON (empty when unknown).
     prior: String,
+    /// `cloud.account.uid` of a `BatchUpdateFindingsV2` triple: JSON Lines
+    /// only, and only when set (a CSV results file keeps its 11 columns;
+    /// see [`RESULT_COLUMNS`]).
+    #[serde(rename = "CloudAccountUid", skip_serializing_if = "str::is_empty")]
+    cloud_account_uid: &'a str,
 }
 
 impl<'a> ResultRow<'a> {
@@ -165,6 +170,11 @@ impl<'a> ResultRow<'a> {
                 .and_then(|d| serde_json::to_string(&**d).ok())
                 .unwrap_or_default(),
             prior: o.prior.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            cloud_account_uid: o
+                .key
+                .as_ref()
+                .and_then(|k| k.account_uid.as_deref())
+                .unwrap_or(""),
         }
     }
 }
@@ -422,7 +432,12 @@ impl OutcomeSink for ResultsWriter {
                 );
                 w.write_record(&cells).map_err(|e| e.to_string())
             }
-            RowWriter::Csv(w) => w.serialize(&row).map_err(|e| e.to_string()),
+            RowWriter::Csv(w) => w
+                .serialize(ResultRow {
+                    cloud_account_uid: "",
+                    ..row
+                })
+                .map_err(|e| e.to_string()),
             RowWriter::Json(w) if with_decisions => serde_json::to_writer(
                 &mut *w,
                 &crate::schema::VersionedLast {

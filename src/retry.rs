@@ -19,7 +19,7 @@ use rand::Rng;
 
 /// Why something is being retried; each class has its own backoff curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum RetryClass {
+pub enum RetryClass {
     /// `ConcurrentUpdateError`: another writer raced us; short waits suffice.
     Conflict,
     /// `InternalFailure`, HTTP 5xx, timeouts, dropped connections.
@@ -31,7 +31,7 @@ pub(crate) enum RetryClass {
 /// The decision for one entry a successful response reported as not
 /// processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EntryDisposition {
+pub enum EntryDisposition {
     /// Try again after a backoff of the given class.
     Retry(RetryClass),
     /// Send the finding again, alone (a `DuplicatedFindingIdentifier` we did
@@ -55,7 +55,7 @@ pub(crate) const MISSING_FROM_RESPONSE_MESSAGE: &str = "the response did not men
 
 /// The decision for a request that failed as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CallDisposition {
+pub enum CallDisposition {
     /// Try again after a backoff of the given class.
     Retry(RetryClass),
     /// The request was rejected as a whole as invalid: split it until the
@@ -81,6 +81,33 @@ pub(crate) fn classify_unprocessed(code: &str) -> EntryDisposition {
         // An undocumented code: retrying blindly could loop; record it with its code.
         _ => EntryDisposition::Permanent,
     }
+}
+
+/// Classifies a per-finding `ErrorCode` of `BatchUpdateFindingsV2`'s
+/// `UnprocessedFindings` (reference §7.1): `ConflictException` and
+/// `InternalServerException` are retried with backoff,
+/// `ResourceNotFoundException` and `ValidationException` recorded. A code
+/// the model does not know, or none at all, is recorded with it: retrying
+/// blindly could loop.
+pub(crate) fn classify_unprocessed_v2(code: &str) -> EntryDisposition {
+    match code {
+        "ConflictException" => EntryDisposition::Retry(RetryClass::Conflict),
+        "InternalServerException" => EntryDisposition::Retry(RetryClass::Transient),
+        "ResourceNotFoundException" | "ValidationException" => EntryDisposition::Permanent,
+        _ => EntryDisposition::Permanent,
+    }
+}
+
+/// Classifies a `BatchUpdateFindingsV2` request that failed as a whole: the
+/// shared table, plus the operation's own request-level
+/// `ConflictException` (409), retried like a per-finding conflict.
+pub(crate) fn classify_call_v2(f: &CallFailure) -> CallDisposition {
+    if f.transport.is_none()
+        && (f.code.as_deref() == Some("ConflictException") || f.status == Some(409))
+    {
+        return CallDisposition::Retry(RetryClass::Conflict);
+    }
+    classify_call(f)
 }
 
 /// The facts about a failed request that classification needs, extracted from
@@ -415,6 +442,54 @@ mod tests {
         for (code, want) in table {
             assert_eq!(classify_unprocessed(code), want, "code {code:?}");
         }
+    }
+
+    #[test]
+    fn unprocessed_codes_table_v2() {
+        use EntryDisposition::*;
+        let table = [
+            ("ConflictException", Retry(RetryClass::Conflict)),
+            ("InternalServerException", Retry(RetryClass::Transient)),
+            ("ResourceNotFoundException", Permanent),
+            ("ValidationException", Permanent),
+            ("SomethingNew", Permanent),
+            ("", Permanent),
+            // V1's codes mean nothing here.
+            ("ConcurrentUpdateError", Permanent),
+        ];
+        for (code, want) in table {
+            assert_eq!(classify_unprocessed_v2(code), want, "code {code:?}");
+        }
+    }
+
+    #[test]
+    fn call_failures_table_v2() {
+        use CallDisposition::*;
+        let table = [
+            (
+                http(409, Some("ConflictException")),
+                Retry(RetryClass::Conflict),
+            ),
+            (http(400, Some("ValidationException")), Split),
+            (http(403, Some("AccessDeniedException")), Abort),
+            (
+                http(429, Some("ThrottlingException")),
+                Retry(RetryClass::Throttle),
+            ),
+            (
+                http(500, Some("InternalServerException")),
+                Retry(RetryClass::Transient),
+            ),
+            (http(404, Some("ResourceNotFoundException")), Permanent),
+        ];
+        for (f, want) in table {
+            assert_eq!(classify_call_v2(&f), want, "{f:?}");
+        }
+        // The shared table does not know a request-level conflict.
+        assert_eq!(
+            classify_call(&http(409, Some("ConflictException"))),
+            Permanent
+        );
     }
 
     fn http(status: u16, code: Option<&str>) -> CallFailure {

@@ -45,6 +45,20 @@ pub(crate) fn prior_fragment(applied: &Decision, cur: Option<&CurrentState>) -> 
         }
         None => {}
     };
+    // The new Security Hub's fields, under their request member names.
+    if applied.status_id.is_some() {
+        put("StatusId", cur.status_id.map(|v| json!(v)));
+    }
+    if applied.severity_id.is_some() {
+        put("SeverityId", cur.severity_id.map(|v| json!(v)));
+    }
+    if applied.comment.is_some() {
+        match &cur.comment {
+            Some(c) => put("Comment", Some(json!(c))),
+            None if cur.comment_recorded => put("Comment", Some(Value::Null)),
+            None => put("Comment", None),
+        }
+    }
     if applied.workflow.is_some() {
         put(
             "Workflow",
@@ -213,6 +227,37 @@ pub(crate) fn restoring(applied: &Decision, prior: Option<&Value>) -> Restore {
             None => lost("VerificationState", not_recorded),
         }
     }
+    // The new Security Hub's fields.
+    for (field, applied_value, slot) in [
+        ("StatusId", applied.status_id, &mut r.decision.status_id),
+        (
+            "SeverityId",
+            applied.severity_id,
+            &mut r.decision.severity_id,
+        ),
+    ] {
+        if applied_value.is_none() {
+            continue;
+        }
+        match member(field).flatten().and_then(Value::as_i64) {
+            Some(n) => *slot = i32::try_from(n).ok(),
+            None => r.lost.push(format!("{field}: {not_recorded}")),
+        }
+    }
+    if applied.comment.is_some() {
+        match member("Comment") {
+            Some(Some(c)) => match c.as_str() {
+                Some(t) if !t.trim().is_empty() => r.decision.comment = Some(t.to_owned()),
+                _ => r.lost.push(format!("Comment: {not_recorded}")),
+            },
+            Some(None) => r.lost.push(
+                "Comment: the finding had no comment before the run, and a comment cannot be \
+                 cleared through the API"
+                    .into(),
+            ),
+            None => r.lost.push(format!("Comment: {not_recorded}")),
+        }
+    }
     for (field, applied_value, slot) in [
         ("Confidence", applied.confidence, &mut r.decision.confidence),
         (
@@ -323,6 +368,10 @@ pub(crate) fn state_after(applied: &Decision) -> CurrentState {
         criticality: applied.criticality,
         types: applied.types.clone(),
         user_defined_fields: applied.user_defined_fields.clone(),
+        status_id: applied.status_id,
+        severity_id: applied.severity_id,
+        comment: applied.comment.clone(),
+        comment_recorded: applied.comment.is_some(),
         ..CurrentState::default()
     }
 }
@@ -338,6 +387,43 @@ mod tests {
             d.merge_from(parse_flag(*f, &[v.to_string()]).unwrap());
         }
         d
+    }
+
+    #[test]
+    fn a_v2_campaign_is_restored_from_its_prior_values_but_a_comment_cannot_be_cleared() {
+        let applied = decision(&[
+            (DecisionField::StatusId, "3"),
+            (DecisionField::Comment, "campaign q4"),
+        ]);
+        let prior: Value =
+            serde_json::from_str(r#"{"StatusId":1,"Comment":"seen by bob"}"#).unwrap();
+        let r = restoring(&applied, Some(&prior));
+        assert_eq!(r.decision.status_id, Some(1));
+        assert_eq!(r.decision.comment.as_deref(), Some("seen by bob"));
+        assert!(r.lost.is_empty(), "{:?}", r.lost);
+        let prior: Value = serde_json::from_str(r#"{"StatusId":2,"Comment":null}"#).unwrap();
+        let r = restoring(&applied, Some(&prior));
+        assert_eq!(r.decision.status_id, Some(2));
+        assert_eq!(r.decision.comment, None);
+        assert_eq!(r.lost.len(), 1);
+        assert!(r.lost[0].contains("cannot be cleared"), "{:?}", r.lost);
+        // Prior values recorded at the run: the round trip.
+        let cur = CurrentState {
+            status_id: Some(1),
+            comment_recorded: true,
+            complete: true,
+            ..CurrentState::default()
+        };
+        let fragment = prior_fragment(&applied, Some(&cur)).unwrap();
+        assert_eq!(
+            fragment,
+            serde_json::json!({"StatusId": 1, "Comment": null})
+        );
+        let after = state_after(&applied);
+        assert_eq!(
+            (after.status_id, after.comment.as_deref()),
+            (Some(3), Some("campaign q4"))
+        );
     }
 
     fn campaign() -> Decision {

@@ -28,6 +28,8 @@ use crate::engine::{Reported, UpdateOperation};
 use crate::model::{CurrentState, FindingKey};
 use crate::retry::{CallFailure, EntryDisposition, Transport, classify_unprocessed};
 
+pub mod v2;
+
 /// How to reach Security Hub.
 #[derive(Clone, Debug, Default)]
 pub struct AwsSettings {
@@ -256,9 +258,8 @@ impl UpdateOperation for BatchUpdateFindings {
     }
 }
 
-/// Reduces an SDK error to what the engine needs.
-/// What a failed SDK call says, for classification (any operation: the
-/// query source's `GetFindings` too).
+/// What a failed SDK call says, for classification (any operation's: the
+/// updates, and the query source's `GetFindings`).
 pub(crate) fn call_error<E>(err: SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,

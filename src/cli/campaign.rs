@@ -160,7 +160,8 @@ section! {
 }
 
 section! {
-    /// `[decision]`: the nine `BatchUpdateFindings` fields and `cli_input_json`.
+    /// `[decision]`: the nine `BatchUpdateFindings` fields, the three of
+    /// `BatchUpdateFindingsV2` and `cli_input_json`.
     DecisionSection {
         /// `--note`.
         note,
@@ -180,6 +181,12 @@ section! {
         workflow,
         /// `--related-findings`: a list.
         related_findings,
+        /// `--comment` (the new Security Hub).
+        comment,
+        /// `--severity-id` (the new Security Hub).
+        severity_id,
+        /// `--status-id` (the new Security Hub).
+        status_id,
         /// `--cli-input-json`.
         cli_input_json,
         /// `true` to accept `types` outside the five documented namespaces.
@@ -545,6 +552,9 @@ impl Campaign {
             "user_defined_fields" => DecisionField::UserDefinedFields,
             "workflow" => DecisionField::Workflow,
             "related_findings" => DecisionField::RelatedFindings,
+            "comment" => DecisionField::Comment,
+            "severity_id" => DecisionField::SeverityId,
+            "status_id" => DecisionField::StatusId,
             _ => {
                 let doc = values.first().map(String::as_str).unwrap_or_default();
                 return parse_cli_input_json_with(doc, rules)

@@ -28,6 +28,12 @@ pub(crate) struct DemoArgs {
     /// Also list this many identifiers that do not exist (reported as FindingNotFound).
     #[arg(long, default_value_t = 5)]
     pub missing: usize,
+    /// The new Security Hub: seed the emulator's OCSF store from
+    /// findings-ocsf.jsonl and triage it with BatchUpdateFindingsV2 (by
+    /// default --status-id 3 --comment "..."; any of --status-id,
+    /// --severity-id, --comment chooses this path too).
+    #[arg(long)]
+    pub v2: bool,
     #[command(flatten)]
     pub decision: DecisionArgs,
     #[command(flatten)]
@@ -78,8 +84,16 @@ pub(super) async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
             ..FaultConfig::default()
         };
     }
+    let v2 = args.v2
+        || args.decision.status_id.is_some()
+        || args.decision.severity_id.is_some()
+        || args.decision.comment.is_some();
+    let ocsf_path = dir.join("findings-ocsf.jsonl");
     let state = EmulatorState::new(config);
     let seeded = crate::emulator::cli::load_seed_file(&state, &json_path)?;
+    if v2 {
+        return run_v2(args, state, &ocsf_path).await;
+    }
 
     let emulator = LocalEmulator::start_with_state(state.clone()).await?;
     eprintln!(
@@ -125,6 +139,7 @@ pub(super) async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
     );
     let summary = super::run_job(Job {
         engine,
+        v2: decision.is_v2(),
         decision,
         input,
         submitter,
@@ -142,6 +157,88 @@ pub(super) async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
             counters.requests_for(op),
             counters.throttled,
             fmt_counts(&counters.finding_outcomes),
+            fmt_counts(&counters.error_codes),
+        );
+        println!(
+            "accounting:        {} records = {} updated + {} failed + {} invalid + {} unchanged + {} duplicate + {} not attempted",
+            summary.records,
+            summary.count(OutcomeKind::Updated),
+            summary.count(OutcomeKind::Failed),
+            summary.count(OutcomeKind::Invalid),
+            summary.count(OutcomeKind::Unchanged),
+            summary.count(OutcomeKind::Duplicate),
+            summary.count(OutcomeKind::NotAttempted),
+        );
+    }
+    Ok(exit_status(&summary))
+}
+
+/// The demo's new Security Hub path: the OCSF samples, `BatchUpdateFindingsV2`.
+async fn run_v2(mut args: DemoArgs, state: EmulatorState, ocsf_path: &Path) -> anyhow::Result<i32> {
+    let seeded = crate::emulator::load_ocsf_seed_file(&state, ocsf_path)?;
+    let emulator = LocalEmulator::start_with_state(state.clone()).await?;
+    eprintln!(
+        "demo: emulator on {} with {seeded} OCSF findings from {} (the new Security Hub); faults {}",
+        emulator.url(),
+        ocsf_path.display(),
+        if args.no_faults { "off" } else { "on" }
+    );
+    if args.decision.status_id.is_none()
+        && args.decision.severity_id.is_none()
+        && args.decision.comment.is_none()
+        && args.decision.cli_input_json.is_none()
+    {
+        args.decision.status_id = Some("3".into());
+        args.decision.comment = Some("Suppressed by the sechub-triage demo".into());
+    }
+    let (decision, mut extra) = args.decision.build()?;
+    anyhow::ensure!(
+        decision.is_v2(),
+        "demo --v2 takes the new Security Hub's decision flags (--status-id, --severity-id, --comment)"
+    );
+    for i in 0..args.missing {
+        extra.push(FindingKey::ocsf(
+            "123456789012",
+            format!("demo-missing-finding-{i}"),
+            "arn:aws:securityhub:us-east-1::productv2/aws/guardduty",
+        ));
+    }
+    let engine = args.pacing.engine_config(None)?;
+    let input_args = InputArgs {
+        v2: true,
+        ..InputArgs::default()
+    };
+    let input = open_input(&[ocsf_path.display().to_string()], extra, &input_args, None)?;
+    let sdk = emulator
+        .sdk_config("AKIDSECHUBTRIAGEDEMO", "demo-secret-not-a-real-key")
+        .await;
+    let submitter = Submitter::from_sdk_config(
+        sdk,
+        &AwsSettings {
+            endpoint_url: Some(emulator.url()),
+            request_timeout: Some(Duration::from_secs(10)),
+            ..AwsSettings::default()
+        },
+    );
+    let summary = super::run_job(Job {
+        engine,
+        v2: decision.is_v2(),
+        decision,
+        input,
+        submitter,
+        output: args.output.clone(),
+    })
+    .await?;
+    let _ = emulator.shutdown().await;
+    print_summary(&summary, args.output.output)?;
+    let counters = state.counters();
+    if args.output.output == super::OutputFormat::Text {
+        let op = crate::emulator::Operation::BatchUpdateFindingsV2;
+        println!(
+            "emulator saw:      {} BatchUpdateFindingsV2 requests ({} throttled); per finding: {}; request errors: {}",
+            counters.requests_for(op),
+            counters.throttled,
+            fmt_counts(&counters.v2_finding_outcomes),
             fmt_counts(&counters.error_codes),
         );
         println!(

@@ -50,6 +50,21 @@ impl LocalIo {
     }
 }
 
+/// The new Security Hub is not enabled in a Region the run would send
+/// `BatchUpdateFindingsV2` to (`DescribeSecurityHubV2` answered
+/// `ResourceNotFoundException`): nothing was sent; exit status [`ABORTED`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the new Security Hub is not enabled in {}: DescribeSecurityHubV2 answered \
+     ResourceNotFoundException, so BatchUpdateFindingsV2 cannot update findings there; nothing \
+     was sent (enable it, or use the Security Hub CSPM flags such as --workflow for \
+     BatchUpdateFindings)", regions.join(", ")
+)]
+pub(crate) struct V2NotEnabled {
+    /// The Regions where it is not enabled.
+    pub regions: Vec<String>,
+}
+
 /// SIGINT or SIGTERM before the run started (during the plan pass or the
 /// confirmation): nothing was sent; exit status [`STOPPED`].
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +90,9 @@ pub(crate) fn for_error(e: &anyhow::Error) -> i32 {
         }
         if c.downcast_ref::<StoppedBeforeRun>().is_some() {
             return STOPPED;
+        }
+        if c.downcast_ref::<V2NotEnabled>().is_some() {
+            return ABORTED;
         }
         local_io |= matches!(c.downcast_ref::<LockError>(), Some(LockError::Io { .. }))
             || matches!(

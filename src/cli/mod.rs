@@ -109,8 +109,24 @@ pub struct DecisionArgs {
     /// Related findings: `Id=..,ProductArn=..` (several) or a JSON list.
     #[arg(long, value_name = "FINDING", num_args = 1.., help_heading = "Decision")]
     pub(crate) related_findings: Vec<String>,
-    /// The AWS CLI's JSON document for batch-update-findings (string or
-    /// file://PATH); its FindingIdentifiers join the input. Flags win over it.
+    /// The new Security Hub (BatchUpdateFindingsV2): OCSF status_id, one of
+    /// 0 Unknown, 1 New, 2 In Progress, 3 Suppressed, 4 Resolved, 5 Archived, 99 Other.
+    #[arg(long, value_name = "N", help_heading = "Decision (new Security Hub)")]
+    pub status_id: Option<String>,
+    /// The new Security Hub: OCSF severity_id, one of 0 Unknown, 1 Informational,
+    /// 2 Low, 3 Medium, 4 High, 5 Critical, 6 Fatal, 99 Other.
+    #[arg(long, value_name = "N", help_heading = "Decision (new Security Hub)")]
+    pub severity_id: Option<String>,
+    /// The new Security Hub: the finding's comment, 1 to 512 characters.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        help_heading = "Decision (new Security Hub)"
+    )]
+    pub comment: Option<String>,
+    /// The AWS CLI's JSON document for batch-update-findings or
+    /// batch-update-findings-v2 (string or file://PATH); its FindingIdentifiers
+    /// (and MetadataUids) join the input. Flags win over it.
     #[arg(long, value_name = "JSON", help_heading = "Decision")]
     pub(crate) cli_input_json: Option<String>,
     /// Accept `--types` values whose namespace is not one of the five
@@ -131,6 +147,14 @@ impl DecisionArgs {
             let input = parse_cli_input_json_with(doc, &rules)?;
             decision = input.decision;
             ids = input.finding_identifiers;
+            // MetadataUids name findings by `metadata.uid` (a V2 key
+            // without an account; the Region comes from --region).
+            ids.extend(
+                input
+                    .metadata_uids
+                    .into_iter()
+                    .map(|u| FindingKey::new(u, "")),
+            );
         }
         let single = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
         let fields = [
@@ -155,12 +179,18 @@ impl DecisionArgs {
                 DecisionField::RelatedFindings,
                 (!self.related_findings.is_empty()).then(|| self.related_findings.clone()),
             ),
+            (DecisionField::Comment, single(&self.comment)),
+            (DecisionField::SeverityId, single(&self.severity_id)),
+            (DecisionField::StatusId, single(&self.status_id)),
         ];
         for (field, values) in fields {
             if let Some(values) = values {
                 decision.merge_from(parse_flag_with(field, &values, &rules)?);
             }
         }
+        // Fields of both operations: refused, saying why, before anything
+        // else is checked.
+        crate::decision::check_not_mixed(&decision)?;
         // No decision at all is allowed here: the input may carry one per
         // row. A record that ends up with none is rejected by the engine.
         if !decision.is_empty() {
@@ -215,6 +245,10 @@ pub struct InputArgs {
     /// Set by the command, not a flag: the command line sets no decision.
     #[arg(skip)]
     pub(crate) no_decision: bool,
+    /// Set by the command, not a flag: the decision is the new Security
+    /// Hub's (`BatchUpdateFindingsV2`), so records are named by V2 keys.
+    #[arg(skip)]
+    pub v2: bool,
 }
 
 /// `--duplicates` values.
@@ -502,6 +536,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub(crate) struct Job {
     pub engine: EngineConfig,
     pub decision: Decision,
+    /// Send `BatchUpdateFindingsV2` (the decision, or the rows' decisions,
+    /// are the new Security Hub's).
+    pub v2: bool,
     pub input: Input,
     pub submitter: Submitter,
     pub output: OutputArgs,
@@ -560,6 +597,21 @@ pub(crate) fn open_input_with(
         },
     };
     let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
+    let v2 = args.v2.then(|| opts.notices.clone());
+    let input = open_parts(inputs, extra, specs, opts, spooled)?;
+    Ok(match v2 {
+        Some(notices) => Box::new(source::v2_keys(input, notices)),
+        None => input,
+    })
+}
+
+fn open_parts(
+    inputs: &[String],
+    extra: Vec<FindingKey>,
+    specs: Vec<InputSpec>,
+    opts: SourceOptions,
+    spooled: &plan::Spooled,
+) -> anyhow::Result<Input> {
     let file: Arc<str> = "--cli-input-json".into();
     let from_json = extra.into_iter().enumerate().map(move |(i, key)| {
         Ok(SourceItem::Record(SourceRecord::new(
@@ -636,6 +688,7 @@ pub(crate) async fn update_reading(
     // No decision and no per-row decisions: the readers refuse the inputs,
     // naming the columns that look like decisions.
     args.input.no_decision = decision.is_empty();
+    args.input.v2 = decision.is_v2();
     // The plan pass: guardrails and confirmation before any call. A
     // signal now stops the command at once (status 4): nothing was sent.
     let cleared = tokio::select! {
@@ -645,6 +698,9 @@ pub(crate) async fn update_reading(
         }
     };
     cleared.check_unchanged()?;
+    if decision.is_v2() {
+        preflight_v2(&args.aws, &cleared.regions).await?;
+    }
     let input = open_input_with(
         &args.inputs,
         extra,
@@ -668,6 +724,43 @@ pub(crate) async fn update_reading(
     Ok(exit_status(&summary))
 }
 
+/// `DescribeSecurityHubV2` in each Region a V2 run sends to: where the new
+/// Security Hub is not enabled, the run stops before any update
+/// ([`exit::V2NotEnabled`], exit status 3). Any other answer (no
+/// permission for the describe call, the network) is a warning: the run's
+/// own requests say more.
+pub(crate) async fn preflight_v2(aws: &AwsArgs, regions: &[String]) -> anyhow::Result<()> {
+    let submitter = Submitter::from_env(&AwsSettings {
+        profile: aws.profile.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
+        request_timeout: Some(aws.request_timeout),
+    })
+    .await;
+    let mut off = Vec::new();
+    for region in regions {
+        if crate::arn::parse_product_arn(&format!("arn:aws:securityhub:{region}::productv2/x/y"))
+            .is_err()
+        {
+            continue;
+        }
+        match submitter.security_hub_v2_enabled(region).await {
+            Ok(true) => tracing::info!(region = %region, "DescribeSecurityHubV2: enabled"),
+            Ok(false) => off.push(region.clone()),
+            Err(e) => tracing::warn!(
+                region = %region,
+                "DescribeSecurityHubV2 failed ({}: {}); going on",
+                e.code,
+                e.message
+            ),
+        }
+    }
+    if off.is_empty() {
+        Ok(())
+    } else {
+        Err(exit::V2NotEnabled { regions: off }.into())
+    }
+}
+
 /// A report whose path clashes with another file must not be written.
 pub(crate) fn forget_report_on_clash(e: &anyhow::Error) {
     if e.chain().any(|c| {
@@ -682,22 +775,9 @@ pub(crate) fn forget_report_on_clash(e: &anyhow::Error) {
 
 /// Runs a job against Security Hub (or `--endpoint-url`) with the standard
 /// credential chain, journaled into its outputs, and prints its summary.
-/// `inputs` are the names the journal's header records.
-pub(crate) async fn run_with_aws(
-    engine: EngineConfig,
-    decision: Decision,
-    input: Input,
-    aws: &AwsArgs,
-    output: &OutputArgs,
-    inputs: Vec<String>,
-) -> anyhow::Result<RunSummary> {
-    let copies = vec![None; inputs.len()];
-    run_with_aws_copies(engine, decision, input, aws, output, inputs, copies, None).await
-}
-
-/// [`run_with_aws`] where some inputs were read from saved copies
-/// (`copies[i]`, by input position): the journal fingerprints the copies,
-/// or records `query` for a `--filters` selection.
+/// `inputs` are the names the journal's header records; some inputs may
+/// have been read from saved copies
+/// (`copies[i]`, by input position): the journal fingerprints the copies.
 #[expect(
     clippy::too_many_arguments,
     reason = "the job's parts, passed through once"
@@ -705,6 +785,31 @@ pub(crate) async fn run_with_aws(
 pub(crate) async fn run_with_aws_copies(
     engine: EngineConfig,
     decision: Decision,
+    input: Input,
+    aws: &AwsArgs,
+    output: &OutputArgs,
+    inputs: Vec<String>,
+    copies: Vec<Option<PathBuf>>,
+    query: Option<serde_json::Value>,
+) -> anyhow::Result<RunSummary> {
+    let v2 = decision.is_v2();
+    run_with_aws_on(
+        engine, decision, v2, input, aws, output, inputs, copies, query,
+    )
+    .await
+}
+
+/// [`run_with_aws_copies`], sending `BatchUpdateFindingsV2` when `v2` (a
+/// revert of a V2 run, whose job decision is empty: its rows carry V2
+/// decisions); `query` is recorded for a `--filters` selection.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the job's parts, passed through once"
+)]
+pub(crate) async fn run_with_aws_on(
+    engine: EngineConfig,
+    decision: Decision,
+    v2: bool,
     input: Input,
     aws: &AwsArgs,
     output: &OutputArgs,
@@ -727,6 +832,7 @@ pub(crate) async fn run_with_aws_copies(
     let job = Job {
         engine,
         decision,
+        v2,
         input,
         submitter,
         output: output.clone(),
@@ -772,16 +878,31 @@ pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::R
     if let Some(r) = &report {
         events = Arc::new(report::Tee(vec![events, r.clone()]));
     }
-    let summary = engine::run_with(
-        &job.engine,
-        prepared.input,
-        Arc::new(job.decision),
-        Arc::new(job.submitter),
-        sinks,
-        events,
-        prepared.controls,
-    )
-    .await
+    let v2 = job.v2 || job.decision.is_v2();
+    let submitter = Arc::new(job.submitter);
+    let summary = if v2 {
+        engine::run_operation(
+            &job.engine,
+            prepared.input,
+            Arc::new(job.decision),
+            Arc::new(crate::submission::v2::BatchUpdateFindingsV2::new(submitter)),
+            sinks,
+            events,
+            prepared.controls,
+        )
+        .await
+    } else {
+        engine::run_with(
+            &job.engine,
+            prepared.input,
+            Arc::new(job.decision),
+            submitter,
+            sinks,
+            events,
+            prepared.controls,
+        )
+        .await
+    }
     .context("the run stopped")?;
     session.close(&summary)?;
     if let Some(p) = progress {

@@ -126,6 +126,13 @@ impl CampaignArgs {
     ) -> anyhow::Result<()> {
         engine.note_mode = self.note_mode.into();
         if let Some(tag) = &self.run_tag {
+            if decision.is_v2() {
+                anyhow::bail!(
+                    "--run-tag {tag:?} writes UserDefinedFields.{RUN_TAG_KEY}, which the new \
+                     Security Hub (BatchUpdateFindingsV2) does not have: name the campaign in its \
+                     --comment instead"
+                );
+            }
             with_run_tag(decision.clone(), tag)
                 .validate()
                 .with_context(|| format!("--run-tag {tag:?} (UserDefinedFields.{RUN_TAG_KEY})"))?;
@@ -209,6 +216,7 @@ pub(crate) async fn plan_command_checked(
     // `--filters` (unless `update --dry-run` read it already).
     let _selection = super::query::select(&mut args).await?;
     args.input.no_decision = decision.is_empty();
+    args.input.v2 = decision.is_v2();
     let mut engine = engine;
     // A plan reads every input twice (the row choices, then the plan):
     // inputs that can be read only once are saved first (a `--filters`
@@ -246,6 +254,8 @@ pub(crate) struct Cleared {
     files: Vec<(PathBuf, Option<Stamp>)>,
     /// Records the plan read, which the run must read too.
     planned: u64,
+    /// The Regions the plan sends findings to.
+    pub regions: Vec<String>,
 }
 
 /// A file's length and modification time.
@@ -486,6 +496,7 @@ pub(crate) async fn clear_run(
         files,
         // Rows an earlier run settled are read too (and skipped).
         planned: plan.totals.records + plan.totals.already_done,
+        regions: plan.by_region.keys().cloned().collect(),
     })
 }
 
@@ -640,6 +651,7 @@ mod tests {
             spooled: Spooled::default(),
             files: Vec::new(),
             planned,
+            regions: Vec::new(),
         };
         // As planned: every record, then the end.
         let items: Vec<_> = cleared(3).expect_records(records(3)).collect();

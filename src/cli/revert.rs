@@ -171,6 +171,7 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     if !args.dry_run {
         super::settings::check_profile(&args.aws)?;
     }
+    let v2 = reverts_v2(&args.run_results)?;
     let (input, skipped) = open(&args.run_results)?;
     let inputs = vec![args.run_results.display().to_string()];
     let skipped_in_plan = skipped.clone();
@@ -190,6 +191,9 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
         plan.warnings
             .push(unfinished_warning(&skipped_in_plan, &args.run_results));
         plan.warnings.sort_by_key(|w| w.code);
+    }
+    if v2 {
+        plan.operation = crate::plan::BATCH_UPDATE_FINDINGS_V2;
     }
     let verdict = plan.guard(
         &crate::plan::Guardrails {
@@ -239,13 +243,17 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
     }
     let (input, skipped) = open(&args.run_results)?;
     let partial = skipped.partial.clone();
-    let summary = super::run_with_aws(
+    let copies = vec![None; inputs.len()];
+    let summary = super::run_with_aws_on(
         engine,
         Decision::default(),
+        v2,
         input,
         &args.aws,
         &args.output,
         inputs,
+        copies,
+        None,
     )
     .await?;
     report_skipped(&skipped, &args.run_results);
@@ -321,6 +329,18 @@ fn report_skipped(skipped: &NotReverted, path: &Path) {
     }
 }
 
+/// Whether the results being reverted are a `BatchUpdateFindingsV2` run's:
+/// the first updated row's restoring decision is in V2 terms.
+fn reverts_v2(path: &Path) -> anyhow::Result<bool> {
+    let (input, _) = open(path)?;
+    for item in input {
+        if let Ok(SourceItem::Record(r)) = item {
+            return Ok(r.decision.is_some_and(|d| d.is_v2()));
+        }
+    }
+    Ok(false)
+}
+
 /// Column positions in a CSV results file.
 struct Columns {
     file: usize,
@@ -351,6 +371,9 @@ struct Row {
     id: String,
     #[serde(rename = "ProductArn", default)]
     product_arn: String,
+    /// A `BatchUpdateFindingsV2` triple's account (JSON Lines results).
+    #[serde(rename = "CloudAccountUid", default)]
+    cloud_account_uid: Option<String>,
     #[serde(default)]
     outcome: String,
     #[serde(default)]
@@ -480,6 +503,7 @@ impl RevertRecords {
                         row: cell(c.row).parse().unwrap_or(0),
                         id: cell(c.id),
                         product_arn: cell(c.arn),
+                        cloud_account_uid: None,
                         outcome: cell(c.outcome),
                         attempts: cell(c.attempts).parse().unwrap_or(0),
                         applied: cell(c.applied),
@@ -521,7 +545,10 @@ impl RevertRecords {
             }),
         };
         let lost = &self.skipped.not_restorable;
-        let key = FindingKey::new(row.id, row.product_arn);
+        let key = match row.cloud_account_uid.filter(|a| !a.is_empty()) {
+            Some(account) => FindingKey::ocsf(account, row.id, row.product_arn),
+            None => FindingKey::new(row.id, row.product_arn),
+        };
         let invalid = |location: Location, key: FindingKey, column: &str, reason: String| {
             SourceItem::Invalid(InvalidRecord {
                 location,

@@ -96,9 +96,32 @@ pub enum DecisionErrorKind {
     #[error(
         "nothing to update: give at least one of --note, --severity, --verification-state, \
          --confidence, --criticality, --types, --user-defined-fields, --workflow, \
-         --related-findings (or the same members in --cli-input-json)"
+         --related-findings (Security Hub CSPM) or --status-id, --severity-id, --comment \
+         (the new Security Hub), or the same members in --cli-input-json"
     )]
     NothingToUpdate,
+    /// Fields of `BatchUpdateFindings` and of `BatchUpdateFindingsV2` in one
+    /// decision: they are two operations on two services' copies of a
+    /// finding, and one run sends one of them.
+    #[error(
+        "{v1} (Security Hub CSPM, BatchUpdateFindings) and {v2} (the new Security Hub, \
+         BatchUpdateFindingsV2) cannot be mixed: they are different operations on different \
+         copies of a finding; run them as two separate updates"
+    )]
+    MixedOperations {
+        /// The `BatchUpdateFindings` fields given, as flags.
+        v1: String,
+        /// The `BatchUpdateFindingsV2` fields given, as flags.
+        v2: String,
+    },
+    /// An OCSF id outside its documented list.
+    #[error("{value} is not a valid value: must be one of {allowed}")]
+    NotAnOcsfId {
+        /// The value given.
+        value: i64,
+        /// The allowed values, with their meanings.
+        allowed: &'static str,
+    },
     /// A flag was given no value.
     #[error("expected a value")]
     NoValue,

@@ -44,7 +44,15 @@ pub(crate) fn decision_holds_but(d: &Decision, cur: &CurrentState, ignore: Optio
             .as_ref()
             .is_some_and(|have| wanted.all(|(k, v)| have.get(k) == Some(v)))
     });
+    // The new Security Hub's fields: only against OCSF state.
+    let comment_holds = d
+        .comment
+        .as_ref()
+        .is_none_or(|c| cur.comment.as_ref() == Some(c));
     note_holds
+        && comment_holds
+        && eq(d.status_id, cur.status_id)
+        && eq(d.severity_id, cur.severity_id)
         && severity_holds
         && udf_holds
         && eq(

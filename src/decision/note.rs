@@ -167,6 +167,57 @@ fn existing(current: Option<&CurrentState>) -> Existing<'_> {
     }
 }
 
+/// The OCSF `comment` a finding has, as its recorded state says.
+fn existing_comment(current: Option<&CurrentState>) -> Existing<'_> {
+    let Some(cur) = current else {
+        return Existing::Unknown;
+    };
+    match cur.comment.as_deref() {
+        Some(t) if !is_blank(t) => Existing::Text(t),
+        Some(_) => Existing::None,
+        None if cur.comment_recorded => Existing::None,
+        None => Existing::Unknown,
+    }
+}
+
+/// The comment policy of the new Security Hub: `mode` applied to a V2
+/// decision's `Comment` over the finding's recorded `comment`, exactly as
+/// [`apply_note_mode`] treats a note (`keep` leaves an existing comment,
+/// `append` adds to it within 512 characters, `replace` overwrites; with
+/// the comment unknown, `keep` and `append` withhold it).
+fn apply_comment_mode(
+    decision: &Decision,
+    comment: &str,
+    mode: NoteMode,
+    current: Option<&CurrentState>,
+) -> (Option<Decision>, NoteAction) {
+    let without = || {
+        let mut d = decision.clone();
+        d.comment = None;
+        Some(d)
+    };
+    let same = |t: &str| t.trim_end() == comment.trim_end();
+    match (mode, existing_comment(current)) {
+        (_, Existing::None) => (None, NoteAction::Written),
+        (NoteMode::Keep, Existing::Text(_)) => (without(), NoteAction::Kept),
+        (_, Existing::Text(t)) if same(t) => (None, NoteAction::Same),
+        (NoteMode::Replace, Existing::Text(_)) => (None, NoteAction::Overwritten),
+        (NoteMode::Replace, Existing::Unknown) => (None, NoteAction::WrittenUnknown),
+        (NoteMode::Keep | NoteMode::Append, Existing::Unknown) => (without(), NoteAction::Withheld),
+        (NoteMode::Append, Existing::Text(t)) => {
+            let (text, action) = if t.trim_end().ends_with(comment.trim_end()) {
+                (t.to_owned(), NoteAction::AlreadyAppended)
+            } else {
+                let (text, cut, chars) = append(t.trim_end(), comment.trim_end());
+                (text, NoteAction::Appended { cut, chars })
+            };
+            let mut d = decision.clone();
+            d.comment = Some(text);
+            (Some(d), action)
+        }
+    }
+}
+
 /// Applies `mode` to `decision` for a finding whose recorded state is
 /// `current`. Returns the decision to send when it differs from `decision`
 /// (possibly with no field left: nothing to send), and what happened to
@@ -176,6 +227,10 @@ pub(crate) fn apply_note_mode(
     mode: NoteMode,
     current: Option<&CurrentState>,
 ) -> (Option<Decision>, NoteAction) {
+    if let Some(comment) = &decision.comment {
+        // A V2 decision has no note: the policy is over its comment.
+        return apply_comment_mode(decision, comment, mode, current);
+    }
     let Some(note) = &decision.note else {
         return (None, NoteAction::None);
     };

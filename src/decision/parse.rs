@@ -43,8 +43,12 @@ const CLI_INPUT_JSON: &str = "--cli-input-json";
 pub(crate) struct CliInput {
     /// The decision members of the document.
     pub decision: Decision,
-    /// `FindingIdentifiers`, in document order (empty when absent).
+    /// `FindingIdentifiers`, in document order (empty when absent); in a
+    /// `batch-update-findings-v2` document, OCSF triples (keys with
+    /// [`FindingKey::account_uid`] set).
     pub finding_identifiers: Vec<FindingKey>,
+    /// `MetadataUids` of a `batch-update-findings-v2` document, in order.
+    pub metadata_uids: Vec<String>,
 }
 
 /// Parses one flag's values the way the AWS CLI does, and checks the field
@@ -82,6 +86,7 @@ pub(crate) fn parse_cli_input_json(s: &str) -> Result<CliInput, DecisionError> {
 /// [`parse_cli_input_json`] with explicit [`Rules`].
 pub(crate) fn parse_cli_input_json_with(s: &str, rules: &Rules) -> Result<CliInput, DecisionError> {
     let input = cli_input(s).map_err(|e| e.with_flag(CLI_INPUT_JSON))?;
+    validate::mixed(&input.decision).map_err(|e| e.with_flag(CLI_INPUT_JSON))?;
     for field in DecisionField::ALL {
         validate::check_field(&input.decision, field, rules)
             .map_err(|e| e.with_flag(CLI_INPUT_JSON))?;
@@ -151,6 +156,14 @@ fn flag_value(field: DecisionField, values: &[String]) -> Result<Decision> {
         DecisionField::Criticality => {
             d.criticality = Some(int_text(member, one(member, &texts)?.trim())?);
         }
+        DecisionField::SeverityId => {
+            d.severity_id = Some(int_text(member, one(member, &texts)?.trim())?);
+        }
+        DecisionField::StatusId => {
+            d.status_id = Some(int_text(member, one(member, &texts)?.trim())?);
+        }
+        // A string member: taken as is, as the AWS CLI does.
+        DecisionField::Comment => d.comment = Some(one(member, &texts)?.to_string()),
         DecisionField::VerificationState => {
             d.verification_state = Some(enum_text(
                 member,
@@ -542,13 +555,25 @@ fn string_list(path: &str, v: &Value) -> Result<Vec<String>> {
 /// `{Id, ProductArn}`, as in `RelatedFindings` and `FindingIdentifiers`.
 fn finding_key(path: &str, v: &Value) -> Result<FindingKey> {
     let map = members(path, v, &["Id", "ProductArn"])?;
-    Ok(FindingKey {
-        id: string(&format!("{path}.Id"), required(path, map, "Id")?)?,
-        product_arn: string(
+    Ok(FindingKey::new(
+        string(&format!("{path}.Id"), required(path, map, "Id")?)?,
+        string(
             &format!("{path}.ProductArn"),
             required(path, map, "ProductArn")?,
         )?,
-    })
+    ))
+}
+
+/// An `OcsfFindingIdentifier` of a `batch-update-findings-v2` document.
+fn ocsf_finding_key(path: &str, v: &Value) -> Result<FindingKey> {
+    const MEMBERS: &[&str] = &["CloudAccountUid", "FindingInfoUid", "MetadataProductUid"];
+    let map = members(path, v, MEMBERS)?;
+    let get = |m: &'static str| string(&format!("{path}.{m}"), required(path, map, m)?);
+    Ok(FindingKey::ocsf(
+        get("CloudAccountUid")?,
+        get("FindingInfoUid")?,
+        get("MetadataProductUid")?,
+    ))
 }
 
 fn related_findings(v: &Value) -> Result<Vec<FindingKey>> {
@@ -565,6 +590,10 @@ fn related_findings(v: &Value) -> Result<Vec<FindingKey>> {
 /// The members `--cli-input-json` may hold.
 const CLI_INPUT_MEMBERS: &[&str] = &[
     "FindingIdentifiers",
+    "MetadataUids",
+    "Comment",
+    "SeverityId",
+    "StatusId",
     "Note",
     "Severity",
     "VerificationState",
@@ -581,6 +610,11 @@ fn cli_input(s: &str) -> Result<CliInput> {
     let doc = json("", &text)?;
     let map = members("", &doc, CLI_INPUT_MEMBERS)?;
     let mut out = CliInput::default();
+    // The batch-update-findings-v2 document: its FindingIdentifiers are
+    // OCSF triples, and it may name findings by MetadataUids instead.
+    let v2 = ["MetadataUids", "Comment", "SeverityId", "StatusId"]
+        .iter()
+        .any(|m| map.iter().any(|(k, v)| k == m && !v.is_null()));
     let d = &mut out.decision;
     let j = Syntax::Json;
     for (member, v) in map {
@@ -592,12 +626,28 @@ fn cli_input(s: &str) -> Result<CliInput> {
                 let Value::Array(items) = v else {
                     return Err(wrong_type(member, "a list", v));
                 };
-                out.finding_identifiers = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| finding_key(&format!("FindingIdentifiers[{i}]"), item))
-                    .collect::<Result<_>>()?;
+                out.finding_identifiers.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            let path = format!("FindingIdentifiers[{i}]");
+                            if v2 {
+                                ocsf_finding_key(&path, item)
+                            } else {
+                                finding_key(&path, item)
+                            }
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                );
             }
+            "MetadataUids" => {
+                let uids = string_list(member, v)?;
+                out.metadata_uids = uids;
+            }
+            "Comment" => d.comment = Some(string(member, v)?),
+            "SeverityId" => d.severity_id = Some(int(member, v, j)?),
+            "StatusId" => d.status_id = Some(int(member, v, j)?),
             "Note" => d.note = Some(note(v)?),
             "Severity" => d.severity = Some(severity(v, j)?),
             "VerificationState" => {

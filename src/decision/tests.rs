@@ -8,6 +8,7 @@ use std::io::Write;
 use proptest::prelude::*;
 
 use super::parse::parse_cli_input_json;
+use super::validate::{COMMENT_MAX_CHARS, SEVERITY_IDS, STATUS_IDS};
 use super::*;
 
 fn strings(values: &[&str]) -> Vec<String> {
@@ -299,7 +300,8 @@ fn cli_input_json_api_example() {
         ]
     );
     let d = &input.decision;
-    assert_eq!(d.fields(), DecisionField::ALL.to_vec());
+    assert_eq!(d.fields(), DecisionField::ALL[..9].to_vec());
+    assert!(!d.is_v2());
     assert_eq!(d.confidence, Some(80));
     assert_eq!(d.verification_state, Some(VerificationState::TruePositive));
     assert!(d.validate().is_ok());
@@ -320,12 +322,17 @@ fn cli_input_json_edge_cases() {
 
     let bad: &[(&str, &[&str])] = &[
         (
-            r#"{"Note": {"Text": "t", "UpdatedBy": "u"}, "Comment": "x"}"#,
+            r#"{"Note": {"Text": "t", "UpdatedBy": "u"}, "Remark": "x"}"#,
             &[
                 "--cli-input-json",
-                "unknown member \"Comment\"",
+                "unknown member \"Remark\"",
                 "FindingIdentifiers",
             ],
+        ),
+        // A V2 member beside a V1 one: two operations, refused saying why.
+        (
+            r#"{"Note": {"Text": "t", "UpdatedBy": "u"}, "Comment": "x"}"#,
+            &["--cli-input-json", "--note", "--comment", "cannot be mixed"],
         ),
         (
             r#"{"Note": {"Text": "t", "UpdateBy": "u"}}"#,
@@ -919,7 +926,19 @@ fn field_names() {
             field.member().to_ascii_lowercase()
         );
     }
-    assert_eq!(DecisionField::from_flag("--comment"), None);
+    assert_eq!(DecisionField::from_flag("--remark"), None);
+    let v2: Vec<_> = DecisionField::ALL
+        .into_iter()
+        .filter(|f| f.is_v2())
+        .collect();
+    assert_eq!(
+        v2,
+        [
+            DecisionField::Comment,
+            DecisionField::SeverityId,
+            DecisionField::StatusId
+        ]
+    );
 }
 
 #[test]
@@ -1100,6 +1119,7 @@ prop_compose! {
             user_defined_fields,
             workflow: workflow.map(|status| WorkflowUpdate { status }),
             related_findings,
+            ..Decision::default()
         }
     }
 }
@@ -1148,6 +1168,7 @@ prop_compose! {
             user_defined_fields,
             workflow: workflow.map(|status| WorkflowUpdate { status }),
             related_findings,
+            ..Decision::default()
         }
     }
 }
@@ -1333,4 +1354,114 @@ async fn the_sdk_sends_the_serialized_decision() {
         let ours = serde_json::to_value(&decision).unwrap();
         assert!(same_json(&body, &ours), "sent {body}\nours {ours}");
     }
+}
+
+// ------------------------------------------------- the new Security Hub (V2)
+
+#[test]
+fn v2_flags_parse_validate_and_serialize_as_the_v2_request_members() {
+    let status = parse_flag(DecisionField::StatusId, &["3".into()]).unwrap();
+    assert_eq!(status.status_id, Some(3));
+    assert!(status.is_v2() && !status.is_v1());
+    let sev = parse_flag(DecisionField::SeverityId, &[" 99\n".into()]).unwrap();
+    assert_eq!(sev.severity_id, Some(99));
+    let comment = parse_flag(DecisionField::Comment, &["accepted risk".into()]).unwrap();
+    // Only the field asked for: no StatusId beside a comment.
+    assert_eq!(
+        serde_json::to_string(&comment).unwrap(),
+        r#"{"Comment":"accepted risk"}"#
+    );
+    for (field, bad, fragment) in [
+        (DecisionField::StatusId, "6", "must be one of 0 (Unknown)"),
+        (DecisionField::StatusId, "-1", "must be one of"),
+        (DecisionField::SeverityId, "7", "6 (Fatal), 99 (Other)"),
+        (DecisionField::SeverityId, "high", "--severity-id"),
+        (DecisionField::Comment, "  ", "non-whitespace"),
+    ] {
+        let e = parse_flag(field, &[bad.into()]).unwrap_err().to_string();
+        assert!(e.contains(fragment), "{field} {bad:?}: {e}");
+    }
+    let long = "x".repeat(COMMENT_MAX_CHARS + 1);
+    let e = parse_flag(DecisionField::Comment, &[long])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("512"), "{e}");
+    assert!(parse_flag(DecisionField::Comment, &["é".repeat(512)]).is_ok());
+    for id in STATUS_IDS {
+        assert!(parse_flag(DecisionField::StatusId, &[id.to_string()]).is_ok());
+    }
+    for id in SEVERITY_IDS {
+        assert!(parse_flag(DecisionField::SeverityId, &[id.to_string()]).is_ok());
+    }
+}
+
+#[test]
+fn a_decision_mixing_the_two_operations_is_refused_saying_why() {
+    let mut d = parse_flag(DecisionField::Workflow, &["Status=RESOLVED".into()]).unwrap();
+    d.merge_from(parse_flag(DecisionField::StatusId, &["4".into()]).unwrap());
+    let e = d.validate().unwrap_err();
+    assert!(matches!(
+        e.kind(),
+        DecisionErrorKind::MixedOperations { .. }
+    ));
+    let text = e.to_string();
+    for fragment in [
+        "--workflow",
+        "--status-id",
+        "BatchUpdateFindingsV2",
+        "cannot be mixed",
+    ] {
+        assert!(text.contains(fragment), "{text}");
+    }
+    assert!(check_not_mixed(&d).is_err());
+    assert!(check_not_mixed(&Decision::default()).is_ok());
+}
+
+#[test]
+fn cli_input_json_takes_the_batch_update_findings_v2_document() {
+    let doc = r#"{
+        "FindingIdentifiers": [{"CloudAccountUid": "111122223333", "FindingInfoUid": "f-1",
+            "MetadataProductUid": "arn:aws:securityhub:us-east-1::productv2/aws/guardduty"}],
+        "MetadataUids": ["m-1", "m-2"],
+        "Comment": "ok", "SeverityId": 2, "StatusId": 99
+    }"#;
+    let input = parse_cli_input_json(doc).unwrap();
+    assert_eq!(
+        input.finding_identifiers,
+        vec![FindingKey::ocsf(
+            "111122223333",
+            "f-1",
+            "arn:aws:securityhub:us-east-1::productv2/aws/guardduty"
+        )]
+    );
+    assert_eq!(
+        input.metadata_uids,
+        vec!["m-1".to_string(), "m-2".to_string()]
+    );
+    let d = &input.decision;
+    assert_eq!(
+        (d.comment.as_deref(), d.severity_id, d.status_id),
+        (Some("ok"), Some(2), Some(99))
+    );
+    // Strictly typed, as botocore checks JSON.
+    let e = parse_cli_input_json(r#"{"StatusId": "3"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("StatusId"), "{e}");
+    let e = parse_cli_input_json(
+        r#"{"StatusId": 3, "FindingIdentifiers": [{"Id": "a", "ProductArn": "p"}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("CloudAccountUid"),
+        "a V2 document's identifiers are OCSF: {e}"
+    );
+    let e = parse_cli_input_json(r#"{"SeverityId": 8}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--cli-input-json (SeverityId)") || e.contains("SeverityId"),
+        "{e}"
+    );
 }

@@ -76,11 +76,27 @@ impl Rules {
     }
 }
 
-/// Checks the whole decision, including that it sets something.
+/// Longest `Comment` (`BatchUpdateFindingsV2`, API reference: 1–512).
+pub(crate) const COMMENT_MAX_CHARS: usize = 512;
+/// `SeverityId` values `BatchUpdateFindingsV2` accepts (OCSF: Unknown,
+/// Informational, Low, Medium, High, Critical, Fatal, Other).
+pub(crate) const SEVERITY_IDS: [i32; 8] = [0, 1, 2, 3, 4, 5, 6, 99];
+/// `StatusId` values `BatchUpdateFindingsV2` accepts (OCSF: Unknown, New,
+/// In Progress, Suppressed, Resolved, Archived, Other).
+pub(crate) const STATUS_IDS: [i32; 7] = [0, 1, 2, 3, 4, 5, 99];
+
+const SEVERITY_ID_TEXT: &str = "0 (Unknown), 1 (Informational), 2 (Low), 3 (Medium), 4 (High), \
+                                5 (Critical), 6 (Fatal), 99 (Other)";
+const STATUS_ID_TEXT: &str = "0 (Unknown), 1 (New), 2 (In Progress), 3 (Suppressed), \
+                              4 (Resolved), 5 (Archived), 99 (Other)";
+
+/// Checks the whole decision, including that it sets something and that it
+/// does not mix the two operations' fields.
 pub(crate) fn check(d: &Decision, rules: &Rules) -> Result<(), DecisionError> {
     if d.is_empty() {
         return Err(DecisionError::new("", DecisionErrorKind::NothingToUpdate));
     }
+    mixed(d)?;
     for field in DecisionField::ALL {
         check_field(d, field, rules)?;
     }
@@ -110,7 +126,49 @@ pub(crate) fn check_field(
             .map_or(Ok(()), related_findings),
         // Enums: the type admits only valid values.
         DecisionField::VerificationState | DecisionField::Workflow => Ok(()),
+        DecisionField::Comment => d.comment.as_deref().map_or(Ok(()), |c| {
+            non_empty(member, c)?;
+            max_chars(member, c, COMMENT_MAX_CHARS)
+        }),
+        DecisionField::SeverityId => d.severity_id.map_or(Ok(()), |v| {
+            ocsf_id(member, v, &SEVERITY_IDS, SEVERITY_ID_TEXT)
+        }),
+        DecisionField::StatusId => d
+            .status_id
+            .map_or(Ok(()), |v| ocsf_id(member, v, &STATUS_IDS, STATUS_ID_TEXT)),
     }
+}
+
+/// Refuses a decision that sets fields of both `BatchUpdateFindings` and
+/// `BatchUpdateFindingsV2`.
+pub(crate) fn mixed(d: &Decision) -> Result<(), DecisionError> {
+    let fields = d.fields();
+    let (v2, v1): (Vec<DecisionField>, Vec<DecisionField>) =
+        fields.into_iter().partition(|f| f.is_v2());
+    if v1.is_empty() || v2.is_empty() {
+        return Ok(());
+    }
+    let flags = |fs: &[DecisionField]| fs.iter().map(|f| f.flag()).collect::<Vec<_>>().join(", ");
+    Err(DecisionError::new(
+        "",
+        DecisionErrorKind::MixedOperations {
+            v1: flags(&v1),
+            v2: flags(&v2),
+        },
+    ))
+}
+
+fn ocsf_id(path: &str, v: i32, allowed: &[i32], text: &'static str) -> Result<(), DecisionError> {
+    if !allowed.contains(&v) {
+        return Err(DecisionError::new(
+            path,
+            DecisionErrorKind::NotAnOcsfId {
+                value: v.into(),
+                allowed: text,
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// `NonEmptyString`'s `\S`: JavaScript's whitespace is Unicode White_Space

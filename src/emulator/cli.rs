@@ -413,6 +413,17 @@ pub(crate) fn offset_in(outer: &str, inner: &str) -> usize {
 /// JSON array of findings, and JSON Lines / concatenated finding objects.
 /// Stops at the first problem, naming the file, line and finding.
 pub fn load_seed_file(state: &EmulatorState, path: &Path) -> Result<usize, SeedFileError> {
+    for_each_seed_document(path, |doc| state.insert_finding(doc).map(drop))
+}
+
+/// Reads every finding document of a seed file (`{"Findings": [...]}`
+/// documents, a JSON array, JSON Lines or concatenated objects) and hands
+/// each to `insert`, counting them. Stops at the first problem, naming the
+/// file, line and finding; `insert`'s error is the finding's.
+pub(crate) fn for_each_seed_document(
+    path: &Path,
+    mut insert: impl FnMut(serde_json::Value) -> Result<(), String>,
+) -> Result<usize, SeedFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| SeedFileError::Read {
         path: path.to_owned(),
         source,
@@ -449,14 +460,13 @@ pub fn load_seed_file(state: &EmulatorState, path: &Path) -> Result<usize, SeedF
         for item in items {
             count += 1;
             let line = lines.line_of(offset_in(&text, item.get()));
-            let invalid = |message: String| SeedFileError::Invalid {
+            let doc: serde_json::Value = serde_json::from_str(item.get()).map_err(json_err)?;
+            insert(doc).map_err(|message| SeedFileError::Invalid {
                 path: path.to_owned(),
                 index: count,
                 line,
                 message,
-            };
-            let doc: serde_json::Value = serde_json::from_str(item.get()).map_err(json_err)?;
-            state.insert_finding(doc).map_err(invalid)?;
+            })?;
         }
     }
     Ok(count)

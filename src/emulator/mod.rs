@@ -60,3 +60,4 @@ pub use v2::OcsfKey;
 pub use v2::V2Config;
 pub use v2::V2Faults;
 pub use v2::V2Semantics;
+pub(crate) use v2::load_ocsf_seed_file;

@@ -243,7 +243,7 @@ fn identifier(v: Value, list: &str, index: usize) -> Result<FindingKey, InvalidI
             (Some(Value::String(id)), Some(Value::String(product_arn)))
                 if good(&id, 1, 512) && good(&product_arn, 12, 2048) =>
             {
-                return Ok(FindingKey { id, product_arn });
+                return Ok(FindingKey::new(id, product_arn));
             }
             (id, arn) => {
                 // Put them back for the detailed report.
@@ -276,7 +276,7 @@ fn identifier_slow(v: Value, path: &str) -> Result<FindingKey, InvalidInput> {
             "must be at least 12 characters long",
         ));
     }
-    Ok(FindingKey { id, product_arn })
+    Ok(FindingKey::new(id, product_arn))
 }
 
 /// Validates a `BatchUpdateFindings` body.
@@ -806,7 +806,7 @@ pub(crate) fn check_finding(doc: Map<String, Value>) -> Result<ImportedFinding, 
         });
     }
     Ok(ImportedFinding {
-        key: FindingKey { id, product_arn },
+        key: FindingKey::new(id, product_arn),
         account,
         region,
         updated_at_ms,

@@ -58,8 +58,8 @@ pub use intake::RowChoices;
 pub(crate) use intake::UNKNOWN_REGION;
 pub(crate) use intake::route;
 pub(crate) use intake::with_run_tag;
-pub(crate) use operation::Reported;
-pub(crate) use operation::UpdateOperation;
+pub use operation::Reported;
+pub use operation::UpdateOperation;
 pub use stop::RunControls;
 pub use stop::STOPPED_CODE;
 pub use stop::StopHandle;
@@ -245,7 +245,7 @@ pub async fn run_with(
 /// [`run_with`] for any update operation: the job's `decision` and the
 /// input's records, as the intake reads them, are turned into `O`'s
 /// requests by `O` ([`UpdateOperation::admit`]).
-pub(crate) async fn run_operation<O: UpdateOperation>(
+pub async fn run_operation<O: UpdateOperation>(
     config: &EngineConfig,
     input: Input,
     decision: Arc<Decision>,

@@ -32,7 +32,7 @@ use crate::retry::{CallDisposition, CallFailure, EntryDisposition};
 use crate::submission::{BatchResult, CallError};
 
 /// One Security Hub update operation, as the engine drives it.
-pub(crate) trait UpdateOperation: Send + Sync + 'static {
+pub trait UpdateOperation: Send + Sync + 'static {
     /// How a request names one finding.
     type Key: Clone + Eq + Hash + Send + Sync + 'static;
     /// What one request sets on every finding it names. Findings are
@@ -88,7 +88,7 @@ pub(crate) trait UpdateOperation: Send + Sync + 'static {
 }
 
 /// What the results record about one finding (see [`UpdateOperation::report`]).
-pub(crate) struct Reported {
+pub struct Reported {
     /// The finding's identifiers.
     pub key: FindingKey,
     /// The decision meant for the finding: applied if it was updated, still

@@ -132,6 +132,12 @@ enum Target {
     OcsfStatus,
     OcsfSeverity,
     OcsfMessage,
+    /// OCSF `comment` (what `BatchUpdateFindingsV2` sets).
+    OcsfComment,
+    /// OCSF `metadata.uid`.
+    MetadataUid,
+    /// OCSF `cloud.account.uid` (ASFF's `AwsAccountId`).
+    OcsfAccount,
     /// OCSF `confidence`: an integer in OCSF 1.0, a caption ("High") in
     /// 1.1 (then unknown: a caption is no ASFF `Confidence`).
     OcsfConfidence,
@@ -156,6 +162,9 @@ impl Target {
                 | Target::OcsfStatus
                 | Target::OcsfSeverity
                 | Target::OcsfMessage
+                | Target::OcsfComment
+                | Target::MetadataUid
+                | Target::OcsfAccount
                 | Target::OcsfConfidence
                 | Target::ModifiedTime
                 | Target::RecordedState
@@ -180,6 +189,9 @@ fn target_of(raw: &str, ocsf: bool) -> Option<Target> {
         "status" | "statusid" | "state" | "stateid" if ocsf => Target::OcsfStatus,
         "severity" | "severityid" if ocsf => Target::OcsfSeverity,
         "message" if ocsf => Target::OcsfMessage,
+        "comment" if ocsf => Target::OcsfComment,
+        "metadatauid" if ocsf => Target::MetadataUid,
+        "cloudaccountuid" if ocsf => Target::OcsfAccount,
         "confidence" | "confidencescore" if ocsf => Target::OcsfConfidence,
         "findinginfomodifiedtime"
         | "findinginfomodifiedtimedt"
@@ -638,6 +650,23 @@ fn state(columns: &[Planned], cells: &[FieldCell<'_>]) -> Option<CurrentState> {
         };
         let set = match &c.target {
             Target::Account => text().map(|v| cur.account_id = Some(v)),
+            Target::OcsfAccount => {
+                cur.ocsf = true;
+                text().map(|v| cur.account_id = Some(v))
+            }
+            Target::MetadataUid => {
+                cur.ocsf = true;
+                text().map(|v| cur.metadata_uid = Some(v))
+            }
+            Target::OcsfComment => {
+                cur.ocsf = true;
+                // The column is there: an empty cell means "no comment".
+                if !matches!(cell, FieldCell::Unusable(_)) {
+                    cur.comment_recorded = true;
+                    cur.comment = cell.text().map(str::to_owned).filter(|s| !s.is_empty());
+                }
+                Some(())
+            }
             Target::Compliance => {
                 let v = cell.text().and_then(|s| match object_cell(s) {
                     Some(m) => str_member(&m, "status").map(str::to_owned),
@@ -647,9 +676,19 @@ fn state(columns: &[Planned], cells: &[FieldCell<'_>]) -> Option<CurrentState> {
             }
             Target::Generator => text().map(|v| cur.generator_id = Some(v)),
             Target::RecordState => text().map(|v| cur.record_state = Some(v.to_uppercase())),
-            Target::OcsfStatus => ocsf_status(cell).map(|v| cur.workflow_status = Some(v.into())),
+            Target::OcsfStatus => {
+                cur.ocsf = true;
+                cur.status_id = ocsf_id_cell(cell, ocsf_status_id);
+                ocsf_status(cell)
+                    .map(|v| cur.workflow_status = Some(v.into()))
+                    .or(cur.status_id.map(drop))
+            }
             Target::OcsfSeverity => {
-                ocsf_severity(cell).map(|v| cur.severity_label = Some(v.into()))
+                cur.ocsf = true;
+                cur.severity_id = ocsf_id_cell(cell, ocsf_severity_id);
+                ocsf_severity(cell)
+                    .map(|v| cur.severity_label = Some(v.into()))
+                    .or(cur.severity_id.map(drop))
             }
             Target::OcsfMessage => {
                 // The column is there: an empty cell means "no note".
@@ -759,6 +798,46 @@ pub(crate) fn ocsf_status(cell: FieldCell<'_>) -> Option<&'static str> {
         2 => "NOTIFIED",
         3 => "SUPPRESSED",
         4 => "RESOLVED",
+        _ => return None,
+    })
+}
+
+/// An OCSF `*_id` cell: the integer, or its caption through `caption`.
+fn ocsf_id_cell(cell: FieldCell<'_>, caption: fn(&str) -> Option<i32>) -> Option<i32> {
+    match cell {
+        FieldCell::Int(n) => i32::try_from(n).ok(),
+        FieldCell::Text(s) => s.trim().parse().ok().or_else(|| caption(s)),
+        _ => None,
+    }
+}
+
+/// OCSF `status` caption as its `status_id` (0 Unknown, 1 New, 2 In
+/// Progress, 3 Suppressed, 4 Resolved, 5 Archived, 99 Other).
+pub(crate) fn ocsf_status_id(caption: &str) -> Option<i32> {
+    Some(match normalize(caption).as_str() {
+        "unknown" => 0,
+        "new" => 1,
+        "inprogress" => 2,
+        "suppressed" => 3,
+        "resolved" => 4,
+        "archived" => 5,
+        "other" => 99,
+        _ => return None,
+    })
+}
+
+/// OCSF `severity` caption as its `severity_id` (0 Unknown, 1
+/// Informational, 2 Low, 3 Medium, 4 High, 5 Critical, 6 Fatal, 99 Other).
+pub(crate) fn ocsf_severity_id(caption: &str) -> Option<i32> {
+    Some(match normalize(caption).as_str() {
+        "unknown" => 0,
+        "informational" => 1,
+        "low" => 2,
+        "medium" => 3,
+        "high" => 4,
+        "critical" => 5,
+        "fatal" => 6,
+        "other" => 99,
         _ => return None,
     })
 }

@@ -955,6 +955,9 @@ struct Finding<'a> {
     severity_id: Option<&'a RawValue>,
     #[serde(borrow)]
     message: Option<Text<'a>>,
+    /// OCSF `comment` (what `BatchUpdateFindingsV2` sets).
+    #[serde(rename = "comment", borrow)]
+    ocsf_comment: Option<Text<'a>>,
     #[serde(borrow)]
     cloud: Option<&'a RawValue>,
     #[serde(rename = "compliance", borrow)]
@@ -1051,7 +1054,39 @@ impl Finding<'_> {
             .and_then(|m| m.product.as_ref())
             .and_then(|p| lenient::<UidIn>(p.feature))
             .and_then(|f| f.uid);
+        let is_ocsf = self.id.is_none()
+            && self.product_arn.is_none()
+            && (self.finding_info.is_some() || self.finding.is_some() || self.metadata.is_some());
+        let account_id = text_of(&self.aws_account_id).or_else(|| {
+            cloud.as_ref().and_then(|c| {
+                c.account
+                    .as_ref()
+                    .and_then(|a| a.uid.clone())
+                    .or(c.account_uid.clone())
+            })
+        });
+        // Kept only when the triple cannot be made (no account): a
+        // per-finding value would give every finding its own state.
+        let metadata_uid = if account_id.is_none() {
+            self.metadata.as_ref().and_then(|m| text_of(&m.uid))
+        } else {
+            None
+        };
+        let status_id = int(self.status_id).or_else(|| match &self.status {
+            Some(Text::Str(s)) => fields::ocsf_status_id(s),
+            _ => None,
+        });
+        let severity_id = int(self.severity_id).or_else(|| match &self.ocsf_severity {
+            Some(Text::Str(s)) => fields::ocsf_severity_id(s),
+            _ => None,
+        });
         let cur = CurrentState {
+            status_id: if is_ocsf { status_id } else { None },
+            severity_id: if is_ocsf { severity_id } else { None },
+            comment: text_of(&self.ocsf_comment),
+            comment_recorded: is_ocsf && (self.finding_info.is_some() || self.finding.is_some()),
+            metadata_uid,
+            ocsf: is_ocsf,
             workflow_status: workflow.or_else(ocsf_status),
             note_text: note
                 .as_ref()
@@ -1078,8 +1113,7 @@ impl Finding<'_> {
             criticality: int(self.criticality),
             types: lenient(self.types),
             user_defined_fields: lenient(self.user_defined_fields),
-            account_id: text_of(&self.aws_account_id)
-                .or_else(|| cloud.and_then(|c| c.account.and_then(|a| a.uid).or(c.account_uid))),
+            account_id,
             compliance_status: lenient::<StatusIn>(self.compliance)
                 .or_else(|| lenient::<StatusIn>(self.ocsf_compliance))
                 .and_then(|c| c.status)
@@ -1125,6 +1159,8 @@ impl Finding<'_> {
             &self.status,
             &self.ocsf_severity,
             &self.message,
+            &self.ocsf_comment,
+            self.metadata.as_ref().map_or(&None, |m| &m.uid),
         ] {
             match text {
                 Some(Text::Str(s)) => key.push_str(s),
@@ -1229,6 +1265,10 @@ struct Uid<'a> {
 struct Metadata<'a> {
     #[serde(borrow)]
     product: Option<Product<'a>>,
+    /// `metadata.uid`: the finding's name in `BatchUpdateFindingsV2`'s
+    /// `MetadataUids`.
+    #[serde(borrow)]
+    uid: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]

@@ -27,6 +27,7 @@ mod json;
 mod parquet;
 mod recent;
 pub(crate) mod recorded;
+mod v2keys;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 pub use self::error::SourceError;
 pub use self::error::SourceErrorKind;
 pub(crate) use self::error::printable;
+pub use self::v2keys::v2_keys;
 pub use crate::model::{FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
 
 /// An input format. `Json` covers every JSON flavour (the `get-findings`
@@ -163,6 +165,12 @@ pub enum Notice {
         /// The columns, as the input spells them.
         columns: Vec<String>,
     },
+    /// ASFF identifiers of `input` are used with the new Security Hub's
+    /// decision flags: mapped to OCSF triples.
+    AsffForV2 {
+        /// The input's name.
+        input: Arc<str>,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -173,6 +181,13 @@ impl fmt::Display for Notice {
                 "{input}: per-row decision columns (--row-decisions): {} (a row's non-empty values \
                  override the command line's decision for that row)",
                 columns.join(", ")
+            ),
+            Notice::AsffForV2 { input } => write!(
+                f,
+                "{input}: ASFF findings with new Security Hub decision flags: AwsAccountId, Id and \
+                 ProductArn are sent as CloudAccountUid, FindingInfoUid and MetadataProductUid \
+                 (product/ becomes productv2/); a finding missing from the new Security Hub is \
+                 recorded ResourceNotFoundException"
             ),
         }
     }

@@ -33,3 +33,4 @@ mod source_detect;
 mod source_json;
 mod source_parquet;
 mod source_samples;
+mod v2_e2e;

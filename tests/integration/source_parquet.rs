@@ -376,3 +376,26 @@ fn compressed_parquet_is_buffered_and_read() {
         vec![FindingKey::new("z-1", GD), FindingKey::new("z-2", GD)]
     );
 }
+
+#[test]
+fn security_lake_ocsf_names_findings_by_the_v2_triple() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.parquet");
+    write_parquet(
+        &path,
+        &[security_lake_batch(&["gd-0", "gd-1"], &[GD_V2; 2], None)],
+        10,
+    );
+    let items: Vec<SourceItem> =
+        source::v2_keys(read(&[path]).unwrap().into_iter(), Default::default())
+            .map(Result::unwrap)
+            .collect();
+    assert_eq!(
+        key(&items[0]),
+        FindingKey::ocsf("111111111111", "gd-0", GD_V2)
+    );
+    assert_eq!(
+        key(&items[1]),
+        FindingKey::ocsf("111111111111", "gd-1", GD_V2)
+    );
+}

@@ -15,6 +15,7 @@ mod filters;
 mod ocsf;
 mod ops;
 mod seed;
+pub(crate) use seed::load_ocsf_seed_file;
 mod state;
 mod store;
 mod synth;

@@ -4,10 +4,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use crate::emulator::cli::{LineCounter, SeedFileError, offset_in};
+use crate::emulator::cli::{SeedFileError, for_each_seed_document};
 use crate::emulator::state::EmulatorState;
 
 /// Loads every OCSF finding of `path` into `state` and returns how many were
@@ -16,54 +13,7 @@ pub(crate) fn load_ocsf_seed_file(
     state: &EmulatorState,
     path: &Path,
 ) -> Result<usize, SeedFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SeedFileError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let json_err = |e: serde_json::Error| SeedFileError::Json {
-        path: path.to_owned(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    };
-    #[derive(Deserialize)]
-    struct Export<'a> {
-        #[serde(rename = "Findings", borrow)]
-        findings: Vec<&'a RawValue>,
-    }
-    let mut count = 0;
-    let mut lines = LineCounter::new(&text);
-    for value in serde_json::Deserializer::from_str(&text).into_iter::<&RawValue>() {
-        let value = value.map_err(json_err)?;
-        let raw = value.get();
-        let items: Vec<&RawValue> = if raw.starts_with('[') {
-            serde_json::from_str(raw).map_err(json_err)?
-        } else if raw.starts_with('{') {
-            match serde_json::from_str::<Export<'_>>(raw) {
-                Ok(e) => e.findings,
-                Err(_) => vec![value],
-            }
-        } else {
-            return Err(SeedFileError::Shape {
-                path: path.to_owned(),
-                line: lines.line_of(offset_in(&text, raw)),
-            });
-        };
-        for item in items {
-            count += 1;
-            let line = lines.line_of(offset_in(&text, item.get()));
-            let doc: serde_json::Value = serde_json::from_str(item.get()).map_err(json_err)?;
-            state
-                .insert_ocsf_finding(doc)
-                .map_err(|message| SeedFileError::Invalid {
-                    path: path.to_owned(),
-                    index: count,
-                    line,
-                    message,
-                })?;
-        }
-    }
-    Ok(count)
+    for_each_seed_document(path, |doc| state.insert_ocsf_finding(doc).map(drop))
 }
 
 #[cfg(test)]

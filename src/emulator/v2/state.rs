@@ -149,7 +149,7 @@ impl EmulatorState {
     }
 
     /// The V2 configuration in force.
-    pub(crate) fn v2_config(&self) -> V2Config {
+    pub fn v2_config(&self) -> V2Config {
         self.live().v2
     }
 
