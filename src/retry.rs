@@ -84,7 +84,7 @@ pub(crate) fn classify_unprocessed(code: &str) -> EntryDisposition {
 }
 
 /// Classifies a per-finding `ErrorCode` of `BatchUpdateFindingsV2`'s
-/// `UnprocessedFindings` (reference §7.1): `ConflictException` and
+/// `UnprocessedFindings` (docs/service-facts.md §7.1): `ConflictException` and
 /// `InternalServerException` are retried with backoff,
 /// `ResourceNotFoundException` and `ValidationException` recorded. A code
 /// the model does not know, or none at all, is recorded with it: retrying

@@ -126,51 +126,7 @@ pub(super) async fn run(mut args: DemoArgs) -> anyhow::Result<i32> {
         &InputArgs::default(),
         None,
     )?;
-    let sdk = emulator
-        .sdk_config("AKIDSECHUBTRIAGEDEMO", "demo-secret-not-a-real-key")
-        .await;
-    let submitter = Submitter::from_sdk_config(
-        sdk,
-        &AwsSettings {
-            endpoint_url: Some(emulator.url()),
-            request_timeout: Some(Duration::from_secs(10)),
-            ..AwsSettings::default()
-        },
-    );
-    let summary = super::run_job(Job {
-        engine,
-        v2: decision.is_v2(),
-        decision,
-        input,
-        submitter,
-        output: args.output.clone(),
-    })
-    .await?;
-    let _ = emulator.shutdown().await;
-
-    print_summary(&summary, args.output.output)?;
-    let counters = state.counters();
-    if args.output.output == super::OutputFormat::Text {
-        let op = crate::emulator::Operation::BatchUpdateFindings;
-        println!(
-            "emulator saw:      {} BatchUpdateFindings requests ({} throttled); per finding: {}; request errors: {}",
-            counters.requests_for(op),
-            counters.throttled,
-            fmt_counts(&counters.finding_outcomes),
-            fmt_counts(&counters.error_codes),
-        );
-        println!(
-            "accounting:        {} records = {} updated + {} failed + {} invalid + {} unchanged + {} duplicate + {} not attempted",
-            summary.records,
-            summary.count(OutcomeKind::Updated),
-            summary.count(OutcomeKind::Failed),
-            summary.count(OutcomeKind::Invalid),
-            summary.count(OutcomeKind::Unchanged),
-            summary.count(OutcomeKind::Duplicate),
-            summary.count(OutcomeKind::NotAttempted),
-        );
-    }
-    Ok(exit_status(&summary))
+    run_against(emulator, &state, engine, decision, input, &args.output).await
 }
 
 /// The demo's new Security Hub path: the OCSF samples, `BatchUpdateFindingsV2`.
@@ -209,6 +165,20 @@ async fn run_v2(mut args: DemoArgs, state: EmulatorState, ocsf_path: &Path) -> a
         ..InputArgs::default()
     };
     let input = open_input(&[ocsf_path.display().to_string()], extra, &input_args, None)?;
+    run_against(emulator, &state, engine, decision, input, &args.output).await
+}
+
+/// Runs the demo's job against `emulator`, then prints the summary and what
+/// the emulator saw of it.
+async fn run_against(
+    emulator: LocalEmulator,
+    state: &EmulatorState,
+    engine: crate::engine::EngineConfig,
+    decision: crate::decision::Decision,
+    input: crate::engine::Input,
+    output: &OutputArgs,
+) -> anyhow::Result<i32> {
+    let v2 = decision.is_v2();
     let sdk = emulator
         .sdk_config("AKIDSECHUBTRIAGEDEMO", "demo-secret-not-a-real-key")
         .await;
@@ -222,27 +192,39 @@ async fn run_v2(mut args: DemoArgs, state: EmulatorState, ocsf_path: &Path) -> a
     );
     let summary = super::run_job(Job {
         engine,
-        v2: decision.is_v2(),
+        v2,
         decision,
         input,
         submitter,
-        output: args.output.clone(),
+        output: output.clone(),
     })
     .await?;
     let _ = emulator.shutdown().await;
-    print_summary(&summary, args.output.output)?;
+    print_summary(&summary, output.output)?;
     let counters = state.counters();
-    if args.output.output == super::OutputFormat::Text {
-        let op = crate::emulator::Operation::BatchUpdateFindingsV2;
+    if output.output == super::OutputFormat::Text {
+        let (op, name, outcomes) = if v2 {
+            (
+                crate::emulator::Operation::BatchUpdateFindingsV2,
+                "BatchUpdateFindingsV2",
+                &counters.v2_finding_outcomes,
+            )
+        } else {
+            (
+                crate::emulator::Operation::BatchUpdateFindings,
+                "BatchUpdateFindings",
+                &counters.finding_outcomes,
+            )
+        };
         println!(
-            "emulator saw:      {} BatchUpdateFindingsV2 requests ({} throttled); per finding: {}; request errors: {}",
+            "emulator saw:      {} {name} requests ({} throttled); per finding: {}; request errors: {}",
             counters.requests_for(op),
             counters.throttled,
-            fmt_counts(&counters.v2_finding_outcomes),
+            fmt_counts(outcomes),
             fmt_counts(&counters.error_codes),
         );
         println!(
-            "accounting:        {} records = {} updated + {} failed + {} invalid + {} unchanged + {} duplicate + {} not attempted",
+            "accounting:        {} records = {} updated + {} failed + {} invalid + {} unchanged + {} duplicate + {} not attempted + {} unknown",
             summary.records,
             summary.count(OutcomeKind::Updated),
             summary.count(OutcomeKind::Failed),
@@ -250,6 +232,7 @@ async fn run_v2(mut args: DemoArgs, state: EmulatorState, ocsf_path: &Path) -> a
             summary.count(OutcomeKind::Unchanged),
             summary.count(OutcomeKind::Duplicate),
             summary.count(OutcomeKind::NotAttempted),
+            summary.count(OutcomeKind::Unknown),
         );
     }
     Ok(exit_status(&summary))
