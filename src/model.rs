@@ -219,6 +219,25 @@ pub enum SourceItem {
     Invalid(InvalidRecord),
 }
 
+impl SourceItem {
+    /// Where the item is and the finding it names, if known (what a
+    /// resumed run matches against the journal).
+    pub(crate) fn location_and_key(&self) -> (&Location, Option<&FindingKey>) {
+        match self {
+            SourceItem::Record(r) => (&r.location, Some(&r.key)),
+            SourceItem::Invalid(i) => (&i.location, i.key.as_ref()),
+        }
+    }
+
+    /// The finding a usable record names (none for an invalid one).
+    pub(crate) fn record_key(&self) -> Option<&FindingKey> {
+        match self {
+            SourceItem::Record(r) => Some(&r.key),
+            SourceItem::Invalid(_) => None,
+        }
+    }
+}
+
 /// The final outcome of one input record. Every input record ends in exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -34,7 +34,7 @@ use crate::engine::{
     route,
 };
 use crate::journal::Prior;
-use crate::model::{CurrentState, FindingKey, InvalidRecord, Location, SourceItem, SourceRecord};
+use crate::model::{CurrentState, FindingKey, InvalidRecord, Location, SourceRecord};
 
 /// How many examples a plan lists for each kind of problem.
 pub(crate) const DEFAULT_SAMPLES: usize = 10;
@@ -1231,13 +1231,8 @@ fn make_for(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
         // `--resume`: as the run does (engine `read_input`), rows settled
         // earlier are skipped and their findings count as seen.
         if let (Some(prior), Ok(item)) = (&settings.prior, &item) {
-            let (location, key) = match item {
-                SourceItem::Record(r) => (&r.location, Some(&r.key)),
-                SourceItem::Invalid(i) => (&i.location, i.key.as_ref()),
-            };
-            let record_key = matches!(item, SourceItem::Record(_))
-                .then_some(key)
-                .flatten();
+            let (location, key) = item.location_and_key();
+            let record_key = item.record_key();
             match prior.check(location, key) {
                 Prior::New => {}
                 Prior::Done(_) => {

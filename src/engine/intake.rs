@@ -732,13 +732,8 @@ pub(super) fn read_input(
         // `--resume`: rows an earlier run settled are skipped, but their
         // findings count as seen, so later records of them stay duplicates.
         if let (Some(prior), Ok(item)) = (&prior, &item) {
-            let (location, key) = match item {
-                SourceItem::Record(r) => (&r.location, Some(&r.key)),
-                SourceItem::Invalid(i) => (&i.location, i.key.as_ref()),
-            };
-            let record_key = matches!(item, SourceItem::Record(_))
-                .then_some(key)
-                .flatten();
+            let (location, key) = item.location_and_key();
+            let record_key = item.record_key();
             match prior.check(location, key) {
                 Prior::New => {}
                 Prior::Done(kind) => {
