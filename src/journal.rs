@@ -34,7 +34,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{FindingKey, Location, OutcomeKind};
-use crate::reporting::{Outcome, RESULT_COLUMNS, ResultsFormat, ResultsWriter};
+use crate::reporting::{ACCOUNT_COLUMN, Outcome, RESULT_COLUMNS, ResultsFormat, ResultsWriter};
 
 /// The `format` member of every journal header.
 pub(crate) const FORMAT: &str = "sechub-triage journal";
@@ -404,12 +404,15 @@ impl Journal {
 /// fresh. One holding rows is refused unless `mode` resumes; on resume, the
 /// header must match `identity` (unless forced) and a torn last line is cut
 /// off. Nothing is written before those checks pass. `run` is this run's
-/// entry for the header (its `resumed` is set here).
+/// entry for the header (its `resumed` is set here). `v2`: a
+/// `BatchUpdateFindingsV2` run, whose new CSV results file carries each
+/// triple's account ([`ResultsWriter::journal`]).
 pub fn open(
     results: &Path,
     identity: &RunIdentity,
     mode: ResumeMode,
     mut run: RunEntry,
+    v2: bool,
 ) -> Result<Opened, JournalError> {
     let header_path = header_path(results);
     let mut done = Done {
@@ -504,7 +507,7 @@ pub fn open(
     // The header reaches the disk before the first row of this run.
     write_header(&header_path, &header)?;
     let writer =
-        ResultsWriter::journal(results, !resumed).map_err(|e| JournalError::io(results, e))?;
+        ResultsWriter::journal(results, !resumed, v2).map_err(|e| JournalError::io(results, e))?;
     Ok(Opened {
         writer,
         done: resumed.then(|| Arc::new(done)),
@@ -856,6 +859,9 @@ struct JournalRow {
     error_code: String,
     error_message: String,
     attempts: u32,
+    /// A `BatchUpdateFindingsV2` triple's account (empty otherwise).
+    #[serde(rename = "CloudAccountUid", default)]
+    cloud_account_uid: String,
 }
 
 impl JournalRow {
@@ -863,8 +869,14 @@ impl JournalRow {
         let opt = |s: String| (!s.is_empty()).then_some(s);
         let key = if self.id.is_empty() && self.product_arn.is_empty() {
             None
-        } else {
+        } else if self.cloud_account_uid.is_empty() {
             Some(FindingKey::new(self.id, self.product_arn))
+        } else {
+            Some(FindingKey::ocsf(
+                self.cloud_account_uid,
+                self.id,
+                self.product_arn,
+            ))
         };
         Outcome {
             location: Location {
@@ -884,13 +896,12 @@ impl JournalRow {
         }
     }
 
-    fn from_csv(rec: &csv::ByteRecord) -> Result<Self, String> {
-        if rec.len() != RESULT_COLUMNS.len() {
-            return Err(format!(
-                "{} fields, expected {}",
-                rec.len(),
-                RESULT_COLUMNS.len()
-            ));
+    /// A row of a file whose header has [`ACCOUNT_COLUMN`] last when
+    /// `account_column` (a `BatchUpdateFindingsV2` run's results).
+    fn from_csv(rec: &csv::ByteRecord, account_column: bool) -> Result<Self, String> {
+        let want = RESULT_COLUMNS.len() + usize::from(account_column);
+        if rec.len() != want {
+            return Err(format!("{} fields, expected {want}", rec.len()));
         }
         let text = |i: usize| {
             std::str::from_utf8(&rec[i])
@@ -917,6 +928,13 @@ impl JournalRow {
             error_code: text(6)?,
             error_message: text(7)?,
             attempts: u32::try_from(num(8)?).map_err(|_| "attempts is out of range".to_owned())?,
+            cloud_account_uid: if account_column {
+                std::str::from_utf8(&rec[RESULT_COLUMNS.len()])
+                    .map(str::to_owned)
+                    .map_err(|_| format!("{ACCOUNT_COLUMN} is not UTF-8"))?
+            } else {
+                String::new()
+            },
         })
     }
 }
@@ -978,6 +996,10 @@ fn scan_csv(
 ) -> Result<Scan, JournalError> {
     let (complete, len) = ends_with_newline(path, &mut file)?;
     let header_line = RESULT_COLUMNS.join(",");
+    // A `BatchUpdateFindingsV2` run's results have one more column.
+    let v2_header_line = format!("{header_line},{ACCOUNT_COLUMN}");
+    let v2_header = || RESULT_COLUMNS.iter().chain([&ACCOUNT_COLUMN]);
+    let mut account_column = false;
     // Only the bytes there when the scan began: a run still appending to
     // the file (the plan of a `--resume` refused by the lock later) must
     // not make the scan read past what it measured.
@@ -1023,13 +1045,17 @@ fn scan_csv(
             seen_header = true;
             if rec.iter().eq(RESULT_COLUMNS.iter().map(|c| c.as_bytes())) {
                 CsvItem::Header
+            } else if rec.iter().eq(v2_header().map(|c| c.as_bytes())) {
+                account_column = true;
+                CsvItem::Header
             } else {
                 CsvItem::Bad(format!(
-                    "the first line is not the results header {header_line}"
+                    "the first line is not the results header {header_line} (or \
+                     {v2_header_line})"
                 ))
             }
         } else {
-            match JournalRow::from_csv(&rec) {
+            match JournalRow::from_csv(&rec, account_column) {
                 Ok(r) => CsvItem::Row(r),
                 Err(reason) => CsvItem::Bad(reason),
             }
@@ -1052,6 +1078,7 @@ fn scan_csv(
                 f.read_to_end(&mut head)
                     .map_err(|e| JournalError::io(path, e))?;
                 header_line.as_bytes().starts_with(&head)
+                    || v2_header_line.as_bytes().starts_with(&head)
             };
             if !ours {
                 return apply(item, line, &mut scan).map(|()| scan);
@@ -1199,7 +1226,14 @@ mod tests {
     /// Writes `rows` through a fresh journal and returns the results path.
     fn journal_with(dir: &Path, name: &str, rows: &[Outcome]) -> PathBuf {
         let path = dir.join(name);
-        let mut opened = open(&path, &identity(), ResumeMode::Refuse, RunEntry::now()).unwrap();
+        let mut opened = open(
+            &path,
+            &identity(),
+            ResumeMode::Refuse,
+            RunEntry::now(),
+            false,
+        )
+        .unwrap();
         for o in rows {
             opened.writer.record(o).unwrap();
         }
@@ -1221,7 +1255,14 @@ mod tests {
         for name in ["r.csv", "r.jsonl"] {
             let dir = tempfile::tempdir().unwrap();
             let path = journal_with(dir.path(), name, &rows());
-            let opened = open(&path, &identity(), ResumeMode::Resume, RunEntry::now()).unwrap();
+            let opened = open(
+                &path,
+                &identity(),
+                ResumeMode::Resume,
+                RunEntry::now(),
+                false,
+            )
+            .unwrap();
             assert_eq!(opened.earlier_rows, 4, "{name}");
             assert_eq!(opened.torn, None);
             assert_eq!(opened.journal.header.runs.len(), 2);
@@ -1264,9 +1305,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = journal_with(dir.path(), "r.csv", &rows());
         let before = std::fs::read(&path).unwrap();
-        let err = open(&path, &identity(), ResumeMode::Refuse, RunEntry::now())
-            .err()
-            .unwrap();
+        let err = open(
+            &path,
+            &identity(),
+            ResumeMode::Refuse,
+            RunEntry::now(),
+            false,
+        )
+        .err()
+        .unwrap();
         assert!(
             matches!(err, JournalError::ResumeRequired { rows: 4, .. }),
             "{err}"
@@ -1281,6 +1328,7 @@ mod tests {
             &identity(),
             ResumeMode::Refuse,
             RunEntry::now(),
+            false,
         )
         .unwrap();
         assert!(o.done.is_none());
@@ -1292,7 +1340,7 @@ mod tests {
         let path = journal_with(dir.path(), "r.jsonl", &rows());
         let mut changed = identity();
         changed.inputs[0].size = Some(11);
-        let err = open(&path, &changed, ResumeMode::Resume, RunEntry::now())
+        let err = open(&path, &changed, ResumeMode::Resume, RunEntry::now(), false)
             .err()
             .unwrap();
         let text = err.to_string();
@@ -1303,12 +1351,18 @@ mod tests {
         assert!(text.contains("--force-resume"), "{text}");
         let mut other_decision = identity();
         other_decision.decision = serde_json::json!({"Confidence": 5});
-        let text = open(&path, &other_decision, ResumeMode::Resume, RunEntry::now())
-            .err()
-            .unwrap()
-            .to_string();
+        let text = open(
+            &path,
+            &other_decision,
+            ResumeMode::Resume,
+            RunEntry::now(),
+            false,
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(text.contains("decision changed"), "{text}");
-        let forced = open(&path, &changed, ResumeMode::Force, RunEntry::now()).unwrap();
+        let forced = open(&path, &changed, ResumeMode::Force, RunEntry::now(), false).unwrap();
         assert!(forced.notes.iter().any(|n| n.contains("--force-resume")));
         assert_eq!(
             forced.journal.header.inputs, changed.inputs,
@@ -1370,11 +1424,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = journal_with(dir.path(), "r.csv", &rows());
         std::fs::remove_file(header_path(&path)).unwrap();
-        let err = open(&path, &identity(), ResumeMode::Resume, RunEntry::now())
-            .err()
-            .unwrap();
+        let err = open(
+            &path,
+            &identity(),
+            ResumeMode::Resume,
+            RunEntry::now(),
+            false,
+        )
+        .err()
+        .unwrap();
         assert!(matches!(err, JournalError::HeaderMissing { .. }), "{err}");
-        let o = open(&path, &identity(), ResumeMode::Force, RunEntry::now()).unwrap();
+        let o = open(
+            &path,
+            &identity(),
+            ResumeMode::Force,
+            RunEntry::now(),
+            false,
+        )
+        .unwrap();
         assert_eq!(o.earlier_rows, 4);
         assert!(header_path(&path).exists());
     }
@@ -1407,7 +1474,14 @@ mod tests {
                 full.len() - 1,
             ] {
                 std::fs::write(&path, &full[..cut]).unwrap();
-                let o = open(&path, &identity(), ResumeMode::Resume, RunEntry::now()).unwrap();
+                let o = open(
+                    &path,
+                    &identity(),
+                    ResumeMode::Resume,
+                    RunEntry::now(),
+                    false,
+                )
+                .unwrap();
                 assert_eq!(o.earlier_rows, 3, "{name} cut at {cut}");
                 assert_eq!(
                     o.torn.as_ref().map(|t| t.bytes),
@@ -1428,7 +1502,14 @@ mod tests {
                 let mut w = o.writer;
                 w.record(&r[3]).unwrap();
                 w.finish().unwrap();
-                let again = open(&path, &identity(), ResumeMode::Resume, RunEntry::now()).unwrap();
+                let again = open(
+                    &path,
+                    &identity(),
+                    ResumeMode::Resume,
+                    RunEntry::now(),
+                    false,
+                )
+                .unwrap();
                 assert_eq!(again.earlier_rows, 4);
                 assert_eq!(again.torn, None);
                 std::fs::write(&path, &full).unwrap();
@@ -1441,14 +1522,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         std::fs::write(&path, "file,row,I").unwrap();
-        let o = open(&path, &identity(), ResumeMode::Resume, RunEntry::now()).unwrap();
+        let o = open(
+            &path,
+            &identity(),
+            ResumeMode::Resume,
+            RunEntry::now(),
+            false,
+        )
+        .unwrap();
         assert!(o.done.is_none());
         assert_eq!(std::fs::read(&path).unwrap(), b"");
         // Someone else's CSV: an error, and the file is left alone.
         std::fs::write(&path, "name,age\nbob,4").unwrap();
-        let err = open(&path, &identity(), ResumeMode::Resume, RunEntry::now())
-            .err()
-            .unwrap();
+        let err = open(
+            &path,
+            &identity(),
+            ResumeMode::Resume,
+            RunEntry::now(),
+            false,
+        )
+        .err()
+        .unwrap();
         assert!(
             matches!(err, JournalError::Damaged { line: 1, .. }),
             "{err}"
@@ -1456,7 +1550,7 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"name,age\nbob,4");
         let jl = dir.path().join("r.jsonl");
         std::fs::write(&jl, "{\"name\":1}\n{\"na").unwrap();
-        assert!(open(&jl, &identity(), ResumeMode::Resume, RunEntry::now()).is_err());
+        assert!(open(&jl, &identity(), ResumeMode::Resume, RunEntry::now(), false).is_err());
         assert_eq!(std::fs::read(&jl).unwrap(), b"{\"name\":1}\n{\"na");
     }
 
@@ -1467,9 +1561,15 @@ mod tests {
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.insert_str(0, "{\"file\": garbage}\n");
         std::fs::write(&path, &text).unwrap();
-        let err = open(&path, &identity(), ResumeMode::Resume, RunEntry::now())
-            .err()
-            .unwrap();
+        let err = open(
+            &path,
+            &identity(),
+            ResumeMode::Resume,
+            RunEntry::now(),
+            false,
+        )
+        .err()
+        .unwrap();
         assert!(
             matches!(err, JournalError::Damaged { line: 1, .. }),
             "{err}"
@@ -1482,7 +1582,7 @@ mod tests {
         let path = dir.path().join("r.csv");
         let mut id = identity();
         id.inputs.push(InputFingerprint::of("-").unwrap());
-        let mut o = open(&path, &id, ResumeMode::Refuse, RunEntry::now()).unwrap();
+        let mut o = open(&path, &id, ResumeMode::Refuse, RunEntry::now(), false).unwrap();
         o.journal.record_stdin_rows(42).unwrap();
         let h = read_header(&header_path(&path)).unwrap().unwrap();
         assert_eq!(h.inputs[1].rows, Some(42));

@@ -120,6 +120,13 @@ pub(crate) const RESULT_COLUMNS: [&str; 11] = [
     "prior",
 ];
 
+/// The column a `BatchUpdateFindingsV2` run's CSV results file has after
+/// [`RESULT_COLUMNS`]: the `cloud.account.uid` of a triple key (empty for a
+/// `metadata.uid` key), without which `revert` could not name the finding
+/// again. A `BatchUpdateFindings` run's CSV keeps the 11 columns; JSON Lines
+/// rows carry the member only when it is set.
+pub(crate) const ACCOUNT_COLUMN: &str = "CloudAccountUid";
+
 /// The columns of a results row, shared by the CSV and JSON Lines layouts
 /// (in the order of [`RESULT_COLUMNS`]).
 #[derive(Serialize)]
@@ -140,9 +147,9 @@ struct ResultRow<'a> {
     applied: String,
     /// What the applied fields held before, as JSON (empty when unknown).
     prior: String,
-    /// `cloud.account.uid` of a `BatchUpdateFindingsV2` triple: JSON Lines
-    /// only, and only when set (a CSV results file keeps its 11 columns;
-    /// see [`RESULT_COLUMNS`]).
+    /// `cloud.account.uid` of a `BatchUpdateFindingsV2` triple: in JSON
+    /// Lines only when set; in CSV, the last column ([`ACCOUNT_COLUMN`]) of
+    /// a V2 run's file only (written by hand there).
     #[serde(rename = "CloudAccountUid", skip_serializing_if = "str::is_empty")]
     cloud_account_uid: &'a str,
 }
@@ -177,6 +184,23 @@ impl<'a> ResultRow<'a> {
                 .unwrap_or(""),
         }
     }
+}
+
+/// Whether the CSV results file `path` (not empty) begins with the header
+/// of a `BatchUpdateFindingsV2` run's results ([`ACCOUNT_COLUMN`] last).
+fn has_account_column(path: &Path) -> io::Result<bool> {
+    let file = File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(io::Read::take(file, 4096));
+    let mut header = csv::ByteRecord::new();
+    // A header cut short (or unreadable) is refused by the journal's own
+    // scan before any writer opens the file.
+    Ok(rdr.read_byte_record(&mut header).unwrap_or(false)
+        && header.len() == RESULT_COLUMNS.len() + 1
+        && header.get(RESULT_COLUMNS.len()) == Some(ACCOUNT_COLUMN.as_bytes()))
 }
 
 /// Whether an outcome's finding was or may have been changed: `updated`,
@@ -303,6 +327,9 @@ pub struct ResultsWriter {
     durable: bool,
     /// A journal's in-flight log ([`crate::journal::in_flight_path`]).
     in_flight: Option<Box<ResultsWriter>>,
+    /// CSV rows end with [`ACCOUNT_COLUMN`] (a `BatchUpdateFindingsV2`
+    /// run's results).
+    account_column: bool,
 }
 
 impl ResultsWriter {
@@ -322,6 +349,7 @@ impl ResultsWriter {
             only: None,
             durable: false,
             in_flight: None,
+            account_column: false,
         })
     }
 
@@ -331,17 +359,21 @@ impl ResultsWriter {
     /// checkpoint so that what was recorded survives a crash. Beside it,
     /// its in-flight log ([`crate::journal::in_flight_path`]) receives each
     /// finding as its first request leaves ([`OutcomeSink::sending`]).
-    pub fn journal(path: &Path, fresh: bool) -> io::Result<Self> {
-        let mut journal = Self::append_to(path, fresh)?;
+    ///
+    /// `v2`: a `BatchUpdateFindingsV2` run, whose CSV rows end with
+    /// [`ACCOUNT_COLUMN`]. A file that has its header already keeps the
+    /// layout the header says (a resumed run of an earlier release).
+    pub fn journal(path: &Path, fresh: bool, v2: bool) -> io::Result<Self> {
+        let mut journal = Self::append_to(path, fresh, v2)?;
         journal.durable = true;
         let log = crate::journal::in_flight_path(path);
-        journal.in_flight = Some(Box::new(Self::append_to(&log, fresh)?));
+        journal.in_flight = Some(Box::new(Self::append_to(&log, fresh, v2)?));
         Ok(journal)
     }
 
     /// `path` for appending (created, or truncated when `fresh`), with the
-    /// header row only when it is empty.
-    fn append_to(path: &Path, fresh: bool) -> io::Result<Self> {
+    /// header row only when it is empty; `v2` as for [`Self::journal`].
+    fn append_to(path: &Path, fresh: bool, v2: bool) -> io::Result<Self> {
         let mut opts = OpenOptions::new();
         if fresh {
             opts.write(true).create(true).truncate(true);
@@ -352,7 +384,23 @@ impl ResultsWriter {
             io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
         })?;
         let empty = file.metadata()?.len() == 0;
-        let writer = match ResultsFormat::for_path(path) {
+        let format = ResultsFormat::for_path(path);
+        let account_column =
+            format == ResultsFormat::Csv && if empty { v2 } else { has_account_column(path)? };
+        let writer = match format {
+            ResultsFormat::Csv if account_column => {
+                // Rows are written by hand: so is the header.
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(file);
+                if empty {
+                    w.write_record(RESULT_COLUMNS.iter().chain([&ACCOUNT_COLUMN]))
+                        .map_err(|e| {
+                            io::Error::other(format!("cannot write {}: {e}", path.display()))
+                        })?;
+                }
+                RowWriter::Csv(Box::new(w))
+            }
             ResultsFormat::Csv => RowWriter::Csv(Box::new(
                 csv::WriterBuilder::new()
                     .has_headers(empty)
@@ -367,6 +415,7 @@ impl ResultsWriter {
             only: None,
             durable: false,
             in_flight: None,
+            account_column,
         })
     }
 
@@ -409,6 +458,7 @@ impl OutcomeSink for ResultsWriter {
         }
         let row = ResultRow::new(outcome);
         let with_decisions = self.with_decisions;
+        let account_column = self.account_column;
         let res = match &mut self.writer {
             RowWriter::Csv(w) if with_decisions => {
                 let mut cells = vec![
@@ -432,6 +482,22 @@ impl OutcomeSink for ResultsWriter {
                 );
                 w.write_record(&cells).map_err(|e| e.to_string())
             }
+            RowWriter::Csv(w) if account_column => w
+                .write_record([
+                    row.file,
+                    &row.row.to_string(),
+                    row.id,
+                    row.product_arn,
+                    row.region,
+                    row.outcome,
+                    row.error_code,
+                    row.error_message,
+                    &row.attempts.to_string(),
+                    &row.applied,
+                    &row.prior,
+                    row.cloud_account_uid,
+                ])
+                .map_err(|e| e.to_string()),
             RowWriter::Csv(w) => w
                 .serialize(ResultRow {
                     cloud_account_uid: "",
@@ -770,14 +836,14 @@ mod tests {
     fn a_journal_appends_with_one_header_and_checkpoints_reach_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
-        let mut w = ResultsWriter::journal(&path, true).unwrap();
+        let mut w = ResultsWriter::journal(&path, true, false).unwrap();
         w.record(&outcome(1, OutcomeKind::Updated)).unwrap();
         w.checkpoint().unwrap();
         // Visible before the writer is dropped: a kill -9 now loses nothing.
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         drop(w);
-        let mut w = ResultsWriter::journal(&path, false).unwrap();
+        let mut w = ResultsWriter::journal(&path, false, false).unwrap();
         w.record(&outcome(2, OutcomeKind::Failed)).unwrap();
         w.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -787,9 +853,58 @@ mod tests {
         assert!(lines[2].starts_with("in.csv,2,"));
         // Fresh empties it.
         drop(w);
-        let w = ResultsWriter::journal(&path, true).unwrap();
+        let w = ResultsWriter::journal(&path, true, false).unwrap();
         drop(w);
         assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_v2_runs_csv_journal_carries_the_account_and_keeps_the_layout_it_began_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.csv");
+        let mut triple = outcome(1, OutcomeKind::Updated);
+        triple.key = Some(FindingKey::ocsf("111122223333", "f", "p"));
+        let by_uid = outcome(2, OutcomeKind::Failed);
+        let mut w = ResultsWriter::journal(&path, true, true).unwrap();
+        w.record(&triple).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        // Resumed by a V1 run's writer, it stays a V2 file.
+        let mut w = ResultsWriter::journal(&path, false, false).unwrap();
+        w.record(&by_uid).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("{},{ACCOUNT_COLUMN}", RESULT_COLUMNS.join(","))
+        );
+        assert!(lines[1].ends_with(",111122223333"), "{text}");
+        assert!(lines[2].ends_with(','), "{text}");
+        // The journal's own scan reads it back, account included.
+        let mut outcomes = Vec::new();
+        crate::journal::earlier_failed(&path, &mut |o| {
+            outcomes.push(o.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(outcomes[0].key, Some(FindingKey::new("f", "p")));
+        assert!(crate::journal::check_results(&path, None).is_ok());
+        // A V1 file resumed by a V2 run's writer keeps its 11 columns.
+        let v1 = dir.path().join("v1.csv");
+        let mut w = ResultsWriter::journal(&v1, true, false).unwrap();
+        w.record(&outcome(1, OutcomeKind::Updated)).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        let mut w = ResultsWriter::journal(&v1, false, true).unwrap();
+        w.record(&triple).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        let text = std::fs::read_to_string(&v1).unwrap();
+        assert!(text.lines().all(|l| !l.contains("111122223333")), "{text}");
+        assert!(crate::journal::check_results(&v1, None).is_ok());
     }
 
     #[test]

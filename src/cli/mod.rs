@@ -856,7 +856,8 @@ pub(crate) async fn run_job(job: Job) -> anyhow::Result<RunSummary> {
 /// [`run_job`] for a job whose inputs and request timeout are known (they
 /// go into the journal's header and the time budget's margin).
 pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::Result<RunSummary> {
-    let prepared = nightly::Session::open(&job.output, ctx, &job.decision, job.input).await?;
+    let v2 = job.v2 || job.decision.is_v2();
+    let prepared = nightly::Session::open(&job.output, ctx, &job.decision, v2, job.input).await?;
     let (session, sinks) = (prepared.session, prepared.sinks);
     if let Some(path) = &job.output.report {
         // Usually registered already by `update` or `run`, which know the inputs.
@@ -878,7 +879,6 @@ pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::R
     if let Some(r) = &report {
         events = Arc::new(report::Tee(vec![events, r.clone()]));
     }
-    let v2 = job.v2 || job.decision.is_v2();
     let submitter = Arc::new(job.submitter);
     let summary = if v2 {
         engine::run_operation(

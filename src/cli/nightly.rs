@@ -139,10 +139,13 @@ pub(crate) struct Prepared {
 impl Session {
     /// Checks the flags, takes the lock, opens (or takes up) the journal and
     /// the failed file, and starts listening for signals and the budget.
+    /// `v2`: the run sends `BatchUpdateFindingsV2` (its CSV results carry
+    /// each triple's account).
     pub(crate) async fn open(
         output: &OutputArgs,
         ctx: &JobContext,
         decision: &Decision,
+        v2: bool,
         input: Input,
     ) -> anyhow::Result<Prepared> {
         let started = *PROCESS_START.get_or_init(Instant::now);
@@ -241,7 +244,7 @@ impl Session {
                 inputs,
                 decision: serde_json::to_value(decision)?,
             };
-            let opened = journal::open(results, &identity, mode, run)?;
+            let opened = journal::open(results, &identity, mode, run, v2)?;
             for note in &opened.notes {
                 eprintln!("sechub-triage: {note}");
             }

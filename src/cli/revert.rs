@@ -351,6 +351,9 @@ struct Columns {
     attempts: usize,
     applied: usize,
     prior: usize,
+    /// A `BatchUpdateFindingsV2` run's `CloudAccountUid` (absent from V1
+    /// results and from V2 results of earlier releases).
+    account: Option<usize>,
 }
 
 enum Rows {
@@ -371,7 +374,7 @@ struct Row {
     id: String,
     #[serde(rename = "ProductArn", default)]
     product_arn: String,
-    /// A `BatchUpdateFindingsV2` triple's account (JSON Lines results).
+    /// A `BatchUpdateFindingsV2` triple's account.
     #[serde(rename = "CloudAccountUid", default)]
     cloud_account_uid: Option<String>,
     #[serde(default)]
@@ -392,6 +395,10 @@ struct RevertRecords {
     /// Reading an in-flight log: the input rows the results file settles
     /// (their entries are left out).
     settled: Option<HashSet<u64>>,
+    /// A CSV without the `CloudAccountUid` column (every V1 results file,
+    /// and V2 ones of earlier releases): a V2 row's triple cannot be
+    /// rebuilt from it.
+    accounts_unknown: bool,
 }
 
 /// Opens a results file as the revert's input, once the journal's own scan
@@ -477,16 +484,19 @@ impl RevertRecords {
                     attempts: need("attempts")?,
                     applied: need("applied")?,
                     prior: need("prior")?,
+                    account: find(crate::reporting::ACCOUNT_COLUMN),
                 };
                 Rows::Csv(rdr, columns, csv::StringRecord::new())
             }
         };
+        let accounts_unknown = matches!(&rows, Rows::Csv(_, c, _) if c.account.is_none());
         Ok(RevertRecords {
             name,
             rows,
             line: 0,
             skipped,
             settled,
+            accounts_unknown,
         })
     }
 
@@ -503,7 +513,7 @@ impl RevertRecords {
                         row: cell(c.row).parse().unwrap_or(0),
                         id: cell(c.id),
                         product_arn: cell(c.arn),
-                        cloud_account_uid: None,
+                        cloud_account_uid: c.account.map(cell),
                         outcome: cell(c.outcome),
                         attempts: cell(c.attempts).parse().unwrap_or(0),
                         applied: cell(c.applied),
@@ -579,6 +589,25 @@ impl RevertRecords {
                 return invalid(location, key, "applied", format!("not a decision: {e}"));
             }
         };
+        if self.accounts_unknown && applied.is_v2() && !key.product_arn.is_empty() {
+            // Written by a release whose V2 CSV results left the account
+            // out: `Id` may be a finding_info.uid whose triple is lost, or
+            // a metadata.uid. Never guessed (the guess could name another
+            // finding). A metadata.uid key without a product (empty
+            // `ProductArn`) is unambiguous and goes on below.
+            lost.fetch_add(1, Ordering::Relaxed);
+            return invalid(
+                location,
+                key,
+                crate::reporting::ACCOUNT_COLUMN,
+                format!(
+                    "this CSV results file has no {} column (an earlier release's), so the \
+                     finding's cloud.account.uid is not recorded and its identifier cannot be \
+                     rebuilt: revert the run's JSON Lines results instead, or restore it by hand",
+                    crate::reporting::ACCOUNT_COLUMN
+                ),
+            );
+        }
         let prior: Option<serde_json::Value> = if row.prior.trim().is_empty() {
             None
         } else {

@@ -13,7 +13,7 @@ use sechub_triage::emulator::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Emu, triage};
+use crate::support::{Emu, read_results, triage};
 
 /// Synthetic OCSF findings, all in us-east-1.
 fn seed(emu: &Emu, n: usize, seed: u64) -> Vec<OcsfKey> {
@@ -737,4 +737,168 @@ fn a_time_budget_stops_a_v2_run_and_resume_finishes_it_once() {
         .map(|r| r["row"].as_u64().unwrap())
         .collect();
     assert_eq!(updated.len(), keys.len());
+}
+
+/// `revert RESULTS --results REVERT --yes` against `emu`.
+fn revert(emu: &Emu, dir: &Path, results: &Path, revert_results: &Path) -> Output {
+    triage(dir)
+        .arg("revert")
+        .arg(results)
+        .args(["--endpoint-url", &emu.url(), "--yes", "--no-progress"])
+        .arg("--results")
+        .arg(revert_results)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn revert_of_a_v2_run_from_its_csv_results_restores_every_status_and_severity_id() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 160, 25);
+    let before: Vec<_> = keys.iter().map(|k| triage_of(&emu, k)).collect();
+    let had_comment = before.iter().filter(|t| t.2.is_some()).count();
+    let (_d, dir) = tmp();
+    let input = dir.join("export.jsonl");
+    // Every third finding without its account: named by metadata.uid, so
+    // the account column has empty cells too.
+    write_jsonl(
+        &input,
+        keys.iter().enumerate().map(|(i, k)| {
+            let mut d = doc(&emu, k);
+            if i % 3 == 2 {
+                d.as_object_mut().unwrap().remove("cloud");
+            }
+            d
+        }),
+    );
+    let results = dir.join("results.csv");
+    let out = triage(&dir)
+        .arg("update")
+        .arg(&input)
+        .args([
+            "--status-id",
+            "5",
+            "--severity-id",
+            "1",
+            "--comment",
+            "q4 archive",
+        ])
+        .args(["--endpoint-url", &emu.url(), "--yes", "--no-progress"])
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for k in &keys {
+        assert_eq!(triage_of(&emu, k).0, Some(5));
+    }
+    // The V2 CSV carries each triple's account, last.
+    let text = std::fs::read_to_string(&results).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with(",prior,CloudAccountUid"),
+        "{text}"
+    );
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), keys.len());
+    let with_account = rows
+        .iter()
+        .filter(|r| !r["CloudAccountUid"].is_empty())
+        .count();
+    assert_eq!(with_account, keys.len() - keys.len() / 3);
+
+    let revert_results = dir.join("revert.csv");
+    let out = revert(&emu, &dir, &results, &revert_results);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Findings that had no comment keep the campaign's: partial (2).
+    assert!(had_comment < keys.len(), "some findings had no comment");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for (k, (status, severity, comment)) in keys.iter().zip(&before) {
+        let (s, sev, c) = triage_of(&emu, k);
+        assert_eq!((s, sev), (*status, *severity), "{}", k.metadata_uid);
+        match comment {
+            Some(old) => assert_eq!(c.as_deref(), Some(old.as_str())),
+            None => assert_eq!(c.as_deref(), Some("q4 archive")),
+        }
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 2, "{}", k.metadata_uid);
+    }
+    let rows = read_results(&revert_results);
+    assert_eq!(rows.len(), keys.len());
+    assert!(rows.iter().all(|r| r["outcome"] == "updated"), "{rows:?}");
+    let not_cleared = rows
+        .iter()
+        .filter(|r| r["error_message"].contains("a comment cannot be cleared"))
+        .count();
+    assert_eq!(not_cleared, keys.len() - had_comment);
+    // The revert's own CSV results are a V2 run's too: it can be reverted.
+    assert!(rows.iter().any(|r| !r["CloudAccountUid"].is_empty()));
+}
+
+#[test]
+fn a_v2_csv_results_file_without_the_account_column_is_refused_per_row_not_guessed() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 20, 26);
+    let (_d, dir) = tmp();
+    let input = dir.join("export.jsonl");
+    write_jsonl(&input, keys.iter().map(|k| doc(&emu, k)));
+    let results = dir.join("results.csv");
+    let out = triage(&dir)
+        .arg("update")
+        .arg(&input)
+        .args(["--status-id", "4"])
+        .args(["--endpoint-url", &emu.url(), "--yes", "--no-progress"])
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The file as an earlier release wrote it: 11 columns, no account.
+    let old = dir.join("old.csv");
+    let mut w = csv::Writer::from_path(&old).unwrap();
+    for rec in csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(&results)
+        .unwrap()
+        .records()
+    {
+        let rec = rec.unwrap();
+        assert_eq!(rec.len(), 12);
+        w.write_record(rec.iter().take(11)).unwrap();
+    }
+    w.flush().unwrap();
+    let sent = emu
+        .state
+        .counters()
+        .requests_for(Operation::BatchUpdateFindingsV2);
+    let revert_results = dir.join("old.revert.csv");
+    let out = revert(&emu, &dir, &old, &revert_results);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        emu.state
+            .counters()
+            .requests_for(Operation::BatchUpdateFindingsV2),
+        sent,
+        "nothing sent: {stderr}"
+    );
+    for k in &keys {
+        assert_eq!(triage_of(&emu, k).0, Some(4));
+    }
+    let rows = read_results(&revert_results);
+    assert_eq!(rows.len(), keys.len());
+    for r in &rows {
+        assert_eq!(r["outcome"], "invalid", "{r:?}");
+        assert_eq!(r["error_code"], "CloudAccountUid", "{r:?}");
+        assert!(
+            r["error_message"].contains("no CloudAccountUid column"),
+            "{r:?}"
+        );
+    }
 }
