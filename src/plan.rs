@@ -30,8 +30,7 @@ use serde::Serialize;
 
 use crate::decision::{Decision, NoteAction, NoteMode, WorkflowStatus};
 use crate::engine::{
-    Admitted, DuplicatePolicy, EngineConfig, Input, Intake, MAX_CHUNK, RUN_TAG_KEY, UNKNOWN_REGION,
-    route,
+    Admitted, DuplicatePolicy, EngineConfig, Input, Intake, MAX_CHUNK, RUN_TAG_KEY, route,
 };
 use crate::journal::Prior;
 use crate::model::{CurrentState, FindingKey, InvalidRecord, Location, SourceRecord};
@@ -760,10 +759,11 @@ impl Builder<'_> {
             } => {
                 let override_region = self.settings.engine.region_override.as_deref();
                 let Some(region) = route(override_region, &r.key) else {
+                    let (column, reason) = crate::engine::unknown_region(&r.key);
                     self.rejected_row(InvalidRecord {
                         location: r.location,
-                        column: Some("ProductArn".into()),
-                        reason: UNKNOWN_REGION.into(),
+                        column: Some(column.into()),
+                        reason: reason.into(),
                         key: Some(r.key),
                     });
                     return;

@@ -595,6 +595,7 @@ pub(crate) fn open_input_with(
         } else {
             source::Notices::to(|line| tracing::warn!("{line}"))
         },
+        v2: args.v2,
     };
     let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
     let v2 = args.v2.then(|| opts.notices.clone());

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use tokio::sync::{mpsc, watch};
 
 use super::chunker::{Item, Next, RegionState};
-use super::intake::{ReaderMsg, UNKNOWN_REGION, route};
+use super::intake::{ReaderMsg, route, unknown_region};
 use super::operation::UpdateOperation;
 use super::queue::RetryQueue;
 use super::stop::{RunControls, StopHandle, StopRequest, Stopping, stop_changed};
@@ -209,14 +209,16 @@ impl<O: UpdateOperation> Dispatcher<O> {
                 let Some(region) =
                     route(self.config.region_override.as_deref(), &r.key).map(str::to_owned)
                 else {
-                    // Readers validate ARNs; this is a second line of defence.
+                    // Readers validate ARNs; this is a second line of
+                    // defence, and a metadata.uid may come without a product.
+                    let (column, reason) = unknown_region(&r.key);
                     return self.record(outcome(
                         r.location,
                         Some(r.key),
                         None,
                         OutcomeKind::Invalid,
-                        Some("ProductArn".into()),
-                        Some(UNKNOWN_REGION.into()),
+                        Some(column.into()),
+                        Some(reason.into()),
                     ));
                 };
                 let idx = self.region(&region);

@@ -545,6 +545,20 @@ fn forget_state(c: &crate::model::CurrentState) -> crate::model::CurrentState {
 pub(crate) const UNKNOWN_REGION: &str =
     "ProductArn is not a Security Hub product ARN, so its Region is unknown (give --region)";
 
+/// The column and reason of a record whose Region cannot be known: a
+/// `metadata.uid` key without a product (a V2 export CSV of that column
+/// alone) has no product to name it.
+pub(crate) fn unknown_region(key: &FindingKey) -> (&'static str, &'static str) {
+    if key.product_arn.is_empty() {
+        (
+            "metadata.product.uid",
+            "no product (metadata.product.uid) names this finding's Region (give --region)",
+        )
+    } else {
+        ("ProductArn", UNKNOWN_REGION)
+    }
+}
+
 /// The Region a finding's request goes to: `region_override` (`--region`),
 /// else the Region of its ProductArn; `None` when neither is known.
 pub(crate) fn route<'a>(region_override: Option<&'a str>, key: &'a FindingKey) -> Option<&'a str> {

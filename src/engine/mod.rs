@@ -55,8 +55,10 @@ pub(crate) use intake::Admitted;
 pub(crate) use intake::Intake;
 pub(crate) use intake::RUN_TAG_KEY;
 pub use intake::RowChoices;
+#[cfg(test)]
 pub(crate) use intake::UNKNOWN_REGION;
 pub(crate) use intake::route;
+pub(crate) use intake::unknown_region;
 pub(crate) use intake::with_run_tag;
 pub use operation::Reported;
 pub use operation::UpdateOperation;

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::decision::{DecisionField, parse_flag};
-use crate::engine::InputError;
+use crate::engine::{InputError, UNKNOWN_REGION};
 use crate::model::SourceItem;
 
 const GUARDDUTY: &str = "arn:aws:securityhub:us-east-1::product/aws/guardduty";

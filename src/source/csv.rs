@@ -90,19 +90,61 @@ pub(crate) fn open(
             .at("line 1")
         })
     };
-    let id_idx = column(Ident::Id, opts.id_column.as_deref())?;
-    let arn_idx = column(Ident::ProductArn, opts.product_arn_column.as_deref())?;
-    if let Some(kind) = ident::duplicate_column(&names, &[id_idx, arn_idx]) {
+    // The V2 export job's CSV may name findings by metadata.uid alone (no
+    // finding_info.uid column): read for BatchUpdateFindingsV2, which takes
+    // MetadataUids; the product column is then optional (it names the
+    // Region).
+    let uid_idx = (opts.id_column.is_none()
+        && ident::find_column(&names, Ident::Id, None).is_none())
+    .then(|| {
+        names
+            .iter()
+            .position(|n| ident::normalize(n) == ident::METADATA_UID_NAME)
+    })
+    .flatten();
+    let (id_idx, arn_idx) = match uid_idx {
+        Some(uid) if opts.v2 => (
+            uid,
+            ident::find_column(
+                &names,
+                Ident::ProductArn,
+                opts.product_arn_column.as_deref(),
+            ),
+        ),
+        Some(_) => {
+            let hint = format!(
+                "{hint}; the file names findings by metadata.uid, which only the new Security Hub's \
+                 BatchUpdateFindingsV2 takes: give --status-id, --severity-id or --comment"
+            );
+            return Err(SourceError::new(
+                &info.name,
+                ident::missing_column(Ident::Id, &names, None, &hint),
+            )
+            .at("line 1"));
+        }
+        None => (
+            column(Ident::Id, opts.id_column.as_deref())?,
+            Some(column(
+                Ident::ProductArn,
+                opts.product_arn_column.as_deref(),
+            )?),
+        ),
+    };
+    let by_metadata_uid = uid_idx.is_some();
+    let chosen: Vec<usize> = std::iter::once(id_idx).chain(arn_idx).collect();
+    if let Some(kind) = ident::duplicate_column(&names, &chosen) {
         return Err(SourceError::new(&info.name, kind).at("line 1"));
     }
     let cols = IdentColumns {
         id: names[id_idx].trim().into(),
-        product_arn: names[arn_idx].trim().into(),
+        product_arn: arn_idx
+            .map_or("metadata.product.uid", |i| names[i].trim())
+            .into(),
     };
     let fields = fields::plan(
         &names,
-        &[id_idx, arn_idx],
-        fields::is_ocsf_id(&names[id_idx]),
+        &chosen,
+        by_metadata_uid || fields::is_ocsf_id(&names[id_idx]),
         &opts.row_decisions,
     )
     .map_err(|kind| SourceError::new(&info.name, kind).at("line 1"))?;
@@ -115,6 +157,7 @@ pub(crate) fn open(
         cols,
         id_idx,
         arn_idx,
+        by_metadata_uid,
         field_idx: fields.indices(),
         fields,
         record: ByteRecord::new(),
@@ -176,7 +219,12 @@ struct CsvRecords {
     info: InputInfo,
     cols: IdentColumns,
     id_idx: usize,
-    arn_idx: usize,
+    /// The product column; always there unless `by_metadata_uid`.
+    arn_idx: Option<usize>,
+    /// The `id_idx` column is OCSF `metadata.uid` (no Id column): each
+    /// record's key is its uid, for `BatchUpdateFindingsV2`'s
+    /// `MetadataUids`.
+    by_metadata_uid: bool,
     /// Decision and state columns, and their indices.
     fields: FieldPlan,
     field_idx: Vec<usize>,
@@ -264,16 +312,21 @@ impl Iterator for CsvRecords {
             .get(self.id_idx)
             .map_or(Cell::Missing, Cell::from_bytes);
         let arn = self
-            .record
-            .get(self.arn_idx)
+            .arn_idx
+            .and_then(|i| self.record.get(i))
             .map_or(Cell::Missing, Cell::from_bytes);
         let location = Location {
             file: self.info.name.clone(),
             row: self.row,
             detail: Some(ident::line_detail(line)),
         };
-        let item = self.checker.check(id, arn, &self.cols, location);
-        match item {
+        let item = if self.by_metadata_uid {
+            self.checker
+                .check_metadata_uid(id, arn, &self.cols, location)
+        } else {
+            self.checker.check(id, arn, &self.cols, location)
+        };
+        let item = match item {
             SourceItem::Record(record) if !self.field_idx.is_empty() => {
                 let cells: Vec<FieldCell<'_>> = self
                     .field_idx
@@ -284,10 +337,24 @@ impl Iterator for CsvRecords {
                             .map_or(FieldCell::Missing, FieldCell::from_bytes)
                     })
                     .collect();
-                Some(Ok(self.fields.fill(record, &cells)))
+                self.fields.fill(record, &cells)
             }
-            other => Some(Ok(other)),
-        }
+            other => other,
+        };
+        Some(Ok(match item {
+            SourceItem::Record(mut record) if self.by_metadata_uid => {
+                // Named by its uid: never a triple (which needs the
+                // finding_info.uid this input lacks), whatever account
+                // column the export has.
+                let mut cur = record.current.as_deref().cloned().unwrap_or_default();
+                cur.metadata_uid = Some(record.key.id.clone());
+                cur.account_id = None;
+                cur.ocsf = true;
+                record.current = Some(std::sync::Arc::new(cur));
+                SourceItem::Record(record)
+            }
+            other => other,
+        }))
     }
 }
 
@@ -297,6 +364,7 @@ mod tests {
 
     use super::super::input::{Compression, Metered};
     use super::*;
+    use crate::model::FindingKey;
 
     fn info() -> InputInfo {
         InputInfo {
@@ -315,6 +383,52 @@ mod tests {
             info(),
             &SourceOptions::default(),
         )
+    }
+
+    #[test]
+    fn a_csv_of_metadata_uids_is_read_for_v2_only() {
+        static DATA: &[u8] = b"metadata.uid,metadata.product.uid,cloud.account.uid\n\
+            m-1,arn:aws:securityhub:eu-west-1::productv2/aws/guardduty,111122223333\n\
+            m-2,,111122223333\n\
+            ,arn:aws:securityhub:eu-west-1::productv2/aws/guardduty,111122223333\n";
+        let open_v2 = |v2: bool| {
+            let stream: Box<dyn Read + Send> = Box::new(Cursor::new(DATA));
+            open(
+                Metered::new(stream, 1 << 20),
+                DATA,
+                b',',
+                info(),
+                &SourceOptions {
+                    v2,
+                    ..SourceOptions::default()
+                },
+            )
+        };
+        let err = open_v2(false).err().unwrap().to_string();
+        assert!(
+            err.contains("names findings by metadata.uid") && err.contains("--status-id"),
+            "{err}"
+        );
+        let items: Vec<SourceItem> = open_v2(true).unwrap().map(Result::unwrap).collect();
+        let SourceItem::Record(r) = &items[0] else {
+            panic!("{:?}", items[0])
+        };
+        assert_eq!(
+            r.key,
+            FindingKey::new("m-1", "arn:aws:securityhub:eu-west-1::product/aws/guardduty")
+        );
+        let cur = r.current.as_deref().unwrap();
+        // Never a triple: the account is not the finding_info.uid's.
+        assert_eq!(cur.metadata_uid.as_deref(), Some("m-1"));
+        assert_eq!(cur.account_id, None);
+        let SourceItem::Record(r) = &items[1] else {
+            panic!("{:?}", items[1])
+        };
+        assert_eq!(r.key, FindingKey::new("m-2", ""));
+        let SourceItem::Invalid(bad) = &items[2] else {
+            panic!("{:?}", items[2])
+        };
+        assert_eq!(bad.column.as_deref(), Some("metadata.uid"));
     }
 
     #[test]

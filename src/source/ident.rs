@@ -30,6 +30,9 @@ const MAX_KEPT_CHARS: usize = 1024;
 const ID_NAMES: &[&str] = &["id", "findingid", "findinginfouid", "findinguid"];
 /// Normalised names of columns that hold the product ARN.
 const ARN_NAMES: &[&str] = &["productarn", "metadataproductuid"];
+/// The normalised name of OCSF `metadata.uid`, which names a finding for
+/// `BatchUpdateFindingsV2` (its `MetadataUids`) when an input has no Id.
+pub(crate) const METADATA_UID_NAME: &str = "metadatauid";
 
 /// Which of the two identifiers a column holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,6 +297,39 @@ impl Checker {
             reason,
             key,
         })
+    }
+}
+
+impl Checker {
+    /// Checks one record of an input that names findings by OCSF
+    /// `metadata.uid` (the V2 export job's CSV without `finding_info.uid`):
+    /// the uid as an Id is checked, the product (`metadata.product.uid`,
+    /// which names the Region) only when the record has one. The key is the
+    /// uid with the product's `::product/` form, or with none.
+    pub(crate) fn check_metadata_uid(
+        &mut self,
+        uid: Cell<'_>,
+        product: Cell<'_>,
+        cols: &IdentColumns,
+        location: Location,
+    ) -> SourceItem {
+        match product {
+            Cell::Missing => {}
+            Cell::Text(s) if s.trim().is_empty() => {}
+            _ => return self.check(uid, product, cols, location),
+        }
+        match check_id(uid) {
+            None => SourceItem::Record(SourceRecord::new(
+                location,
+                FindingKey::new(uid.text().unwrap_or_default(), ""),
+            )),
+            Some(reason) => SourceItem::Invalid(InvalidRecord {
+                location,
+                column: Some(cols.id.to_string()),
+                reason,
+                key: uid.text().map(|id| FindingKey::new(shorten(id), "")),
+            }),
+        }
     }
 }
 

@@ -117,6 +117,11 @@ pub struct SourceOptions {
     /// Where readers report what they decided about an input that the user
     /// should know (which columns they take as per-row decisions).
     pub notices: Notices,
+    /// The run sends `BatchUpdateFindingsV2`: a CSV that names findings by
+    /// `metadata.uid` alone (the V2 export job's CSV with that column
+    /// selected) is read; for `BatchUpdateFindings` it is refused, saying
+    /// why.
+    pub v2: bool,
 }
 
 /// Which columns are per-row decisions (`--row-decisions`).

@@ -902,3 +902,124 @@ fn a_v2_csv_results_file_without_the_account_column_is_refused_per_row_not_guess
         );
     }
 }
+
+#[test]
+fn a_v2_export_csv_named_by_metadata_uid_alone_is_sent_as_metadata_uids() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 40, 27);
+    let (_d, dir) = tmp();
+    let (with_product, bare) = keys.split_at(20);
+    // The export job's CSV with metadata.uid and metadata.product.uid
+    // selected, and one with metadata.uid alone (its Region from --region).
+    let a = dir.join("by-uid.csv");
+    let mut text = String::from("metadata.uid,metadata.product.uid,status_id\n");
+    for k in with_product {
+        let (status, _, _) = triage_of(&emu, k);
+        text.push_str(&format!(
+            "{},{},{}\n",
+            k.metadata_uid,
+            k.triple.metadata_product_uid,
+            status.unwrap()
+        ));
+    }
+    std::fs::write(&a, text).unwrap();
+    let b = dir.join("uid-only.csv");
+    let mut text = String::from("metadata.uid\n");
+    for k in bare {
+        text.push_str(&format!("{}\n", k.metadata_uid));
+    }
+    std::fs::write(&b, text).unwrap();
+
+    // For BatchUpdateFindings such a file names no finding: refused, saying why.
+    let run = update(&emu, &dir, &a, &["--workflow", "Status=RESOLVED"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("names findings by metadata.uid, which only the new Security Hub"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(emu.requests(), 0);
+
+    let run = update(&emu, &dir, &a, &["--status-id", "4"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let run_b = update(
+        &emu,
+        &dir,
+        &b,
+        &["--severity-id", "3", "--region", "us-east-1"],
+    );
+    assert_eq!(run_b.code(), 0, "{}", run_b.stderr());
+    for (run, keys) in [(&run, with_product), (&run_b, bare)] {
+        assert_eq!(run.results.len(), keys.len());
+        for r in &run.results {
+            let k = &keys[r["row"].as_u64().unwrap() as usize - 1];
+            assert_eq!(r["outcome"], "updated", "{r}");
+            // Sent as MetadataUids: the uid is the key, no account.
+            assert_eq!(r["Id"], k.metadata_uid.as_str(), "{r}");
+            assert!(r.get("CloudAccountUid").is_none(), "{r}");
+        }
+    }
+    for k in with_product {
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 1);
+        assert_eq!(triage_of(&emu, k).0, Some(4));
+    }
+    for k in bare {
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 1);
+        assert_eq!(triage_of(&emu, k).1, Some(3));
+    }
+    let c = emu.state.counters();
+    assert_eq!(c.requests_for(Operation::BatchUpdateFindingsV2), 2, "{c:?}");
+    assert_eq!(c.error_code("ValidationException"), 0, "{c:?}");
+}
+
+#[test]
+fn a_v2_export_csv_with_both_forms_prefers_the_triple_and_never_mixes_them() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 60, 28);
+    let (_d, dir) = tmp();
+    let input = dir.join("both.csv");
+    // Every finding has both forms, but every third row's account is empty:
+    // those are named by metadata.uid, the rest by the triple.
+    let mut text =
+        String::from("metadata.uid,finding_info.uid,metadata.product.uid,cloud.account.uid\n");
+    for (i, k) in keys.iter().enumerate() {
+        let account = if i % 3 == 0 {
+            ""
+        } else {
+            k.triple.cloud_account_uid.as_str()
+        };
+        text.push_str(&format!(
+            "{},{},{},{account}\n",
+            k.metadata_uid, k.triple.finding_info_uid, k.triple.metadata_product_uid
+        ));
+    }
+    std::fs::write(&input, text).unwrap();
+    let run = update(&emu, &dir, &input, &["--status-id", "2"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.results.len(), keys.len());
+    for r in &run.results {
+        let i = r["row"].as_u64().unwrap() as usize - 1;
+        let k = &keys[i];
+        assert_eq!(r["outcome"], "updated", "{r}");
+        if i % 3 == 0 {
+            assert_eq!(r["Id"], k.metadata_uid.as_str(), "{r}");
+            assert!(r.get("CloudAccountUid").is_none(), "{r}");
+        } else {
+            assert_eq!(r["Id"], k.triple.finding_info_uid.as_str(), "{r}");
+            assert_eq!(
+                r["CloudAccountUid"],
+                k.triple.cloud_account_uid.as_str(),
+                "{r}"
+            );
+        }
+    }
+    for k in &keys {
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 1);
+    }
+    // 40 triples and 20 uids: one request each (the emulator refuses a
+    // request that holds both forms with a ValidationException).
+    let c = emu.state.counters();
+    assert_eq!(c.requests_for(Operation::BatchUpdateFindingsV2), 2, "{c:?}");
+    assert_eq!(c.error_code("ValidationException"), 0, "{c:?}");
+}
