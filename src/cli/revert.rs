@@ -241,6 +241,12 @@ pub(crate) async fn run(mut args: RevertArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    if v2 {
+        // As `update` does: where the new Security Hub is not enabled,
+        // stop (exit status 3) before any update.
+        let regions: Vec<String> = plan.by_region.keys().cloned().collect();
+        super::preflight_v2(&args.aws, &regions).await?;
+    }
     let (input, skipped) = open(&args.run_results)?;
     let partial = skipped.partial.clone();
     let copies = vec![None; inputs.len()];

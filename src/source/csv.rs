@@ -415,7 +415,10 @@ mod tests {
         };
         assert_eq!(
             r.key,
-            FindingKey::new("m-1", "arn:aws:securityhub:eu-west-1::product/aws/guardduty")
+            FindingKey::new(
+                "m-1",
+                "arn:aws:securityhub:eu-west-1::product/aws/guardduty"
+            )
         );
         let cur = r.current.as_deref().unwrap();
         // Never a triple: the account is not the finding_info.uid's.

@@ -1002,7 +1002,7 @@ fn a_v2_export_csv_with_both_forms_prefers_the_triple_and_never_mixes_them() {
         let i = r["row"].as_u64().unwrap() as usize - 1;
         let k = &keys[i];
         assert_eq!(r["outcome"], "updated", "{r}");
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             assert_eq!(r["Id"], k.metadata_uid.as_str(), "{r}");
             assert!(r.get("CloudAccountUid").is_none(), "{r}");
         } else {
@@ -1022,4 +1022,57 @@ fn a_v2_export_csv_with_both_forms_prefers_the_triple_and_never_mixes_them() {
     let c = emu.state.counters();
     assert_eq!(c.requests_for(Operation::BatchUpdateFindingsV2), 2, "{c:?}");
     assert_eq!(c.error_code("ValidationException"), 0, "{c:?}");
+}
+
+#[test]
+fn revert_of_a_v2_run_stops_at_the_preflight_where_v2_is_not_enabled() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 30, 29);
+    let (_d, dir) = tmp();
+    let input = dir.join("export.jsonl");
+    write_jsonl(&input, keys.iter().map(|k| doc(&emu, k)));
+    let run = update(&emu, &dir, &input, &["--status-id", "5"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    // The new Security Hub is turned off in the Region since.
+    emu.state.set_v2_enabled("us-east-1", false);
+    let before = emu.state.counters();
+    let out = revert(
+        &emu,
+        &dir,
+        &dir.join("results-export.jsonl"),
+        &dir.join("revert.jsonl"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("the new Security Hub is not enabled in us-east-1"),
+        "{err}"
+    );
+    let after = emu.state.counters();
+    assert_eq!(
+        after.requests_for(Operation::DescribeSecurityHubV2),
+        before.requests_for(Operation::DescribeSecurityHubV2) + 1
+    );
+    assert_eq!(
+        after.requests_for(Operation::BatchUpdateFindingsV2),
+        before.requests_for(Operation::BatchUpdateFindingsV2),
+        "nothing sent"
+    );
+    for k in &keys {
+        assert_eq!(triage_of(&emu, k).0, Some(5));
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 1);
+    }
+    // Enabled again, the same revert goes through.
+    emu.state.set_v2_enabled("us-east-1", true);
+    let out = revert(
+        &emu,
+        &dir,
+        &dir.join("results-export.jsonl"),
+        &dir.join("revert.jsonl"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 2)), "{err}");
+    for k in &keys {
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 2);
+    }
 }
