@@ -218,6 +218,14 @@ pub enum WarningCode {
     NoteWithheld,
     /// `append` had to cut the new text (or drop it).
     NoteCut,
+    /// [`Self::NoteOverwrite`] for a `BatchUpdateFindingsV2` comment.
+    CommentOverwrite,
+    /// [`Self::NoteUnknown`] for a comment.
+    CommentUnknown,
+    /// [`Self::NoteWithheld`] for a comment.
+    CommentWithheld,
+    /// [`Self::NoteCut`] for a comment.
+    CommentCut,
     /// More accounts than `--expect-accounts` allows.
     UnexpectedAccounts,
     /// More Regions than `--expect-regions` allows.
@@ -506,7 +514,24 @@ fn excerpt(s: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
-fn note_action_name(a: NoteAction) -> Option<&'static str> {
+/// The plan's name for what the note policy did; `comment`: in the terms
+/// of the comment policy (a `BatchUpdateFindingsV2` decision).
+fn note_action_name(a: NoteAction, comment: bool) -> Option<&'static str> {
+    if comment {
+        return Some(match a {
+            NoteAction::None => return None,
+            NoteAction::Written => "written (no comment before)",
+            NoteAction::Same => "written (same text)",
+            NoteAction::Overwritten => "overwritten",
+            NoteAction::WrittenUnknown => "written (existing comment unknown)",
+            NoteAction::Appended { cut: 0, .. } => "appended",
+            NoteAction::Appended { cut, chars } if cut >= chars => "not appended (no room)",
+            NoteAction::Appended { .. } => "appended (cut)",
+            NoteAction::AlreadyAppended => "already appended",
+            NoteAction::Kept => "kept",
+            NoteAction::Withheld => "not written (existing comment unknown)",
+        });
+    }
     Some(match a {
         NoteAction::None => return None,
         NoteAction::Written => "written (no note before)",
@@ -625,6 +650,11 @@ impl Builder<'_> {
     }
 
     fn group(&mut self, group: &Arc<Decision>, sent: bool) {
+        // A revert's job decision is empty; its rows' decisions say which
+        // operation (and so whether the policy is over notes or comments).
+        if !self.v2 && group.is_v2() {
+            self.v2 = true;
+        }
         let seq = self.groups.len() as u32;
         let id = fingerprint(group);
         let g = self.groups.entry(id).or_insert((0, 0, seq));
@@ -638,9 +668,12 @@ impl Builder<'_> {
     }
 
     fn note(&mut self, r: &SourceRecord, action: NoteAction, mode: NoteMode) {
-        if let Some(name) = note_action_name(action) {
+        if let Some(name) = note_action_name(action, self.v2) {
             *self.notes.entry(name.to_owned()).or_default() += 1;
         }
+        let what = if self.v2 { "comment" } else { "note" };
+        // The comment policy's warnings have their own codes.
+        let code = |note: WarningCode, comment: WarningCode| if self.v2 { comment } else { note };
         let cur = r.current.as_deref();
         match action {
             NoteAction::Overwritten => {
@@ -651,27 +684,37 @@ impl Builder<'_> {
                     let old = cur.and_then(|c| c.note_text.as_deref()).unwrap_or_default();
                     format!("existing note: {:?}", excerpt(old, 80))
                 };
-                self.warn(WarningCode::NoteOverwrite, || {
-                    Sample::of(&r.location, Some(&r.key), detail)
-                });
+                self.warn(
+                    code(WarningCode::NoteOverwrite, WarningCode::CommentOverwrite),
+                    || Sample::of(&r.location, Some(&r.key), detail),
+                );
             }
-            NoteAction::WrittenUnknown => self.warn(WarningCode::NoteUnknown, || {
-                Sample::of(
-                    &r.location,
-                    Some(&r.key),
-                    "the input does not record the note",
-                )
-            }),
-            NoteAction::Withheld => self.warn(WarningCode::NoteWithheld, || {
-                Sample::of(
-                    &r.location,
-                    Some(&r.key),
-                    "the input does not record the note",
-                )
-            }),
+            NoteAction::WrittenUnknown => self.warn(
+                code(WarningCode::NoteUnknown, WarningCode::CommentUnknown),
+                || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        format!("the input does not record the {what}"),
+                    )
+                },
+            ),
+            NoteAction::Withheld => self.warn(
+                code(WarningCode::NoteWithheld, WarningCode::CommentWithheld),
+                || {
+                    Sample::of(
+                        &r.location,
+                        Some(&r.key),
+                        format!("the input does not record the {what}"),
+                    )
+                },
+            ),
             NoteAction::Appended { cut, .. } if cut > 0 => {
-                let detail = action.remark(mode).unwrap_or_default().into_owned();
-                self.warn(WarningCode::NoteCut, || {
+                let detail = action
+                    .remark(mode, self.v2)
+                    .unwrap_or_default()
+                    .into_owned();
+                self.warn(code(WarningCode::NoteCut, WarningCode::CommentCut), || {
                     Sample::of(&r.location, Some(&r.key), detail)
                 });
             }
@@ -939,7 +982,7 @@ impl Builder<'_> {
             warnings.push(Warning {
                 code,
                 count: c.count,
-                message: warning_message(code, c.count, s),
+                message: warning_message(code, c.count, s, self.v2),
                 samples: c.samples,
             });
         }
@@ -974,7 +1017,11 @@ impl Builder<'_> {
         warnings.sort_by_key(|w| w.code);
 
         Plan {
-            operation: BATCH_UPDATE_FINDINGS,
+            operation: if self.v2 {
+                BATCH_UPDATE_FINDINGS_V2
+            } else {
+                BATCH_UPDATE_FINDINGS
+            },
             inputs: s.inputs.clone(),
             note_mode: s.engine.note_mode,
             skip_unchanged: s.engine.skip_unchanged,
@@ -1001,9 +1048,34 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).ceil() / 10.0
 }
 
-fn warning_message(code: WarningCode, n: u64, s: &PlanSettings) -> String {
+/// A warning's text; `v2`: a `BatchUpdateFindingsV2` plan, whose policy is
+/// over comments (the codes stay `note-*`).
+fn warning_message(code: WarningCode, n: u64, s: &PlanSettings, v2: bool) -> String {
     let mode = s.engine.note_mode;
     match code {
+        WarningCode::CommentOverwrite => format!(
+            "{n} findings have a different comment that the new comment replaces (--note-mode \
+             replace); --note-mode append keeps it and adds the new text, --note-mode keep leaves it"
+        ),
+        WarningCode::CommentUnknown => format!(
+            "{n} findings: the input does not record their comments, so any comment they have is \
+             overwritten (--note-mode replace); plan from an OCSF export (or GetFindingsV2 output) \
+             to know, or use --note-mode keep"
+        ),
+        WarningCode::CommentWithheld => format!(
+            "{n} findings: the input does not record their comments, so the comment is not written \
+             to them (--note-mode {mode}: writing could destroy a comment); plan from an OCSF \
+             export (or GetFindingsV2 output) to write it where there is none"
+        ),
+        WarningCode::CommentCut => format!(
+            "{n} findings: the appended text does not fit in the 512-character comment and was \
+             cut (the existing comment is never cut)"
+        ),
+        WarningCode::NotRestorable if v2 => format!(
+            "{n} findings cannot be fully restored through the API (a comment where there was \
+             none, a value the input did not record); the rest of each is restored and the \
+             results say what was not"
+        ),
         WarningCode::ResolvedFailingControls => format!(
             "RESOLVED on {n} control findings that still fail (Compliance.Status FAILED or WARNING): \
              Security Hub sets them back to NEW when the control is evaluated again; \

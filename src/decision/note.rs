@@ -106,8 +106,12 @@ pub(crate) enum NoteAction {
 
 impl NoteAction {
     /// What to say about the note in the finding's results row, if
-    /// anything is worth saying.
-    pub(crate) fn remark(self, mode: NoteMode) -> Option<Cow<'static, str>> {
+    /// anything is worth saying; `comment`: about the OCSF comment of a
+    /// `BatchUpdateFindingsV2` decision (the comment policy).
+    pub(crate) fn remark(self, mode: NoteMode, comment: bool) -> Option<Cow<'static, str>> {
+        if comment {
+            return self.comment_remark(mode);
+        }
         match self {
             NoteAction::Appended { cut: 0, .. } => {
                 Some("note appended to the existing note".into())
@@ -139,6 +143,46 @@ impl NoteAction {
                 .into(),
             ),
             NoteAction::Overwritten => Some("existing note replaced".into()),
+            NoteAction::None
+            | NoteAction::Written
+            | NoteAction::Same
+            | NoteAction::WrittenUnknown => None,
+        }
+    }
+
+    /// [`Self::remark`] for a comment.
+    fn comment_remark(self, mode: NoteMode) -> Option<Cow<'static, str>> {
+        match self {
+            NoteAction::Appended { cut: 0, .. } => {
+                Some("comment appended to the existing comment".into())
+            }
+            NoteAction::Appended { cut, chars } if cut >= chars => Some(
+                format!(
+                    "comment not appended: the existing comment leaves no room within \
+                     {NOTE_TEXT_MAX_CHARS} characters (all {chars} characters of the new text \
+                     dropped)"
+                )
+                .into(),
+            ),
+            NoteAction::Appended { cut, chars } => Some(
+                format!(
+                    "comment appended, cut to fit {NOTE_TEXT_MAX_CHARS} characters: the last \
+                     {cut} of the new text's {chars} characters were dropped (marked {CUT_MARKER})"
+                )
+                .into(),
+            ),
+            NoteAction::AlreadyAppended => {
+                Some("the existing comment already ends with the new text; text unchanged".into())
+            }
+            NoteAction::Kept => Some("existing comment kept (--note-mode keep)".into()),
+            NoteAction::Withheld => Some(
+                format!(
+                    "comment not written: the input does not record whether the finding has a \
+                     comment (--note-mode {mode})"
+                )
+                .into(),
+            ),
+            NoteAction::Overwritten => Some("existing comment replaced".into()),
             NoteAction::None
             | NoteAction::Written
             | NoteAction::Same
@@ -458,7 +502,12 @@ mod tests {
             apply_note_mode(&d, NoteMode::Append, Some(&with_note(Some(&full), true)));
         assert_eq!(action, NoteAction::Appended { cut: 25, chars: 25 });
         assert_eq!(changed.unwrap().note.unwrap().text, full);
-        assert!(action.remark(NoteMode::Append).unwrap().contains("no room"));
+        assert!(
+            action
+                .remark(NoteMode::Append, false)
+                .unwrap()
+                .contains("no room")
+        );
     }
 
     #[test]

@@ -434,7 +434,9 @@ impl Intake {
         let (decision, note) = match apply_note_mode(&group, self.note_mode, current) {
             (None, note) => (group.clone(), note),
             (Some(d), note) if d.is_empty() => {
-                let why = note.remark(self.note_mode).unwrap_or_default();
+                let why = note
+                    .remark(self.note_mode, group.is_v2())
+                    .unwrap_or_default();
                 return Admitted::Unchanged {
                     record: r,
                     group,
@@ -782,7 +784,10 @@ pub(super) fn read_input(
                     decision,
                     note,
                     ..
-                } => ReaderMsg::Record(record, decision, note.remark(mode)),
+                } => {
+                    let remark = note.remark(mode, decision.is_v2());
+                    ReaderMsg::Record(record, decision, remark)
+                }
                 Admitted::Unchanged {
                     record, message, ..
                 } => ReaderMsg::Unchanged(record, message),

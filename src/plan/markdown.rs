@@ -61,6 +61,16 @@ pub fn plan(plan: &Plan) -> String {
         settings.join(", ")
     );
     let _ = writeln!(o);
+    let v2 = plan.operation == super::BATCH_UPDATE_FINDINGS_V2;
+    if v2 {
+        let _ = writeln!(
+            o,
+            "Operation: `{}` (the new Security Hub; OCSF findings, `DescribeSecurityHubV2` \
+             checked per Region before any update).",
+            super::BATCH_UPDATE_FINDINGS_V2
+        );
+        let _ = writeln!(o);
+    }
 
     let _ = writeln!(o, "| Findings | count |");
     let _ = writeln!(o, "|---|---:|");
@@ -144,7 +154,15 @@ pub fn plan(plan: &Plan) -> String {
     }
     let _ = writeln!(o);
 
-    if !plan.notes.is_empty() {
+    if !plan.notes.is_empty() && v2 {
+        let _ = writeln!(
+            o,
+            "### Comments (`--note-mode {}`, the comment policy)",
+            plan.note_mode
+        );
+        let _ = writeln!(o);
+        counts_table(&mut o, "comment", &plan.notes);
+    } else if !plan.notes.is_empty() {
         let _ = writeln!(o, "### Notes (`--note-mode {}`)", plan.note_mode);
         let _ = writeln!(o);
         counts_table(&mut o, "note", &plan.notes);
@@ -454,6 +472,70 @@ mod tests {
         ]);
         let md = plan(&samples_plan(&job, EngineConfig::default(), Some("2")));
         insta::assert_snapshot!("refused_with_warnings", md);
+    }
+
+    /// The README's V2 example with the comment policy's warnings: the
+    /// plan says "comment" wherever the V1 plan says "note" (the flag stays
+    /// `--note-mode`, the warning codes `note-*`).
+    #[test]
+    fn a_v2_plan_speaks_of_comments() {
+        let name = "samples/findings-ocsf.jsonl";
+        let opts = SourceOptions {
+            v2: true,
+            ..SourceOptions::default()
+        };
+        let make_plan = |job: &Decision, note_mode: NoteMode| {
+            let source = crate::source::open(&[InputSpec::parse(name)], &opts).unwrap();
+            let source = crate::source::v2_keys(source, crate::source::Notices::default());
+            let input: Input = Box::new(source.map(|r| r.map_err(|e| Box::new(e) as InputError)));
+            let engine = EngineConfig {
+                note_mode,
+                ..EngineConfig::default()
+            };
+            let settings = PlanSettings {
+                engine: engine.clone(),
+                inputs: vec![name.to_owned()],
+                ..PlanSettings::default()
+            };
+            let mut p = make(job, input, &settings);
+            p.guard(&Guardrails::default(), run_tag(job, &engine));
+            p
+        };
+        let replace = make_plan(
+            &decision(&[
+                (DecisionField::StatusId, "3"),
+                (DecisionField::Comment, "Accepted risk, ticket SEC-1234"),
+            ]),
+            NoteMode::Replace,
+        );
+        let long = "x".repeat(500);
+        let append = make_plan(
+            &decision(&[(DecisionField::Comment, long.as_str())]),
+            NoteMode::Append,
+        );
+        let codes: Vec<_> = replace
+            .warnings
+            .iter()
+            .chain(&append.warnings)
+            .map(|w| w.code)
+            .collect();
+        assert!(
+            codes.contains(&super::super::WarningCode::CommentOverwrite)
+                && codes.contains(&super::super::WarningCode::CommentCut),
+            "the test sees the comment warnings: {codes:?}"
+        );
+        for p in [&replace, &append] {
+            for page in [plan(p), p.to_text()] {
+                for line in page.lines() {
+                    let rest = line.replace("--note-mode", "");
+                    assert!(
+                        !rest.to_lowercase().contains("note"),
+                        "a V2 plan says comment, not note: {line}"
+                    );
+                }
+            }
+        }
+        insta::assert_snapshot!("v2_comment_policy", plan(&replace));
     }
 
     fn record(row: u64, id: &str, arn: &str) -> SourceItem {

@@ -1076,3 +1076,86 @@ fn revert_of_a_v2_run_stops_at_the_preflight_where_v2_is_not_enabled() {
         assert_eq!(emu.state.v2_update_count(&k.uid()), 2);
     }
 }
+
+/// Every line of a V2 plan says "comment" where a V1 plan says "note"
+/// (the flag `--note-mode` aside).
+fn assert_no_note(page: &str) {
+    for line in page.lines() {
+        assert!(
+            !line
+                .replace("--note-mode", "")
+                .to_lowercase()
+                .contains("note"),
+            "a V2 plan says comment, not note: {line}\n{page}"
+        );
+    }
+}
+
+#[test]
+fn v2_plans_and_results_say_comment_not_note() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 60, 30);
+    let (_d, dir) = tmp();
+    // An export CSV without the comment column: comments unknown.
+    let csv = dir.join("export.csv");
+    let mut text = String::from("finding_info.uid,metadata.product.uid,cloud.account.uid\n");
+    for k in &keys {
+        text.push_str(&format!(
+            "{},{},{}\n",
+            k.triple.finding_info_uid, k.triple.metadata_product_uid, k.triple.cloud_account_uid
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    for output in ["text", "markdown"] {
+        let out = triage(&dir)
+            .arg("plan")
+            .arg(&csv)
+            .args(["--comment", "reviewed", "--output", output])
+            .output()
+            .unwrap();
+        let page = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{page}");
+        assert!(page.contains("comment-unknown"), "{page}");
+        assert!(
+            page.contains("the input does not record their comments"),
+            "{page}"
+        );
+        assert!(
+            page.contains("written (existing comment unknown)"),
+            "{page}"
+        );
+        assert_no_note(&page);
+    }
+    // keep: withheld, said per finding in the results.
+    let run = update(
+        &emu,
+        &dir,
+        &csv,
+        &["--comment", "reviewed", "--note-mode", "keep"],
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.by_outcome().get("unchanged"), Some(&keys.len()));
+    for r in &run.results {
+        let m = r["error_message"].as_str().unwrap();
+        assert!(m.contains("comment not written"), "{r}");
+        assert_no_note(m);
+    }
+    assert!(emu.state.v2_update_counts().is_empty());
+
+    // A revert's plan: a comment where there was none cannot be cleared.
+    let input = dir.join("export.jsonl");
+    write_jsonl(&input, keys.iter().map(|k| doc(&emu, k)));
+    let run = update(&emu, &dir, &input, &["--status-id", "5", "--comment", "q4"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let out = triage(&dir)
+        .arg("revert")
+        .arg(dir.join("results-export.jsonl"))
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{page}");
+    assert!(page.contains("Operation: BatchUpdateFindingsV2"), "{page}");
+    assert!(page.contains("a comment where there was none"), "{page}");
+    assert_no_note(&page);
+}
