@@ -99,7 +99,7 @@ pub(crate) fn open(
         custom,
         row: 0,
         done: false,
-        columns: Columns::new(),
+        columns: Columns::new(opts.v2),
         caches: Caches {
             states: Recent::new(),
             decisions: takes_decisions.then(Recent::new),
@@ -406,10 +406,15 @@ struct Columns {
     ocsf: IdentColumns,
     ocsf_v1: IdentColumns,
     lower: IdentColumns,
+    /// An OCSF finding named by `metadata.uid` alone (no `finding_info`).
+    metadata_uid: IdentColumns,
+    /// The run sends `BatchUpdateFindingsV2`, which takes such a finding
+    /// ([`SourceOptions::v2`]).
+    v2: bool,
 }
 
 impl Columns {
-    fn new() -> Self {
+    fn new(v2: bool) -> Self {
         let cols = |id: &str, arn: &str| IdentColumns {
             id: id.into(),
             product_arn: arn.into(),
@@ -419,6 +424,8 @@ impl Columns {
             ocsf: cols("finding_info.uid", "metadata.product.uid"),
             ocsf_v1: cols("finding.uid", "metadata.product.uid"),
             lower: cols("id", "productarn"),
+            metadata_uid: cols("metadata.uid", "metadata.product.uid"),
+            v2,
         }
     }
 }
@@ -1219,6 +1226,15 @@ impl Finding<'_> {
                         caches.states.get_or_built(|| self.state().map(Arc::new))
                     }
                 };
+                if columns.v2 && self.is_named_by_metadata_uid() {
+                    // Its key is the uid: never a triple (which needs the
+                    // finding_info.uid it lacks), whatever account it has.
+                    let mut cur = r.current.as_deref().cloned().unwrap_or_default();
+                    cur.metadata_uid = Some(r.key.id.clone());
+                    cur.account_id = None;
+                    cur.ocsf = true;
+                    r.current = Some(Arc::new(cur));
+                }
                 SourceItem::Record(r)
             }
             other => other,
@@ -1287,6 +1303,19 @@ struct Detail<'a> {
 }
 
 impl Finding<'_> {
+    /// An OCSF finding with `metadata.uid` and neither ASFF identifiers nor
+    /// `finding_info`/`finding` (as [`Self::check`] reads it).
+    fn is_named_by_metadata_uid(&self) -> bool {
+        self.id.is_none()
+            && self.product_arn.is_none()
+            && self.finding_info.is_none()
+            && self.finding.is_none()
+            && self
+                .metadata
+                .as_ref()
+                .is_some_and(|m| !matches!(Text::cell(&m.uid), Cell::Missing))
+    }
+
     fn check(&self, columns: &Columns, location: Location, checker: &mut Checker) -> SourceItem {
         if self.id.is_some() || self.product_arn.is_some() {
             return checker.check(
@@ -1304,7 +1333,23 @@ impl Finding<'_> {
         if let Some(finding) = &self.finding {
             return checker.check(Text::cell(&finding.uid), arn, &columns.ocsf_v1, location);
         }
-        if self.metadata.is_some() {
+        if let Some(m) = &self.metadata {
+            let uid = Text::cell(&m.uid);
+            if columns.v2 && !matches!(uid, Cell::Missing) {
+                // Named by metadata.uid alone: BatchUpdateFindingsV2's
+                // MetadataUids ([`Self::read`] keeps it from a triple).
+                return checker.check_metadata_uid(uid, arn, &columns.metadata_uid, location);
+            }
+            if !matches!(uid, Cell::Missing) {
+                return invalid(
+                    location,
+                    Some("finding_info.uid"),
+                    "no finding_info.uid: this OCSF finding is named by metadata.uid alone, which \
+                     only the new Security Hub's BatchUpdateFindingsV2 takes (--status-id, \
+                     --severity-id, --comment)"
+                        .into(),
+                );
+            }
             return checker.check(Cell::Missing, arn, &columns.ocsf, location);
         }
         if self.id_lower.is_some() || self.product_arn_lower.is_some() {

@@ -1195,3 +1195,45 @@ fn v2_plans_and_results_say_comment_not_note() {
     assert!(page.contains("a comment where there was none"), "{page}");
     assert_no_note(&page);
 }
+
+#[test]
+fn ocsf_json_named_by_metadata_uid_alone_is_sent_as_metadata_uids() {
+    let emu = Emu::start(EmulatorConfig::unthrottled());
+    let keys = seed(&emu, 30, 31);
+    let (_d, dir) = tmp();
+    let input = dir.join("uids.jsonl");
+    // No finding_info: the account is there, but no triple can be made.
+    write_jsonl(
+        &input,
+        keys.iter().map(|k| {
+            let mut d = doc(&emu, k);
+            d.as_object_mut().unwrap().remove("finding_info");
+            d
+        }),
+    );
+    let run = update(&emu, &dir, &input, &["--workflow", "Status=RESOLVED"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert_eq!(run.by_outcome().get("invalid"), Some(&keys.len()));
+    assert!(
+        run.results[0]["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("named by metadata.uid alone"),
+        "{:?}",
+        run.results[0]
+    );
+    assert_eq!(emu.requests(), 0);
+    let run = update(&emu, &dir, &input, &["--status-id", "4"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.results.len(), keys.len());
+    for r in &run.results {
+        let k = &keys[r["row"].as_u64().unwrap() as usize - 1];
+        assert_eq!(r["outcome"], "updated", "{r}");
+        assert_eq!(r["Id"], k.metadata_uid.as_str(), "{r}");
+        assert!(r.get("CloudAccountUid").is_none(), "{r}");
+    }
+    for k in &keys {
+        assert_eq!(emu.state.v2_update_count(&k.uid()), 1);
+        assert_eq!(triage_of(&emu, k).0, Some(4));
+    }
+}
