@@ -18,7 +18,7 @@ use crate::submission::{AwsSettings, Submitter};
 /// `sechub-triage export`.
 #[derive(Args, Debug)]
 pub(crate) struct ExportArgs {
-    /// The query (`--filters` is required).
+    /// The query (`--filters` or `--ocsf-filters` is required).
     #[command(flatten)]
     pub query: QueryArgs,
     /// Credentials, Region and endpoint.
@@ -63,8 +63,11 @@ fn packing(out: &str) -> anyhow::Result<Packing> {
 
 /// Runs the export; returns the exit status.
 pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<i32> {
-    if args.query.filters.is_none() {
-        bail!("export needs --filters (the get-findings filter document)");
+    if args.query.filters.is_none() && args.query.ocsf_filters.is_none() {
+        bail!(
+            "export needs --filters (the get-findings filter document) or --ocsf-filters \
+             (the get-findings-v2 one)"
+        );
     }
     let packing = packing(&args.out)?;
     let submitter = Submitter::from_env(&AwsSettings {
@@ -81,7 +84,7 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<i32> {
         SystemTime::now(),
     )?
     else {
-        bail!("export needs --filters");
+        bail!("export needs --filters or --ocsf-filters");
     };
     // Written to a temporary name beside --out and renamed at the end: a
     // failed query never leaves a file that looks whole.

@@ -24,6 +24,7 @@ mod observability;
 mod output_schemas;
 mod plan;
 mod query_e2e;
+mod query_v2_e2e;
 mod revert;
 mod safety;
 mod snapshots;
