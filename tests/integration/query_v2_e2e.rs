@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::support::*;
-use sechub_triage::emulator::{EmulatorConfig, OcsfKey, Operation, Paging};
+use sechub_triage::emulator::{Bucket, EmulatorConfig, FaultConfig, OcsfKey, Operation, Paging};
 use serde_json::{Value, json};
 
 const PRODUCT: &str = "arn:aws:securityhub:us-east-1::productv2/aws/guardduty";
@@ -335,4 +335,60 @@ no_progress = true
     for k in &others {
         assert_eq!(count(&emu, k), 0);
     }
+}
+
+#[test]
+fn throttled_and_failing_pages_are_retried_and_nothing_is_lost() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..1000 {
+        insert_ocsf(&emu, &format!("t{i:05}"), if i % 5 == 0 { 2 } else { 1 });
+    }
+    // The emulator's GetFindingsV2 bucket is slower than the client's pace,
+    // and one request in five fails with a 500 or 503.
+    let mut v2 = emu.state.v2_config();
+    v2.throttle.get_findings_v2 = Bucket::new(2.0, 2);
+    emu.state.set_v2_config(v2);
+    emu.state.set_faults(FaultConfig {
+        http_500: 0.1,
+        http_503: 0.1,
+        ..FaultConfig::default()
+    });
+    emu.state.reset_counters();
+    let out_file = dir.path().join("new.jsonl");
+    let out = triage(dir.path())
+        .args(["export", "--ocsf-filters", NEW_V2, "--out"])
+        .arg(&out_file)
+        .args(["--query-rate", "20", "--query-burst", "20"])
+        .args(["--endpoint-url", &emu.url()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("exported 800 finding(s) from 8 page(s)"),
+        "{stderr}"
+    );
+    let c = emu.state.counters();
+    let throttled = c.outcome(Operation::GetFindingsV2, "429 ThrottlingException");
+    let failed = c.outcome(Operation::GetFindingsV2, "500 InternalServerException")
+        + c.outcome(Operation::GetFindingsV2, "503 ServiceUnavailableException");
+    assert!(throttled > 0, "{:?}", c.outcomes);
+    assert_eq!(c.outcome(Operation::GetFindingsV2, "200"), 8);
+    // Every refused request was retried, and the command says so.
+    assert!(
+        stderr.contains(&format!("({throttled} throttled, {failed} retried)")),
+        "{stderr} {:?}",
+        c.outcomes
+    );
+    let uids: std::collections::BTreeSet<String> = std::fs::read_to_string(&out_file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["status_id"], 1);
+            v["finding_info"]["uid"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(uids.len(), 800);
 }
