@@ -83,10 +83,49 @@ fn format_of(out: &str) -> anyhow::Result<(Layout, Packing)> {
     Ok((layout, packing))
 }
 
+/// The output stream, compressed by the name. Its end is explicit
+/// ([`Packed::finish`]): an error writing a compressed stream's last bytes
+/// fails the export instead of being lost when the encoder is dropped.
+enum Packed {
+    Plain(Box<dyn Write + Send>),
+    Gzip(flate2::write::GzEncoder<Box<dyn Write + Send>>),
+    Zstd(zstd::Encoder<'static, Box<dyn Write + Send>>),
+}
+
+impl Write for Packed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Packed::Plain(w) => w.write(buf),
+            Packed::Gzip(w) => w.write(buf),
+            Packed::Zstd(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Packed::Plain(w) => w.flush(),
+            Packed::Gzip(w) => w.flush(),
+            Packed::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+impl Packed {
+    /// Ends the compressed stream and flushes everything to the file.
+    fn finish(self) -> std::io::Result<()> {
+        let mut inner = match self {
+            Packed::Plain(w) => w,
+            Packed::Gzip(e) => e.finish()?,
+            Packed::Zstd(e) => e.finish()?,
+        };
+        inner.flush()
+    }
+}
+
 /// Where the findings go.
 enum Sink {
-    Lines(Box<dyn Write + Send>),
-    Table(Box<TableSink>),
+    Lines(Box<Packed>),
+    Table(Box<TableSink<Packed>>),
 }
 
 /// Runs the export; returns the exit status.
@@ -135,16 +174,16 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<i32> {
             .map_err(|e| LocalIo::new(format!("cannot create {}", partial.display()), e))?;
         (Box::new(std::io::BufWriter::new(file)), Some(partial))
     };
-    let packed: Box<dyn Write + Send> = match packing {
-        Packing::Plain => raw,
-        Packing::Gzip => Box::new(flate2::write::GzEncoder::new(
+    let packed = match packing {
+        Packing::Plain => Packed::Plain(raw),
+        Packing::Gzip => Packed::Gzip(flate2::write::GzEncoder::new(
             raw,
             flate2::Compression::default(),
         )),
-        Packing::Zstd => Box::new(zstd::Encoder::new(raw, 3)?.auto_finish()),
+        Packing::Zstd => Packed::Zstd(zstd::Encoder::new(raw, 3)?),
     };
     let mut sink = match layout {
-        Layout::JsonLines => Sink::Lines(packed),
+        Layout::JsonLines => Sink::Lines(Box::new(packed)),
         Layout::Table(format) => Sink::Table(Box::new(TableSink::new(format, query.v2, packed)?)),
     };
     let writer: &mut dyn Write = match &mut sink {
@@ -166,9 +205,9 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<i32> {
         }
     };
     let finished = match sink {
-        Sink::Lines(mut w) => w.flush().context("writing --out"),
-        Sink::Table(t) => t.finish(),
-    }; // dropping the writer finishes the compressed stream
+        Sink::Lines(w) => w.finish().context("writing --out"),
+        Sink::Table(t) => t.finish().and_then(|w| w.finish().context("writing --out")),
+    };
     if let Err(e) = finished {
         if let Some(p) = &partial {
             let _ = std::fs::remove_file(p);

@@ -155,10 +155,10 @@ pub(crate) enum TableFormat {
     Parquet,
 }
 
-enum Out {
-    Csv(csv::Writer<Box<dyn Write + Send>>),
+enum Out<W: Write + Send> {
+    Csv(csv::Writer<W>),
     Parquet {
-        writer: ArrowWriter<Box<dyn Write + Send>>,
+        writer: ArrowWriter<W>,
         schema: SchemaRef,
         texts: Vec<Option<StringBuilder>>,
         ints: Vec<Option<Int64Builder>>,
@@ -170,21 +170,17 @@ enum Out {
 /// [`TableSink::finish`] must be called once the query is done (Parquet's
 /// footer, CSV's last bytes); an unfinished sink leaves a partial file,
 /// which the caller removes.
-pub(crate) struct TableSink {
+pub(crate) struct TableSink<W: Write + Send> {
     columns: &'static [Column],
-    out: Out,
+    out: Out<W>,
     line: Vec<u8>,
     /// Rows written.
     pub(crate) rows: u64,
 }
 
-impl TableSink {
+impl<W: Write + Send> TableSink<W> {
     /// A sink writing `format` to `w`, with the OCSF columns when `ocsf`.
-    pub(crate) fn new(
-        format: TableFormat,
-        ocsf: bool,
-        w: Box<dyn Write + Send>,
-    ) -> anyhow::Result<TableSink> {
+    pub(crate) fn new(format: TableFormat, ocsf: bool, w: W) -> anyhow::Result<TableSink<W>> {
         let columns = if ocsf { OCSF } else { ASFF };
         let out = match format {
             TableFormat::Csv => {
@@ -267,8 +263,9 @@ impl TableSink {
         Ok(())
     }
 
-    /// Writes what is left and closes the table.
-    pub(crate) fn finish(mut self) -> anyhow::Result<()> {
+    /// Writes what is left and closes the table; returns the writer (whose
+    /// own end, a compressed stream's, is the caller's).
+    pub(crate) fn finish(mut self) -> anyhow::Result<W> {
         if !self.line.is_empty() {
             bail!("the query's output ended in the middle of a line");
         }
@@ -286,19 +283,16 @@ impl TableSink {
                 }
             }
         }
-        match self.out {
-            Out::Csv(w) => {
-                let mut inner = w
-                    .into_inner()
-                    .map_err(|e| anyhow::anyhow!("writing --out: {}", e.error()))?;
-                inner.flush().context("writing --out")?;
-            }
+        let mut inner = match self.out {
+            Out::Csv(w) => w
+                .into_inner()
+                .map_err(|e| anyhow::anyhow!("writing --out: {}", e.error()))?,
             Out::Parquet { writer, .. } => {
-                let mut inner = writer.into_inner().context("finishing the Parquet file")?;
-                inner.flush().context("writing --out")?;
+                writer.into_inner().context("finishing the Parquet file")?
             }
-        }
-        Ok(())
+        };
+        inner.flush().context("writing --out")?;
+        Ok(inner)
     }
 }
 
@@ -314,8 +308,8 @@ fn builders(columns: &[Column]) -> Builders {
         .unzip()
 }
 
-fn write_batch(
-    writer: &mut ArrowWriter<Box<dyn Write + Send>>,
+fn write_batch<W: Write + Send>(
+    writer: &mut ArrowWriter<W>,
     schema: &SchemaRef,
     texts: &mut [Option<StringBuilder>],
     ints: &mut [Option<Int64Builder>],
@@ -335,7 +329,7 @@ fn write_batch(
     Ok(())
 }
 
-impl Write for TableSink {
+impl<W: Write + Send> Write for TableSink<W> {
     /// Takes JSON Lines: every whole line is one finding, one row.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut rest = buf;
@@ -380,7 +374,7 @@ mod tests {
     #[test]
     fn asff_csv_rows_hold_state_and_split_lines_anywhere() {
         let buf = Shared::default();
-        let mut sink = TableSink::new(TableFormat::Csv, false, Box::new(buf.clone())).unwrap();
+        let mut sink = TableSink::new(TableFormat::Csv, false, buf.clone()).unwrap();
         let a = json!({"Id": "a", "ProductArn": "arn:p", "Workflow": {"Status": "NEW"},
             "Note": {"Text": "x, \"y\"", "UpdatedBy": "me"}, "Severity": {"Label": "LOW", "Normalized": 1},
             "Types": ["T/1"], "UserDefinedFields": {"k": "v"}, "Confidence": 5});
@@ -416,7 +410,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.parquet");
         let file = std::fs::File::create(&path).unwrap();
-        let mut sink = TableSink::new(TableFormat::Parquet, true, Box::new(file)).unwrap();
+        let mut sink = TableSink::new(TableFormat::Parquet, true, file).unwrap();
         let n = ROW_GROUP_ROWS + 10;
         for i in 0..n {
             let d = json!({"finding_info": {"uid": format!("f{i}")},
