@@ -260,6 +260,9 @@ section! {
         /// The get-findings filter document: a TOML table, a JSON string or
         /// `file://PATH` (relative to the campaign file).
         filters,
+        /// The get-findings-v2 filter document (for V2 decisions), in the
+        /// same forms as `filters`.
+        ocsf_filters,
         /// Regions to query (default: `aws.region`, else the configured Region).
         query_regions,
         /// GetFindings requests per second per Region.
@@ -512,7 +515,9 @@ impl Campaign {
                 vec![parts.join(",")]
             }
             Value::Array(_) | Value::Table(_) if table == "decision" => vec![json(v.get_ref())?],
-            Value::Table(_) if key == "filters" => vec![json(v.get_ref())?],
+            Value::Table(_) if key == "filters" || key == "ocsf_filters" => {
+                vec![json(v.get_ref())?]
+            }
             Value::Array(_) | Value::Table(_) | Value::Datetime(_) => {
                 return Err(self.value_error(
                     v,
@@ -521,7 +526,7 @@ impl Campaign {
                 ));
             }
         };
-        if table == "decision" || key == "filters" {
+        if table == "decision" || key == "filters" || key == "ocsf_filters" {
             for s in &mut values {
                 *s = self.resolve_file_url(s);
             }

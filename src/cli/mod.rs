@@ -5,6 +5,7 @@
 pub mod campaign;
 pub mod exit;
 pub mod export;
+pub(crate) mod export_table;
 pub mod generate;
 pub mod logging;
 pub mod nightly;

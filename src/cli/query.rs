@@ -23,11 +23,16 @@ pub(crate) struct Selected {
 /// makes it the command's only input (the snapshot lives as long as the
 /// returned value). Without it: nothing.
 pub(crate) async fn select(args: &mut UpdateArgs) -> anyhow::Result<Option<Snapshot>> {
-    if args.query.filters.is_none() && args.query.query_regions.is_empty() {
+    if args.query.filters.is_none()
+        && args.query.ocsf_filters.is_none()
+        && args.query.query_regions.is_empty()
+    {
         return Ok(None);
     }
     if !args.inputs.is_empty() {
-        bail!("--filters selects the findings: give it or input files, not both");
+        bail!(
+            "--filters/--ocsf-filters select the findings: give a query or input files, not both"
+        );
     }
     let submitter = Submitter::from_env(&AwsSettings {
         profile: args.aws.profile.clone(),

@@ -53,6 +53,7 @@ pub(crate) fn check_update(
     also_read: &[Named],
 ) -> anyhow::Result<UpdateSettings> {
     let (decision, extra) = args.decision.build()?;
+    crate::query::ocsf::check_decision(&args.query, &decision)?;
     if decision.is_empty() && args.inputs.is_empty() {
         // No input file: nothing any record could carry. (With inputs, the
         // readers refuse them, naming the columns that look like decisions,

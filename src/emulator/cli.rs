@@ -211,8 +211,9 @@ pub struct EmulatorArgs {
     /// Cross-Region aggregation home Region (sees its whole partition).
     #[arg(long, value_name = "REGION")]
     pub home_region: Option<String>,
-    /// How GetFindings pages: by stable cursor, or by offset with the filter
-    /// evaluated again per page (updates on a filtered field shift results).
+    /// How GetFindings and GetFindingsV2 page: by stable cursor, or by
+    /// offset with the filter evaluated again per page (updates on a
+    /// filtered field shift results).
     #[arg(long, value_enum, default_value_t)]
     pub(crate) get_findings_paging: PagingArg,
     /// Caller account id used in 401/403 messages.

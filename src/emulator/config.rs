@@ -289,8 +289,8 @@ pub enum RegionScope {
     Any,
 }
 
-/// How `GetFindings` pages (docs/service-facts.md §6: the real service's
-/// paging under concurrent updates is UNVERIFIED).
+/// How `GetFindings` and `GetFindingsV2` page (docs/service-facts.md §6,
+/// §13: the real service's paging under concurrent updates is UNVERIFIED).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Paging {
     /// The token holds the last finding returned: a finding that stops
@@ -328,7 +328,7 @@ pub struct Semantics {
     /// Cross-Region aggregation home Region: requests to it see the findings
     /// of every Region of its partition (docs/service-facts.md §8.7).
     pub home_region: Option<String>,
-    /// How `GetFindings` pages.
+    /// How `GetFindings` and `GetFindingsV2` page.
     pub get_findings_paging: Paging,
 }
 

@@ -3,8 +3,12 @@
 //!
 //! Supports the string filters `Id`, `ProductArn`, `AwsAccountId`, `Region`,
 //! `WorkflowStatus`, `SeverityLabel`, `RecordState` and `ComplianceStatus`
-//! with `EQUALS`, `NOT_EQUALS`, `PREFIX`, `PREFIX_NOT_EQUALS`, `CONTAINS` and
-//! `NOT_CONTAINS`. Any other non-empty filter is rejected with a clear
+//! with `EQUALS`, `NOT_EQUALS`, `PREFIX` and `PREFIX_NOT_EQUALS`, the four
+//! comparisons the API reference says `GetFindings` takes. `CONTAINS`,
+//! `NOT_CONTAINS` and `CONTAINS_WORD` are refused with an
+//! `InvalidInputException` (400) saying where they work instead (automation
+//! rules, the V2 query operations), like the service (its exact message is
+//! UNVERIFIED). Any other non-empty filter is rejected with a clear
 //! `InvalidInputException` rather than silently ignored, so a test never
 //! believes it filtered when it did not.
 
@@ -40,10 +44,8 @@ const FIELDS: &[(&str, Field)] = &[
 enum Cmp {
     Equals,
     Prefix,
-    Contains,
     NotEquals,
     PrefixNotEquals,
-    NotContains,
 }
 
 impl Cmp {
@@ -51,19 +53,14 @@ impl Cmp {
         Some(match s {
             "EQUALS" => Cmp::Equals,
             "PREFIX" => Cmp::Prefix,
-            "CONTAINS" => Cmp::Contains,
             "NOT_EQUALS" => Cmp::NotEquals,
             "PREFIX_NOT_EQUALS" => Cmp::PrefixNotEquals,
-            "NOT_CONTAINS" => Cmp::NotContains,
             _ => return None,
         })
     }
 
     fn is_negative(self) -> bool {
-        matches!(
-            self,
-            Cmp::NotEquals | Cmp::PrefixNotEquals | Cmp::NotContains
-        )
+        matches!(self, Cmp::NotEquals | Cmp::PrefixNotEquals)
     }
 
     /// Whether `value` passes this comparison (for a negative one: whether
@@ -72,10 +69,8 @@ impl Cmp {
         match self {
             Cmp::Equals => value == operand,
             Cmp::Prefix => value.starts_with(operand),
-            Cmp::Contains => value.contains(operand),
             Cmp::NotEquals => value != operand,
             Cmp::PrefixNotEquals => !value.starts_with(operand),
-            Cmp::NotContains => !value.contains(operand),
         }
     }
 }
@@ -173,10 +168,20 @@ impl FindingFilter {
                     None => return Err(InvalidInput(format!("{path}.Value: required"))),
                 };
                 let cmp = match item.remove("Comparison") {
+                    Some(Value::String(s))
+                        if matches!(s.as_str(), "CONTAINS" | "NOT_CONTAINS" | "CONTAINS_WORD") =>
+                    {
+                        return Err(InvalidInput(format!(
+                            "{path}.Comparison: {s} is not valid in GetFindings (CONTAINS and \
+                             NOT_CONTAINS work only in automation rules, CONTAINS_WORD only in \
+                             the V2 query operations); use EQUALS, PREFIX, NOT_EQUALS or \
+                             PREFIX_NOT_EQUALS"
+                        )));
+                    }
                     Some(Value::String(s)) => Cmp::parse(&s).ok_or_else(|| {
                         InvalidInput(format!(
                             "{path}.Comparison: {s:?} is not supported (EQUALS, NOT_EQUALS, \
-                             PREFIX, PREFIX_NOT_EQUALS, CONTAINS, NOT_CONTAINS)"
+                             PREFIX, PREFIX_NOT_EQUALS)"
                         ))
                     })?,
                     Some(_) => {
@@ -199,11 +204,6 @@ impl FindingFilter {
                 return Err(InvalidInput(format!(
                     "Filters.{name}: EQUALS cannot be combined with NOT_EQUALS or \
                      PREFIX_NOT_EQUALS on the same field"
-                )));
-            }
-            if has(&ff.positive, Cmp::Contains) && has(&ff.negative, Cmp::NotContains) {
-                return Err(InvalidInput(format!(
-                    "Filters.{name}: CONTAINS cannot be combined with NOT_CONTAINS on the same field"
                 )));
             }
             out.push(ff);
@@ -273,7 +273,6 @@ mod tests {
             json!({"WorkflowStatus": [{"Value": "RESOLVED", "Comparison": "NOT_EQUALS"}, {"Value": "NEW", "Comparison": "NOT_EQUALS"}]}),
         );
         yes(json!({"SeverityLabel": [{"Value": "LOW", "Comparison": "NOT_EQUALS"}]}));
-        yes(json!({"ProductArn": [{"Value": "guardduty", "Comparison": "CONTAINS"}]}));
         no(
             json!({"ProductArn": [{"Value": "arn:aws:securityhub:us-east-1::product/aws/g", "Comparison": "PREFIX_NOT_EQUALS"}]}),
         );
@@ -313,8 +312,12 @@ mod tests {
                 "cannot be combined",
             ),
             (
-                json!({"Region": [{"Value": "a", "Comparison": "CONTAINS"}, {"Value": "b", "Comparison": "NOT_CONTAINS"}]}),
-                "cannot be combined",
+                json!({"ProductArn": [{"Value": "guardduty", "Comparison": "CONTAINS"}]}),
+                "Filters.ProductArn[0].Comparison: CONTAINS is not valid in GetFindings",
+            ),
+            (
+                json!({"Region": [{"Value": "b", "Comparison": "NOT_CONTAINS"}]}),
+                "NOT_CONTAINS is not valid in GetFindings",
             ),
             (
                 json!({"Region": vec![json!({"Value": "a", "Comparison": "EQUALS"}); 21]}),

@@ -50,37 +50,48 @@ pub(crate) fn load(doc: &str) -> anyhow::Result<Map<String, Value>> {
 /// days) into absolute `Start`/`End` dates computed from `now`, once, so
 /// that every page, Region and resumed run asks the same question.
 pub(crate) fn absolutize(filters: &mut Map<String, Value>, now: SystemTime) -> anyhow::Result<()> {
-    let stamp = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
     for (name, list) in filters.iter_mut() {
         let Value::Array(items) = list else { continue };
         for (i, item) in items.iter_mut().enumerate() {
             let Value::Object(obj) = item else { continue };
-            let Some(range) = obj.remove("DateRange") else {
-                continue;
-            };
-            let path = format!("Filters.{name}[{i}].DateRange");
-            let days = range
-                .get("Value")
-                .and_then(Value::as_u64)
-                .with_context(|| format!("{path}.Value: a whole number of days is required"))?;
-            match range.get("Unit").and_then(Value::as_str) {
-                Some("DAYS") => {}
-                other => bail!("{path}.Unit: DAYS is the only unit, got {other:?}"),
-            }
-            let edge = now
-                .checked_sub(Duration::from_secs(days.saturating_mul(86_400)))
-                .with_context(|| format!("{path}.Value: {days} days is too far back"))?;
-            match range.get("Comparison").and_then(Value::as_str) {
-                None | Some("WITHIN") => {
-                    obj.insert("Start".into(), Value::String(stamp(edge)));
-                    obj.insert("End".into(), Value::String(stamp(now)));
-                }
-                Some("OLDER_THAN") => {
-                    obj.insert("End".into(), Value::String(stamp(edge)));
-                }
-                Some(other) => bail!("{path}.Comparison: WITHIN or OLDER_THAN, got {other:?}"),
-            }
+            absolutize_one(&format!("Filters.{name}[{i}]"), obj, now)?;
         }
+    }
+    Ok(())
+}
+
+/// [`absolutize`] for one `DateFilter` object at `path` (shared with the
+/// OCSF filters, whose date filters are the same shape).
+pub(crate) fn absolutize_one(
+    path: &str,
+    obj: &mut Map<String, Value>,
+    now: SystemTime,
+) -> anyhow::Result<()> {
+    let stamp = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+    let Some(range) = obj.remove("DateRange") else {
+        return Ok(());
+    };
+    let path = format!("{path}.DateRange");
+    let days = range
+        .get("Value")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("{path}.Value: a whole number of days is required"))?;
+    match range.get("Unit").and_then(Value::as_str) {
+        Some("DAYS") => {}
+        other => bail!("{path}.Unit: DAYS is the only unit, got {other:?}"),
+    }
+    let edge = now
+        .checked_sub(Duration::from_secs(days.saturating_mul(86_400)))
+        .with_context(|| format!("{path}.Value: {days} days is too far back"))?;
+    match range.get("Comparison").and_then(Value::as_str) {
+        None | Some("WITHIN") => {
+            obj.insert("Start".into(), Value::String(stamp(edge)));
+            obj.insert("End".into(), Value::String(stamp(now)));
+        }
+        Some("OLDER_THAN") => {
+            obj.insert("End".into(), Value::String(stamp(edge)));
+        }
+        Some(other) => bail!("{path}.Comparison: WITHIN or OLDER_THAN, got {other:?}"),
     }
     Ok(())
 }
@@ -92,14 +103,18 @@ fn items<'a>(name: &str, v: &'a Value) -> anyhow::Result<&'a [Value]> {
     }
 }
 
-fn obj<'a>(path: &str, v: &'a Value) -> anyhow::Result<&'a Map<String, Value>> {
+pub(crate) fn obj<'a>(path: &str, v: &'a Value) -> anyhow::Result<&'a Map<String, Value>> {
     let Value::Object(o) = v else {
         bail!("{path}: expected an object");
     };
     Ok(o)
 }
 
-fn known_members(path: &str, o: &Map<String, Value>, allowed: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn known_members(
+    path: &str,
+    o: &Map<String, Value>,
+    allowed: &[&str],
+) -> anyhow::Result<()> {
     if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
         bail!(
             "{path}: unknown member {k:?} (expected {})",
@@ -109,7 +124,11 @@ fn known_members(path: &str, o: &Map<String, Value>, allowed: &[&str]) -> anyhow
     Ok(())
 }
 
-fn text(path: &str, o: &Map<String, Value>, key: &str) -> anyhow::Result<Option<String>> {
+pub(crate) fn text(
+    path: &str,
+    o: &Map<String, Value>,
+    key: &str,
+) -> anyhow::Result<Option<String>> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -141,7 +160,7 @@ fn string_filter(path: &str, v: &Value) -> anyhow::Result<StringFilter> {
         .build())
 }
 
-fn date_filter(path: &str, v: &Value) -> anyhow::Result<DateFilter> {
+pub(crate) fn date_filter(path: &str, v: &Value) -> anyhow::Result<DateFilter> {
     let o = obj(path, v)?;
     known_members(path, o, &["Start", "End", "DateRange"])?;
     if o.contains_key("DateRange") {
@@ -163,7 +182,7 @@ fn date_filter(path: &str, v: &Value) -> anyhow::Result<DateFilter> {
     Ok(DateFilter::builder().set_start(start).set_end(end).build())
 }
 
-fn number_filter(path: &str, v: &Value) -> anyhow::Result<NumberFilter> {
+pub(crate) fn number_filter(path: &str, v: &Value) -> anyhow::Result<NumberFilter> {
     let o = obj(path, v)?;
     known_members(path, o, &["Gte", "Lte", "Eq", "Gt", "Lt"])?;
     let n = |k: &str| -> anyhow::Result<Option<f64>> {
@@ -197,7 +216,7 @@ fn map_filter(path: &str, v: &Value) -> anyhow::Result<MapFilter> {
         .build())
 }
 
-fn boolean_filter(path: &str, v: &Value) -> anyhow::Result<BooleanFilter> {
+pub(crate) fn boolean_filter(path: &str, v: &Value) -> anyhow::Result<BooleanFilter> {
     let o = obj(path, v)?;
     known_members(path, o, &["Value"])?;
     match o.get("Value") {
@@ -206,7 +225,7 @@ fn boolean_filter(path: &str, v: &Value) -> anyhow::Result<BooleanFilter> {
     }
 }
 
-fn ip_filter(path: &str, v: &Value) -> anyhow::Result<IpFilter> {
+pub(crate) fn ip_filter(path: &str, v: &Value) -> anyhow::Result<IpFilter> {
     let o = obj(path, v)?;
     known_members(path, o, &["Cidr"])?;
     let cidr = text(path, o, "Cidr")?.with_context(|| format!("{path}.Cidr: required"))?;

@@ -15,6 +15,7 @@
 
 pub(crate) mod asff;
 pub(crate) mod filters;
+pub(crate) mod ocsf;
 
 use std::collections::HashSet;
 use std::hash::Hasher;
@@ -37,6 +38,16 @@ pub struct QueryArgs {
     /// dates (DateRange) are made absolute once, at the start.
     #[arg(long, value_name = "JSON", help_heading = "Query")]
     pub filters: Option<String>,
+    /// Select findings of the new Security Hub by query (with --status-id,
+    /// --severity-id, --comment): the AWS CLI `get-findings-v2 --filters`
+    /// JSON document, or file://PATH.
+    #[arg(
+        long,
+        value_name = "JSON",
+        help_heading = "Query",
+        conflicts_with = "filters"
+    )]
+    pub ocsf_filters: Option<String>,
     /// Regions to query, comma-separated [default: --region, else the
     /// configured Region]. An aggregation Region returns its linked Regions'
     /// findings too.
@@ -47,10 +58,11 @@ pub struct QueryArgs {
         help_heading = "Query"
     )]
     pub(crate) query_regions: Vec<String>,
-    /// GetFindings requests per second per Region (documented quota: 3).
+    /// GetFindings requests per second per Region (documented quota: 3;
+    /// GetFindingsV2's is not documented: 3 by default too).
     #[arg(long, value_name = "N", help_heading = "Query")]
     pub(crate) query_rate: Option<f64>,
-    /// GetFindings burst per Region (documented quota: 6).
+    /// GetFindings (and GetFindingsV2) burst per Region (documented: 6).
     #[arg(long, value_name = "N", help_heading = "Query")]
     pub(crate) query_burst: Option<u32>,
 }
@@ -62,9 +74,9 @@ pub(crate) const GET_FINDINGS_QUOTA: RateConfig = RateConfig {
 };
 
 /// Most attempts for one page before the query fails (loudly).
-const MAX_PAGE_ATTEMPTS: u32 = 12;
+pub(crate) const MAX_PAGE_ATTEMPTS: u32 = 12;
 /// Most paging restarts after a rejected `NextToken`, per Region.
-const MAX_RESTARTS: u32 = 3;
+pub(crate) const MAX_RESTARTS: u32 = 3;
 
 /// A query with its dates made absolute: what is asked, and where.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +91,9 @@ pub struct Query {
     pub(crate) resolved_at: String,
     /// The pace per Region.
     pub rate: RateConfig,
+    /// `GetFindingsV2` with an OCSF filter document (`--ocsf-filters`),
+    /// else `GetFindings`.
+    pub(crate) v2: bool,
 }
 
 impl Query {
@@ -90,22 +105,30 @@ impl Query {
         configured: Option<&str>,
         now: SystemTime,
     ) -> anyhow::Result<Option<Query>> {
-        let Some(doc) = &args.filters else {
-            if !args.query_regions.is_empty() {
-                bail!("--query-regions needs --filters");
+        let v2 = args.ocsf_filters.is_some();
+        let (given, filters) = match (&args.filters, &args.ocsf_filters) {
+            (Some(_), Some(_)) => bail!("--filters and --ocsf-filters: give one"),
+            (None, Some(doc)) => ocsf::prepare_filters(doc, now)?,
+            (Some(doc), None) => {
+                let given = filters::load(doc)?;
+                let mut filters = given.clone();
+                filters::absolutize(&mut filters, now)?;
+                filters::to_sdk(&filters)?;
+                (given, filters)
             }
-            return Ok(None);
+            (None, None) => {
+                if !args.query_regions.is_empty() {
+                    bail!("--query-regions needs --filters or --ocsf-filters");
+                }
+                return Ok(None);
+            }
         };
-        let given = filters::load(doc)?;
-        let mut filters = given.clone();
-        filters::absolutize(&mut filters, now)?;
-        filters::to_sdk(&filters)?;
         let regions: Vec<String> = if !args.query_regions.is_empty() {
             args.query_regions.clone()
         } else if let Some(r) = region.or(configured) {
             vec![r.to_owned()]
         } else {
-            bail!("--filters: no Region to query: give --region, --query-regions or AWS_REGION");
+            bail!("a query needs a Region: give --region, --query-regions or AWS_REGION");
         };
         let rate = RateConfig {
             rate: args.query_rate.unwrap_or(GET_FINDINGS_QUOTA.rate),
@@ -120,17 +143,22 @@ impl Query {
             regions,
             resolved_at: humantime::format_rfc3339_seconds(now).to_string(),
             rate,
+            v2,
         }))
     }
 
     /// The query as recorded (the journal, the report, the plan).
     pub(crate) fn describe(&self) -> Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "Given": self.given,
             "Filters": self.filters,
             "Regions": self.regions,
             "ResolvedAt": self.resolved_at,
-        })
+        });
+        if self.v2 {
+            v["Operation"] = Value::from(ocsf::OPERATION);
+        }
+        v
     }
 
     /// On resume: the journal's recorded query, if it is this one as given
@@ -139,13 +167,20 @@ impl Query {
     /// question. Returns whether it did.
     pub(crate) fn adopt(&mut self, recorded: &Value) -> bool {
         let same = recorded.get("Given") == Some(&Value::Object(self.given.clone()))
-            && recorded.get("Regions") == Some(&serde_json::json!(self.regions));
+            && recorded.get("Regions") == Some(&serde_json::json!(self.regions))
+            && (recorded.get("Operation").and_then(Value::as_str) == Some(ocsf::OPERATION))
+                == self.v2;
         let (Some(Value::Object(filters)), Some(Value::String(at))) =
             (recorded.get("Filters"), recorded.get("ResolvedAt"))
         else {
             return false;
         };
-        if !same || filters::to_sdk(filters).is_err() {
+        let valid = if self.v2 {
+            ocsf::to_sdk(filters).is_ok()
+        } else {
+            filters::to_sdk(filters).is_ok()
+        };
+        if !same || !valid {
             return false;
         }
         self.filters = filters.clone();
@@ -195,6 +230,9 @@ pub(crate) async fn snapshot(
     out: &mut dyn Write,
     progress: &mut dyn FnMut(&QueryStats),
 ) -> anyhow::Result<QueryStats> {
+    if q.v2 {
+        return ocsf::snapshot(q, submitter, out, progress).await;
+    }
     let sdk_filters = filters::to_sdk(&q.filters)?;
     let mut stats = QueryStats::default();
     // 8 bytes per finding: the run's memory stays small however many match.

@@ -608,6 +608,69 @@ async fn get_findings_paginates_and_filters_body() {
     emu.stop().await;
 }
 
+/// GetFindings takes EQUALS, PREFIX, NOT_EQUALS and PREFIX_NOT_EQUALS only
+/// (docs/service-facts.md §6): CONTAINS and NOT_CONTAINS, which the model
+/// lists, are refused with a 400 InvalidInputException that says where they
+/// work, through the real SDK client, like the service.
+#[tokio::test]
+async fn get_findings_refuses_contains_comparisons() {
+    let emu = Emu::start(unthrottled()).await;
+    emu.state.seed_synthetic(&SyntheticSpec {
+        regions: vec!["us-east-1".into()],
+        ..SyntheticSpec::new(20, 3)
+    });
+    let client = emu.client();
+    for cmp in [
+        StringFilterComparison::Contains,
+        StringFilterComparison::NotContains,
+    ] {
+        let e = client
+            .get_findings()
+            .filters(
+                AwsSecurityFindingFilters::builder()
+                    .product_arn(sfilter("guardduty", cmp.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        let (status, code, _) = err_parts(&e);
+        assert_eq!(
+            (status, code.as_deref()),
+            (400, Some("InvalidInputException")),
+            "{e:?}"
+        );
+        let message = e
+            .into_service_error()
+            .message()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains(&format!(
+                "Filters.ProductArn[0].Comparison: {} is not valid in GetFindings",
+                cmp.as_str()
+            )) && message.contains("automation rules"),
+            "{message}"
+        );
+    }
+    // The four valid comparisons still answer.
+    let ok = client
+        .get_findings()
+        .filters(
+            AwsSecurityFindingFilters::builder()
+                .product_arn(sfilter(
+                    "arn:aws:securityhub:",
+                    StringFilterComparison::Prefix,
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.findings().len(), 20);
+    emu.stop().await;
+}
+
 // ---------------------------------------------------------------- updates
 
 #[tokio::test]

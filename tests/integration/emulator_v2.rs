@@ -1118,3 +1118,76 @@ async fn seeded_ocsf_documents_come_back_with_strings_filled() {
     assert_eq!(err, "cloud.account.uid: required field is missing");
     emu.stop().await;
 }
+
+/// `--get-findings-paging offset` applies to GetFindingsV2 too: the token
+/// counts matches, so findings updated off the filter between pages shift
+/// later ones onto pages already read (a pager that updates while paging
+/// skips them); by cursor, nothing shifts.
+#[tokio::test]
+async fn get_findings_v2_pages_by_offset_or_cursor_as_configured() {
+    use sechub_triage::emulator::Paging;
+    for paging in [Paging::Offset, Paging::Cursor] {
+        let mut config = EmulatorConfig::unthrottled();
+        config.semantics.get_findings_paging = paging;
+        let emu = Emu::start(config).await;
+        let keys: Vec<OcsfKey> = (0..6)
+            .map(|i| {
+                emu.state
+                    .insert_ocsf_finding(json!({
+                        "metadata": {"uid": format!("m{i}"), "product": {"uid": "arn:aws:securityhub:us-east-1::productv2/aws/guardduty"}},
+                        "finding_info": {"uid": format!("f{i}")},
+                        "cloud": {"account": {"uid": "111122223333"}, "region": "us-east-1"},
+                        "status_id": 1,
+                    }))
+                    .unwrap()
+            })
+            .collect();
+        let c = emu.client();
+        let new = OcsfFindingFilters::builder()
+            .composite_filters(
+                CompositeFilter::builder()
+                    .number_filters(
+                        OcsfNumberFilter::builder()
+                            .field_name(OcsfNumberField::StatusId)
+                            .filter(NumberFilter::builder().eq(1.0).build())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let uids = |r: &aws_sdk_securityhub::operation::get_findings_v2::GetFindingsV2Output| {
+            r.findings()
+                .iter()
+                .map(|d| to_json(d)["metadata"]["uid"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let p1 = c
+            .get_findings_v2()
+            .filters(new.clone())
+            .max_results(2)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uids(&p1), ["m0", "m1"]);
+        // The first page's findings are updated off the filter.
+        by_uid(&c, &[&keys[0], &keys[1]])
+            .status_id(3)
+            .send()
+            .await
+            .unwrap();
+        let p2 = c
+            .get_findings_v2()
+            .filters(new.clone())
+            .max_results(2)
+            .set_next_token(p1.next_token().map(str::to_owned))
+            .send()
+            .await
+            .unwrap();
+        let want = match paging {
+            Paging::Offset => ["m4", "m5"], // m2, m3 shifted onto page 1: skipped
+            Paging::Cursor => ["m2", "m3"],
+        };
+        assert_eq!(uids(&p2), want, "{paging:?}");
+        emu.stop().await;
+    }
+}

@@ -17,7 +17,7 @@ use super::filters::OcsfFilter;
 use super::store::{Hold, Ident, V2Store};
 use super::validate::{Form, parse_batch_update_v2, parse_get_findings_v2};
 use crate::emulator::asff::partition_of_region;
-use crate::emulator::config::DuplicatePolicy;
+use crate::emulator::config::{DuplicatePolicy, Paging};
 use crate::emulator::faults::RequestFault;
 use crate::emulator::ops::{ApiError, ApiReply, Caller, visible};
 use crate::emulator::state::{EmulatorState, Live};
@@ -265,31 +265,53 @@ pub(crate) async fn batch_update_v2(
 
 const TOKEN_PREFIX: &str = "sechub-emulator-v2-";
 
+/// Where the next page starts: a store position (cursor paging) or the
+/// number of matches returned so far (offset paging, `o` before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PagePos {
+    At(usize),
+    Offset(usize),
+}
+
 /// A page token bound to the store generation and to the query: a token
 /// used with other filters is refused as the service does ("Invalid
 /// NextToken: Input Query has changed", docs/service-facts.md §13).
-fn encode_token(generation: u64, pos: usize, query: u64) -> String {
-    format!("{TOKEN_PREFIX}{generation:x}-{pos:x}-{query:x}")
+fn encode_token(generation: u64, pos: PagePos, query: u64) -> String {
+    match pos {
+        PagePos::At(p) => format!("{TOKEN_PREFIX}{generation:x}-{p:x}-{query:x}"),
+        PagePos::Offset(n) => format!("{TOKEN_PREFIX}{generation:x}-o{n:x}-{query:x}"),
+    }
 }
 
-fn decode_token(token: &str, generation: u64, query: u64) -> Result<usize, String> {
+fn decode_token(
+    token: &str,
+    generation: u64,
+    query: u64,
+    paging: Paging,
+) -> Result<PagePos, String> {
     let bad = || "Invalid NextToken: the token is invalid or has expired".to_owned();
     let rest = token.strip_prefix(TOKEN_PREFIX).ok_or_else(bad)?;
     let mut parts = rest.split('-');
-    let mut num = || {
-        parts
-            .next()
-            .and_then(|p| u64::from_str_radix(p, 16).ok())
-            .ok_or_else(bad)
+    let (Some(g), Some(p), Some(q), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
     };
-    let (g, pos, q) = (num()?, num()?, num()?);
+    let num = |s: &str| u64::from_str_radix(s, 16).map_err(|_| bad());
+    let (g, q) = (num(g)?, num(q)?);
+    // A token from before a reset, or of the other paging mode, is as useless.
+    let pos = match (paging, p.strip_prefix('o')) {
+        (Paging::Offset, Some(n)) => PagePos::Offset(num(n)? as usize),
+        (Paging::Cursor, None) => PagePos::At(num(p)? as usize),
+        _ => return Err(bad()),
+    };
     if g != generation {
         return Err(bad());
     }
     if q != query {
         return Err("Invalid NextToken: Input Query has changed".to_owned());
     }
-    Ok(pos as usize)
+    Ok(pos)
 }
 
 fn query_hash(filters: Option<&Value>) -> u64 {
@@ -322,9 +344,13 @@ pub(crate) async fn get_findings_v2(
     let store = &state.inner.v2_store;
     let generation = store.generation();
     let query = query_hash(req.filters.as_ref());
+    let paging = live.semantics.get_findings_paging;
     let from = match req.next_token.as_deref() {
-        None => 0,
-        Some(t) => match decode_token(t, generation, query) {
+        None => match paging {
+            Paging::Cursor => PagePos::At(0),
+            Paging::Offset => PagePos::Offset(0),
+        },
+        Some(t) => match decode_token(t, generation, query, paging) {
             Ok(p) => p,
             Err(m) => return err(400, VALIDATION, m),
         },
@@ -332,9 +358,20 @@ pub(crate) async fn get_findings_v2(
     if let Some(reply) = delay_and_fault(state, live).await {
         return reply;
     }
-    let (page, next) = store.page(from, req.max_results, &|r| {
+    let pred = |r: &super::ocsf::Record| {
         visible(&live.semantics, &caller.region, &r.region) && filter.matches(r)
-    });
+    };
+    let (page, next) = match from {
+        PagePos::At(from) => {
+            let (page, next) = store.page(from, req.max_results, &pred);
+            (page, next.map(PagePos::At))
+        }
+        PagePos::Offset(n) => {
+            let (page, more) = store.page_at_offset(n, req.max_results, &pred);
+            let next = more.then(|| PagePos::Offset(n + page.len()));
+            (page, next)
+        }
+    };
     let mut out = Map::new();
     out.insert("Findings".into(), Value::Array(page));
     if let Some(p) = next {
@@ -386,25 +423,33 @@ mod tests {
     #[test]
     fn tokens_are_bound_to_generation_and_query() {
         let q = query_hash(Some(&json!({"CompositeFilters": []})));
-        let t = encode_token(2, 150, q);
-        assert_eq!(decode_token(&t, 2, q), Ok(150));
+        let (c, o) = (Paging::Cursor, Paging::Offset);
+        let t = encode_token(2, PagePos::At(150), q);
+        assert_eq!(decode_token(&t, 2, q, c), Ok(PagePos::At(150)));
         assert!(
-            decode_token(&t, 3, q)
+            decode_token(&t, 3, q, c)
                 .unwrap_err()
                 .contains("invalid or has expired")
         );
         assert_eq!(
-            decode_token(&t, 2, query_hash(None)).unwrap_err(),
+            decode_token(&t, 2, query_hash(None), c).unwrap_err(),
             "Invalid NextToken: Input Query has changed"
         );
+        let off = encode_token(2, PagePos::Offset(300), q);
+        assert_eq!(decode_token(&off, 2, q, o), Ok(PagePos::Offset(300)));
+        // A token of the other paging mode is refused, not misread.
+        assert!(decode_token(&off, 2, q, c).is_err());
+        assert!(decode_token(&t, 2, q, o).is_err());
         for bad in [
             "",
             "x",
             TOKEN_PREFIX,
             "sechub-emulator-v2-1-2",
             "sechub-emulator-v2-zz-1-1",
+            "sechub-emulator-v2-1-ozz-1",
         ] {
-            assert!(decode_token(bad, 1, q).is_err(), "{bad}");
+            assert!(decode_token(bad, 1, q, c).is_err(), "{bad}");
+            assert!(decode_token(bad, 1, q, o).is_err(), "{bad}");
         }
     }
 }

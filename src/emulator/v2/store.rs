@@ -301,6 +301,40 @@ impl V2Store {
         (picked.iter().map(|(r, b)| render(r, b)).collect(), next)
     }
 
+    /// Offset paging: skips the first `offset` findings that match `pred`
+    /// *now* and returns up to `max` more, and whether any match remains
+    /// after them. A finding that stopped matching since the previous page
+    /// shifts later ones onto pages already read (docs/service-facts.md
+    /// §13: how the service pages is not documented).
+    pub(crate) fn page_at_offset(
+        &self,
+        offset: usize,
+        max: usize,
+        pred: &dyn Fn(&Record) -> bool,
+    ) -> (Vec<Value>, bool) {
+        let mut picked = Vec::with_capacity(max);
+        let mut more = false;
+        {
+            let g = self.lock();
+            let mut matched = 0usize;
+            for (_, e) in g.map.iter() {
+                if !pred(&e.rec) {
+                    continue;
+                }
+                matched += 1;
+                if matched <= offset {
+                    continue;
+                }
+                if picked.len() == max {
+                    more = true;
+                    break;
+                }
+                picked.push((e.rec.clone(), e.body.clone()));
+            }
+        }
+        (picked.iter().map(|(r, b)| render(r, b)).collect(), more)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().map.len()
     }
@@ -398,6 +432,40 @@ mod tests {
         );
         assert_eq!(s.hold(&triple("nope"), &all), Hold::NotFound);
         assert_eq!(s.hold(&triple("f1"), &|_| false), Hold::NotFound);
+    }
+
+    #[test]
+    fn offset_paging_shifts_when_a_read_finding_stops_matching() {
+        let s = V2Store::default();
+        for i in 0..6 {
+            let (r, b) = doc(&format!("m{i}"), &format!("f{i}"));
+            s.insert(r, b).unwrap();
+        }
+        let uids = |p: &[Value]| -> Vec<String> {
+            p.iter()
+                .map(|v| v["metadata"]["uid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let new = |r: &Record| r.status_id == Some(1);
+        let (p1, more) = s.page_at_offset(0, 2, &new);
+        assert_eq!((uids(&p1), more), (vec!["m0".into(), "m1".into()], true));
+        // m0 and m1 are updated away from the filter: offset 2 now skips m2, m3.
+        for m in ["m0", "m1"] {
+            let Hold::Held(slot) = s.hold(&Ident::Uid(m.into()), &|_| true) else {
+                panic!()
+            };
+            s.apply(
+                slot,
+                &Update {
+                    status_id: Some(3),
+                    ..Update::default()
+                },
+            )
+            .unwrap();
+            s.release(slot);
+        }
+        let (p2, more) = s.page_at_offset(2, 2, &new);
+        assert_eq!((uids(&p2), more), (vec!["m4".into(), "m5".into()], false));
     }
 
     #[test]
