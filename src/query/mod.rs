@@ -19,12 +19,14 @@ pub(crate) mod filters;
 use std::collections::HashSet;
 use std::hash::Hasher;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Map, Value};
 
+use crate::events::{Event, EventSink};
 use crate::limits::{RateConfig, RegionLimiter};
 use crate::retry::{Backoff, CallDisposition, classify_call};
 use crate::submission::{Submitter, call_error};
@@ -53,6 +55,11 @@ pub struct QueryArgs {
     /// GetFindings burst per Region (documented quota: 6).
     #[arg(long, value_name = "N", help_heading = "Query")]
     pub(crate) query_burst: Option<u32>,
+    /// `update`: read the whole selection before the first update, even
+    /// when the decision writes no field the filter matches on (then
+    /// reading and updating otherwise overlap).
+    #[arg(long, help_heading = "Query")]
+    pub(crate) query_snapshot: bool,
 }
 
 /// The documented `GetFindings` quota: 3 requests/s, burst 6.
@@ -184,16 +191,42 @@ fn key_hash(id: &str, arn: &str) -> u64 {
     h.finish()
 }
 
-/// Runs the query, writing every finding once to `out` as one ASFF JSON
-/// object per line. Throttles and transient errors are retried with
-/// backoff; a rejected `NextToken` restarts the Region's paging (findings
-/// already written are not written again); anything else, or a page that
-/// keeps failing, is an error: the query never stops silently short.
-pub(crate) async fn snapshot(
+/// Where a query's findings go, one page at a time (JSON Lines bytes of
+/// that page's new findings): a file ([`WritePages`]) or, when reading and
+/// updating overlap, the run's input ([`stream`]). Operation-agnostic: the
+/// lines may be ASFF or OCSF documents.
+pub(crate) trait Pages {
+    /// Takes one page's findings; an error stops the query.
+    fn page(&mut self, lines: Vec<u8>) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// [`Pages`] into a writer (a snapshot file, an export).
+pub(crate) struct WritePages<'a>(pub &'a mut dyn Write);
+
+impl Pages for WritePages<'_> {
+    fn page(&mut self, lines: Vec<u8>) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let r = self
+            .0
+            .write_all(&lines)
+            .context("writing the query's findings");
+        std::future::ready(r)
+    }
+}
+
+/// Runs the query, handing every finding once to `out` as one ASFF JSON
+/// object per line, a page at a time, and telling `events` of every page
+/// read ([`Event::QueryPageRead`], [`Event::QueryRegionFinished`]; the
+/// query module never draws anything). Throttles and transient errors are
+/// retried with backoff; a rejected `NextToken` restarts the Region's
+/// paging (findings already handed on are not handed on again); anything
+/// else, or a page that keeps failing, is an error: the query never stops
+/// silently short.
+pub(crate) async fn read<P: Pages, F: FnMut(&QueryStats) + ?Sized>(
     q: &Query,
     submitter: &Submitter,
-    out: &mut dyn Write,
-    progress: &mut dyn FnMut(&QueryStats),
+    out: &mut P,
+    events: &dyn EventSink,
+    progress: &mut F,
 ) -> anyhow::Result<QueryStats> {
     let sdk_filters = filters::to_sdk(&q.filters)?;
     let mut stats = QueryStats::default();
@@ -205,6 +238,8 @@ pub(crate) async fn snapshot(
         let mut limiter = RegionLimiter::new(q.rate);
         let mut token: Option<String> = None;
         let mut restarts = 0;
+        let label: Arc<str> = Arc::from(region.as_str());
+        let (mut region_pages, mut region_findings) = (0u64, 0u64);
         loop {
             let mut attempt = 0u32;
             let page = loop {
@@ -278,6 +313,8 @@ pub(crate) async fn snapshot(
                 continue;
             };
             stats.pages += 1;
+            region_pages += 1;
+            let mut lines = Vec::new();
             for f in page.findings() {
                 let (Some(id), Some(arn)) = (f.id(), f.product_arn()) else {
                     continue;
@@ -286,20 +323,32 @@ pub(crate) async fn snapshot(
                     stats.repeated += 1;
                     continue;
                 }
-                serde_json::to_writer(&mut *out, &asff::to_json(f))
+                serde_json::to_writer(&mut lines, &asff::to_json(f))
                     .context("writing the query's findings")?;
-                out.write_all(b"\n")
-                    .context("writing the query's findings")?;
+                lines.push(b'\n');
                 stats.findings += 1;
+                region_findings += 1;
             }
+            if !lines.is_empty() {
+                out.page(lines).await?;
+            }
+            events.emit(&Event::QueryPageRead {
+                region: label.clone(),
+                pages: region_pages,
+                findings: region_findings,
+            });
             progress(&stats);
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
                 _ => break,
             }
         }
+        events.emit(&Event::QueryRegionFinished {
+            region: label,
+            pages: region_pages,
+            findings: region_findings,
+        });
     }
-    out.flush().context("writing the query's findings")?;
     Ok(stats)
 }
 
@@ -313,8 +362,12 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Runs `q` into a new temporary file.
-    pub(crate) async fn take(q: &Query, submitter: &Submitter) -> anyhow::Result<Snapshot> {
+    /// Runs `q` into a new temporary file, telling `events` of every page.
+    pub(crate) async fn take(
+        q: &Query,
+        submitter: &Submitter,
+        events: &dyn EventSink,
+    ) -> anyhow::Result<Snapshot> {
         let path = std::env::temp_dir().join(format!(
             "sechub-triage-query-{}-{:016x}.jsonl",
             std::process::id(),
@@ -335,7 +388,8 @@ impl Snapshot {
             stats: QueryStats::default(),
         };
         let mut w = std::io::BufWriter::new(file);
-        snap.stats = snapshot(q, submitter, &mut w, &mut |_| {}).await?;
+        snap.stats = read(q, submitter, &mut WritePages(&mut w), events, &mut |_| {}).await?;
+        w.flush().context("writing the query's findings")?;
         tracing::info!(
             findings = snap.stats.findings,
             pages = snap.stats.pages,
@@ -354,5 +408,282 @@ impl Snapshot {
 impl Drop for Snapshot {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// How many pages a query streamed into a run may read ahead of the run
+/// (100 findings each): the run's memory stays bounded, and a run that
+/// slows (throttled updates) slows the query with it.
+const PAGES_AHEAD: usize = 8;
+
+/// One piece of a streamed query.
+enum Piece {
+    Page(Vec<u8>),
+    End,
+    Failed(String),
+}
+
+/// [`Pages`] into a channel the run's reader drains ([`PageReader`]).
+struct ChannelPages(tokio::sync::mpsc::Sender<Piece>);
+
+impl Pages for ChannelPages {
+    fn page(&mut self, lines: Vec<u8>) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let tx = self.0.clone();
+        async move {
+            tx.send(Piece::Page(lines))
+                .await
+                .map_err(|_| anyhow::anyhow!("the run stopped reading the query's findings"))
+        }
+    }
+}
+
+/// The findings of a query being read, as JSON Lines bytes, for a reader
+/// on a blocking thread (the engine's input thread): each page as soon as
+/// it is read. The end of the selection is an explicit mark: a query that
+/// fails, or is stopped, ends the stream with an error, never with a
+/// silent end of input.
+pub(crate) struct PageReader {
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    cur: Vec<u8>,
+    pos: usize,
+    ended: bool,
+    failed: Option<String>,
+}
+
+impl std::io::Read for PageReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.pos < self.cur.len() {
+                let n = buf.len().min(self.cur.len() - self.pos);
+                buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if let Some(m) = &self.failed {
+                return Err(std::io::Error::other(m.clone()));
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Piece::Page(v)) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Some(Piece::End) => self.ended = true,
+                Some(Piece::Failed(m)) => self.failed = Some(m),
+                None => {
+                    self.failed = Some(
+                        "the query stopped before its last page: the selection was not read whole"
+                            .into(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Starts reading `q` on the runtime, each page handed to the returned
+/// reader as soon as it is read (at most [`PAGES_AHEAD`] pages ahead of
+/// it). `progress` sees the running totals; the task's result is the
+/// query's totals, or why it failed (which the reader reports too).
+pub(crate) fn stream(
+    q: Query,
+    submitter: Arc<Submitter>,
+    events: Arc<dyn EventSink>,
+    mut progress: impl FnMut(&QueryStats) + Send + 'static,
+) -> (
+    PageReader,
+    tokio::task::JoinHandle<anyhow::Result<QueryStats>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let task = tokio::spawn(async move {
+        let mut pages = ChannelPages(tx.clone());
+        let r = read(&q, &submitter, &mut pages, &*events, &mut progress).await;
+        let last = match &r {
+            Ok(_) => Piece::End,
+            Err(e) => Piece::Failed(format!("{e:#}")),
+        };
+        // The reader may be gone (the run stopped): nothing to tell it.
+        let _ = tx.send(last).await;
+        r
+    });
+    let reader = PageReader {
+        rx,
+        cur: Vec::new(),
+        pos: 0,
+        ended: false,
+        failed: None,
+    };
+    (reader, task)
+}
+
+/// The filter names a filter document matches on: a `get-findings`
+/// document's members (`WorkflowStatus`, `NoteText`, …) and, for the
+/// nested documents of the V2 query APIs, every `FieldName` (`status_id`,
+/// `comment`, …) and sort field.
+pub(crate) fn filter_fields(doc: &Map<String, Value>) -> std::collections::BTreeSet<String> {
+    fn walk(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if matches!(k.as_str(), "FieldName" | "Field")
+                        && let Value::String(s) = v
+                    {
+                        out.insert(s.clone());
+                    }
+                    walk(v, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out: std::collections::BTreeSet<String> = doc
+        .keys()
+        .filter(|k| {
+            !matches!(
+                k.as_str(),
+                "CompositeFilters" | "CompositeOperator" | "SortCriteria"
+            )
+        })
+        .cloned()
+        .collect();
+    walk(&Value::Object(doc.clone()), &mut out);
+    out
+}
+
+/// The filter names whose values a decision can change: the fields it
+/// writes, and those the service derives from them
+/// (docs/design/pipeline.md, "Selecting by query"). `UpdatedAt` is not
+/// among them: `BatchUpdateFindings` does not change it. `run_tag` writes
+/// `UserDefinedFields` too.
+pub(crate) fn filters_moved_by(
+    decision: &crate::decision::Decision,
+    run_tag: bool,
+) -> Vec<&'static str> {
+    let mut f: Vec<&'static str> = Vec::new();
+    if decision.workflow.is_some() {
+        f.extend(["WorkflowStatus", "WorkflowState"]);
+    }
+    if decision.note.is_some() {
+        f.extend(["NoteText", "NoteUpdatedAt", "NoteUpdatedBy"]);
+    }
+    if decision.severity.is_some() {
+        f.extend(["SeverityLabel", "SeverityNormalized", "SeverityProduct"]);
+    }
+    if decision.types.is_some() {
+        f.push("Type");
+    }
+    if decision.verification_state.is_some() {
+        f.push("VerificationState");
+    }
+    if decision.confidence.is_some() {
+        f.push("Confidence");
+    }
+    if decision.criticality.is_some() {
+        f.push("Criticality");
+    }
+    if decision.user_defined_fields.is_some() || run_tag {
+        f.push("UserDefinedFields");
+    }
+    if decision.related_findings.is_some() {
+        f.extend(["RelatedFindingsId", "RelatedFindingsProductArn"]);
+    }
+    if decision.status_id.is_some() {
+        f.extend(["status_id", "status"]);
+    }
+    if decision.severity_id.is_some() {
+        f.extend(["severity_id", "severity"]);
+    }
+    if decision.comment.is_some() {
+        f.push("comment");
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Decision;
+
+    fn reader(pieces: Vec<Piece>) -> PageReader {
+        let (tx, rx) = tokio::sync::mpsc::channel(pieces.len().max(1));
+        for p in pieces {
+            tx.blocking_send(p).unwrap();
+        }
+        PageReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            ended: false,
+            failed: None,
+        }
+    }
+
+    #[test]
+    fn a_streamed_selection_ends_only_at_its_mark() {
+        use std::io::Read;
+        let page = |s: &str| Piece::Page(s.as_bytes().to_vec());
+        // Whole: every page, then the end.
+        let mut s = String::new();
+        reader(vec![page("a\n"), page("b\n"), Piece::End])
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "a\nb\n");
+        // The query failed: its pages, then its error.
+        let mut s = String::new();
+        let e = reader(vec![
+            page("a\n"),
+            Piece::Failed("GetFindings failed".into()),
+        ])
+        .read_to_string(&mut s)
+        .unwrap_err();
+        assert_eq!(e.to_string(), "GetFindings failed");
+        // The query stopped without a word (aborted): an error, not an end.
+        let mut s = String::new();
+        let e = reader(vec![page("a\n")])
+            .read_to_string(&mut s)
+            .unwrap_err();
+        assert!(e.to_string().contains("not read whole"), "{e}");
+    }
+
+    #[test]
+    fn the_fields_a_decision_moves_are_found_in_the_filter() {
+        let doc: Map<String, Value> = serde_json::from_str(
+            r#"{"WorkflowStatus":[{"Value":"NEW","Comparison":"EQUALS"}],
+                "ComplianceStatus":[{"Value":"FAILED","Comparison":"EQUALS"}]}"#,
+        )
+        .unwrap();
+        let fields = filter_fields(&doc);
+        assert!(fields.contains("WorkflowStatus") && fields.contains("ComplianceStatus"));
+        let workflow: Decision =
+            serde_json::from_str(r#"{"Workflow":{"Status":"SUPPRESSED"}}"#).unwrap();
+        let moved = filters_moved_by(&workflow, false);
+        assert!(moved.iter().any(|f| fields.contains(*f)));
+        let note: Decision =
+            serde_json::from_str(r#"{"Note":{"Text":"t","UpdatedBy":"u"}}"#).unwrap();
+        assert!(
+            !filters_moved_by(&note, false)
+                .iter()
+                .any(|f| fields.contains(*f))
+        );
+        // The run tag writes UserDefinedFields.
+        assert!(filters_moved_by(&note, true).contains(&"UserDefinedFields"));
+        // V2 documents name their fields in FieldName, nested.
+        let v2: Map<String, Value> = serde_json::from_str(
+            r#"{"CompositeFilters":[{"StringFilters":[{"FieldName":"status","Filter":{"Value":"New","Comparison":"EQUALS"}}]}],
+                "CompositeOperator":"AND"}"#,
+        )
+        .unwrap();
+        let v2_fields = filter_fields(&v2);
+        assert!(v2_fields.contains("status"), "{v2_fields:?}");
+        assert!(!v2_fields.contains("CompositeFilters"));
+        let status: Decision = serde_json::from_str(r#"{"StatusId":3}"#).unwrap();
+        assert!(
+            filters_moved_by(&status, false)
+                .iter()
+                .any(|f| v2_fields.contains(*f))
+        );
     }
 }
