@@ -3,15 +3,17 @@
 //! under its own pace (3 requests/s burst 6 per Region by default),
 //! retrying throttles and transient errors with backoff.
 //!
-//! The selection is **snapshotted before the first update**
-//! (docs/design/pipeline.md, "Selecting by query"): every page of every
-//! Region is read and spooled to a JSON Lines file of ASFF documents, and
-//! only then does the engine read that file like any other export. An
-//! update that changes a field the filter matches on (`WorkflowStatus =
-//! NEW` → `SUPPRESSED`) therefore cannot shift the result set under the
-//! pager, however the service pages. Each finding is written once (a
-//! finding returned twice, by an aggregation Region and its own Region or
-//! after a paging restart, is dropped the second time).
+//! Each page's findings are handed on as JSON Lines of ASFF documents: to
+//! a snapshot file that the engine reads like any export once every page
+//! of every Region is read, or, when the run's updates cannot change the
+//! result set (the decision writes no field the filter matches on), straight
+//! to the run's input as they are read. The choice, and why a
+//! snapshot is safe where an update changes a field the filter matches on
+//! (`WorkflowStatus = NEW` → `SUPPRESSED`) however the service pages, is in
+//! docs/design/pipeline.md, "Selecting by query". Each finding is handed on
+//! once (a finding returned twice, by an aggregation Region and its own
+//! Region or after a paging restart, is dropped the second time). The
+//! module draws nothing: it emits [`Event`]s.
 
 pub(crate) mod asff;
 pub(crate) mod filters;
