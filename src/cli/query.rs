@@ -14,7 +14,7 @@ use super::settings::UpdateSettings;
 use super::{InputArgs, UpdateArgs};
 use crate::engine::{Input, InputError};
 use crate::events::{EventSink, NullSink};
-use crate::query::{PageReader, Query, QueryStats, Snapshot};
+use crate::query::{PageReader, Query, QueryStats, STOPPED_READING, Snapshot};
 use crate::submission::{AwsSettings, Submitter};
 
 /// A `--filters` selection, read: the command's only input.
@@ -260,10 +260,15 @@ pub(crate) async fn run_streamed(
         b.finish();
     }
     let s = totals.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let how = match (&failed, finished) {
-        (Some(e), _) => format!("; the query failed: {e}"),
-        (None, true) => String::new(),
-        (None, false) => "; the run stopped before the query's end".into(),
+    // A query whose reader went away failed because the run stopped.
+    let stopped = !finished
+        || failed
+            .as_deref()
+            .is_some_and(|e| e.contains(STOPPED_READING));
+    let how = match (&failed, stopped) {
+        (_, true) => "; the run stopped before the query's end".into(),
+        (Some(e), false) => format!("; the query failed: {e}"),
+        (None, false) => String::new(),
     };
     eprintln!(
         "sechub-triage: query {} selected {} finding(s) in {} page(s) ({} throttled, {} retried, {} repeated) while the run updated them{how}",

@@ -418,6 +418,9 @@ impl Drop for Snapshot {
 /// slows (throttled updates) slows the query with it.
 const PAGES_AHEAD: usize = 8;
 
+/// Why a streamed query stopped when the run stopped reading it.
+pub(crate) const STOPPED_READING: &str = "the run stopped reading the query's findings";
+
 /// One piece of a streamed query.
 enum Piece {
     Page(Vec<u8>),
@@ -434,7 +437,7 @@ impl Pages for ChannelPages {
         async move {
             tx.send(Piece::Page(lines))
                 .await
-                .map_err(|_| anyhow::anyhow!("the run stopped reading the query's findings"))
+                .map_err(|_| anyhow::anyhow!(STOPPED_READING))
         }
     }
 }
@@ -559,20 +562,32 @@ pub(crate) fn filter_fields(doc: &Map<String, Value>) -> std::collections::BTree
 /// writes, and those the service derives from them
 /// (docs/design/pipeline.md, "Selecting by query"). `UpdatedAt` is not
 /// among them: `BatchUpdateFindings` does not change it. `run_tag` writes
-/// `UserDefinedFields` too.
+/// `UserDefinedFields` too. Whether a change on one service's copy of a
+/// finding reaches the other's is not documented (securityhub-api.md §13),
+/// so each field counts with its twin of the other service (`Workflow` with
+/// `status`, `StatusId` with `WorkflowStatus`, …): unsure means snapshot.
 pub(crate) fn filters_moved_by(
     decision: &crate::decision::Decision,
     run_tag: bool,
 ) -> Vec<&'static str> {
+    const WORKFLOW: [&str; 4] = ["WorkflowStatus", "WorkflowState", "status_id", "status"];
+    const NOTE: [&str; 4] = ["NoteText", "NoteUpdatedAt", "NoteUpdatedBy", "comment"];
+    const SEVERITY: [&str; 5] = [
+        "SeverityLabel",
+        "SeverityNormalized",
+        "SeverityProduct",
+        "severity_id",
+        "severity",
+    ];
     let mut f: Vec<&'static str> = Vec::new();
-    if decision.workflow.is_some() {
-        f.extend(["WorkflowStatus", "WorkflowState"]);
+    if decision.workflow.is_some() || decision.status_id.is_some() {
+        f.extend(WORKFLOW);
     }
-    if decision.note.is_some() {
-        f.extend(["NoteText", "NoteUpdatedAt", "NoteUpdatedBy"]);
+    if decision.note.is_some() || decision.comment.is_some() {
+        f.extend(NOTE);
     }
-    if decision.severity.is_some() {
-        f.extend(["SeverityLabel", "SeverityNormalized", "SeverityProduct"]);
+    if decision.severity.is_some() || decision.severity_id.is_some() {
+        f.extend(SEVERITY);
     }
     if decision.types.is_some() {
         f.push("Type");
@@ -591,15 +606,6 @@ pub(crate) fn filters_moved_by(
     }
     if decision.related_findings.is_some() {
         f.extend(["RelatedFindingsId", "RelatedFindingsProductArn"]);
-    }
-    if decision.status_id.is_some() {
-        f.extend(["status_id", "status"]);
-    }
-    if decision.severity_id.is_some() {
-        f.extend(["severity_id", "severity"]);
-    }
-    if decision.comment.is_some() {
-        f.push("comment");
     }
     f
 }
