@@ -78,14 +78,11 @@ impl EventSink for QueryProgress {
                 self.bar(region)
                     .set_message(format!("{pages} page(s), {findings} finding(s) read"));
             }
-            Event::QueryRegionFinished {
-                region,
-                pages,
-                findings,
-            } => {
-                let bar = self.bar(region);
-                bar.set_message(format!("{pages} page(s), {findings} finding(s): done"));
-                bar.disable_steady_tick();
+            Event::QueryRegionFinished { region, .. } => {
+                // Gone once read: a line left drawn would be overwritten by
+                // (and garble) the run's summary; the totals are printed at
+                // the end.
+                self.bar(region).finish_and_clear();
             }
             _ => {}
         }
