@@ -657,6 +657,80 @@ mod tests {
     }
 
     #[test]
+    fn a_query_failing_mid_stream_ends_the_run_s_input_with_its_error() {
+        use crate::emulator::{EmulatorConfig, LocalEmulator, Paging, SyntheticSpec};
+        use crate::submission::AwsSettings;
+        use std::io::BufRead;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (emu, submitter) = rt.block_on(async {
+            let mut config = EmulatorConfig::unthrottled();
+            config.semantics.get_findings_paging = Paging::Offset;
+            let emu = LocalEmulator::start(config).await.unwrap();
+            emu.state().seed_synthetic(&SyntheticSpec {
+                count: 250,
+                seed: 1,
+                regions: vec!["us-east-1".into()],
+                ..SyntheticSpec::default()
+            });
+            let sdk = emu.sdk_config("AKIDTEST", "test-secret").await;
+            let submitter = Submitter::from_sdk_config(
+                sdk,
+                &AwsSettings {
+                    endpoint_url: Some(emu.url()),
+                    ..AwsSettings::default()
+                },
+            );
+            (emu, submitter)
+        });
+        // One page now, the next two seconds later.
+        let q = Query {
+            given: Map::new(),
+            filters: Map::new(),
+            regions: vec!["us-east-1".into()],
+            resolved_at: "2026-12-04T00:00:00Z".into(),
+            rate: RateConfig {
+                rate: 0.5,
+                burst: 1,
+            },
+        };
+        let (reader, task) = {
+            let _in = rt.enter();
+            stream(
+                q,
+                Arc::new(submitter),
+                Arc::new(crate::events::NullSink),
+                |_| {},
+            )
+        };
+        let mut lines = std::io::BufReader::new(reader).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.contains("\"Id\""), "{first}");
+        // Denied from now on: the second page fails, for good.
+        let mut faults = emu.state().faults();
+        faults.access_denied = true;
+        emu.state().set_faults(faults);
+        // The first page's 99 other lines, then the error (which stays:
+        // the reader never turns it into an end).
+        let mut ok = 0;
+        let e = loop {
+            match lines.next() {
+                Some(Ok(_)) => ok += 1,
+                Some(Err(e)) => break e.to_string(),
+                None => panic!("the selection ended without the query's error"),
+            }
+        };
+        assert_eq!(ok, 99);
+        assert!(lines.next().is_some_and(|l| l.is_err()));
+        assert!(e.contains("AccessDeniedException"), "{e}");
+        let r = rt.block_on(task).unwrap();
+        assert!(r.is_err());
+    }
+
+    #[test]
     fn the_fields_a_decision_moves_are_found_in_the_filter() {
         let doc: Map<String, Value> = serde_json::from_str(
             r#"{"WorkflowStatus":[{"Value":"NEW","Comparison":"EQUALS"}],
