@@ -413,9 +413,10 @@ impl Drop for Snapshot {
     }
 }
 
-/// How many pages a query streamed into a run may read ahead of the run
-/// (100 findings each): the run's memory stays bounded, and a run that
-/// slows (throttled updates) slows the query with it.
+/// How many pages a query streamed into a run may read ahead of the run's
+/// input thread (100 findings each), which itself holds at most the
+/// engine's `read_ahead` findings: memory stays bounded, and a run that
+/// falls that far behind (throttled updates) slows the query with it.
 const PAGES_AHEAD: usize = 8;
 
 /// Why a streamed query stopped when the run stopped reading it.
