@@ -661,3 +661,68 @@ fn kill_9_in_an_overlapped_run_then_resume_updates_nothing_twice_beyond_what_was
         assert_eq!(emu.state.update_count(k), 0);
     }
 }
+
+#[test]
+fn a_query_failing_mid_run_ends_an_overlapped_run_with_an_input_error_never_silently() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failed = Vec::new();
+    for i in 0..250 {
+        failed.push(insert_compliance(
+            &emu,
+            &format!("m{i:04}"),
+            "NEW",
+            "FAILED",
+        ));
+    }
+    // The second Region's first page cannot even be sent (not a host
+    // label): the query fails after the first Region's 250 findings.
+    let run = |extra: &[&str], results: &std::path::Path| {
+        triage(dir.path())
+            .args(["update", "--filters", FAILED_FILTER])
+            .args(["--query-regions", "us-east-1,us-east-1/x"])
+            .args(["--note", "Text=reviewed,UpdatedBy=secops"])
+            .args(["--run-tag", "nightly-m", "--endpoint-url", &emu.url()])
+            .args(["--no-progress", "--yes", "--results"])
+            .arg(results)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Read first: the failure stops the command before any update.
+    let out = run(&["--query-snapshot"], &dir.path().join("snap.csv"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("GetFindings in us-east-1/x failed"),
+        "{stderr}"
+    );
+    assert!(failed.iter().all(|k| emu.state.update_count(k) == 0));
+
+    // Overlapped: the first Region's findings are updated (once each) and
+    // journaled; the run's input ends with the query's error (exit status
+    // 1), not with an end that would look like a whole selection.
+    let results = dir.path().join("overlap.csv");
+    let out = run(&[], &results);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reading the selection and updating at once"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("input error") && stdout.contains("GetFindings in us-east-1/x failed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the query failed: GetFindings in us-east-1/x"),
+        "{stderr}"
+    );
+    for k in &failed {
+        assert_eq!(emu.state.update_count(k), 1, "{}", k.id);
+    }
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), 250);
+    assert!(rows.iter().all(|r| r["outcome"] == "updated"));
+}
