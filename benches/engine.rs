@@ -15,8 +15,18 @@
 //! 2. **Capacity**: throttling off, no latency, 200,000 findings. Reports the
 //!    engine's own throughput and its CPU time per 1,000 findings (process
 //!    CPU minus the emulator's threads, read from /proc).
+//! 3. **Query**: a `--filters` run of 5,000 findings (the binary, as a child
+//!    process) against the emulator with the documented quotas (GetFindings
+//!    3/s burst 6, updates 10/s burst 30), paging by offset, 100 ms
+//!    latency; in the same run, the same findings exported by the same query
+//!    and then updated from the file. Reports each against its ideal: the
+//!    query alone is read-bound (50 pages: the burst, then 3/s), the file
+//!    run update-bound, the query-driven run the slower of the two when
+//!    reading and updating overlap (plus one update's latency), and their
+//!    sum when the selection is snapshotted first (`--query-snapshot`).
 //!
-//! Run: `cargo bench --bench engine` (`-- --quick` for a shorter smoke run).
+//! Run: `cargo bench --bench engine` (`-- --quick` for a shorter smoke run;
+//! `-- query`, `-- quota`, `-- v2` or `-- capacity` for one scenario).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -323,8 +333,195 @@ fn quota_bound_v2(engine_rt: &tokio::runtime::Runtime, n: usize, latency: Durati
     (t, summary.requests)
 }
 
+const BIN: &str = env!("CARGO_BIN_EXE_sechub-triage");
+
+/// The binary, with fake credentials and nothing of the user's.
+fn triage(home: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+        .env("AWS_SECRET_ACCESS_KEY", "bench-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+/// Runs `c` to its end: seconds, and its stderr (it must succeed). First
+/// waits for the emulator's buckets to refill (3 s: the update burst of 30
+/// at 10/s; GetFindings' 6 at 3/s), so that no run pays for the last one.
+fn timed(c: &mut std::process::Command) -> (f64, String) {
+    std::thread::sleep(Duration::from_secs(3));
+    let started = Instant::now();
+    let out = c.output().unwrap();
+    let t = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (t, stderr)
+}
+
+/// Scenario 3: a query-driven run against the time the two quotas allow,
+/// beside the same findings read from a file.
+fn query_bound(n: usize, latency: Duration) {
+    use sechub_triage::emulator::{Operation, Paging};
+    let mut config = EmulatorConfig::default();
+    config.faults.latency = latency;
+    config.semantics.get_findings_paging = Paging::Offset;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("emulator-rt")
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = EmulatorState::new(config);
+    // n FAILED findings, and a fifth as many PASSED ones the query leaves out.
+    let mut selected = Vec::new();
+    for i in 0..n + n / 5 {
+        let failed = i % 6 != 5 && selected.len() < n;
+        let key = state
+            .insert_finding(serde_json::json!({
+                "SchemaVersion": "2018-10-08",
+                "Id": format!("q{i:06}"),
+                "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+                "GeneratorId": "g",
+                "AwsAccountId": "123456789012",
+                "CreatedAt": "2026-01-01T00:00:00Z",
+                "UpdatedAt": "2026-01-02T00:00:00Z",
+                "Severity": {"Label": "LOW", "Original": "2"},
+                "Title": "t",
+                "Description": "d",
+                "Resources": [{"Type": "Other", "Id": "r"}],
+                "Workflow": {"Status": "NEW"},
+                "Compliance": {"Status": if failed { "FAILED" } else { "PASSED" }},
+            }))
+            .unwrap();
+        if failed {
+            selected.push(key);
+        }
+    }
+    assert_eq!(selected.len(), n);
+    let server = LocalEmulator::start_on(rt.handle(), state.clone()).unwrap();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let filters = r#"{"ComplianceStatus":[{"Value":"FAILED","Comparison":"EQUALS"}]}"#;
+    let file = home.join("selection.jsonl");
+    let update = |c: &mut std::process::Command| {
+        c.args(["--note", "Text=accepted risk,UpdatedBy=bench"])
+            .args(["--run-tag", "bench-query", "--yes", "--no-progress"])
+            .args(["--endpoint-url", &url]);
+    };
+    let mut rounds = 0;
+    let mut check = |what: &str| {
+        rounds += 1;
+        for k in &selected {
+            assert_eq!(state.update_count(k), rounds, "{what}: {}", k.id);
+        }
+    };
+    // The query alone (export), then the file it wrote.
+    let (t_export, _) = timed(
+        triage(home)
+            .args([
+                "export",
+                "--filters",
+                filters,
+                "--endpoint-url",
+                &url,
+                "--out",
+            ])
+            .arg(&file),
+    );
+    let mut c = triage(home);
+    c.arg("update").arg(&file);
+    update(&mut c);
+    let (t_file, _) = timed(&mut c);
+    check("file");
+    let mut c = triage(home);
+    c.args(["update", "--filters", filters]);
+    update(&mut c);
+    // Counters are read as differences: resetting them resets the
+    // per-finding update counts too.
+    let (pages0, throttled0) = (
+        state.counters().requests_for(Operation::GetFindings),
+        state.counters().throttled,
+    );
+    let (t_overlap, stderr) = timed(&mut c);
+    assert!(stderr.contains("updating at once"), "{stderr}");
+    let pages = state.counters().requests_for(Operation::GetFindings) - pages0;
+    let throttled = state.counters().throttled - throttled0;
+    check("overlap");
+    let mut c = triage(home);
+    c.args(["update", "--filters", filters, "--query-snapshot"]);
+    update(&mut c);
+    let throttled0 = state.counters().throttled;
+    let (t_snapshot, stderr) = timed(&mut c);
+    assert!(stderr.contains("before the first update"), "{stderr}");
+    let throttled_snapshot = state.counters().throttled - throttled0;
+    check("snapshot");
+    drop(server);
+    drop(rt);
+
+    let read = RateConfig {
+        rate: 3.0,
+        burst: 6,
+    };
+    let lat = latency.as_secs_f64();
+    let p = n.div_ceil(100) as f64;
+    let ideal_read = (p - read.burst as f64).max(0.0) / read.rate + lat;
+    let quota = RateConfig::DOCUMENTED;
+    let ideal_update = (p - quota.burst as f64).max(0.0) / quota.rate + lat;
+    let ideal_overlap = (ideal_read + lat).max(ideal_update);
+    let ideal_snapshot = ideal_read + ideal_update;
+    println!(
+        "query-bound: {n} findings selected by --filters (of {}), GetFindings {}/s burst {} paging by offset, updates {}/s burst {}, latency {} ms",
+        n + n / 5,
+        read.rate,
+        read.burst,
+        quota.rate,
+        quota.burst,
+        latency.as_millis()
+    );
+    let line = |what: &str, t: f64, ideal: f64| {
+        println!(
+            "  {what:<34} {t:>7.2} s  {:>7.1} findings/s  ideal {ideal:>6.2} s -> {:.1}% of ideal",
+            n as f64 / t,
+            100.0 * ideal / t
+        );
+    };
+    line("export (the query alone)", t_export, ideal_read);
+    line("update FILE", t_file, ideal_update);
+    line("update --filters (overlap)", t_overlap, ideal_overlap);
+    line(
+        "update --filters --query-snapshot",
+        t_snapshot,
+        ideal_snapshot,
+    );
+    println!(
+        "  overlap: {pages} GetFindings requests, {throttled} throttled ({throttled_snapshot} with the snapshot); overlap {:.2}x faster than the snapshot; the query-driven run at {:.2}x the read-bound floor",
+        t_snapshot / t_overlap,
+        t_overlap / ideal_read
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `-- NAME`: only the scenarios whose name contains it.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wants = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    if wants("query") {
+        query_bound(
+            if quick { 3_000 } else { 5_000 },
+            Duration::from_millis(100),
+        );
+        if filter.is_some() {
+            return;
+        }
+    }
     let engine_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("engine-rt")
@@ -339,12 +536,19 @@ fn main() {
     } else {
         &[(30_000, 100), (10_000, 400)]
     };
-    for &(n, latency_ms) in scenarios {
-        quota_bound(&engine_rt, n, Duration::from_millis(latency_ms));
+    if wants("quota") {
+        for &(n, latency_ms) in scenarios {
+            quota_bound(&engine_rt, n, Duration::from_millis(latency_ms));
+        }
     }
     // 1b. The same quota-bound run for the new Security Hub, beside V1's.
-    let (n, latency_ms) = scenarios[0];
-    quota_bound_v2(&engine_rt, n, Duration::from_millis(latency_ms));
+    if wants("quota") || wants("v2") {
+        let (n, latency_ms) = scenarios[0];
+        quota_bound_v2(&engine_rt, n, Duration::from_millis(latency_ms));
+    }
+    if !wants("capacity") {
+        return;
+    }
 
     // 2. Capacity, throttling off.
     let n = if quick { 20_000 } else { 200_000 };

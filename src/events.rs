@@ -55,6 +55,25 @@ pub enum Event {
         /// How many.
         count: u64,
     },
+    /// A `--filters` query read one more page in a Region (running totals
+    /// for that Region).
+    QueryPageRead {
+        /// The Region queried.
+        region: Arc<str>,
+        /// Pages read there so far.
+        pages: u64,
+        /// Findings selected there so far (each once).
+        findings: u64,
+    },
+    /// A `--filters` query read its last page in a Region.
+    QueryRegionFinished {
+        /// The Region queried.
+        region: Arc<str>,
+        /// Pages read there.
+        pages: u64,
+        /// Findings selected there.
+        findings: u64,
+    },
     /// The run is aborting; no new requests will be sent.
     Aborting {
         /// Why, for a human.

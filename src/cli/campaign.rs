@@ -269,6 +269,9 @@ section! {
         query_rate,
         /// GetFindings burst per Region.
         query_burst,
+        /// `true` to read the whole selection before the first update even
+        /// where reading and updating could overlap.
+        query_snapshot,
     }
 }
 

@@ -14,7 +14,7 @@ use clap::Args;
 use super::AwsArgs;
 use super::exit::LocalIo;
 use super::export_table::{TableFormat, TableSink};
-use crate::query::{Query, QueryArgs, snapshot};
+use crate::query::{Query, QueryArgs, WritePages, read};
 use crate::submission::{AwsSettings, Submitter};
 
 /// `sechub-triage export`.
@@ -190,10 +190,24 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<i32> {
         Sink::Lines(w) => w,
         Sink::Table(t) => t,
     };
-    let result = snapshot(&query, &submitter, writer, &mut |s| {
-        tracing::debug!(findings = s.findings, pages = s.pages, "export progress");
-    })
+    let bars = super::progress::QueryProgress::stderr_if_terminal(false);
+    let events: &dyn crate::events::EventSink = match &bars {
+        Some(b) => b,
+        None => &crate::events::NullSink,
+    };
+    let result = read(
+        &query,
+        &submitter,
+        &mut WritePages(writer),
+        events,
+        &mut |s| {
+            tracing::debug!(findings = s.findings, pages = s.pages, "export progress");
+        },
+    )
     .await;
+    if let Some(b) = &bars {
+        b.finish();
+    }
     let stats = match result {
         Ok(s) => s,
         Err(e) => {

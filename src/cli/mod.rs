@@ -579,7 +579,23 @@ pub(crate) fn open_input_with(
             "no input: name one or more finding lists (or - for standard input), or give FindingIdentifiers in --cli-input-json"
         );
     }
-    let opts = SourceOptions {
+    let opts = source_options(args, region, quiet);
+    let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
+    let v2 = args.v2.then(|| opts.notices.clone());
+    let input = open_parts(inputs, extra, specs, opts, spooled)?;
+    Ok(match v2 {
+        Some(notices) => Box::new(source::v2_keys(input, notices)),
+        None => input,
+    })
+}
+
+/// How `args` asks for inputs to be read (`quiet`: no notices).
+pub(crate) fn source_options(
+    args: &InputArgs,
+    region: Option<String>,
+    quiet: bool,
+) -> SourceOptions {
+    SourceOptions {
         format: args.format.map(|f| match f {
             FormatArg::Csv => source::Format::Csv,
             FormatArg::Parquet => source::Format::Parquet,
@@ -597,14 +613,7 @@ pub(crate) fn open_input_with(
             source::Notices::to(|line| tracing::warn!("{line}"))
         },
         v2: args.v2,
-    };
-    let specs: Vec<InputSpec> = inputs.iter().map(|s| InputSpec::parse(s)).collect();
-    let v2 = args.v2.then(|| opts.notices.clone());
-    let input = open_parts(inputs, extra, specs, opts, spooled)?;
-    Ok(match v2 {
-        Some(notices) => Box::new(source::v2_keys(input, notices)),
-        None => input,
-    })
+    }
 }
 
 fn open_parts(
@@ -677,8 +686,16 @@ pub(crate) async fn update_reading(
         report::register(path, "update", None, &args.inputs);
     }
     let checked = checked.inspect_err(forget_report_on_clash)?;
-    // `--filters`: the selection, read whole before the plan and the run.
-    let _selection = query::select(&mut args).await?;
+    // `--filters`: the selection, read whole before the plan and the run,
+    // or while the run updates where that cannot change it.
+    let sends = !args.campaign.dry_run;
+    let selection = query::select(&mut args, sends.then_some(&checked)).await?;
+    let _selection = match selection {
+        query::Selection::Stream(stream) => {
+            return query::run_streamed(args, checked, *stream).await;
+        }
+        other => other,
+    };
     if args.campaign.dry_run {
         return plan::plan_command_checked(args, checked).await;
     }

@@ -214,7 +214,7 @@ pub(crate) async fn plan_command_checked(
         engine,
     } = checked;
     // `--filters` (unless `update --dry-run` read it already).
-    let _selection = super::query::select(&mut args).await?;
+    let _selection = super::query::select(&mut args, None).await?;
     args.input.no_decision = decision.is_empty();
     args.input.v2 = decision.is_v2();
     let mut engine = engine;

@@ -3,13 +3,13 @@
 //! `CompositeFilters`, `CompositeOperator`), run against `GetFindingsV2`
 //! (`POST /findingsv2`) in each Region asked for.
 //!
-//! The design is the V1 query's ([`super::snapshot`]): every page of every
-//! Region is read and spooled, one OCSF document a line, before the first
-//! update, so the engine reads the selection exactly like an OCSF JSON
-//! Lines export (`status_id`, `severity_id`, `comment` as recorded state)
-//! and an update of the very field the filter matches on cannot shift the
-//! result set, however the service pages. Relative dates (`DateRange` in
-//! `DateFilters`) are made absolute once, at the start.
+//! The design and the page loop are the V1 query's ([`super::read`], one
+//! loop for both operations): pages are handed on one OCSF document a line,
+//! so the engine reads the selection exactly like an OCSF JSON Lines export
+//! (`status_id`, `severity_id`, `comment` as recorded state), spooled whole
+//! before the first update when the decision writes a field the filter
+//! matches on, else streamed into the run as they are read. Relative dates
+//! (`DateRange` in `DateFilters`) are made absolute once, at the start.
 //!
 //! The pace: no quota for `GetFindingsV2` is documented
 //! (docs/service-facts.md §13), so it gets the same default as
@@ -19,10 +19,8 @@
 //! backoff; a rejected `NextToken` restarts the Region's paging; a page
 //! that keeps failing stops the command: it never stops silently short.
 
-use std::collections::HashSet;
 use std::hash::Hasher;
-use std::io::Write;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use aws_sdk_securityhub::types::{
@@ -34,14 +32,11 @@ use aws_sdk_securityhub::types::{
 use aws_smithy_types::{Document, Number};
 use serde_json::{Map, Value};
 
+use super::QueryArgs;
 use super::filters::{
     absolutize_one, boolean_filter, date_filter, ip_filter, known_members, number_filter, obj, text,
 };
-use super::{MAX_PAGE_ATTEMPTS, MAX_RESTARTS, Query, QueryArgs, QueryStats};
 use crate::decision::Decision;
-use crate::limits::RegionLimiter;
-use crate::retry::{Backoff, CallDisposition, classify_call};
-use crate::submission::{Submitter, call_error};
 
 /// Most top-level composite filters (API reference).
 const MAX_COMPOSITES: usize = 10;
@@ -426,7 +421,7 @@ fn path<'a>(v: &'a Value, p: &[&str]) -> Option<&'a str> {
 
 /// The finding's identity for dropping repeats: `metadata.uid`, else the
 /// triple; `None` when it has neither (it is written: the reader reports it).
-fn identity(v: &Value) -> Option<u64> {
+pub(super) fn identity(v: &Value) -> Option<u64> {
     let mut h = twox_hash::XxHash3_64::new();
     if let Some(uid) = path(v, &["metadata", "uid"]) {
         h.write(b"m\0");
@@ -442,126 +437,6 @@ fn identity(v: &Value) -> Option<u64> {
         }
     }
     Some(h.finish())
-}
-
-/// Runs the V2 query `q`, writing every finding once to `out` as one OCSF
-/// JSON object per line (see the module's documentation).
-pub(crate) async fn snapshot(
-    q: &Query,
-    submitter: &Submitter,
-    out: &mut dyn Write,
-    progress: &mut dyn FnMut(&QueryStats),
-) -> anyhow::Result<QueryStats> {
-    let sdk_filters = to_sdk(&q.filters)?;
-    let mut stats = QueryStats::default();
-    let mut seen: HashSet<u64> = HashSet::new();
-    let backoff = Backoff::default();
-    for region in &q.regions {
-        let client = submitter.client(region);
-        let mut limiter = RegionLimiter::new(q.rate);
-        let mut token: Option<String> = None;
-        let mut restarts = 0;
-        loop {
-            let mut attempt = 0u32;
-            let page = loop {
-                loop {
-                    match limiter.try_acquire(Instant::now()) {
-                        Ok(()) => break,
-                        Err(wait) => tokio::time::sleep(wait).await,
-                    }
-                }
-                attempt += 1;
-                let sent = Instant::now();
-                let r = client
-                    .get_findings_v2()
-                    .filters(sdk_filters.clone())
-                    .max_results(100)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await;
-                match r {
-                    Ok(page) => {
-                        limiter.on_success();
-                        break Some(page);
-                    }
-                    Err(e) => {
-                        let e = call_error(e);
-                        let stale_token = token.is_some()
-                            && matches!(
-                                e.code.as_str(),
-                                "ValidationException" | "InvalidInputException"
-                            )
-                            && e.message.contains("NextToken");
-                        if stale_token {
-                            if restarts >= MAX_RESTARTS {
-                                bail!(
-                                    "GetFindingsV2 in {region}: NextToken rejected {} times ({}); stopping rather than reading a partial selection",
-                                    restarts + 1,
-                                    e.message
-                                );
-                            }
-                            restarts += 1;
-                            stats.restarts += 1;
-                            tracing::warn!(
-                                region,
-                                "GetFindingsV2 rejected the NextToken ({}): paging again from the start; findings already read are not read twice",
-                                e.message
-                            );
-                            break None;
-                        }
-                        let CallDisposition::Retry(class) = classify_call(&e.failure) else {
-                            bail!(
-                                "GetFindingsV2 in {region} failed: {}: {}",
-                                e.code,
-                                e.message
-                            );
-                        };
-                        if attempt >= MAX_PAGE_ATTEMPTS {
-                            bail!(
-                                "GetFindingsV2 in {region} failed {attempt} times in a row (last: {}: {}); stopping rather than reading a partial selection",
-                                e.code,
-                                e.message
-                            );
-                        }
-                        if matches!(class, crate::retry::RetryClass::Throttle) {
-                            stats.throttled += 1;
-                            limiter.on_throttled(sent, Instant::now());
-                        } else {
-                            stats.retried += 1;
-                        }
-                        let delay = backoff.delay(class, attempt, &mut rand::rng());
-                        tracing::debug!(region, code = %e.code, ?delay, "GetFindingsV2 retried");
-                        tokio::time::sleep(delay).await;
-                    }
-                }
-            };
-            let Some(page) = page else {
-                token = None;
-                continue;
-            };
-            stats.pages += 1;
-            for d in page.findings() {
-                let v = to_json(d);
-                if let Some(id) = identity(&v)
-                    && !seen.insert(id)
-                {
-                    stats.repeated += 1;
-                    continue;
-                }
-                serde_json::to_writer(&mut *out, &v).context("writing the query's findings")?;
-                out.write_all(b"\n")
-                    .context("writing the query's findings")?;
-                stats.findings += 1;
-            }
-            progress(&stats);
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => break,
-            }
-        }
-    }
-    out.flush().context("writing the query's findings")?;
-    Ok(stats)
 }
 
 #[cfg(test)]

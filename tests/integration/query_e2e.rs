@@ -39,6 +39,29 @@ fn insert(emu: &Emu, id: &str, status: &str) -> FindingKey {
         .unwrap()
 }
 
+/// Inserts one finding with this workflow status and compliance status.
+fn insert_compliance(emu: &Emu, id: &str, status: &str, compliance: &str) -> FindingKey {
+    emu.state
+        .insert_finding(json!({
+            "SchemaVersion": "2018-10-08",
+            "Id": id,
+            "ProductArn": ARN,
+            "GeneratorId": "g",
+            "AwsAccountId": "123456789012",
+            "CreatedAt": "2026-01-01T00:00:00Z",
+            "UpdatedAt": "2026-01-02T00:00:00Z",
+            "Severity": {"Label": "LOW", "Original": "2"},
+            "Title": "t",
+            "Description": "d",
+            "Resources": [{"Type": "Other", "Id": "r"}],
+            "Workflow": {"Status": status},
+            "Compliance": {"Status": compliance},
+        }))
+        .unwrap()
+}
+
+const FAILED_FILTER: &str = r#"{"ComplianceStatus":[{"Value":"FAILED","Comparison":"EQUALS"}]}"#;
+
 const NEW_FILTER: &str = r#"{"WorkflowStatus":[{"Value":"NEW","Comparison":"EQUALS"}]}"#;
 
 #[test]
@@ -72,6 +95,28 @@ fn new_filter_suppresses_exactly_the_new_findings_once_each_within_the_quota() {
         stderr.contains("selected 5000 finding(s) in 50 page(s)"),
         "{stderr}"
     );
+    // The decision moves findings out of the result set: snapshot first,
+    // every page read before the first update.
+    assert!(
+        stderr.contains(
+            "the decision writes WorkflowStatus, which the filter matches on: reading the whole \
+             selection before the first update"
+        ),
+        "{stderr}"
+    );
+    let last_page = *emu
+        .state
+        .arrivals(Operation::GetFindings)
+        .iter()
+        .max()
+        .unwrap();
+    let first_update = *emu
+        .state
+        .arrivals(Operation::BatchUpdateFindings)
+        .iter()
+        .min()
+        .unwrap();
+    assert!(last_page < first_update, "{last_page:?} {first_update:?}");
 
     // Exactly the 5,000, each once; nothing else touched.
     for k in &new {
@@ -418,4 +463,266 @@ fn kill_9_then_resume_finishes_the_query_run_without_updating_twice() {
     for k in &others {
         assert_eq!(emu.state.update_count(k), 0);
     }
+}
+
+#[test]
+fn a_decision_the_filter_does_not_match_on_reads_and_updates_at_once() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    // 3,000 FAILED findings (NEW ones and NOTIFIED ones) among 1,000 PASSED.
+    let mut failed = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..4000 {
+        let id = format!("o{i:05}");
+        match i % 4 {
+            3 => others.push(insert_compliance(&emu, &id, "NEW", "PASSED")),
+            2 => failed.push(insert_compliance(&emu, &id, "NOTIFIED", "FAILED")),
+            _ => failed.push(insert_compliance(&emu, &id, "NEW", "FAILED")),
+        }
+    }
+    emu.state.reset_counters();
+    let results = dir.path().join("results.csv");
+    // Workflow and Note are written; the filter names neither (nor
+    // UserDefinedFields, which the run tag writes).
+    let out = triage(dir.path())
+        .args(["update", "--filters", FAILED_FILTER])
+        .args(["--workflow", "Status=NOTIFIED"])
+        .args(["--note", "Text=owner asked,UpdatedBy=secops"])
+        .args(["--run-tag", "nightly-o", "--endpoint-url", &emu.url()])
+        .args(["--no-progress", "--yes", "--results"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("reading the selection and updating at once"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("selected 3000 finding(s) in 30 page(s)"),
+        "{stderr}"
+    );
+    // Updating began before the last page was read (the query alone takes
+    // 30 pages at 3/s burst 6).
+    let last_page = *emu
+        .state
+        .arrivals(Operation::GetFindings)
+        .iter()
+        .max()
+        .unwrap();
+    let first_update = *emu
+        .state
+        .arrivals(Operation::BatchUpdateFindings)
+        .iter()
+        .min()
+        .unwrap();
+    assert!(first_update < last_page, "{first_update:?} {last_page:?}");
+    // Exactly the selected findings, each once; nothing else.
+    for k in &failed {
+        assert_eq!(emu.state.update_count(k), 1, "{}", k.id);
+        assert_eq!(emu.workflow(k), "NOTIFIED");
+    }
+    for k in &others {
+        assert_eq!(emu.state.update_count(k), 0, "{}", k.id);
+        assert_eq!(emu.workflow(k), "NEW");
+    }
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), 3000);
+    assert!(
+        rows.iter().all(|r| r["outcome"] == "updated"),
+        "{:?}",
+        rows[0]
+    );
+    let c = emu.state.counters();
+    assert_eq!(c.requests_for(Operation::GetFindings), 30);
+    assert!(
+        emu.state
+            .max_requests_in_window(Operation::GetFindings, Duration::from_secs(1))
+            <= 9
+    );
+
+    // --query-snapshot, and a guardrail that needs the whole selection,
+    // read it whole first; without --yes the confirmation needs its size.
+    for (extra, why) in [
+        (vec!["--query-snapshot", "--yes"], "--query-snapshot"),
+        (vec!["--max-findings", "5000", "--yes"], "--max-findings"),
+        (vec![], "without --yes and a run tag"),
+    ] {
+        emu.state.reset_counters();
+        let out = triage(dir.path())
+            .args(["update", "--filters", FAILED_FILTER])
+            .args(["--note", "Text=again,UpdatedBy=secops"])
+            .args(["--run-tag", "nightly-o", "--endpoint-url", &emu.url()])
+            .arg("--no-progress")
+            .args(&extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(why)
+                && stderr.contains("reading the whole selection before the first update"),
+            "{extra:?}: {stderr}"
+        );
+        if extra.is_empty() {
+            // 3,000 > --confirm-above 1000 with no terminal: refused, nothing sent.
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert_eq!(
+                emu.state
+                    .counters()
+                    .requests_for(Operation::BatchUpdateFindings),
+                0
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{extra:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn kill_9_in_an_overlapped_run_then_resume_updates_nothing_twice_beyond_what_was_in_flight() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut failed = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..4000 {
+        let id = format!("p{i:05}");
+        if i % 4 == 3 {
+            others.push(insert_compliance(&emu, &id, "NEW", "PASSED"));
+        } else {
+            failed.push(insert_compliance(&emu, &id, "NEW", "FAILED"));
+        }
+    }
+    let results = d.join("run.csv");
+    let cmd = |resume: bool, rate: &str| {
+        let mut c = triage(d);
+        c.args(["update", "--filters", FAILED_FILTER])
+            .args(["--note", "Text=accepted risk,UpdatedBy=secops"])
+            .args(["--run-tag", "nightly-p", "--endpoint-url", &emu.url()])
+            .args(["--no-progress", "--yes"])
+            .args(["--rate", rate, "--burst", "2", "--concurrency", "2"])
+            .arg("--results")
+            .arg(&results);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let mut child = cmd(false, "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let rows = std::fs::read_to_string(&results)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if rows > 600 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let updated_before: usize = failed
+        .iter()
+        .filter(|k| emu.state.update_count(k) > 0)
+        .count();
+    assert!(updated_before > 0 && updated_before < failed.len());
+    let header = std::fs::read_to_string(d.join("run.csv.journal.json")).unwrap();
+    assert!(header.contains("\"query:us-east-1\""), "{header}");
+    assert!(header.contains("\"ComplianceStatus\""), "{header}");
+
+    let out = cmd(true, "10").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("reading the selection and updating at once"),
+        "{stderr}"
+    );
+    // The note leaves every finding in the selection: the resumed query
+    // reads all 3,000 again, and the journal skips those settled.
+    assert!(stderr.contains("selected 3000 finding(s)"), "{stderr}");
+    let mut twice = 0;
+    for k in &failed {
+        let n = emu.state.update_count(k);
+        assert!(n == 1 || n == 2, "{}: {n}", k.id);
+        twice += usize::from(n == 2);
+    }
+    // Only what was in flight at the kill (2 requests of 100) can be sent twice.
+    assert!(twice <= 200, "{twice}");
+    for k in &others {
+        assert_eq!(emu.state.update_count(k), 0);
+    }
+}
+
+#[test]
+fn a_query_failing_mid_run_ends_an_overlapped_run_with_an_input_error_never_silently() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failed = Vec::new();
+    for i in 0..250 {
+        failed.push(insert_compliance(
+            &emu,
+            &format!("m{i:04}"),
+            "NEW",
+            "FAILED",
+        ));
+    }
+    // The second Region's first page cannot even be sent (not a host
+    // label): the query fails after the first Region's 250 findings.
+    let run = |extra: &[&str], results: &std::path::Path| {
+        triage(dir.path())
+            .args(["update", "--filters", FAILED_FILTER])
+            .args(["--query-regions", "us-east-1,us-east-1/x"])
+            .args(["--note", "Text=reviewed,UpdatedBy=secops"])
+            .args(["--run-tag", "nightly-m", "--endpoint-url", &emu.url()])
+            .args(["--no-progress", "--yes", "--results"])
+            .arg(results)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Read first: the failure stops the command before any update.
+    let out = run(&["--query-snapshot"], &dir.path().join("snap.csv"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("GetFindings in us-east-1/x failed"),
+        "{stderr}"
+    );
+    assert!(failed.iter().all(|k| emu.state.update_count(k) == 0));
+
+    // Overlapped: the first Region's findings are updated (once each) and
+    // journaled; the run's input ends with the query's error (exit status
+    // 1), not with an end that would look like a whole selection.
+    let results = dir.path().join("overlap.csv");
+    let out = run(&[], &results);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reading the selection and updating at once"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("input error") && stdout.contains("GetFindings in us-east-1/x failed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the query failed: GetFindings in us-east-1/x"),
+        "{stderr}"
+    );
+    for k in &failed {
+        assert_eq!(emu.state.update_count(k), 1, "{}", k.id);
+    }
+    let rows = read_results(&results);
+    assert_eq!(rows.len(), 250);
+    assert!(rows.iter().all(|r| r["outcome"] == "updated"));
 }

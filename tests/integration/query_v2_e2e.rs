@@ -1,9 +1,10 @@
 //! Selecting findings of the new Security Hub by query (`--ocsf-filters`,
 //! GetFindingsV2), end to end through the binary against the emulator
-//! paging by offset: the selection is read whole before the first update,
-//! so updating the very field the filter matches on (`status_id`) skips
-//! nothing and touches nothing twice; queries of the wrong kind for the
-//! decision are refused before any request.
+//! paging by offset: when the decision writes the very field the filter
+//! matches on (`status_id`) the selection is read whole before the first
+//! update, so nothing is skipped or touched twice; when it does not (a
+//! comment), reading and updating overlap; queries of the wrong kind for
+//! the decision are refused before any request.
 
 use std::time::Duration;
 
@@ -79,6 +80,11 @@ fn status_id_filter_suppresses_exactly_the_new_findings_once_each() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("selected 3000 finding(s) in 30 page(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the decision writes status_id")
+            && stderr.contains("reading the whole selection before the first update"),
         "{stderr}"
     );
     for k in &new {
@@ -391,4 +397,83 @@ fn throttled_and_failing_pages_are_retried_and_nothing_is_lost() {
         })
         .collect();
     assert_eq!(uids.len(), 800);
+}
+
+/// A comment written on the findings a `status_id` filter selects moves
+/// none of them: the V2 query streams into the run (the first
+/// BatchUpdateFindingsV2 arrives before the last GetFindingsV2 page), and
+/// still every selected finding is updated once and nothing else.
+#[test]
+fn a_comment_on_a_status_id_query_reads_and_updates_at_once() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let mut new = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..4000 {
+        match i % 4 {
+            0 => others.push(insert_ocsf(&emu, &format!("c{i:05}"), 2)),
+            _ => new.push(insert_ocsf(&emu, &format!("c{i:05}"), 1)),
+        }
+    }
+    emu.state.reset_counters();
+    let results = dir.path().join("results.jsonl");
+    let out = triage(dir.path())
+        .args(["update", "--ocsf-filters", NEW_V2])
+        .args(["--comment", "Nightly: triaged (RISK-9)"])
+        .args(["--endpoint-url", &emu.url(), "--no-progress", "--yes"])
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("reading the selection and updating at once"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("selected 3000 finding(s) in 30 page(s)"),
+        "{stderr}"
+    );
+    let last_page = *emu
+        .state
+        .arrivals(Operation::GetFindingsV2)
+        .iter()
+        .max()
+        .unwrap();
+    let first_update = *emu
+        .state
+        .arrivals(Operation::BatchUpdateFindingsV2)
+        .iter()
+        .min()
+        .unwrap();
+    assert!(first_update < last_page, "{first_update:?} {last_page:?}");
+    for k in &new {
+        assert_eq!(count(&emu, k), 1, "{}", k.metadata_uid);
+        assert_eq!(status_id(&emu, k), Some(1), "only the comment is written");
+        assert_eq!(
+            comment(&emu, k).as_deref(),
+            Some("Nightly: triaged (RISK-9)")
+        );
+    }
+    for k in &others {
+        assert_eq!(count(&emu, k), 0, "{}", k.metadata_uid);
+        assert_eq!(comment(&emu, k).as_deref(), Some("seeded"));
+    }
+    let rows: Vec<Value> = std::fs::read_to_string(&results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3000);
+    assert!(
+        rows.iter().all(|r| r["outcome"] == "updated"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        emu.state
+            .max_requests_in_window(Operation::GetFindingsV2, Duration::from_secs(1))
+            <= 9
+    );
 }
