@@ -414,28 +414,8 @@ fn kill_9_then_resume_finishes_the_query_run_without_updating_twice() {
         }
         c
     };
-    let mut child = cmd(false, "2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill -9 once some findings are recorded updated.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let rows = std::fs::read_to_string(&results)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if rows > 600 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never got going"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Kill -9 once some findings are recorded.
+    kill_9_once_written(&mut cmd(false, "2"), &results, 600);
     let updated_before: usize = new.iter().filter(|k| emu.state.update_count(k) > 0).count();
     assert!(updated_before > 0 && updated_before < new.len());
     let header = std::fs::read_to_string(d.join("run.csv.journal.json")).unwrap();
@@ -505,19 +485,7 @@ fn a_decision_the_filter_does_not_match_on_reads_and_updates_at_once() {
     );
     // Updating began before the last page was read (the query alone takes
     // 30 pages at 3/s burst 6).
-    let last_page = *emu
-        .state
-        .arrivals(Operation::GetFindings)
-        .iter()
-        .max()
-        .unwrap();
-    let first_update = *emu
-        .state
-        .arrivals(Operation::BatchUpdateFindings)
-        .iter()
-        .min()
-        .unwrap();
-    assert!(first_update < last_page, "{first_update:?} {last_page:?}");
+    assert_overlapped(&emu, Operation::GetFindings, Operation::BatchUpdateFindings);
     // Exactly the selected findings, each once; nothing else.
     for k in &failed {
         assert_eq!(emu.state.update_count(k), 1, "{}", k.id);
@@ -609,27 +577,8 @@ fn kill_9_in_an_overlapped_run_then_resume_updates_nothing_twice_beyond_what_was
         }
         c
     };
-    let mut child = cmd(false, "2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let rows = std::fs::read_to_string(&results)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if rows > 600 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never got going"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Kill -9 once some findings are recorded.
+    kill_9_once_written(&mut cmd(false, "2"), &results, 600);
     let updated_before: usize = failed
         .iter()
         .filter(|k| emu.state.update_count(k) > 0)

@@ -96,11 +96,7 @@ fn status_id_filter_suppresses_exactly_the_new_findings_once_each() {
     for k in &others {
         assert_eq!(count(&emu, k), 0, "{}", k.metadata_uid);
     }
-    let rows: Vec<Value> = std::fs::read_to_string(&results)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<Value> = read_jsonl(&results);
     assert_eq!(rows.len(), 3000);
     assert!(
         rows.iter().all(|r| r["outcome"] == "updated"),
@@ -239,27 +235,8 @@ fn kill_9_then_resume_finishes_the_v2_query_run() {
         }
         c
     };
-    let mut child = cmd(false, "2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let rows = std::fs::read_to_string(&results)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if rows > 500 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never got going"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Kill -9 once some findings are recorded.
+    kill_9_once_written(&mut cmd(false, "2"), &results, 500);
     let updated_before = new.iter().filter(|k| count(&emu, k) > 0).count();
     assert!(updated_before > 0 && updated_before < new.len());
     let out = cmd(true, "10").output().unwrap();
@@ -435,19 +412,11 @@ fn a_comment_on_a_status_id_query_reads_and_updates_at_once() {
         stderr.contains("selected 3000 finding(s) in 30 page(s)"),
         "{stderr}"
     );
-    let last_page = *emu
-        .state
-        .arrivals(Operation::GetFindingsV2)
-        .iter()
-        .max()
-        .unwrap();
-    let first_update = *emu
-        .state
-        .arrivals(Operation::BatchUpdateFindingsV2)
-        .iter()
-        .min()
-        .unwrap();
-    assert!(first_update < last_page, "{first_update:?} {last_page:?}");
+    assert_overlapped(
+        &emu,
+        Operation::GetFindingsV2,
+        Operation::BatchUpdateFindingsV2,
+    );
     for k in &new {
         assert_eq!(count(&emu, k), 1, "{}", k.metadata_uid);
         assert_eq!(status_id(&emu, k), Some(1), "only the comment is written");
@@ -460,11 +429,7 @@ fn a_comment_on_a_status_id_query_reads_and_updates_at_once() {
         assert_eq!(count(&emu, k), 0, "{}", k.metadata_uid);
         assert_eq!(comment(&emu, k).as_deref(), Some("seeded"));
     }
-    let rows: Vec<Value> = std::fs::read_to_string(&results)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<Value> = read_jsonl(&results);
     assert_eq!(rows.len(), 3000);
     assert!(
         rows.iter().all(|r| r["outcome"] == "updated"),

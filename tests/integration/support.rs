@@ -128,3 +128,46 @@ pub(crate) fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
         })
         .collect()
 }
+
+/// Runs `cmd` in the background (its output discarded) and kills it with
+/// SIGKILL once `file` holds more than `lines` lines (within two minutes,
+/// else the test fails: the run never got going).
+pub(crate) fn kill_9_once_written(cmd: &mut Command, file: &Path, lines: usize) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(file).map_or(0, |t| t.lines().count()) <= lines {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Asserts that the emulator saw the first `update` request before the
+/// last `read` request: reading and updating overlapped (an order of
+/// arrivals, not a timing).
+pub(crate) fn assert_overlapped(
+    emu: &Emu,
+    read: sechub_triage::emulator::Operation,
+    update: sechub_triage::emulator::Operation,
+) {
+    let last_page = *emu.state.arrivals(read).iter().max().unwrap();
+    let first_update = *emu.state.arrivals(update).iter().min().unwrap();
+    assert!(first_update < last_page, "{first_update:?} {last_page:?}");
+}
+
+/// The rows of a JSON Lines results file.
+pub(crate) fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
