@@ -10,7 +10,10 @@
 //! so that each row's note is its own decision) as child processes,
 //! and prints each child's peak resident set size (VmHWM, polled from
 //! `/proc` every 5 ms until the child exits) and its wall-clock time.
-//! `DECISIONS_COMMANDS=plan` (or `update`) runs only that command. Linux
+//! `plan-one` is the baseline: `plan` of the same file without
+//! `--row-decisions`, every row with the command line's one decision.
+//! `DECISIONS_COMMANDS=plan` (or `plan-one`, `update`, or a comma-separated
+//! list; default all three) runs only those. Linux
 //! only. Not a criterion benchmark: one run per size.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -115,17 +118,35 @@ fn main() {
                 writeln!(w, "{l},\"ticket SEC-{i:07}: accepted risk, reviewed\"").unwrap();
             }
         }
+        let one_decision = |c: &mut Command| {
+            c.args(["--note", "Text=default,UpdatedBy=bench"]).args([
+                "--confirm-above",
+                "100000000",
+                "--no-progress",
+            ]);
+        };
         let common = |c: &mut Command| {
             // `--row-decisions`: without it the `Note.Text` column is read
             // as the findings' recorded state, and every row shares the
             // command line's one decision.
-            c.arg(&input)
-                .arg("--row-decisions")
-                .args(["--note", "Text=default,UpdatedBy=bench"])
-                .args(["--confirm-above", "100000000", "--no-progress"]);
+            c.arg(&input).arg("--row-decisions");
+            one_decision(c);
         };
-        let wanted = std::env::var("DECISIONS_COMMANDS").unwrap_or_else(|_| "plan,update".into());
-        if wanted.contains("plan") {
+        let wanted =
+            std::env::var("DECISIONS_COMMANDS").unwrap_or_else(|_| "plan,plan-one,update".into());
+        if wanted.contains("plan-one") {
+            // The baseline: the same file, every row with the one decision.
+            let mut plan = triage(home);
+            plan.arg("plan").arg(&input);
+            one_decision(&mut plan);
+            let (peak, secs, ok) = peak_of(plan.spawn().unwrap());
+            println!(
+                "{n:>10} {:>8} {:>12.1} {secs:>10.1} {ok:>8}",
+                "plan-one",
+                peak as f64 / 1024.0
+            );
+        }
+        if wanted.split(',').any(|c| c.trim() == "plan") {
             let mut plan = triage(home);
             plan.arg("plan");
             common(&mut plan);
