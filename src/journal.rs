@@ -319,6 +319,100 @@ pub(crate) fn in_flight_path(results: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where the failed log of the journal `results` lives:
+/// `<results>.failed-rows.jsonl` (JSON Lines whatever the journal's
+/// layout). Each `failed` row is written there as a JSON Lines `--failed`
+/// file writes it (the results columns, `CloudAccountUid`, the decision
+/// meant and the recorded state), right after its results row, and flushed
+/// at each checkpoint. A `--resume` run's `--failed` file takes the
+/// decision and state of earlier runs' failures from it
+/// ([`earlier_failed`]); a row it lacks (a crash between the two writes)
+/// is listed without them, as the journal has it. Started afresh with the
+/// journal, appended to on resume.
+pub(crate) fn failed_log_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".failed-rows.jsonl");
+    PathBuf::from(name)
+}
+
+/// A failed log entry, as read back: what the journal's row lacks.
+#[derive(Deserialize)]
+struct FailedLogRow {
+    file: String,
+    row: u64,
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "ProductArn")]
+    product_arn: String,
+    #[serde(rename = "CloudAccountUid", default)]
+    account_uid: Option<String>,
+    #[serde(default)]
+    decision: Option<crate::decision::Decision>,
+    #[serde(default)]
+    recorded_state: Option<serde_json::Value>,
+}
+
+impl FailedLogRow {
+    /// Gives `o` (a journal row of the same input row and finding) the
+    /// entry's decision, recorded state and V2 account.
+    fn complete(self, o: &mut Outcome) {
+        let Some(key) = &mut o.key else { return };
+        if key.id != self.id || key.product_arn != self.product_arn {
+            return;
+        }
+        if let Some(account) = self.account_uid {
+            key.account_uid = Some(account.into());
+        }
+        o.applied = self.decision.map(Arc::new);
+        o.state = self
+            .recorded_state
+            .as_ref()
+            .and_then(crate::source::recorded::from_json)
+            .map(Arc::new);
+    }
+}
+
+/// The failed log's entries by input row ([`row_key`]): where each starts.
+/// Lines that do not parse (a torn last line) are left out. Empty when
+/// there is no log (a journal written before it existed).
+fn index_failed_log(log: &Path) -> HashMap<u64, u64> {
+    let mut index = HashMap::new();
+    let Ok(file) = File::open(log) else {
+        return index;
+    };
+    let mut rdr = BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut at = 0u64;
+    loop {
+        buf.clear();
+        match rdr.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                #[derive(Deserialize)]
+                struct Where {
+                    file: String,
+                    row: u64,
+                }
+                if buf.last() == Some(&b'\n')
+                    && let Ok(w) = serde_json::from_slice::<Where>(&buf)
+                {
+                    index.insert(row_key(&w.file, w.row), at);
+                }
+                at += n as u64;
+            }
+        }
+    }
+    index
+}
+
+/// The failed log entry at `at` for the journal row `(file, row)`, if it is one.
+fn failed_log_entry(log: &mut BufReader<File>, at: u64) -> Option<FailedLogRow> {
+    log.seek(SeekFrom::Start(at)).ok()?;
+    let mut line = Vec::new();
+    log.read_until(b'\n', &mut line).ok()?;
+    serde_json::from_slice(&line).ok()
+}
+
 /// The error code of in-flight log entries.
 pub(crate) const IN_FLIGHT_CODE: &str = "InFlight";
 
@@ -584,13 +678,25 @@ pub(crate) fn check_results(
 }
 
 /// Passes every `failed` row of the journal `results` to `each` (for a
-/// resumed run's `--failed` file, which lists the failures of every run).
+/// resumed run's `--failed` file, which lists the failures of every run),
+/// with the decision meant for it and the state its input recorded, from
+/// the journal's failed log ([`failed_log_path`]) when it has the row.
 /// Call it after [`open`], which cut off any torn line. Returns the count.
+///
+/// Memory: an index of the failed log, 16 bytes and the hash table's
+/// slack per earlier failure.
 pub(crate) fn earlier_failed(
     results: &Path,
     each: &mut dyn FnMut(&Outcome) -> io::Result<()>,
 ) -> Result<u64, JournalError> {
     let file = File::open(results).map_err(|e| JournalError::io(results, e))?;
+    let log_path = failed_log_path(results);
+    let index = index_failed_log(&log_path);
+    let mut log = if index.is_empty() {
+        None
+    } else {
+        File::open(&log_path).ok().map(BufReader::new)
+    };
     let mut n = 0u64;
     let mut error = None;
     scan_file(
@@ -600,7 +706,16 @@ pub(crate) fn earlier_failed(
         &mut |row| {
             if row.outcome == OutcomeKind::Failed && error.is_none() {
                 n += 1;
-                if let Err(e) = each(&row.into_outcome()) {
+                let at = index.get(&row_key(&row.file, row.row)).copied();
+                let mut o = row.into_outcome();
+                if let (Some(at), Some(log)) = (at, log.as_mut())
+                    && let Some(entry) = failed_log_entry(log, at)
+                    && entry.file == *o.location.file
+                    && entry.row == o.location.row
+                {
+                    entry.complete(&mut o);
+                }
+                if let Err(e) = each(&o) {
                     error = Some(e);
                 }
             }

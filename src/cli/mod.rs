@@ -688,7 +688,7 @@ pub(crate) async fn update_reading(
     // No decision and no per-row decisions: the readers refuse the inputs,
     // naming the columns that look like decisions.
     args.input.no_decision = decision.is_empty();
-    args.input.v2 = decision.is_v2();
+    args.input.v2 = decision.is_v2() || plan::rows_decide_v2(&args, &decision, &extra)?;
     // The plan pass: guardrails and confirmation before any call. A
     // signal now stops the command at once (status 4): nothing was sent.
     let cleared = tokio::select! {
@@ -698,7 +698,7 @@ pub(crate) async fn update_reading(
         }
     };
     cleared.check_unchanged()?;
-    if decision.is_v2() {
+    if args.input.v2 {
         preflight_v2(&args.aws, &cleared.regions).await?;
     }
     let input = open_input_with(
@@ -710,9 +710,11 @@ pub(crate) async fn update_reading(
         false,
     )?;
     let input = cleared.expect_records(input);
-    let summary = run_with_aws_copies(
+    let v2 = args.input.v2;
+    let summary = run_with_aws_on(
         engine,
         decision,
+        v2,
         input,
         &args.aws,
         &args.output,
@@ -778,30 +780,10 @@ pub(crate) fn forget_report_on_clash(e: &anyhow::Error) {
 /// `inputs` are the names the journal's header records; some inputs may
 /// have been read from saved copies
 /// (`copies[i]`, by input position): the journal fingerprints the copies.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the job's parts, passed through once"
-)]
-pub(crate) async fn run_with_aws_copies(
-    engine: EngineConfig,
-    decision: Decision,
-    input: Input,
-    aws: &AwsArgs,
-    output: &OutputArgs,
-    inputs: Vec<String>,
-    copies: Vec<Option<PathBuf>>,
-    query: Option<serde_json::Value>,
-) -> anyhow::Result<RunSummary> {
-    let v2 = decision.is_v2();
-    run_with_aws_on(
-        engine, decision, v2, input, aws, output, inputs, copies, query,
-    )
-    .await
-}
-
-/// [`run_with_aws_copies`], sending `BatchUpdateFindingsV2` when `v2` (a
-/// revert of a V2 run, whose job decision is empty: its rows carry V2
-/// decisions); `query` is recorded for a `--filters` selection.
+/// Sends `BatchUpdateFindingsV2` when `v2` (the decision is V2's, or the
+/// job decision is empty and the rows carry V2 decisions: a revert of a V2
+/// run, a V2 `--failed` file fed back); `query` is recorded for a
+/// `--filters` selection.
 #[expect(
     clippy::too_many_arguments,
     reason = "the job's parts, passed through once"

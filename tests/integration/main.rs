@@ -15,6 +15,7 @@ mod edges;
 mod emulator;
 mod emulator_v2;
 mod engine;
+mod failed_resume;
 mod first_run_errors;
 mod formats_e2e;
 mod layouts_e2e;
