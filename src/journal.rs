@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::DuplicatePolicy;
 use crate::model::{FindingKey, Location, OutcomeKind};
 use crate::reporting::{Outcome, RESULT_COLUMNS, ResultsFormat, ResultsWriter};
 
@@ -257,6 +258,9 @@ pub struct RunIdentity {
     pub inputs: Vec<InputFingerprint>,
     /// The job's decision as JSON (the `BatchUpdateFindings` members).
     pub decision: serde_json::Value,
+    /// `--duplicates`: which of several rows naming one finding is applied
+    /// (a resumed run must choose the same rows as the run it carries on).
+    pub(crate) duplicates: DuplicatePolicy,
 }
 
 /// The journal's header, `<results>.journal.json`.
@@ -274,6 +278,10 @@ pub struct JournalHeader {
     pub inputs: Vec<InputFingerprint>,
     /// The job's decision.
     pub decision: serde_json::Value,
+    /// `--duplicates` (`refuse` when not given); absent in journals of
+    /// earlier releases, which are not checked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) duplicates: Option<DuplicatePolicy>,
     /// Every run that wrote to the journal, oldest first.
     pub runs: Vec<RunEntry>,
 }
@@ -286,6 +294,7 @@ impl JournalHeader {
             schema_version: crate::schema::RESULTS,
             inputs: identity.inputs.clone(),
             decision: identity.decision.clone(),
+            duplicates: Some(identity.duplicates),
             runs: vec![run],
         }
     }
@@ -560,6 +569,7 @@ pub fn open(
             ));
             header.inputs = identity.inputs.clone();
             header.decision = identity.decision.clone();
+            header.duplicates = Some(identity.duplicates);
         }
         header.runs.push(run);
         notes.push(format!(
@@ -791,6 +801,26 @@ fn mismatch(h: &JournalHeader, now: &RunIdentity) -> Option<String> {
         return Some(format!(
             "the decision changed: {} then, {} now",
             h.decision, now.decision
+        ));
+    }
+    if let Some(then) = h.duplicates
+        && then != now.duplicates
+    {
+        let name = |p: DuplicatePolicy| match p {
+            DuplicatePolicy::Refuse => "none (conflicting rows refuse the run)",
+            DuplicatePolicy::First => "first",
+            DuplicatePolicy::Last => "last",
+        };
+        return Some(format!(
+            "the --duplicates policy changed: {} then, {} now (it chooses which row of a finding \
+             is applied; resume {})",
+            name(then),
+            name(now.duplicates),
+            match then {
+                DuplicatePolicy::Refuse => "without --duplicates",
+                DuplicatePolicy::First => "with --duplicates first",
+                DuplicatePolicy::Last => "with --duplicates last",
+            }
         ));
     }
     None
@@ -1308,6 +1338,7 @@ mod tests {
                 query: None,
             }],
             decision: serde_json::json!({"Workflow": {"Status": "SUPPRESSED"}}),
+            duplicates: DuplicatePolicy::Refuse,
         }
     }
 
@@ -1470,9 +1501,24 @@ mod tests {
                 serde_json::json!({"Filters": {"Id": [{"Value": f, "Comparison": "EQUALS"}]}}),
             )],
             decision: serde_json::json!({}),
+            duplicates: DuplicatePolicy::First,
         };
-        let then = JournalHeader::new(&q("x"), RunEntry::now());
+        let mut then = JournalHeader::new(&q("x"), RunEntry::now());
         assert_eq!(mismatch(&then, &q("x")), None);
+        // Another --duplicates policy chooses other rows: refused, naming
+        // the one to resume with; a journal of an earlier release has none
+        // recorded and is not checked for it.
+        let mut last = q("x");
+        last.duplicates = DuplicatePolicy::Last;
+        let what = mismatch(&then, &last).unwrap();
+        assert!(
+            what.contains("--duplicates policy changed: first then, last now")
+                && what.contains("resume with --duplicates first"),
+            "{what}"
+        );
+        then.duplicates = None;
+        assert_eq!(mismatch(&then, &last), None);
+        then.duplicates = Some(DuplicatePolicy::First);
         assert!(
             mismatch(&then, &q("y"))
                 .unwrap()

@@ -838,7 +838,14 @@ pub(crate) async fn run_job(job: Job) -> anyhow::Result<RunSummary> {
 /// [`run_job`] for a job whose inputs and request timeout are known (they
 /// go into the journal's header and the time budget's margin).
 pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::Result<RunSummary> {
-    let prepared = nightly::Session::open(&job.output, ctx, &job.decision, job.input).await?;
+    let prepared = nightly::Session::open(
+        &job.output,
+        ctx,
+        &job.decision,
+        job.engine.duplicates,
+        job.input,
+    )
+    .await?;
     let (session, sinks) = (prepared.session, prepared.sinks);
     if let Some(path) = &job.output.report {
         // Usually registered already by `update` or `run`, which know the inputs.

@@ -143,6 +143,7 @@ impl Session {
         output: &OutputArgs,
         ctx: &JobContext,
         decision: &Decision,
+        duplicates: crate::engine::DuplicatePolicy,
         input: Input,
     ) -> anyhow::Result<Prepared> {
         let started = *PROCESS_START.get_or_init(Instant::now);
@@ -240,6 +241,7 @@ impl Session {
             let identity = RunIdentity {
                 inputs,
                 decision: serde_json::to_value(decision)?,
+                duplicates,
             };
             let opened = journal::open(results, &identity, mode, run)?;
             for note in &opened.notes {
