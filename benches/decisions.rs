@@ -10,7 +10,11 @@
 //! so that each row's note is its own decision) as child processes,
 //! and prints each child's peak resident set size (VmHWM, polled from
 //! `/proc` every 5 ms until the child exits) and its wall-clock time.
-//! `DECISIONS_COMMANDS=plan` (or `update`) runs only that command. Linux
+//! `plan-one` and `update-one` are the baselines: the same file without
+//! `--row-decisions`, every row with the command line's one decision.
+//! `DECISIONS_COMMANDS=plan` (or `plan-one`, `update`, `update-one`, or a
+//! comma-separated list; default `plan,plan-one,update`) runs only those.
+//! Linux
 //! only. Not a criterion benchmark: one run per size.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -115,17 +119,35 @@ fn main() {
                 writeln!(w, "{l},\"ticket SEC-{i:07}: accepted risk, reviewed\"").unwrap();
             }
         }
+        let one_decision = |c: &mut Command| {
+            c.args(["--note", "Text=default,UpdatedBy=bench"]).args([
+                "--confirm-above",
+                "100000000",
+                "--no-progress",
+            ]);
+        };
         let common = |c: &mut Command| {
             // `--row-decisions`: without it the `Note.Text` column is read
             // as the findings' recorded state, and every row shares the
             // command line's one decision.
-            c.arg(&input)
-                .arg("--row-decisions")
-                .args(["--note", "Text=default,UpdatedBy=bench"])
-                .args(["--confirm-above", "100000000", "--no-progress"]);
+            c.arg(&input).arg("--row-decisions");
+            one_decision(c);
         };
-        let wanted = std::env::var("DECISIONS_COMMANDS").unwrap_or_else(|_| "plan,update".into());
-        if wanted.contains("plan") {
+        let wanted =
+            std::env::var("DECISIONS_COMMANDS").unwrap_or_else(|_| "plan,plan-one,update".into());
+        if wanted.contains("plan-one") {
+            // The baseline: the same file, every row with the one decision.
+            let mut plan = triage(home);
+            plan.arg("plan").arg(&input);
+            one_decision(&mut plan);
+            let (peak, secs, ok) = peak_of(plan.spawn().unwrap());
+            println!(
+                "{n:>10} {:>8} {:>12.1} {secs:>10.1} {ok:>8}",
+                "plan-one",
+                peak as f64 / 1024.0
+            );
+        }
+        if wanted.split(',').any(|c| c.trim() == "plan") {
             let mut plan = triage(home);
             plan.arg("plan");
             common(&mut plan);
@@ -136,31 +158,37 @@ fn main() {
                 peak as f64 / 1024.0
             );
         }
-        if !wanted.contains("update") {
-            let _ = emu.kill();
-            let _ = emu.wait();
-            continue;
+        // `update-one` first: it sets every finding to the one decision,
+        // and `update` then writes each its own note (a change for each).
+        for (name, rows) in [("update-one", false), ("update", true)] {
+            if !wanted.split(',').any(|c| c.trim() == name) {
+                continue;
+            }
+            let mut update = triage(home);
+            update.arg("update");
+            if rows {
+                common(&mut update);
+            } else {
+                update.arg(&input);
+                one_decision(&mut update);
+            }
+            update
+                .args([
+                    "--endpoint-url",
+                    &url,
+                    "--rate",
+                    "100000",
+                    "--burst",
+                    "100000",
+                ])
+                .arg("--results")
+                .arg(home.join(format!("results-{name}-{n}.csv")));
+            let (peak, secs, ok) = peak_of(update.spawn().unwrap());
+            println!(
+                "{n:>10} {name:>8} {:>12.1} {secs:>10.1} {ok:>8}",
+                peak as f64 / 1024.0
+            );
         }
-        let mut update = triage(home);
-        update.arg("update");
-        common(&mut update);
-        update
-            .args([
-                "--endpoint-url",
-                &url,
-                "--rate",
-                "100000",
-                "--burst",
-                "100000",
-            ])
-            .arg("--results")
-            .arg(home.join(format!("results-{n}.csv")));
-        let (peak, secs, ok) = peak_of(update.spawn().unwrap());
-        println!(
-            "{n:>10} {:>8} {:>12.1} {secs:>10.1} {ok:>8}",
-            "update",
-            peak as f64 / 1024.0
-        );
         let _ = emu.kill();
         let _ = emu.wait();
     }

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::DuplicatePolicy;
 use crate::model::{FindingKey, Location, OutcomeKind};
 use crate::reporting::{ACCOUNT_COLUMN, Outcome, RESULT_COLUMNS, ResultsFormat, ResultsWriter};
 
@@ -257,6 +258,9 @@ pub struct RunIdentity {
     pub inputs: Vec<InputFingerprint>,
     /// The job's decision as JSON (the `BatchUpdateFindings` members).
     pub decision: serde_json::Value,
+    /// `--duplicates`: which of several rows naming one finding is applied
+    /// (a resumed run must choose the same rows as the run it carries on).
+    pub(crate) duplicates: DuplicatePolicy,
 }
 
 /// The journal's header, `<results>.journal.json`.
@@ -274,6 +278,10 @@ pub struct JournalHeader {
     pub inputs: Vec<InputFingerprint>,
     /// The job's decision.
     pub decision: serde_json::Value,
+    /// `--duplicates` (`refuse` when not given); absent in journals of
+    /// earlier releases, which are not checked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) duplicates: Option<DuplicatePolicy>,
     /// Every run that wrote to the journal, oldest first.
     pub runs: Vec<RunEntry>,
 }
@@ -286,6 +294,7 @@ impl JournalHeader {
             schema_version: crate::schema::RESULTS,
             inputs: identity.inputs.clone(),
             decision: identity.decision.clone(),
+            duplicates: Some(identity.duplicates),
             runs: vec![run],
         }
     }
@@ -317,6 +326,100 @@ pub(crate) fn in_flight_path(results: &Path) -> PathBuf {
         ResultsFormat::JsonLines => ".inflight.jsonl",
     });
     PathBuf::from(name)
+}
+
+/// Where the failed log of the journal `results` lives:
+/// `<results>.failed-rows.jsonl` (JSON Lines whatever the journal's
+/// layout). Each `failed` row is written there as a JSON Lines `--failed`
+/// file writes it (the results columns, `CloudAccountUid`, the decision
+/// meant and the recorded state), right after its results row, and flushed
+/// at each checkpoint. A `--resume` run's `--failed` file takes the
+/// decision and state of earlier runs' failures from it
+/// ([`earlier_failed`]); a row it lacks (a crash between the two writes)
+/// is listed without them, as the journal has it. Started afresh with the
+/// journal, appended to on resume.
+pub(crate) fn failed_log_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".failed-rows.jsonl");
+    PathBuf::from(name)
+}
+
+/// A failed log entry, as read back: what the journal's row lacks.
+#[derive(Deserialize)]
+struct FailedLogRow {
+    file: String,
+    row: u64,
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "ProductArn")]
+    product_arn: String,
+    #[serde(rename = "CloudAccountUid", default)]
+    account_uid: Option<String>,
+    #[serde(default)]
+    decision: Option<crate::decision::Decision>,
+    #[serde(default)]
+    recorded_state: Option<serde_json::Value>,
+}
+
+impl FailedLogRow {
+    /// Gives `o` (a journal row of the same input row and finding) the
+    /// entry's decision, recorded state and V2 account.
+    fn complete(self, o: &mut Outcome) {
+        let Some(key) = &mut o.key else { return };
+        if key.id != self.id || key.product_arn != self.product_arn {
+            return;
+        }
+        if let Some(account) = self.account_uid {
+            key.account_uid = Some(account.into());
+        }
+        o.applied = self.decision.map(Arc::new);
+        o.state = self
+            .recorded_state
+            .as_ref()
+            .and_then(crate::source::recorded::from_json)
+            .map(Arc::new);
+    }
+}
+
+/// The failed log's entries by input row ([`row_key`]): where each starts.
+/// Lines that do not parse (a torn last line) are left out. Empty when
+/// there is no log (a journal written before it existed).
+fn index_failed_log(log: &Path) -> HashMap<u64, u64> {
+    let mut index = HashMap::new();
+    let Ok(file) = File::open(log) else {
+        return index;
+    };
+    let mut rdr = BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut at = 0u64;
+    loop {
+        buf.clear();
+        match rdr.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                #[derive(Deserialize)]
+                struct Where {
+                    file: String,
+                    row: u64,
+                }
+                if buf.last() == Some(&b'\n')
+                    && let Ok(w) = serde_json::from_slice::<Where>(&buf)
+                {
+                    index.insert(row_key(&w.file, w.row), at);
+                }
+                at += n as u64;
+            }
+        }
+    }
+    index
+}
+
+/// The failed log entry at `at` for the journal row `(file, row)`, if it is one.
+fn failed_log_entry(log: &mut BufReader<File>, at: u64) -> Option<FailedLogRow> {
+    log.seek(SeekFrom::Start(at)).ok()?;
+    let mut line = Vec::new();
+    log.read_until(b'\n', &mut line).ok()?;
+    serde_json::from_slice(&line).ok()
 }
 
 /// The error code of in-flight log entries.
@@ -469,6 +572,7 @@ pub fn open(
             ));
             header.inputs = identity.inputs.clone();
             header.decision = identity.decision.clone();
+            header.duplicates = Some(identity.duplicates);
         }
         header.runs.push(run);
         notes.push(format!(
@@ -587,13 +691,25 @@ pub(crate) fn check_results(
 }
 
 /// Passes every `failed` row of the journal `results` to `each` (for a
-/// resumed run's `--failed` file, which lists the failures of every run).
+/// resumed run's `--failed` file, which lists the failures of every run),
+/// with the decision meant for it and the state its input recorded, from
+/// the journal's failed log ([`failed_log_path`]) when it has the row.
 /// Call it after [`open`], which cut off any torn line. Returns the count.
+///
+/// Memory: an index of the failed log, 16 bytes and the hash table's
+/// slack per earlier failure.
 pub(crate) fn earlier_failed(
     results: &Path,
     each: &mut dyn FnMut(&Outcome) -> io::Result<()>,
 ) -> Result<u64, JournalError> {
     let file = File::open(results).map_err(|e| JournalError::io(results, e))?;
+    let log_path = failed_log_path(results);
+    let index = index_failed_log(&log_path);
+    let mut log = if index.is_empty() {
+        None
+    } else {
+        File::open(&log_path).ok().map(BufReader::new)
+    };
     let mut n = 0u64;
     let mut error = None;
     scan_file(
@@ -603,7 +719,16 @@ pub(crate) fn earlier_failed(
         &mut |row| {
             if row.outcome == OutcomeKind::Failed && error.is_none() {
                 n += 1;
-                if let Err(e) = each(&row.into_outcome()) {
+                let at = index.get(&row_key(&row.file, row.row)).copied();
+                let mut o = row.into_outcome();
+                if let (Some(at), Some(log)) = (at, log.as_mut())
+                    && let Some(entry) = failed_log_entry(log, at)
+                    && entry.file == *o.location.file
+                    && entry.row == o.location.row
+                {
+                    entry.complete(&mut o);
+                }
+                if let Err(e) = each(&o) {
                     error = Some(e);
                 }
             }
@@ -679,6 +804,26 @@ fn mismatch(h: &JournalHeader, now: &RunIdentity) -> Option<String> {
         return Some(format!(
             "the decision changed: {} then, {} now",
             h.decision, now.decision
+        ));
+    }
+    if let Some(then) = h.duplicates
+        && then != now.duplicates
+    {
+        let name = |p: DuplicatePolicy| match p {
+            DuplicatePolicy::Refuse => "none (conflicting rows refuse the run)",
+            DuplicatePolicy::First => "first",
+            DuplicatePolicy::Last => "last",
+        };
+        return Some(format!(
+            "the --duplicates policy changed: {} then, {} now (it chooses which row of a finding \
+             is applied; resume {})",
+            name(then),
+            name(now.duplicates),
+            match then {
+                DuplicatePolicy::Refuse => "without --duplicates",
+                DuplicatePolicy::First => "with --duplicates first",
+                DuplicatePolicy::Last => "with --duplicates last",
+            }
         ));
     }
     None
@@ -1220,6 +1365,7 @@ mod tests {
                 query: None,
             }],
             decision: serde_json::json!({"Workflow": {"Status": "SUPPRESSED"}}),
+            duplicates: DuplicatePolicy::Refuse,
         }
     }
 
@@ -1409,9 +1555,24 @@ mod tests {
                 serde_json::json!({"Filters": {"Id": [{"Value": f, "Comparison": "EQUALS"}]}}),
             )],
             decision: serde_json::json!({}),
+            duplicates: DuplicatePolicy::First,
         };
-        let then = JournalHeader::new(&q("x"), RunEntry::now());
+        let mut then = JournalHeader::new(&q("x"), RunEntry::now());
         assert_eq!(mismatch(&then, &q("x")), None);
+        // Another --duplicates policy chooses other rows: refused, naming
+        // the one to resume with; a journal of an earlier release has none
+        // recorded and is not checked for it.
+        let mut last = q("x");
+        last.duplicates = DuplicatePolicy::Last;
+        let what = mismatch(&then, &last).unwrap();
+        assert!(
+            what.contains("--duplicates policy changed: first then, last now")
+                && what.contains("resume with --duplicates first"),
+            "{what}"
+        );
+        then.duplicates = None;
+        assert_eq!(mismatch(&then, &last), None);
+        then.duplicates = Some(DuplicatePolicy::First);
         assert!(
             mismatch(&then, &q("y"))
                 .unwrap()

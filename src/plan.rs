@@ -547,56 +547,6 @@ fn note_action_name(a: NoteAction, comment: bool) -> Option<&'static str> {
     })
 }
 
-/// The decisions of the [`Listed::KEEP`] largest groups seen so far (ties:
-/// the first seen), so that a plan keeps the decisions it lists, not every
-/// distinct decision. A group outside is never larger than the smallest one
-/// inside (it would have replaced it when it grew), so the largest groups
-/// are always here.
-#[derive(Default)]
-struct Listed {
-    /// By fingerprint: the decision, its count and first-seen order.
-    kept: HashMap<u64, (Arc<Decision>, u64, u64)>,
-    /// The smallest count kept, when known.
-    min: Option<u64>,
-}
-
-impl Listed {
-    const KEEP: usize = 4 * MAX_LISTED_GROUPS;
-
-    fn saw(&mut self, id: u64, d: &Arc<Decision>, count: u64, seq: u64) {
-        if let Some(k) = self.kept.get_mut(&id) {
-            if self.min == Some(k.1) {
-                self.min = None;
-            }
-            k.1 = count;
-            return;
-        }
-        if self.kept.len() < Self::KEEP {
-            self.kept.insert(id, (d.clone(), count, seq));
-            self.min = None;
-            return;
-        }
-        let min = *self
-            .min
-            .get_or_insert_with(|| self.kept.values().map(|k| k.1).min().unwrap_or(0));
-        if count <= min {
-            return;
-        }
-        // Out goes the smallest, the latest seen among equals.
-        if let Some(out) = self
-            .kept
-            .iter()
-            .filter(|(_, k)| k.1 == min)
-            .max_by_key(|(_, k)| k.2)
-            .map(|(id, _)| *id)
-        {
-            self.kept.remove(&out);
-        }
-        self.kept.insert(id, (d.clone(), count, seq));
-        self.min = None;
-    }
-}
-
 /// Distinct decisions whose written fields [`Builder`] keeps at once.
 const FIELDS_OF_MAX: usize = 4096;
 
@@ -609,16 +559,15 @@ struct Builder<'s> {
     by_account: BTreeMap<String, u64>,
     by_region: BTreeMap<String, u64>,
     by_product: BTreeMap<String, u64>,
-    /// Findings (sent, unchanged) and first-seen order per decision group,
-    /// by the group's fingerprint: a few dozen bytes per distinct decision,
-    /// whatever the decision holds (a million rows with a note each).
-    groups: HashMap<u64, (u32, u32, u32)>,
-    /// The decisions of the largest groups (the only ones the plan lists).
-    listed: Listed,
-    /// Findings per (request Region, decision fingerprint).
-    /// (the Region as an index into `chunk_regions`, so that a million
-    /// distinct decisions cost no string each).
-    chunks: HashMap<(u32, u64), u32>,
+    /// Findings (sent, unchanged), first-seen order and decision text per
+    /// decision group, by the group's fingerprint: at most
+    /// [`spill::SPILL_CAP`] groups in memory, the rest in sorted runs on
+    /// disk (a million rows with a note each are a million groups).
+    groups: spill::Groups,
+    /// Findings per (request Region, decision fingerprint), the Region as
+    /// an index into `chunk_regions` in the key's high 64 bits; bounded
+    /// like `groups`.
+    chunks: spill::SpillTable<u64>,
     /// The request Regions seen.
     chunk_regions: Vec<Arc<str>>,
     notes: BTreeMap<String, u64>,
@@ -655,16 +604,9 @@ impl Builder<'_> {
         if !self.v2 && group.is_v2() {
             self.v2 = true;
         }
-        let seq = self.groups.len() as u32;
-        let id = fingerprint(group);
-        let g = self.groups.entry(id).or_insert((0, 0, seq));
-        if sent {
-            g.0 += 1;
-        } else {
-            g.1 += 1;
-        }
-        let (count, seq) = (u64::from(g.0) + u64::from(g.1), u64::from(g.2));
-        self.listed.saw(id, group, count, seq);
+        self.groups.count(fingerprint(group), sent, || {
+            serde_json::to_string(&**group).unwrap_or_default()
+        });
     }
 
     fn note(&mut self, r: &SourceRecord, action: NoteAction, mode: NoteMode) {
@@ -868,10 +810,10 @@ impl Builder<'_> {
                         });
                     }
                 }
-                *self
-                    .chunks
-                    .entry((region_idx, fingerprint(&decision)))
-                    .or_default() += 1;
+                self.chunks.add(
+                    (u128::from(region_idx) << 64) | u128::from(fingerprint(&decision)),
+                    1,
+                );
                 self.group(&group, true);
                 self.note(&r, note, mode);
                 *self
@@ -937,13 +879,24 @@ impl Builder<'_> {
             burst: rate.burst,
             ..RequestPlan::default()
         };
-        for ((region, _), n) in &self.chunks {
-            let n = &u64::from(*n);
-            let region = &self.chunk_regions[*region as usize];
+        let mut input_error = input_error;
+        let mut read_back = |what: &str, e: std::io::Error| {
+            // The counts are in a temporary file that cannot be read: the
+            // plan cannot say what the run does, so the run is refused.
+            input_error.get_or_insert_with(|| {
+                format!("cannot read back the plan's {what} from its temporary file: {e}")
+            });
+        };
+        let regions = &self.chunk_regions;
+        let drained = self.chunks.drain(|key, n| {
+            let region = &regions[(key >> 64) as usize];
             let r = requests.by_region.entry(region.to_string()).or_default();
             r.findings += n;
             r.decisions += 1;
             r.requests += n.div_ceil(MAX_CHUNK as u64);
+        });
+        if let Err(e) = drained {
+            read_back("request counts", e);
         }
         for r in requests.by_region.values_mut() {
             // A full bucket sends `burst` at once; the rest at the rate.
@@ -953,29 +906,25 @@ impl Builder<'_> {
             requests.seconds = requests.seconds.max(r.seconds);
         }
 
-        let all_groups = self.groups.len();
-        let mut groups: Vec<(Arc<Decision>, (u64, u64, u64))> = self
-            .listed
-            .kept
-            .into_iter()
-            .filter_map(|(id, (d, _, _))| {
-                let (sent, unchanged, seq) = *self.groups.get(&id)?;
-                Some((d, (u64::from(sent), u64::from(unchanged), u64::from(seq))))
-            })
-            .collect();
         // Largest first; ties in first-seen order, so the order is stable.
-        groups
-            .sort_by_key(|(_, (sent, unchanged, seq))| (std::cmp::Reverse(sent + unchanged), *seq));
-        let not_listed = all_groups.saturating_sub(MAX_LISTED_GROUPS) as u64;
-        let decisions = groups
-            .into_iter()
-            .take(MAX_LISTED_GROUPS)
-            .map(|(d, (sent, unchanged, _))| DecisionGroup {
-                decision: serde_json::to_string(&*d).unwrap_or_default(),
-                findings: sent,
-                unchanged,
-            })
-            .collect();
+        let (decisions, not_listed) = match self.groups.finish(MAX_LISTED_GROUPS) {
+            Ok(listed) => (
+                listed
+                    .largest
+                    .into_iter()
+                    .map(|(decision, findings, unchanged)| DecisionGroup {
+                        decision,
+                        findings,
+                        unchanged,
+                    })
+                    .collect(),
+                listed.groups.saturating_sub(MAX_LISTED_GROUPS as u64),
+            ),
+            Err(e) => {
+                read_back("decision groups", e);
+                (Vec::new(), 0)
+            }
+        };
 
         let mut warnings = Vec::new();
         for (code, c) in self.warn {
@@ -1269,14 +1218,20 @@ fn is_v1_operation(op: &&'static str) -> bool {
 /// its end (or its first fatal error) and sends nothing. A V2 decision's
 /// plan names `BatchUpdateFindingsV2`.
 pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
-    let mut plan = make_for(job, input, settings);
+    make_capped(job, input, settings, spill::SPILL_CAP)
+}
+
+/// [`make`], holding at most `cap` decision groups (and as many
+/// (Region, decision) counts) in memory.
+fn make_capped(job: &Decision, input: Input, settings: &PlanSettings, cap: usize) -> Plan {
+    let mut plan = make_for(job, input, settings, cap);
     if job.is_v2() {
         plan.operation = BATCH_UPDATE_FINDINGS_V2;
     }
     plan
 }
 
-fn make_for(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
+fn make_for(job: &Decision, input: Input, settings: &PlanSettings, cap: usize) -> Plan {
     let mut intake = Intake::new(job, &settings.engine);
     let mode = settings.engine.note_mode;
     let mut b = Builder {
@@ -1286,9 +1241,8 @@ fn make_for(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
         by_account: BTreeMap::new(),
         by_region: BTreeMap::new(),
         by_product: BTreeMap::new(),
-        groups: HashMap::new(),
-        listed: Listed::default(),
-        chunks: HashMap::new(),
+        groups: spill::Groups::new(cap),
+        chunks: spill::SpillTable::new(cap, "request counts"),
         chunk_regions: Vec::new(),
         notes: BTreeMap::new(),
         rejected: Counted::default(),
@@ -1666,6 +1620,7 @@ fn duration(seconds: f64) -> String {
 }
 
 pub mod markdown;
+mod spill;
 
 #[cfg(test)]
 mod tests;

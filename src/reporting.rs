@@ -223,7 +223,10 @@ enum RowWriter {
 /// the readers take as per-row decisions (`--row-decisions`), so that the
 /// file fed back re-applies exactly what was not applied. An empty cell:
 /// the decision does not set that field.
-pub(crate) const FAILED_DECISION_COLUMNS: [&str; 12] = [
+///
+/// The last three are the `BatchUpdateFindingsV2` members (the new
+/// Security Hub), set on the rows of a V2 run and empty otherwise.
+pub(crate) const FAILED_DECISION_COLUMNS: [&str; 15] = [
     "Workflow.Status",
     "Note.Text",
     "Note.UpdatedBy",
@@ -236,6 +239,9 @@ pub(crate) const FAILED_DECISION_COLUMNS: [&str; 12] = [
     "Types",
     "UserDefinedFields",
     "RelatedFindings",
+    "StatusId",
+    "SeverityId",
+    "Comment",
 ];
 
 /// The last column of a CSV `--failed` file (and a member of each JSON
@@ -259,16 +265,29 @@ struct FailedJsonRow<'a> {
     recorded_state: Option<serde_json::Value>,
 }
 
-/// The `recorded_state` of an outcome, if its input recorded any.
+/// The `recorded_state` of an outcome, if its input recorded any. The
+/// account of a `BatchUpdateFindingsV2` triple key is written as
+/// `AwsAccountId` when the state does not have it, so that the file fed
+/// back names the same finding (the readers make the triple from `Id`,
+/// `ProductArn` and the recorded account).
 fn recorded_state(o: &Outcome) -> Option<serde_json::Value> {
-    o.state
+    let mut v = o
+        .state
         .as_deref()
         .map(crate::source::recorded::to_json)
-        .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+    if let (Some(account), Some(m)) = (
+        o.key.as_ref().and_then(|k| k.account_uid.as_deref()),
+        v.as_object_mut(),
+    ) {
+        m.entry("AwsAccountId")
+            .or_insert_with(|| serde_json::json!(account));
+    }
+    Some(v).filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
 }
 
 /// The cells of [`FAILED_DECISION_COLUMNS`] for one decision.
-fn decision_cells(d: Option<&Decision>) -> [String; 12] {
+fn decision_cells(d: Option<&Decision>) -> [String; 15] {
     let Some(d) = d else {
         return Default::default();
     };
@@ -310,6 +329,9 @@ fn decision_cells(d: Option<&Decision>) -> [String; 12] {
                 .as_ref()
                 .and_then(|r| serde_json::to_value(r).ok()),
         ),
+        d.status_id.map(|n| n.to_string()).unwrap_or_default(),
+        d.severity_id.map(|n| n.to_string()).unwrap_or_default(),
+        d.comment.clone().unwrap_or_default(),
     ]
 }
 
@@ -330,6 +352,9 @@ pub struct ResultsWriter {
     /// CSV rows end with [`ACCOUNT_COLUMN`] (a `BatchUpdateFindingsV2`
     /// run's results).
     account_column: bool,
+    /// A journal's log of failed rows with their decisions and recorded
+    /// state ([`crate::journal::failed_log_path`]).
+    failed_log: Option<Box<ResultsWriter>>,
 }
 
 impl ResultsWriter {
@@ -350,6 +375,7 @@ impl ResultsWriter {
             durable: false,
             in_flight: None,
             account_column: false,
+            failed_log: None,
         })
     }
 
@@ -358,7 +384,10 @@ impl ResultsWriter {
     /// only into an empty file, and synced to disk (`fdatasync`) at every
     /// checkpoint so that what was recorded survives a crash. Beside it,
     /// its in-flight log ([`crate::journal::in_flight_path`]) receives each
-    /// finding as its first request leaves ([`OutcomeSink::sending`]).
+    /// finding as its first request leaves ([`OutcomeSink::sending`]), and
+    /// its failed log ([`crate::journal::failed_log_path`]) each `failed`
+    /// row as a `--failed` file writes it (flushed at checkpoints, not
+    /// synced), for the `--failed` file of a later `--resume`.
     ///
     /// `v2`: a `BatchUpdateFindingsV2` run, whose CSV rows end with
     /// [`ACCOUNT_COLUMN`]. A file that has its header already keeps the
@@ -368,6 +397,10 @@ impl ResultsWriter {
         journal.durable = true;
         let log = crate::journal::in_flight_path(path);
         journal.in_flight = Some(Box::new(Self::append_to(&log, fresh, v2)?));
+        let mut failed = Self::append_to(&crate::journal::failed_log_path(path), fresh, v2)?;
+        failed.only = Some(vec![OutcomeKind::Failed]);
+        failed.with_decisions = true;
+        journal.failed_log = Some(Box::new(failed));
         Ok(journal)
     }
 
@@ -416,6 +449,7 @@ impl ResultsWriter {
             durable: false,
             in_flight: None,
             account_column,
+            failed_log: None,
         })
     }
 
@@ -527,7 +561,11 @@ impl OutcomeSink for ResultsWriter {
             .map_err(|e| e.to_string())
             .and_then(|()| w.write_all(b"\n").map_err(|e| e.to_string())),
         };
-        res.map_err(|e| self.wrap(e))
+        res.map_err(|e| self.wrap(e))?;
+        if let Some(log) = &mut self.failed_log {
+            log.record(outcome)?;
+        }
+        Ok(())
     }
 
     fn wants_sending(&self) -> bool {
@@ -547,6 +585,9 @@ impl OutcomeSink for ResultsWriter {
     }
 
     fn checkpoint(&mut self) -> io::Result<()> {
+        if let Some(log) = &mut self.failed_log {
+            log.checkpoint()?;
+        }
         if self.durable
             && let Some(log) = &mut self.in_flight
         {

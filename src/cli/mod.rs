@@ -707,7 +707,7 @@ pub(crate) async fn update_reading(
     // No decision and no per-row decisions: the readers refuse the inputs,
     // naming the columns that look like decisions.
     args.input.no_decision = decision.is_empty();
-    args.input.v2 = decision.is_v2();
+    args.input.v2 = decision.is_v2() || plan::rows_decide_v2(&args, &decision, &extra)?;
     // The plan pass: guardrails and confirmation before any call. A
     // signal now stops the command at once (status 4): nothing was sent.
     let cleared = tokio::select! {
@@ -717,7 +717,7 @@ pub(crate) async fn update_reading(
         }
     };
     cleared.check_unchanged()?;
-    if decision.is_v2() {
+    if args.input.v2 {
         preflight_v2(&args.aws, &cleared.regions).await?;
     }
     let input = open_input_with(
@@ -729,9 +729,11 @@ pub(crate) async fn update_reading(
         false,
     )?;
     let input = cleared.expect_records(input);
-    let summary = run_with_aws_copies(
+    let v2 = args.input.v2;
+    let summary = run_with_aws_on(
         engine,
         decision,
+        v2,
         input,
         &args.aws,
         &args.output,
@@ -797,30 +799,10 @@ pub(crate) fn forget_report_on_clash(e: &anyhow::Error) {
 /// `inputs` are the names the journal's header records; some inputs may
 /// have been read from saved copies
 /// (`copies[i]`, by input position): the journal fingerprints the copies.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the job's parts, passed through once"
-)]
-pub(crate) async fn run_with_aws_copies(
-    engine: EngineConfig,
-    decision: Decision,
-    input: Input,
-    aws: &AwsArgs,
-    output: &OutputArgs,
-    inputs: Vec<String>,
-    copies: Vec<Option<PathBuf>>,
-    query: Option<serde_json::Value>,
-) -> anyhow::Result<RunSummary> {
-    let v2 = decision.is_v2();
-    run_with_aws_on(
-        engine, decision, v2, input, aws, output, inputs, copies, query,
-    )
-    .await
-}
-
-/// [`run_with_aws_copies`], sending `BatchUpdateFindingsV2` when `v2` (a
-/// revert of a V2 run, whose job decision is empty: its rows carry V2
-/// decisions); `query` is recorded for a `--filters` selection.
+/// Sends `BatchUpdateFindingsV2` when `v2` (the decision is V2's, or the
+/// job decision is empty and the rows carry V2 decisions: a revert of a V2
+/// run, a V2 `--failed` file fed back); `query` is recorded for a
+/// `--filters` selection.
 #[expect(
     clippy::too_many_arguments,
     reason = "the job's parts, passed through once"
@@ -876,7 +858,15 @@ pub(crate) async fn run_job(job: Job) -> anyhow::Result<RunSummary> {
 /// go into the journal's header and the time budget's margin).
 pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::Result<RunSummary> {
     let v2 = job.v2 || job.decision.is_v2();
-    let prepared = nightly::Session::open(&job.output, ctx, &job.decision, v2, job.input).await?;
+    let prepared = nightly::Session::open(
+        &job.output,
+        ctx,
+        &job.decision,
+        v2,
+        job.engine.duplicates,
+        job.input,
+    )
+    .await?;
     let (session, sinks) = (prepared.session, prepared.sinks);
     if let Some(path) = &job.output.report {
         // Usually registered already by `update` or `run`, which know the inputs.

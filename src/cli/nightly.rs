@@ -146,6 +146,7 @@ impl Session {
         ctx: &JobContext,
         decision: &Decision,
         v2: bool,
+        duplicates: crate::engine::DuplicatePolicy,
         input: Input,
     ) -> anyhow::Result<Prepared> {
         let started = *PROCESS_START.get_or_init(Instant::now);
@@ -243,6 +244,7 @@ impl Session {
             let identity = RunIdentity {
                 inputs,
                 decision: serde_json::to_value(decision)?,
+                duplicates,
             };
             let opened = journal::open(results, &identity, mode, run, v2)?;
             for note in &opened.notes {

@@ -238,8 +238,8 @@ fn probe(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The files `--results PATH` stands for: the results journal, its header,
-/// its in-flight log, the header's temporary file, and the run lock (the
-/// first three are what `revert` reads).
+/// its in-flight log, its failed log, the header's temporary file, and the
+/// run lock (the first three are what `revert` reads).
 pub(crate) fn results_files(role: &str, results: &Path) -> Vec<Named> {
     let header = crate::journal::header_path(results);
     let mut tmp = header.as_os_str().to_owned();
@@ -250,6 +250,10 @@ pub(crate) fn results_files(role: &str, results: &Path) -> Vec<Named> {
         Named::new(
             format!("{role}'s in-flight log"),
             crate::journal::in_flight_path(results),
+        ),
+        Named::new(
+            format!("{role}'s failed log"),
+            crate::journal::failed_log_path(results),
         ),
         Named::new(format!("{role}'s journal header"), PathBuf::from(tmp)),
         Named::new(

@@ -216,7 +216,7 @@ pub(crate) async fn plan_command_checked(
     // `--filters` (unless `update --dry-run` read it already).
     let _selection = super::query::select(&mut args, None).await?;
     args.input.no_decision = decision.is_empty();
-    args.input.v2 = decision.is_v2();
+    args.input.v2 = decision.is_v2() || rows_decide_v2(&args, &decision, &extra)?;
     let mut engine = engine;
     // A plan reads every input twice (the row choices, then the plan):
     // inputs that can be read only once are saved first (a `--filters`
@@ -236,7 +236,10 @@ pub(crate) async fn plan_command_checked(
     )?;
     let mut settings = args.campaign.settings(&engine, &args.inputs);
     settings.prior = resumed(&args)?;
-    let plan = make_plan(&decision, input, settings, &args.campaign).await?;
+    let mut plan = make_plan(&decision, input, settings, &args.campaign).await?;
+    if args.input.v2 {
+        plan.operation = crate::plan::BATCH_UPDATE_FINDINGS_V2;
+    }
     print_plan(&plan, args.output.output)?;
     let refused = plan
         .guardrails
@@ -386,6 +389,49 @@ impl Spooled {
     }
 }
 
+/// Records [`rows_decide_v2`] reads at most, looking for a row's decision.
+const V2_PEEK: usize = 10_000;
+
+/// With no decision on the command line and `--row-decisions`, whether the
+/// rows' own decisions are the new Security Hub's (`StatusId`,
+/// `SeverityId`, `Comment`: a V2 run's `--failed` file fed back), so that
+/// the run sends `BatchUpdateFindingsV2` and names records by V2 keys. The
+/// first row with a decision (within the first 10,000 records) says; only
+/// regular files are looked at (an input that can be read only once is
+/// not read for this: such a run needs a V2 decision flag on the command line).
+pub(crate) fn rows_decide_v2(
+    args: &UpdateArgs,
+    decision: &Decision,
+    extra: &[FindingKey],
+) -> anyhow::Result<bool> {
+    if !decision.is_empty() || !args.input.row_decisions().is_on() || args.inputs.is_empty() {
+        return Ok(false);
+    }
+    if !args
+        .inputs
+        .iter()
+        .all(|i| std::fs::metadata(i).is_ok_and(|m| m.is_file()))
+    {
+        return Ok(false);
+    }
+    let input = super::open_input_with(
+        &args.inputs,
+        extra.to_vec(),
+        &args.input,
+        args.aws.region.clone(),
+        &Spooled(Vec::new()),
+        true,
+    )?;
+    for item in input.take(V2_PEEK) {
+        if let Ok(crate::model::SourceItem::Record(r)) = item
+            && let Some(d) = &r.decision
+        {
+            return Ok(d.is_v2());
+        }
+    }
+    Ok(false)
+}
+
 /// Whether `path` names something that exists and is not a regular file
 /// (after following links): it can be read only once.
 pub(crate) fn needs_spool(path: &Path) -> bool {
@@ -454,7 +500,10 @@ pub(crate) async fn clear_run(
     )?;
     let mut settings = args.campaign.settings(engine, &args.inputs);
     settings.prior = resumed(args)?;
-    let plan = make_plan(decision, input, settings, &args.campaign).await?;
+    let mut plan = make_plan(decision, input, settings, &args.campaign).await?;
+    if args.input.v2 {
+        plan.operation = crate::plan::BATCH_UPDATE_FINDINGS_V2;
+    }
     let Some(report) = plan.guardrails.clone() else {
         bail!("the plan has no guardrail verdict");
     };

@@ -242,9 +242,11 @@ pub(crate) async fn run_streamed(
         args.aws.region.clone(),
         extra,
     );
-    let summary = super::run_with_aws_copies(
+    let v2 = decision.is_v2();
+    let summary = super::run_with_aws_on(
         engine,
         decision,
+        v2,
         input,
         &args.aws,
         &args.output,

@@ -149,7 +149,7 @@ pub struct EngineConfig {
 
 /// `--duplicates`: rows that name one finding with different effective
 /// decisions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DuplicatePolicy {
     /// A conflict: the plan refuses the run, naming the rows (the engine on

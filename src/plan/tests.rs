@@ -626,3 +626,68 @@ fn fields_written_are_counted_right_past_the_bounded_cache() {
     );
     assert_eq!(plan.fields_written.len(), 2, "{:?}", plan.fields_written);
 }
+
+#[test]
+fn a_plan_spilling_its_counts_to_disk_is_the_plan_held_in_memory() {
+    // Random rows over three Regions, a few large groups and many single
+    // ones, some already in state (`--skip-unchanged`): with room for 2
+    // groups in memory (hundreds of runs on disk, groups split across
+    // them) the plan is exactly the one made with the default room.
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let arns = [
+        GUARDDUTY,
+        CONTROLS_EU,
+        "arn:aws:securityhub:ap-south-1::product/aws/inspector",
+    ];
+    for seed in 0..5u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rows: Vec<(usize, u64, bool, bool)> = (0..rng.random_range(200..700))
+            .map(|_| {
+                let group = if rng.random_bool(0.5) {
+                    rng.random_range(0..4u64)
+                } else {
+                    rng.random_range(100..100_000u64)
+                };
+                (
+                    rng.random_range(0..arns.len()),
+                    group,
+                    rng.random_bool(0.5),
+                    rng.random_bool(0.2),
+                )
+            })
+            .collect();
+        let items = || {
+            rows.iter()
+                .enumerate()
+                .map(|(i, &(arn, group, suppress_too, in_state))| {
+                    let mut r = with_state(
+                        record(i as u64 + 1, &format!("f{i}"), arns[arn]),
+                        CurrentState {
+                            workflow_status: Some(
+                                if in_state { "SUPPRESSED" } else { "NEW" }.into(),
+                            ),
+                            ..CurrentState::default()
+                        },
+                    );
+                    let mut d = suppress();
+                    if suppress_too {
+                        d.merge_from(decision(&[(
+                            DecisionField::Note,
+                            &format!("Text=ticket {group},UpdatedBy=x"),
+                        )]));
+                    }
+                    r.decision = Some(Arc::new(d));
+                    SourceItem::Record(r)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut s = settings();
+        s.engine.skip_unchanged = true;
+        let job = Decision::default();
+        let held = make(&job, input(items()), &s);
+        let spilled = make_capped(&job, input(items()), &s, 2);
+        assert_eq!(spilled, held, "seed {seed}");
+        assert!(held.totals.unchanged > 0 && held.requests.by_region.len() == 3);
+        assert!(held.decisions_not_listed > 0, "more groups than listed");
+    }
+}

@@ -124,6 +124,13 @@ enum Target {
     /// A JSON object of `UserDefinedFields`.
     UserFields,
     Related,
+    /// `StatusId` (a `BatchUpdateFindingsV2` member; in an input with OCSF
+    /// identifiers, `status_id` is the finding's state, [`Target::OcsfStatus`]).
+    StatusId,
+    /// `SeverityId` (likewise; OCSF inputs: [`Target::OcsfSeverity`]).
+    SeverityId,
+    /// `Comment` (likewise; OCSF inputs: [`Target::OcsfComment`]).
+    Comment,
     // State and context only.
     Account,
     Compliance,
@@ -215,6 +222,11 @@ fn target_of(raw: &str, ocsf: bool) -> Option<Target> {
         "types" => Target::Types,
         "userdefinedfields" => Target::UserFields,
         "relatedfindings" => Target::Related,
+        // The `BatchUpdateFindingsV2` members, as a `--failed` file of a V2
+        // run names them (OCSF inputs matched these names above, as state).
+        "statusid" => Target::StatusId,
+        "severityid" => Target::SeverityId,
+        "comment" => Target::Comment,
         // The CSV Manager's custom columns (docs/service-facts.md §9).
         "customerowner" => Target::UserField("Owner".into()),
         "customerissue" => Target::UserField("Issue".into()),
@@ -764,7 +776,14 @@ fn state(columns: &[Planned], cells: &[FieldCell<'_>]) -> Option<CurrentState> {
                 }
                 Some(())
             }
-            Target::SeverityProduct | Target::Related | Target::RecordedState => None,
+            // Named after decisions, and no state of an input without OCSF
+            // identifiers (as before these names were known).
+            Target::SeverityProduct
+            | Target::Related
+            | Target::RecordedState
+            | Target::StatusId
+            | Target::SeverityId
+            | Target::Comment => None,
         };
         any |= set.is_some();
     }
@@ -1008,6 +1027,9 @@ fn build_decision(
                     })?;
                 d.related_findings = Some(list);
             }
+            Target::StatusId => d.status_id = Some(int("status id")?),
+            Target::SeverityId => d.severity_id = Some(int("severity id")?),
+            Target::Comment => d.comment = text.map(str::to_owned),
             _ => {}
         }
     }

@@ -9,7 +9,10 @@
 //! (`{"Label":...,"Normalized":...}`), `VerificationState`, `Confidence`,
 //! `Criticality`, `Types`, `UserDefinedFields` (the whole map), and the
 //! context `AwsAccountId`, `Compliance` (`{"Status":...}`), `GeneratorId`,
-//! `RecordState`, `UpdatedAt`. Two dotted members say what a table of a
+//! `RecordState`, `UpdatedAt`; the new Security Hub's state under the
+//! `BatchUpdateFindingsV2` names, `StatusId`, `SeverityId` and `Comment`
+//! (`null`: recorded, none), and `MetadataUid` (the finding's V2 name when
+//! it has no account). Any of the first three marks the state as OCSF's. Two dotted members say what a table of a
 //! few columns knew: `UserDefinedFields.<key>` (only that key is known, the
 //! rest of the map is not) and `Note.UpdatedBy` (the author is known, the
 //! text is not). A fragment with all eight updatable members is a whole
@@ -108,6 +111,16 @@ pub(crate) fn to_json(cur: &CurrentState) -> Value {
     );
     context("GeneratorId", cur.generator_id.as_ref().map(|v| json!(v)));
     context("RecordState", cur.record_state.as_ref().map(|v| json!(v)));
+    // The new Security Hub's state (OCSF), under the BatchUpdateFindingsV2
+    // names, and the finding's `metadata.uid` when it is its V2 name.
+    context("StatusId", cur.status_id.map(|v| json!(v)));
+    context("SeverityId", cur.severity_id.map(|v| json!(v)));
+    match &cur.comment {
+        Some(c) => context("Comment", Some(json!(c))),
+        None if cur.comment_recorded => context("Comment", Some(Value::Null)),
+        None => {}
+    }
+    context("MetadataUid", cur.metadata_uid.as_ref().map(|v| json!(v)));
     context(
         "UpdatedAt",
         cur.modified_ms.and_then(|ms| {
@@ -160,6 +173,20 @@ pub(crate) fn from_json(v: &Value) -> Option<CurrentState> {
             "Compliance" => cur.compliance_status = status(v),
             "GeneratorId" => cur.generator_id = text(v),
             "RecordState" => cur.record_state = text(v),
+            "StatusId" => {
+                cur.status_id = v.as_i64().and_then(|n| i32::try_from(n).ok());
+                cur.ocsf = true;
+            }
+            "SeverityId" => {
+                cur.severity_id = v.as_i64().and_then(|n| i32::try_from(n).ok());
+                cur.ocsf = true;
+            }
+            "Comment" => {
+                cur.comment_recorded = v.is_null() || v.is_string();
+                cur.comment = text(v);
+                cur.ocsf = true;
+            }
+            "MetadataUid" => cur.metadata_uid = text(v),
             "UpdatedAt" => {
                 cur.modified_ms = v.as_str().and_then(|s| {
                     let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()?;
@@ -247,6 +274,39 @@ mod tests {
         };
         assert_eq!(round_trip(&by), Some(by));
         assert_eq!(round_trip(&CurrentState::default()), None);
+    }
+
+    #[test]
+    fn the_new_security_hubs_state_comes_back() {
+        let cur = CurrentState {
+            status_id: Some(2),
+            severity_id: Some(4),
+            comment: Some("seen, \"quoted\"".into()),
+            comment_recorded: true,
+            account_id: Some("123456789012".into()),
+            ocsf: true,
+            ..CurrentState::default()
+        };
+        let v = to_json(&cur);
+        assert_eq!(
+            v,
+            json!({"StatusId": 2, "SeverityId": 4, "Comment": "seen, \"quoted\"",
+                   "AwsAccountId": "123456789012"})
+        );
+        assert_eq!(round_trip(&cur), Some(cur));
+        // No comment, recorded as such; a metadata.uid name.
+        let none = CurrentState {
+            status_id: Some(1),
+            comment_recorded: true,
+            metadata_uid: Some("meta-1".into()),
+            ocsf: true,
+            ..CurrentState::default()
+        };
+        assert_eq!(
+            to_json(&none),
+            json!({"StatusId": 1, "Comment": null, "MetadataUid": "meta-1"})
+        );
+        assert_eq!(round_trip(&none), Some(none));
     }
 
     #[test]

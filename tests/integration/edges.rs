@@ -1020,3 +1020,54 @@ fn a_failed_file_fed_back_reapplies_exactly_what_failed_and_stays_revertible() {
     failed_file_round_trip("csv");
     failed_file_round_trip("jsonl");
 }
+
+/// The journal's header records `--duplicates`: a `--resume` with another
+/// policy (which would choose other rows of a finding) is refused before
+/// anything is sent, naming the policy to resume with.
+#[test]
+fn a_resume_with_another_duplicates_policy_is_refused() {
+    let (dir, emu, _keys, input) = setup(12);
+    let home = dir.path();
+    let results = home.join("r.csv");
+    let out = update(home, &emu, &[s(&input), "--results", s(&results)])
+        .args(["--duplicates", "first"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let header: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join("r.csv.journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(header["duplicates"], "first", "{header}");
+    let journal = std::fs::read(&results).unwrap();
+    let sent = emu.requests();
+    for other in [&["--duplicates", "last"][..], &[]] {
+        let out = update(
+            home,
+            &emu,
+            &[s(&input), "--results", s(&results), "--resume"],
+        )
+        .args(other)
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{other:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the --duplicates policy changed: first then")
+                && err.contains("resume with --duplicates first"),
+            "{other:?}: {err}"
+        );
+        assert_eq!(emu.requests(), sent, "nothing sent");
+        assert_eq!(std::fs::read(&results).unwrap(), journal, "journal intact");
+    }
+    // The same policy resumes (nothing is left to do).
+    let out = update(
+        home,
+        &emu,
+        &[s(&input), "--results", s(&results), "--resume"],
+    )
+    .args(["--duplicates", "first"])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(emu.requests(), sent);
+}

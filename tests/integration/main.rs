@@ -16,6 +16,7 @@ mod emulator;
 mod emulator_v2;
 mod engine;
 mod export_formats_e2e;
+mod failed_resume;
 mod first_run_errors;
 mod formats_e2e;
 mod layouts_e2e;

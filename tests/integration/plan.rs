@@ -729,3 +729,80 @@ fn note_mode_keep_and_append_edge_cases_end_to_end() {
         "not appended twice"
     );
 }
+
+/// More distinct decisions than the plan holds in memory (57,344 per
+/// table): its counts spill to a temporary file in TMPDIR and the plan is
+/// exact; with a TMPDIR that cannot be written it says so and keeps them
+/// in memory, and the plan is the same.
+#[test]
+fn a_plan_of_more_distinct_decisions_than_it_holds_is_exact_with_or_without_a_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let input = home.join("notes.csv");
+    let n = 60_000usize;
+    // Every row its own note; every 1000th row shares one "common" note,
+    // so that one group is larger than the rest and is listed first.
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let note = if i % 1000 == 0 {
+                "common".to_owned()
+            } else {
+                format!("ticket {i}")
+            };
+            format!(
+                "arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/{i},\
+                 arn:aws:securityhub:us-east-1::product/aws/guardduty,{note}"
+            )
+        })
+        .collect();
+    write_csv(&input, "Id,ProductArn,Note.Text", &rows);
+    let plan = |tmp: &Path| {
+        let out = triage(home)
+            .env("TMPDIR", tmp)
+            .args(["plan", input.to_str().unwrap(), "--row-decisions"])
+            .args(["--note", "Text=x,UpdatedBy=me", "--output", "json"])
+            .args(["--confirm-above", "100000000"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v, text(&out.stderr))
+    };
+    let (spilled, quiet) = plan(home);
+    assert!(!quiet.contains("temporary file"), "{quiet}");
+    let groups = n as u64 - 60 + 1;
+    assert_eq!(spilled["totals"]["to_update"], n as u64);
+    assert_eq!(
+        spilled["requests"]["requests"], groups,
+        "one request per decision"
+    );
+    assert_eq!(
+        spilled["requests"]["by_region"]["us-east-1"]["decisions"],
+        groups
+    );
+    assert_eq!(spilled["decisions_not_listed"], groups - 50);
+    assert_eq!(spilled["decisions"][0]["findings"], 60);
+    assert!(
+        spilled["decisions"][0]["decision"]
+            .as_str()
+            .unwrap()
+            .contains("common"),
+        "{}",
+        spilled["decisions"][0]
+    );
+    // Then the single ones in first-seen order: rows 1, 2, ...
+    assert!(
+        spilled["decisions"][1]["decision"]
+            .as_str()
+            .unwrap()
+            .contains("\"ticket 1\""),
+        "{}",
+        spilled["decisions"][1]
+    );
+    let (held, warned) = plan(&home.join("no-such-dir"));
+    assert!(
+        warned.contains("cannot write the plan's") && warned.contains("kept in memory"),
+        "{warned}"
+    );
+    assert_eq!(held, spilled);
+}
