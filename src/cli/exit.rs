@@ -10,13 +10,15 @@ pub(crate) const USAGE: i32 = 1;
 /// or rejected as invalid records). After `--resume`, counted over every
 /// run on the journal.
 pub(crate) const PARTIAL: i32 = 2;
-/// The run was aborted: access denied or bad credentials. Findings not done
-/// are recorded as `not_attempted`.
+/// The run was aborted: access denied or bad credentials (on the updates,
+/// or on the query of a `--filters` selection). Findings not done are
+/// recorded as `not_attempted`.
 pub(crate) const ABORTED: i32 = 3;
 /// Stopped early, resume later: SIGINT/SIGTERM or `--time-budget` ended the
 /// run with work left. Findings read but not sent are recorded
 /// `not_attempted` (code `Stopped`); running again with `--resume` sends
-/// them and the rest of the input.
+/// them and the rest of the input. Also: a `--filters` query the service
+/// kept failing (throttled, 5xx, connection) past its retries.
 pub(crate) const STOPPED: i32 = 4;
 /// Another run holds the results file's lock: nothing was done.
 pub(crate) const LOCKED: i32 = 5;
@@ -94,6 +96,12 @@ pub(crate) fn for_error(e: &anyhow::Error) -> i32 {
         if c.downcast_ref::<V2NotEnabled>().is_some() {
             return ABORTED;
         }
+        if let Some(q) = c.downcast_ref::<crate::query::QueryFailed>() {
+            return match q.kind {
+                crate::query::QueryFailure::Unavailable => STOPPED,
+                crate::query::QueryFailure::Denied => ABORTED,
+            };
+        }
         local_io |= matches!(c.downcast_ref::<LockError>(), Some(LockError::Io { .. }))
             || matches!(
                 c.downcast_ref::<JournalError>(),
@@ -105,4 +113,24 @@ pub(crate) fn for_error(e: &anyhow::Error) -> i32 {
                 .is_some_and(super::paths::PathError::is_local_io);
     }
     if local_io { LOCAL_IO } else { USAGE }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{QueryFailed, QueryFailure};
+
+    #[test]
+    fn a_query_that_could_not_be_read_is_resume_later_or_aborted() {
+        let failed = |kind| {
+            anyhow::Error::new(QueryFailed {
+                kind,
+                message: "GetFindings in us-east-1 failed 12 times in a row".into(),
+            })
+            .context("selecting findings")
+        };
+        assert_eq!(for_error(&failed(QueryFailure::Unavailable)), STOPPED);
+        assert_eq!(for_error(&failed(QueryFailure::Denied)), ABORTED);
+        assert_eq!(for_error(&anyhow::anyhow!("bad filter")), USAGE);
+    }
 }

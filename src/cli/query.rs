@@ -259,9 +259,15 @@ pub(crate) async fn run_streamed(
     // signal, the time budget, an abort): then the query stops too.
     let finished = task.is_finished();
     task.abort();
-    let failed = match task.await {
-        Ok(Err(e)) => Some(format!("{e:#}")),
-        _ => None,
+    let (failed, failure) = match task.await {
+        Ok(Err(e)) => {
+            let kind = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<crate::query::QueryFailed>())
+                .map(|q| q.kind);
+            (Some(format!("{e:#}")), kind)
+        }
+        _ => (None, None),
     };
     if let Some(b) = &bars {
         b.finish();
@@ -286,7 +292,24 @@ pub(crate) async fn run_streamed(
         s.retried,
         s.repeated
     );
-    Ok(super::exit_status(&summary?))
+    let status = super::exit_status(&summary?);
+    // The query's own failure decides, when it is what ended the input: a
+    // service that kept failing means "resume later", a refusal "aborted";
+    // anything else stays an input error.
+    Ok(match failure {
+        Some(_) if stopped => status,
+        Some(crate::query::QueryFailure::Unavailable) if status == super::exit::USAGE => {
+            eprintln!(
+                "sechub-triage: the query could not be read to its end; run the same command \
+                 with --resume later (settled findings are skipped)"
+            );
+            super::exit::STOPPED
+        }
+        Some(crate::query::QueryFailure::Denied) if status == super::exit::USAGE => {
+            super::exit::ABORTED
+        }
+        _ => status,
+    })
 }
 
 /// The run's input from a streamed query: JSON Lines of findings read from

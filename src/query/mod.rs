@@ -228,6 +228,29 @@ fn key_hash(id: &str, arn: &str) -> u64 {
     h.finish()
 }
 
+/// A query that could not be read to its end for a reason that says
+/// nothing about the selection: the service kept failing, or refused the
+/// caller. Its exit status is "resume later" or "aborted", not a usage
+/// error (`cli::exit`).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct QueryFailed {
+    /// Why.
+    pub kind: QueryFailure,
+    /// What happened, naming the operation and Region.
+    pub message: String,
+}
+
+/// The kinds of [`QueryFailed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueryFailure {
+    /// Throttled, 5xx or a broken connection past every retry: run again
+    /// later (`--resume` skips what is settled).
+    Unavailable,
+    /// Access denied or bad credentials.
+    Denied,
+}
+
 /// The query operation a [`Query`] runs, with its filters in SDK form.
 enum Operation {
     /// `GetFindings` (ASFF findings).
@@ -408,16 +431,31 @@ pub(crate) async fn read<P: Pages, F: FnMut(&QueryStats) + ?Sized>(
                             );
                             break None;
                         }
-                        let disposition = classify_call(&e.failure);
-                        let CallDisposition::Retry(class) = disposition else {
-                            bail!("{name} in {region} failed: {}: {}", e.code, e.message);
+                        let class = match classify_call(&e.failure) {
+                            CallDisposition::Retry(class) => class,
+                            CallDisposition::Abort => {
+                                return Err(QueryFailed {
+                                    kind: QueryFailure::Denied,
+                                    message: format!(
+                                        "{name} in {region} failed, and no request can succeed: {}: {}",
+                                        e.code, e.message
+                                    ),
+                                }
+                                .into());
+                            }
+                            CallDisposition::Split | CallDisposition::Permanent => {
+                                bail!("{name} in {region} failed: {}: {}", e.code, e.message)
+                            }
                         };
                         if attempt >= MAX_PAGE_ATTEMPTS {
-                            bail!(
-                                "{name} in {region} failed {attempt} times in a row (last: {}: {}); stopping rather than reading a partial selection",
-                                e.code,
-                                e.message
-                            );
+                            return Err(QueryFailed {
+                                kind: QueryFailure::Unavailable,
+                                message: format!(
+                                    "{name} in {region} failed {attempt} times in a row (last: {}: {}); stopping rather than reading a partial selection",
+                                    e.code, e.message
+                                ),
+                            }
+                            .into());
                         }
                         if matches!(class, crate::retry::RetryClass::Throttle) {
                             stats.throttled += 1;

@@ -612,7 +612,7 @@ fn kill_9_in_an_overlapped_run_then_resume_updates_nothing_twice_beyond_what_was
 }
 
 #[test]
-fn a_query_failing_mid_run_ends_an_overlapped_run_with_an_input_error_never_silently() {
+fn a_query_failing_mid_run_ends_an_overlapped_run_with_its_error_never_silently() {
     let emu = offset_emulator();
     let dir = tempfile::tempdir().unwrap();
     let mut failed = Vec::new();
@@ -638,10 +638,12 @@ fn a_query_failing_mid_run_ends_an_overlapped_run_with_an_input_error_never_sile
             .output()
             .unwrap()
     };
-    // Read first: the failure stops the command before any update.
+    // Read first: the failure stops the command before any update. A
+    // request that cannot even be built aborts (exit 3), as it does an
+    // update: no request can succeed, a person must look.
     let out = run(&["--query-snapshot"], &dir.path().join("snap.csv"));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("GetFindings in us-east-1/x failed"),
         "{stderr}"
@@ -650,12 +652,13 @@ fn a_query_failing_mid_run_ends_an_overlapped_run_with_an_input_error_never_sile
 
     // Overlapped: the first Region's findings are updated (once each) and
     // journaled; the run's input ends with the query's error (exit status
-    // 1), not with an end that would look like a whole selection.
+    // 3 here, as above), not with an end that would look like a whole
+    // selection.
     let results = dir.path().join("overlap.csv");
     let out = run(&[], &results);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("reading the selection and updating at once"),
         "{stderr}"
@@ -674,4 +677,55 @@ fn a_query_failing_mid_run_ends_an_overlapped_run_with_an_input_error_never_sile
     let rows = read_results(&results);
     assert_eq!(rows.len(), 250);
     assert!(rows.iter().all(|r| r["outcome"] == "updated"));
+}
+
+/// A query the service refuses (access denied) is not a usage error: the
+/// run aborts with exit 3, as an update refused the same way does, naming
+/// the operation, and nothing is sent; so does `export`.
+#[test]
+fn a_refused_query_aborts_with_exit_3_and_sends_nothing() {
+    let emu = offset_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<FindingKey> = (0..20)
+        .map(|i| insert_compliance(&emu, &format!("d{i:03}"), "NEW", "FAILED"))
+        .collect();
+    let mut faults = emu.state.faults();
+    faults.access_denied = true;
+    emu.state.set_faults(faults);
+    for snapshot in [true, false] {
+        let mut cmd = triage(dir.path());
+        cmd.args(["update", "--filters", FAILED_FILTER])
+            .args(["--note", "Text=reviewed,UpdatedBy=secops"])
+            .args(["--run-tag", "nightly-d", "--endpoint-url", &emu.url()])
+            .args(["--no-progress", "--yes"]);
+        if snapshot {
+            cmd.arg("--query-snapshot");
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "snapshot {snapshot}: {stderr}");
+        assert!(
+            format!("{stderr}{stdout}").contains(
+                "GetFindings in us-east-1 failed, and no request can succeed: AccessDeniedException"
+            ),
+            "{stderr}{stdout}"
+        );
+    }
+    let out = triage(dir.path())
+        .args(["export", "--filters", FAILED_FILTER, "--out"])
+        .arg(dir.path().join("x.jsonl"))
+        .args(["--endpoint-url", &emu.url()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("x.jsonl").exists());
+    let c = emu.state.counters();
+    assert_eq!(c.requests_for(Operation::BatchUpdateFindings), 0);
+    assert!(keys.iter().all(|k| emu.state.update_count(k) == 0));
 }
