@@ -14,7 +14,7 @@
 //! `--row-decisions`, every row with the command line's one decision.
 //! `DECISIONS_COMMANDS=plan` (or `plan-one`, `update`, `update-one`, or a
 //! comma-separated list; default `plan,plan-one,update`) runs only those.
-//! Linux
+//! `MALLOC_ARENA_MAX`, if set, is passed to the children. Linux
 //! only. Not a criterion benchmark: one run per size.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -60,6 +60,9 @@ fn triage(home: &Path) -> Command {
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if let Ok(v) = std::env::var("MALLOC_ARENA_MAX") {
+        c.env("MALLOC_ARENA_MAX", v);
+    }
     c
 }
 
