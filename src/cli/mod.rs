@@ -2,6 +2,7 @@
 //! engine's parts, renders events and the summary, maps results to exit
 //! statuses. No triage logic lives here.
 
+mod arenas;
 pub mod campaign;
 pub mod exit;
 pub mod export;
@@ -446,6 +447,8 @@ pub struct UpdateArgs {
 
 /// Entry point: returns the process exit status.
 pub fn main() -> i32 {
+    // Before any thread starts (the runtime's, the reader's).
+    arenas::limit();
     nightly::mark_process_start();
     use clap::{CommandFactory, FromArgMatches};
     // The matches are kept: `run` needs to know which flags were given.
