@@ -5,10 +5,11 @@
 //! using it, and stays resident: a run's threads (the reading thread, the
 //! runtime's workers, the blocking threads of the plan pass) each keep
 //! what they once held, and the process's peak is the sum. Measured with
-//! `cargo bench --bench decisions` (README, "Distinct decisions"): an
-//! `update` of a million findings, each with its own note (a million
-//! requests, so a long run), peaked at 163.1 MiB with glibc's default and
-//! at 90-odd MiB with two arenas, below the one-decision run.
+//! `cargo bench --bench decisions` (README, "Distinct decisions") on an
+//! `update` of a million findings: with one decision for all, 122.4 MiB
+//! with glibc's default and 111.4 with two arenas; with a note per row (a
+//! million requests, a ten-minute run), 100.1 and 82.3 to 97.0 on an idle
+//! machine, 163.1 with the default on a loaded one.
 //!
 //! So the binary caps arenas at [`ARENA_MAX`] before any thread starts,
 //! unless `MALLOC_ARENA_MAX` is set (glibc reads it itself; the user's
