@@ -53,7 +53,7 @@ impl<T: Copy + Default> Default for DedupIndex<T> {
 }
 
 /// The fingerprint of a finding's identity.
-fn key_print(key: &FindingKey) -> u64 {
+pub(crate) fn key_print(key: &FindingKey) -> u64 {
     let mut h = DefaultHasher::new();
     key.id.hash(&mut h);
     key.product_arn.hash(&mut h);

@@ -160,6 +160,7 @@ fn state_tag(r: &SourceRecord) -> (u32, u32) {
         c.criticality,
         &c.types,
         &c.user_defined_fields,
+        (c.status_id, c.severity_id, &c.comment, c.comment_recorded),
     )
         .hash(&mut h);
     let time = c
@@ -286,20 +287,11 @@ impl RowChoices {
     }
 }
 
-fn key_print(key: &FindingKey) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.id.hash(&mut h);
-    key.product_arn.hash(&mut h);
-    h.finish()
-}
+use crate::dedup::key_print;
 
+/// A row's fingerprint: the journal's ([`crate::journal::row_key`]).
 fn row_print(l: &crate::model::Location) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    l.file.hash(&mut h);
-    l.row.hash(&mut h);
-    h.finish()
+    crate::journal::row_key(&l.file, l.row)
 }
 
 /// The `UserDefinedFields` key of the run tag (`--run-tag`).
@@ -895,6 +887,39 @@ mod tests {
         assert_eq!(pick("e"), None, "the same state twice");
         assert!(c.is_empty(), "no conflicting decisions");
         assert_eq!(c.with_history(), 3);
+    }
+
+    /// Two findings of the new Security Hub that differ only in their
+    /// account are two findings: the last-row choice of one (whose rows
+    /// conflict) says nothing about the other, which is sent.
+    #[test]
+    fn row_choices_keep_v2_findings_of_different_accounts_apart() {
+        const PRODUCT: &str = "arn:aws:securityhub:us-east-1::productv2/aws/guardduty";
+        let location = |row: u64| Location {
+            file: "ocsf.csv".into(),
+            row,
+            detail: None,
+        };
+        let key = |account: &str| FindingKey::ocsf(account, "f-1", PRODUCT);
+        let rows = [
+            ("111111111111", "1"),
+            ("111111111111", "2"),
+            ("222222222222", "1"),
+        ];
+        let items: Vec<Result<SourceItem, InputError>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (account, status))| {
+                let mut r = SourceRecord::new(location(i as u64 + 1), key(account));
+                r.decision = Some(Arc::new(dec(&[(DecisionField::StatusId, status)])));
+                Ok(SourceItem::Record(r))
+            })
+            .collect();
+        let job = Decision::default();
+        let c = RowChoices::find(&job, Box::new(items.into_iter()), &EngineConfig::default());
+        assert_eq!(c.is_last(&key("111111111111"), &location(1)), Some(false));
+        assert_eq!(c.is_last(&key("111111111111"), &location(2)), Some(true));
+        assert_eq!(c.is_last(&key("222222222222"), &location(3)), None);
     }
 
     #[test]
