@@ -259,16 +259,11 @@ pub(crate) async fn run_streamed(
     // signal, the time budget, an abort): then the query stops too.
     let finished = task.is_finished();
     task.abort();
-    let (failed, failure) = match task.await {
-        Ok(Err(e)) => {
-            let kind = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<crate::query::QueryFailed>())
-                .map(|q| q.kind);
-            (Some(format!("{e:#}")), kind)
-        }
-        _ => (None, None),
+    let error = match task.await {
+        Ok(Err(e)) => Some(e),
+        _ => None,
     };
+    let failed = error.as_ref().map(|e| format!("{e:#}"));
     if let Some(b) = &bars {
         b.finish();
     }
@@ -293,20 +288,20 @@ pub(crate) async fn run_streamed(
         s.repeated
     );
     let status = super::exit_status(&summary?);
-    // The query's own failure decides, when it is what ended the input: a
-    // service that kept failing means "resume later", a refusal "aborted";
+    // The query's own failure decides, when it is what ended the input,
+    // as it does when the selection is read first (`exit::for_error`): a
+    // service that kept failing means "resume later", a refusal "aborted",
     // anything else stays an input error.
-    Ok(match failure {
-        Some(_) if stopped => status,
-        Some(crate::query::QueryFailure::Unavailable) if status == super::exit::USAGE => {
-            eprintln!(
-                "sechub-triage: the query could not be read to its end; run the same command \
-                 with --resume later (settled findings are skipped)"
-            );
-            super::exit::STOPPED
-        }
-        Some(crate::query::QueryFailure::Denied) if status == super::exit::USAGE => {
-            super::exit::ABORTED
+    Ok(match &error {
+        Some(e) if !stopped && status == super::exit::USAGE => {
+            let from_query = super::exit::for_error(e);
+            if from_query == super::exit::STOPPED {
+                eprintln!(
+                    "sechub-triage: the query could not be read to its end; run the same command \
+                     with --resume later (settled findings are skipped)"
+                );
+            }
+            from_query
         }
         _ => status,
     })

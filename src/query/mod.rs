@@ -712,7 +712,7 @@ pub(crate) fn filter_fields(doc: &Map<String, Value>) -> std::collections::BTree
         })
         .cloned()
         .collect();
-    walk(&Value::Object(doc.clone()), &mut out);
+    doc.values().for_each(|v| walk(v, &mut out));
     out
 }
 
