@@ -12,7 +12,6 @@ use crate::support::*;
 use sechub_triage::model::FindingKey;
 use serde_json::{Value, json};
 
-const ARN: &str = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
 const NEW_FILTER: &str = r#"{"WorkflowStatus":[{"Value":"NEW","Comparison":"EQUALS"}]}"#;
 const NAMES: [&str; 6] = [
     "sel.jsonl",
@@ -24,21 +23,8 @@ const NAMES: [&str; 6] = [
 ];
 
 fn insert(emu: &Emu, id: &str, status: &str, note: Option<&str>) -> FindingKey {
-    let mut f = json!({
-        "SchemaVersion": "2018-10-08",
-        "Id": id,
-        "ProductArn": ARN,
-        "GeneratorId": "g",
-        "AwsAccountId": "123456789012",
-        "CreatedAt": "2026-01-01T00:00:00Z",
-        "UpdatedAt": "2026-01-02T00:00:00Z",
-        "Severity": {"Label": "LOW", "Original": "2"},
-        "Title": "t",
-        "Description": "d",
-        "Resources": [{"Type": "Other", "Id": "r"}],
-        "Workflow": {"Status": status},
-        "Types": ["Software and Configuration Checks"],
-    });
+    let mut f = asff_finding(id, status);
+    f["Types"] = json!(["Software and Configuration Checks"]);
     if let Some(n) = note {
         f["Note"] = json!({"Text": n, "UpdatedBy": "seed", "UpdatedAt": "2026-01-02T00:00:00Z"});
     }

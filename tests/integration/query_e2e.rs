@@ -5,59 +5,22 @@
 
 use std::time::Duration;
 
+use crate::query_v2_e2e::offset_emulator;
 use crate::support::*;
-use sechub_triage::emulator::{EmulatorConfig, Operation, Paging};
+use sechub_triage::emulator::Operation;
 use sechub_triage::model::FindingKey;
 use serde_json::json;
 
-const ARN: &str = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
-
-/// An emulator paging GetFindings by offset, with the documented quotas.
-fn offset_emulator() -> Emu {
-    let mut config = EmulatorConfig::default();
-    config.semantics.get_findings_paging = Paging::Offset;
-    Emu::start(config)
-}
-
 /// Inserts one finding with this workflow status.
 fn insert(emu: &Emu, id: &str, status: &str) -> FindingKey {
-    emu.state
-        .insert_finding(json!({
-            "SchemaVersion": "2018-10-08",
-            "Id": id,
-            "ProductArn": ARN,
-            "GeneratorId": "g",
-            "AwsAccountId": "123456789012",
-            "CreatedAt": "2026-01-01T00:00:00Z",
-            "UpdatedAt": "2026-01-02T00:00:00Z",
-            "Severity": {"Label": "LOW", "Original": "2"},
-            "Title": "t",
-            "Description": "d",
-            "Resources": [{"Type": "Other", "Id": "r"}],
-            "Workflow": {"Status": status},
-        }))
-        .unwrap()
+    emu.state.insert_finding(asff_finding(id, status)).unwrap()
 }
 
 /// Inserts one finding with this workflow status and compliance status.
 fn insert_compliance(emu: &Emu, id: &str, status: &str, compliance: &str) -> FindingKey {
-    emu.state
-        .insert_finding(json!({
-            "SchemaVersion": "2018-10-08",
-            "Id": id,
-            "ProductArn": ARN,
-            "GeneratorId": "g",
-            "AwsAccountId": "123456789012",
-            "CreatedAt": "2026-01-01T00:00:00Z",
-            "UpdatedAt": "2026-01-02T00:00:00Z",
-            "Severity": {"Label": "LOW", "Original": "2"},
-            "Title": "t",
-            "Description": "d",
-            "Resources": [{"Type": "Other", "Id": "r"}],
-            "Workflow": {"Status": status},
-            "Compliance": {"Status": compliance},
-        }))
-        .unwrap()
+    let mut f = asff_finding(id, status);
+    f["Compliance"] = json!({"Status": compliance});
+    emu.state.insert_finding(f).unwrap()
 }
 
 const FAILED_FILTER: &str = r#"{"ComplianceStatus":[{"Value":"FAILED","Comparison":"EQUALS"}]}"#;

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 const PRODUCT: &str = "arn:aws:securityhub:us-east-1::productv2/aws/guardduty";
 const ACCOUNT: &str = "123456789012";
 
-/// An emulator paging GetFindings and GetFindingsV2 by offset.
+/// An emulator paging GetFindings and GetFindingsV2 by offset, with the
+/// documented quotas.
 pub(crate) fn offset_emulator() -> Emu {
     let mut config = EmulatorConfig::default();
     config.semantics.get_findings_paging = Paging::Offset;

@@ -171,3 +171,23 @@ pub(crate) fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A minimal valid ASFF finding (GuardDuty, account 123456789012) with this
+/// workflow status, for tests to insert into the emulator after adding the
+/// fields they need.
+pub(crate) fn asff_finding(id: &str, workflow_status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "SchemaVersion": "2018-10-08",
+        "Id": id,
+        "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+        "GeneratorId": "g",
+        "AwsAccountId": "123456789012",
+        "CreatedAt": "2026-01-01T00:00:00Z",
+        "UpdatedAt": "2026-01-02T00:00:00Z",
+        "Severity": {"Label": "LOW", "Original": "2"},
+        "Title": "t",
+        "Description": "d",
+        "Resources": [{"Type": "Other", "Id": "r"}],
+        "Workflow": {"Status": workflow_status},
+    })
+}
