@@ -998,7 +998,7 @@ fn round1(x: f64) -> f64 {
 }
 
 /// A warning's text; `v2`: a `BatchUpdateFindingsV2` plan, whose policy is
-/// over comments (the codes stay `note-*`).
+/// over comments (its codes are the `comment-*` ones).
 fn warning_message(code: WarningCode, n: u64, s: &PlanSettings, v2: bool) -> String {
     let mode = s.engine.note_mode;
     match code {
@@ -1223,15 +1223,9 @@ pub fn make(job: &Decision, input: Input, settings: &PlanSettings) -> Plan {
 
 /// [`make`], holding at most `cap` decision groups (and as many
 /// (Region, decision) counts) in memory.
+/// The operation follows the job's decision, else the rows' ([`Builder`]'s
+/// `v2`).
 fn make_capped(job: &Decision, input: Input, settings: &PlanSettings, cap: usize) -> Plan {
-    let mut plan = make_for(job, input, settings, cap);
-    if job.is_v2() {
-        plan.operation = BATCH_UPDATE_FINDINGS_V2;
-    }
-    plan
-}
-
-fn make_for(job: &Decision, input: Input, settings: &PlanSettings, cap: usize) -> Plan {
     let mut intake = Intake::new(job, &settings.engine);
     let mode = settings.engine.note_mode;
     let mut b = Builder {
