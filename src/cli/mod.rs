@@ -878,11 +878,7 @@ pub(crate) async fn run_job_in(job: Job, ctx: &nightly::JobContext) -> anyhow::R
     // Only now, holding the lock: the report may be another run's until then.
     report::start().map_err(|e| exit::LocalIo::new("cannot write --report", e))?;
     // Log lines and a redrawn bar on one terminal garble each other.
-    let progress = if job.output.no_progress || tracing::enabled!(tracing::Level::INFO) {
-        None
-    } else {
-        progress::Progress::stderr_if_terminal().map(Arc::new)
-    };
+    let progress = progress::Progress::stderr_if_terminal(job.output.no_progress).map(Arc::new);
     let mut events: Arc<dyn EventSink> = match &progress {
         Some(p) => p.clone(),
         None => Arc::new(NullSink),

@@ -98,10 +98,9 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    /// A bar on stderr, or `None` when stderr is not a terminal.
-    pub(crate) fn stderr_if_terminal() -> Option<Self> {
-        use std::io::IsTerminal;
-        if !std::io::stderr().is_terminal() {
+    /// A bar on stderr, or `None` when nothing is drawn (see [`drawing`]).
+    pub(crate) fn stderr_if_terminal(no_progress: bool) -> Option<Self> {
+        if !drawing(no_progress) {
             return None;
         }
         let bar = multi().add(ProgressBar::new(0));
